@@ -1,0 +1,91 @@
+"""The one table from bearer_grpc errors to gRPC statuses, and rich error details.
+
+No other module chooses a status code. Each error becomes a ``grpc.Status`` with the
+terse public message, a ``google.rpc.ErrorInfo`` (domain ``bearer-grpc``) in
+``grpc-status-details-bin`` for authentication and authorisation errors, and a
+``www-authenticate`` trailer in RFC 6750 §3 form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from bearer_grpc.core.errors import (
+    AuthError,
+    BearerGrpcError,
+    Conflict,
+    Forbidden,
+    InsufficientScope,
+    InvalidGrant,
+    InvalidRequest,
+    NotFound,
+    TokenMalformed,
+    TokenMissing,
+    Unavailable,
+    VerifierUnavailable,
+)
+
+ERROR_DOMAIN: Final = "bearer-grpc"
+"""``ErrorInfo.domain`` of every error bearer_grpc reports."""
+
+_CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
+    InsufficientScope: grpc.StatusCode.PERMISSION_DENIED,
+    VerifierUnavailable: grpc.StatusCode.UNAVAILABLE,
+    AuthError: grpc.StatusCode.UNAUTHENTICATED,
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidGrant: grpc.StatusCode.UNAUTHENTICATED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):  # type: ignore[misc]
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def status_code(error: BearerGrpcError) -> grpc.StatusCode:
+    """The gRPC code of an error (UNKNOWN for a class missing from the table)."""
+    for cls in type(error).__mro__:
+        code = _CODES.get(cls)  # type: ignore[call-overload]
+        if code is not None:
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+def www_authenticate(error: AuthError) -> str:
+    """The RFC 6750 §3 challenge for an authentication or authorisation error."""
+    if isinstance(error, TokenMissing):
+        return "Bearer"
+    if isinstance(error, InsufficientScope):
+        scope = " ".join(error.required_scopes)
+        return f'Bearer error="insufficient_scope", scope="{scope}"'
+    code = "invalid_request" if isinstance(error, TokenMalformed) else "invalid_token"
+    return f'Bearer error="{code}", error_description="{error.message}"'
+
+
+def to_status(error: BearerGrpcError) -> grpc.Status:
+    """The gRPC status of ``error``: code, terse message, rich details, challenge."""
+    code = status_code(error)
+    if not isinstance(error, AuthError):
+        return _Status(code, error.message, ())
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    if isinstance(error, InsufficientScope):
+        info.metadata["required_scopes"] = " ".join(error.required_scopes)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    rich = rpc_status.to_status(
+        status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    )
+    trailers = (*rich.trailing_metadata, ("www-authenticate", www_authenticate(error)))
+    return _Status(code, error.message, trailers)

@@ -1,0 +1,130 @@
+"""``clients``, ``users`` and ``keys``: operator commands on the store."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from bearer_grpc.cli._options import (
+    add_store_options,
+    csv,
+    key_encryption_key,
+    open_configured_store,
+    read_secret,
+)
+from bearer_grpc.cli._output import emit, table
+from bearer_grpc.core.keys import ALGORITHMS
+from bearer_grpc.service.admin import Admin
+from bearer_grpc.store import Principal, PrincipalKind
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``clients``, ``users`` and ``keys`` commands."""
+    for kind, noun in ((PrincipalKind.CLIENT, "clients"), (PrincipalKind.USER, "users")):
+        group = commands.add_parser(noun, help=f"manage {noun}")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        add = actions.add_parser("add", help=f"create a {kind.value}")
+        add.add_argument("name", help=f"{kind.value} name (the tokens' sub)")
+        add.add_argument("--scopes", type=csv, default=[], help="scopes it may request: a,b")
+        add.add_argument(
+            "--audiences", type=csv, required=True, help="audiences it may address, default first"
+        )
+        listing = actions.add_parser("list", help=f"list {noun}")
+        remove = actions.add_parser("remove", help=f"delete a {kind.value}")
+        remove.add_argument("name")
+        for sub in (add, listing, remove):
+            add_store_options(sub)
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
+            sub.set_defaults(run=_principals, kind=kind)
+
+    keys = commands.add_parser("keys", help="manage signing keys")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list keys and their state")
+    rotate = actions.add_parser("rotate", help="stage a new signing key")
+    rotate.add_argument("--algorithm", choices=ALGORITHMS, default="ES256")
+    rotate.add_argument(
+        "--delay",
+        type=int,
+        default=60,
+        help="seconds the new key is published before it signs (default 60)",
+    )
+    for sub in (listing, rotate):
+        add_store_options(sub)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.set_defaults(run=_keys)
+
+
+def _principal_json(p: Principal) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "scopes": list(p.scopes),
+        "audiences": list(p.audiences),
+        "created_at": p.created_at,
+    }
+
+
+def _principals(args: argparse.Namespace) -> int:
+    kind: PrincipalKind = args.kind
+    store = open_configured_store(args)
+    try:
+        admin = Admin(store)
+        if args.action == "add":
+            if kind is PrincipalKind.CLIENT:
+                new = admin.add_client(args.name, scopes=args.scopes, audiences=args.audiences)
+                emit(
+                    args.json,
+                    {"client_id": new.client_id, "client_secret": new.client_secret},
+                    f"client_id:     {new.client_id}\nclient_secret: {new.client_secret}\n"
+                    "(the secret is shown once: store it now)",
+                )
+            else:
+                password = read_secret("PASSWORD", "password: ", confirm=True)
+                admin.add_user(
+                    args.name, password, scopes=args.scopes, audiences=args.audiences
+                )
+                emit(args.json, {"username": args.name}, f"user {args.name} added")
+        elif args.action == "list":
+            rows = [_principal_json(p) for p in admin.list(kind)]
+            emit(args.json, rows, table(rows, ("name", "scopes", "audiences")))
+        else:
+            admin.remove(args.name, kind)
+            emit(args.json, {"removed": args.name}, f"{kind.value} {args.name} removed")
+    finally:
+        store.close()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    store = open_configured_store(args)
+    try:
+        admin = Admin(store)
+        if args.action == "rotate":
+            record = admin.rotate_key(
+                algorithm=args.algorithm, delay=args.delay, kek=key_encryption_key(args)
+            )
+            emit(
+                args.json,
+                {"kid": record.kid, "alg": record.alg, "not_before": record.not_before},
+                f"staged key {record.kid} ({record.alg}); it signs from "
+                f"{_when(record.not_before)}",
+            )
+        else:
+            rows = [
+                {
+                    "kid": r.kid,
+                    "alg": r.alg,
+                    "state": state.value,
+                    "not_before": r.not_before,
+                    "signs_from": _when(r.not_before),
+                }
+                for r, state in admin.key_states()
+            ]
+            emit(args.json, rows, table(rows, ("kid", "alg", "state", "signs_from")))
+    finally:
+        store.close()
+    return 0
+
+
+def _when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,97 @@
+"""Options shared by the commands; every flag also reads a ``BEARER_GRPC_*`` variable.
+
+Precedence: flag, then environment variable, then the documented default. Secrets
+(client secrets, passwords, tokens) never come from flags, where process listings and
+shell histories would show them: they come from an environment variable, a prompt, or
+standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bearer_grpc.core.errors import InvalidRequest
+from bearer_grpc.core.keys import KeyEncryptionKey
+from bearer_grpc.store import SqlStore, open_store, sqlite_url
+
+ENV_PREFIX = "BEARER_GRPC_"
+DEFAULT_DATA_DIR = "bearer-grpc-data"
+
+
+def env_name(flag: str) -> str:
+    """``--data-dir`` → ``BEARER_GRPC_DATA_DIR``."""
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def option(parser: argparse.ArgumentParser, flag: str, *, help: str, **kwargs: Any) -> None:
+    """Add ``flag`` whose default comes from its environment variable, then ``default``."""
+    name = env_name(flag)
+    default = os.environ.get(name, kwargs.pop("default", None))
+    shown = kwargs.pop("show_default", default)
+    suffix = f" (env {name}" + (f"; default {shown}" if shown is not None else "") + ")"
+    parser.add_argument(flag, default=default, help=help + suffix, **kwargs)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--store`` and the key-encryption key options."""
+    option(
+        parser,
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help="directory of the embedded SQLite store",
+        type=Path,
+    )
+    option(
+        parser,
+        "--store",
+        help="store URL instead of --data-dir: sqlite:///PATH or postgresql://...",
+    )
+    option(
+        parser,
+        "--key-encryption-key-file",
+        help="file holding >= 32 bytes that encrypt private keys at rest",
+        type=Path,
+    )
+
+
+def open_configured_store(args: argparse.Namespace) -> SqlStore:
+    """The store named by ``--store`` or ``--data-dir``."""
+    url = args.store or sqlite_url(Path(args.data_dir))
+    return open_store(url)
+
+
+def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
+    """The key-encryption key from ``--key-encryption-key-file`` or
+    ``BEARER_GRPC_KEY_ENCRYPTION_KEY``, or None."""
+    if args.key_encryption_key_file is not None:
+        return KeyEncryptionKey(Path(args.key_encryption_key_file).read_bytes())
+    value = os.environ.get(ENV_PREFIX + "KEY_ENCRYPTION_KEY")
+    return KeyEncryptionKey(value.encode()) if value else None
+
+
+def csv(value: str) -> list[str]:
+    """``"a,b, c"`` → ``["a", "b", "c"]`` (argparse type)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def read_secret(variable: str, prompt: str, *, confirm: bool = False) -> str:
+    """A secret from ``BEARER_GRPC_<variable>``, a terminal prompt, or one stdin line.
+
+    Raises:
+        InvalidRequest: Nothing was given, or the confirmation differs.
+    """
+    value = os.environ.get(ENV_PREFIX + variable)
+    if value is None and sys.stdin is not None and sys.stdin.isatty():
+        value = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again: ") != value:
+            raise InvalidRequest("the two entries differ")
+    elif value is None and sys.stdin is not None:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise InvalidRequest(f"no {prompt.rstrip(': ')} given (stdin or {ENV_PREFIX}{variable})")
+    return value

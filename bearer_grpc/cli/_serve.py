@@ -1,0 +1,60 @@
+"""``serve``: run the TokenService."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from bearer_grpc import _logging
+from bearer_grpc.cli._options import add_store_options, key_encryption_key, open_configured_store, option
+from bearer_grpc.core.keys import ALGORITHMS
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.server import ServeConfig, serve
+from bearer_grpc.service.settings import ServiceSettings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` command."""
+    parser = commands.add_parser("serve", help="run the TokenService")
+    option(parser, "--listen", default="127.0.0.1:50051", help="address to bind, HOST:PORT")
+    add_store_options(parser)
+    option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
+    option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
+    option(parser, "--tls-client-ca", type=Path, help="PEM CA bundle; clients must present a cert it signed (mTLS)")
+    option(parser, "--issuer", default="bearer-grpc", help="iss of issued tokens")
+    option(parser, "--access-ttl", type=int, default=900, help="access token lifetime, seconds")
+    option(parser, "--refresh-ttl", type=int, default=30 * 86400, help="refresh token lifetime, seconds")
+    option(parser, "--leeway", type=int, default=30, help="clock skew tolerated, seconds")
+    option(parser, "--key-algorithm", choices=ALGORITHMS, default="ES256", help="algorithm of generated keys")
+    option(parser, "--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM")
+    option(parser, "--sync-interval", type=float, default=1.0, help="seconds between store reads for other writers' keys and revocations")
+    option(parser, "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
+    parser.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _logging.configure(args.log_level)
+    settings = ServiceSettings(
+        issuer=args.issuer,
+        access_ttl=args.access_ttl,
+        refresh_ttl=args.refresh_ttl,
+        leeway=args.leeway,
+        key_algorithm=args.key_algorithm,
+        sync_interval=args.sync_interval,
+    )
+    config = ServeConfig(
+        listen=args.listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        grace=args.grace,
+    )
+    config.credentials()  # fail on bad TLS options before touching the store
+    store = open_configured_store(args)
+    try:
+        authority = TokenAuthority(store, settings, kek=key_encryption_key(args))
+        asyncio.run(serve(authority, config))
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,135 @@
+"""``token issue|verify|revoke``: talk to a running TokenService.
+
+Secrets come from environment variables or standard input, never from flags:
+``BEARER_GRPC_CLIENT_SECRET``, ``BEARER_GRPC_PASSWORD``, ``BEARER_GRPC_REFRESH_TOKEN``,
+``BEARER_GRPC_TOKEN`` (the token to verify or revoke, or the caller's own token when
+revoking by id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from bearer_grpc.cli._options import csv, option, read_secret
+from bearer_grpc.cli._output import emit
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
+TIMEOUT_SECONDS = 10.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``token`` command."""
+    token = commands.add_parser("token", help="issue, verify or revoke tokens on a server")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    issue = actions.add_parser(
+        "issue",
+        help="get an access token (secret/password from env or stdin)",
+    )
+    who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client-id", help="client credentials (secret: BEARER_GRPC_CLIENT_SECRET)")
+    who.add_argument("--username", help="password grant (password: BEARER_GRPC_PASSWORD)")
+    who.add_argument(
+        "--refresh", action="store_true", help="refresh grant (token: BEARER_GRPC_REFRESH_TOKEN)"
+    )
+    issue.add_argument("--scopes", type=csv, default=[], help="requested scopes: a,b")
+    issue.add_argument("--audience", default="", help="requested audience")
+    issue.set_defaults(run=_issue)
+
+    verify = actions.add_parser("verify", help="check a token (BEARER_GRPC_TOKEN or stdin)")
+    verify.add_argument("--audience", required=True, help="the audience the token must name")
+    verify.add_argument("--scopes", type=csv, default=[], help="scopes the token must have")
+    verify.set_defaults(run=_verify)
+
+    revoke = actions.add_parser(
+        "revoke", help="revoke a token (BEARER_GRPC_TOKEN or stdin), or --token-id as admin"
+    )
+    revoke.add_argument(
+        "--token-id",
+        help="revoke by jti; authenticates with BEARER_GRPC_TOKEN (own token or admin scope)",
+    )
+    revoke.set_defaults(run=_revoke)
+
+    for sub in (issue, verify, revoke):
+        option(sub, "--target", default="127.0.0.1:50051", help="TokenService address HOST:PORT")
+        option(sub, "--tls-ca", type=Path, help="CA bundle to verify the server (enables TLS)")
+        option(sub, "--tls-client-cert", type=Path, help="client certificate for mTLS")
+        option(sub, "--tls-client-key", type=Path, help="client key for mTLS")
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceStub]:
+    if args.tls_ca is None:
+        channel = grpc.insecure_channel(args.target)
+    else:
+        key = Path(args.tls_client_key).read_bytes() if args.tls_client_key else None
+        cert = Path(args.tls_client_cert).read_bytes() if args.tls_client_cert else None
+        credentials = grpc.ssl_channel_credentials(Path(args.tls_ca).read_bytes(), key, cert)
+        channel = grpc.secure_channel(args.target, credentials)
+    return channel, pb_grpc.TokenServiceStub(channel)
+
+
+def _issue(args: argparse.Namespace) -> int:
+    request = pb.IssueTokenRequest(scopes=args.scopes, audience=args.audience)
+    if args.client_id:
+        request.client_credentials.client_id = args.client_id
+        request.client_credentials.client_secret = read_secret("CLIENT_SECRET", "client secret: ")
+    elif args.username:
+        request.password.username = args.username
+        request.password.password = read_secret("PASSWORD", "password: ")
+    else:
+        request.refresh_token.refresh_token = read_secret("REFRESH_TOKEN", "refresh token: ")
+    channel, stub = _stub(args)
+    with channel:
+        response = stub.IssueToken(request, timeout=TIMEOUT_SECONDS)
+    data = {
+        "access_token": response.access_token,
+        "token_type": response.token_type,
+        "expires_in": response.expires_in,
+        "scopes": list(response.scopes),
+    }
+    if response.refresh_token:
+        data["refresh_token"] = response.refresh_token
+        data["refresh_expires_in"] = response.refresh_expires_in
+    emit(args.json, data, response.access_token)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    token = read_secret("TOKEN", "token: ")
+    request = pb.VerifyTokenRequest(token=token, audience=args.audience, required_scopes=args.scopes)
+    channel, stub = _stub(args)
+    with channel:
+        response = stub.VerifyToken(request, timeout=TIMEOUT_SECONDS)
+    data = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    data.setdefault("active", False)
+    if response.active:
+        text = (
+            f"active: sub={response.subject} scopes={','.join(response.scopes)} "
+            f"jti={response.token_id} exp={response.expires_at}"
+        )
+    else:
+        text = f"inactive: {response.reason}"
+    emit(args.json, json.loads(json.dumps(data)), text)
+    return 0 if response.active else 1
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        if args.token_id:
+            caller = read_secret("TOKEN", "your token: ")
+            request = pb.RevokeTokenRequest(token_id=args.token_id)
+            metadata = (("authorization", f"Bearer {caller}"),)
+            response = stub.RevokeToken(request, timeout=TIMEOUT_SECONDS, metadata=metadata)
+        else:
+            request = pb.RevokeTokenRequest(token=read_secret("TOKEN", "token: "))
+            response = stub.RevokeToken(request, timeout=TIMEOUT_SECONDS)
+    emit(args.json, {"revoked": True, "sequence": response.sequence}, "revoked")
+    return 0

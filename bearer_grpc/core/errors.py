@@ -1,0 +1,151 @@
+"""The one exception tree of bearer_grpc.
+
+::
+
+    BearerGrpcError
+    ├── AuthError                 a call's credentials are not good enough (reason = ErrorInfo.reason)
+    │   ├── TokenMissing          no authorization entry
+    │   ├── TokenMalformed        not `Bearer <b64token>`, several entries, not a compact JWS
+    │   ├── TokenInvalid          signature, key, claims, audience, issuer or typ wrong
+    │   ├── TokenExpired          exp passed (beyond leeway)
+    │   ├── TokenRevoked          its jti was revoked
+    │   ├── InsufficientScope     valid token, scopes not enough
+    │   └── VerifierUnavailable   the verification backend cannot answer (fail closed)
+    └── ServiceError              a TokenService request cannot be served
+        ├── InvalidRequest        a field is missing, empty, oversized or malformed
+        ├── InvalidGrant          credentials or refresh token not accepted (one message for all)
+        ├── Forbidden             a known caller may not do this
+        ├── NotFound              the named object does not exist
+        ├── Conflict              the named object exists already
+        └── Unavailable           the store cannot answer; nothing was written
+
+Every class carries a terse public ``message`` that never contains token, secret or
+password material; the details stay in the chained cause. The mapping to gRPC status
+codes lives in one table at the edge (``bearer_grpc._status``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BearerGrpcError(Exception):
+    """Base of every error bearer_grpc raises on purpose.
+
+    Args:
+        message: Terse public message; overrides the class default. Must not contain
+            secrets: it is sent to callers.
+    """
+
+    default_message: ClassVar[str] = "error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class AuthError(BearerGrpcError):
+    """A call's credentials are not good enough. ``reason`` is the ErrorInfo reason."""
+
+    reason: ClassVar[str] = "TOKEN_INVALID"
+
+
+class TokenMissing(AuthError):
+    """The call carries no ``authorization`` metadata."""
+
+    reason = "TOKEN_MISSING"
+    default_message = "missing bearer token"
+
+
+class TokenMalformed(AuthError):
+    """The credential is not a single ``Bearer <b64token>`` holding a compact JWS."""
+
+    reason = "TOKEN_MALFORMED"
+    default_message = "malformed bearer token"
+
+
+class TokenInvalid(AuthError):
+    """Signature, key, claims, audience, issuer or type of the token are wrong."""
+
+    reason = "TOKEN_INVALID"
+    default_message = "invalid token"
+
+
+class TokenExpired(AuthError):
+    """The token's ``exp`` has passed, beyond the allowed leeway."""
+
+    reason = "TOKEN_EXPIRED"
+    default_message = "token expired"
+
+
+class TokenRevoked(AuthError):
+    """The token's ``jti`` has been revoked."""
+
+    reason = "TOKEN_REVOKED"
+    default_message = "token revoked"
+
+
+class InsufficientScope(AuthError):
+    """The token is valid but lacks scopes the call needs.
+
+    Args:
+        required_scopes: The scopes the call needs (all of them, not only the missing ones).
+    """
+
+    reason = "INSUFFICIENT_SCOPE"
+    default_message = "insufficient scope"
+
+    def __init__(self, required_scopes: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.required_scopes = required_scopes
+
+
+class VerifierUnavailable(AuthError):
+    """The verification backend cannot answer; the call is refused (fail closed)."""
+
+    reason = "VERIFIER_UNAVAILABLE"
+    default_message = "token verification unavailable"
+
+
+class ServiceError(BearerGrpcError):
+    """A TokenService request cannot be served."""
+
+
+class InvalidRequest(ServiceError):
+    """A request field is missing, empty, oversized or malformed."""
+
+    default_message = "invalid request"
+
+
+class InvalidGrant(ServiceError):
+    """Credentials or refresh token not accepted.
+
+    One message for every cause (unknown client, wrong secret, unknown user, wrong
+    password, reused refresh token), so callers learn nothing about which it was.
+    """
+
+    default_message = "invalid credentials"
+
+
+class Forbidden(ServiceError):
+    """A known caller is not allowed to do this."""
+
+    default_message = "permission denied"
+
+
+class NotFound(ServiceError):
+    """The named object does not exist."""
+
+    default_message = "not found"
+
+
+class Conflict(ServiceError):
+    """The named object exists already."""
+
+    default_message = "already exists"
+
+
+class Unavailable(ServiceError):
+    """The store cannot answer; nothing was written. Retrying later may succeed."""
+
+    default_message = "service unavailable"

@@ -1,0 +1,94 @@
+"""Scopes and names: syntax (RFC 6749 §3.3) and the subset rules of issuing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from bearer_grpc.core.errors import Forbidden, InvalidRequest
+
+MAX_SCOPES = 64
+"""Most scopes a principal, a request or a token may carry."""
+MAX_SCOPE_LENGTH = 128
+"""Longest single scope."""
+
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,%d}" % MAX_SCOPE_LENGTH, re.ASCII)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}", re.ASCII)
+
+
+def check_scopes(scopes: Iterable[str], *, what: str = "scope") -> tuple[str, ...]:
+    """Validate scope tokens and return them de-duplicated, in first-seen order.
+
+    Args:
+        scopes: Scope strings.
+        what: Name used in the error message.
+
+    Raises:
+        InvalidRequest: A scope is empty, too long, has characters outside RFC 6749's
+            scope-token set, or there are too many.
+    """
+    out: dict[str, None] = {}
+    for scope in scopes:
+        if not isinstance(scope, str) or _SCOPE.fullmatch(scope) is None:
+            raise InvalidRequest(f"invalid {what}")
+        out[scope] = None
+        if len(out) > MAX_SCOPES:
+            raise InvalidRequest(f"too many {what}s")
+    return tuple(out)
+
+
+def check_name(name: str, *, what: str) -> str:
+    """Validate a principal or audience name: 1-128 ASCII letters, digits, ``._@+:-``.
+
+    Raises:
+        InvalidRequest: The name is empty, too long or has other characters.
+    """
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise InvalidRequest(f"invalid {what}")
+    return name
+
+
+def grant_scopes(requested: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """The scopes to grant: all allowed ones if none were requested, else the request.
+
+    Args:
+        requested: Scopes asked for (already syntax-checked with :func:`check_scopes`).
+        allowed: Scopes the principal may have.
+
+    Raises:
+        Forbidden: A requested scope is not allowed for the principal.
+    """
+    if not requested:
+        return tuple(allowed)
+    allowed_set = set(allowed)
+    if any(scope not in allowed_set for scope in requested):
+        raise Forbidden("scope not allowed")
+    return tuple(requested)
+
+
+def grant_audience(requested: str, allowed: Sequence[str]) -> str:
+    """The audience to grant: the principal's first one if none was requested.
+
+    Raises:
+        Forbidden: The requested audience is not allowed, or the principal has none.
+    """
+    if not allowed:
+        raise Forbidden("no audience allowed")
+    if not requested:
+        return allowed[0]
+    if requested not in allowed:
+        raise Forbidden("audience not allowed")
+    return requested
+
+
+def parse_scope_claim(value: object) -> frozenset[str]:
+    """Scopes of a token's ``scope`` claim (space-separated string); absent means none.
+
+    Raises:
+        ValueError: The claim is present but not a string.
+    """
+    if value is None:
+        return frozenset()
+    if not isinstance(value, str):
+        raise ValueError("scope claim is not a string")
+    return frozenset(value.split())

@@ -1,0 +1,425 @@
+"""The rules of the token service, free of gRPC: issue, verify, revoke, publish keys.
+
+Every method is synchronous and may block on the store or on password hashing; the
+gRPC servicer runs them in worker threads. Errors are raised from the one tree in
+``bearer_grpc.core.errors`` and mapped to gRPC at the edge.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.core.errors import (
+    InsufficientScope,
+    InvalidGrant,
+    InvalidRequest,
+    TokenExpired,
+    TokenInvalid,
+    TokenMalformed,
+    TokenMissing,
+    TokenRevoked,
+    Unavailable,
+)
+from bearer_grpc.core.keys import KeyEncryptionKey
+from bearer_grpc.core.scopes import check_name, check_scopes, grant_audience, grant_scopes
+from bearer_grpc.core.secrets import (
+    MAX_SECRET_LENGTH,
+    SecretHasher,
+    new_id,
+    new_secret,
+    refresh_token_hash,
+    verify_password,
+)
+from bearer_grpc.core.tokens import (
+    MAX_TOKEN_BYTES,
+    IssuedToken,
+    Principal,
+    TokenVerifier,
+    issue_access_token,
+)
+from bearer_grpc.service.keyring import KeyRing
+from bearer_grpc.service.revocations import RevocationLog
+from bearer_grpc.service.settings import ADMIN_SCOPE, MAX_ACCESS_TTL, ServiceSettings
+from bearer_grpc.store import (
+    PrincipalKind,
+    RefreshToken,
+    RotationStatus,
+    Store,
+    StoreUnavailable,
+)
+
+log = logging.getLogger("bearer_grpc.service")
+
+_REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
+_MAX_ID_LENGTH = 128
+SECRET_HASH_KEY_SETTING = "secret_hash_key"
+
+
+@dataclass(frozen=True)
+class ClientCredentialsGrant:
+    """A service proving itself with its client id and secret."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PasswordGrant:
+    """A person logging in with username and password."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """A refresh token being exchanged (and rotated)."""
+
+    refresh_token: str = field(repr=False)
+
+
+Grant = ClientCredentialsGrant | PasswordGrant | RefreshGrant
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What IssueToken returns.
+
+    Attributes:
+        access: The access token.
+        scopes: Granted scopes.
+        lifetime: Seconds until the access token expires.
+        refresh_token: New refresh token ("" for client credentials); hidden from repr.
+        refresh_lifetime: Seconds until it expires (0 when none).
+    """
+
+    access: IssuedToken
+    scopes: tuple[str, ...]
+    lifetime: int
+    refresh_token: str = field(default="", repr=False)
+    refresh_lifetime: int = 0
+
+
+def load_secret_hasher(store: Store) -> SecretHasher:
+    """The deployment's client-secret hasher, creating its key on first use."""
+    fresh = base64.b64encode(new_secret().encode()).decode()
+    return SecretHasher(base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh)))
+
+
+class TokenAuthority:
+    """Issues, verifies and revokes tokens for one deployment.
+
+    Args:
+        store: Shared state (principals, keys, refresh tokens, revocations).
+        settings: Issuing and verification settings.
+        kek: Key-encryption key for private keys at rest, or None.
+        clock: Wall-clock time source.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: ServiceSettings | None = None,
+        *,
+        kek: KeyEncryptionKey | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings or ServiceSettings()
+        self.store = store
+        self.revocations = RevocationLog()
+        self.keys = KeyRing(store, kek=kek, retention=self.settings.key_retention)
+        self._clock = clock
+        self._sync_lock = threading.Lock()
+        self._hasher: SecretHasher | None = None
+        self._verifier: TokenVerifier | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenAuthority(issuer={self.settings.issuer!r})"
+
+    def _now(self) -> int:
+        return math.floor(self._clock())
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Load keys (creating the first), the hashing key and the revocation log.
+
+        Raises:
+            StoreUnavailable: The store cannot be read.
+            KeyError_: A stored private key cannot be loaded.
+        """
+        self._hasher = load_secret_hasher(self.store)
+        self.sync()
+
+    def sync(self) -> int:
+        """Pick up keys and revocations other processes wrote; prune what expired.
+
+        Returns:
+            How many new revocations were read.
+        """
+        now = self._now()
+        with self._sync_lock:
+            self.keys.load(now=now, algorithm=self.settings.key_algorithm)
+            self._verifier = TokenVerifier(
+                self.keys.public_key_set(now),
+                issuer=self.settings.issuer,
+                clock=self._clock,
+                leeway=self.settings.leeway,
+                is_revoked=self.revocations.is_revoked,
+            )
+            added = self.revocations.catch_up(self.store, now=now)
+            self.revocations.prune(now)
+        return added
+
+    def housekeeping(self) -> int:
+        """Delete expired revocations, refresh tokens and retired keys from the store."""
+        now = self._now()
+        removed = self.store.prune(now - self.settings.leeway)
+        for record in self.keys.expired(now):
+            removed += int(self.store.delete_key(record.kid))
+        return removed
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """The verifier over the currently published keys."""
+        if self._verifier is None:
+            raise RuntimeError("TokenAuthority.start() was not called")
+        return self._verifier
+
+    @property
+    def hasher(self) -> SecretHasher:
+        """The client-secret hasher."""
+        if self._hasher is None:
+            raise RuntimeError("TokenAuthority.start() was not called")
+        return self._hasher
+
+    # -- issuing -----------------------------------------------------------------------
+    def issue(self, grant: Grant, *, scopes: Sequence[str] = (), audience: str = "") -> Issued:
+        """Exchange a grant for an access token.
+
+        Raises:
+            InvalidRequest: A field is empty, oversized or malformed.
+            InvalidGrant: Credentials or refresh token not accepted.
+            Forbidden: A requested scope or audience is not allowed.
+            Unavailable: The store cannot answer; nothing was written.
+        """
+        requested = check_scopes(scopes)
+        if audience:
+            check_name(audience, what="audience")
+        try:
+            if isinstance(grant, ClientCredentialsGrant):
+                return self._client_credentials(grant, requested, audience)
+            if isinstance(grant, PasswordGrant):
+                return self._password(grant, requested, audience)
+            return self._refresh(grant, requested, audience)
+        except StoreUnavailable as err:
+            raise Unavailable() from err
+
+    def _client_credentials(
+        self, grant: ClientCredentialsGrant, scopes: tuple[str, ...], audience: str
+    ) -> Issued:
+        _require(grant.client_id, "client_id", _MAX_ID_LENGTH)
+        _require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH)
+        client = self.store.get_principal(grant.client_id, PrincipalKind.CLIENT)
+        stored = client.credential_hash if client is not None else None
+        if not self.hasher.verify(grant.client_secret, stored) or client is None:
+            raise InvalidGrant()
+        granted = grant_scopes(scopes, client.scopes)
+        aud = grant_audience(audience, client.audiences)
+        access = self._sign(client.name, aud, granted, client_id=client.name)
+        return Issued(access=access, scopes=granted, lifetime=self.settings.access_ttl)
+
+    def _password(self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str) -> Issued:
+        _require(grant.username, "username", _MAX_ID_LENGTH)
+        _require(grant.password, "password", MAX_SECRET_LENGTH)
+        user = self.store.get_principal(grant.username, PrincipalKind.USER)
+        stored = user.credential_hash if user is not None else None
+        if not verify_password(grant.password, stored) or user is None:
+            raise InvalidGrant()
+        granted = grant_scopes(scopes, user.scopes)
+        aud = grant_audience(audience, user.audiences)
+        client_id = self.settings.password_client_id
+        access = self._sign(user.name, aud, granted, client_id=client_id)
+        refresh_value, refresh = self._refresh_record(
+            family_id=new_id(), subject=user.name, client_id=client_id,
+            scopes=tuple(user.scopes), audience=aud, access=access,
+        )
+        self.store.add_refresh_token(refresh)
+        return self._with_refresh(access, granted, refresh_value)
+
+    def _refresh(self, grant: RefreshGrant, scopes: tuple[str, ...], audience: str) -> Issued:
+        value = grant.refresh_token
+        _require(value, "refresh_token", MAX_SECRET_LENGTH)
+        token_hash = refresh_token_hash(value)
+        current = self.store.get_refresh_token(token_hash)
+        if current is None:
+            raise InvalidGrant()
+        user = self.store.get_principal(current.subject, PrincipalKind.USER)
+        if user is None:
+            raise InvalidGrant()
+        allowed = [s for s in current.scopes if s in user.scopes]
+        granted = grant_scopes(scopes, allowed)
+        aud = grant_audience(audience, (current.audience,))
+        access = self._sign(current.subject, aud, granted, client_id=current.client_id)
+        refresh_value, successor = self._refresh_record(
+            family_id=current.family_id, subject=current.subject, client_id=current.client_id,
+            scopes=current.scopes, audience=current.audience, access=access,
+        )
+        rotation = self.store.rotate_refresh_token(token_hash, successor, self._now())
+        if rotation.status is RotationStatus.REUSED:
+            log.warning("refresh token reuse: family revoked", extra={"subject": current.subject})
+            self._catch_up()
+        if rotation.status is not RotationStatus.ROTATED:
+            raise InvalidGrant()
+        return self._with_refresh(access, granted, refresh_value)
+
+    def _sign(self, subject: str, audience: str, scopes: Sequence[str], *, client_id: str) -> IssuedToken:
+        now = self._now()
+        return issue_access_token(
+            self.keys.signing_key(now),
+            issuer=self.settings.issuer,
+            subject=subject,
+            audience=audience,
+            scopes=scopes,
+            client_id=client_id,
+            lifetime=self.settings.access_ttl,
+            now=now,
+        )
+
+    def _refresh_record(
+        self, *, family_id: str, subject: str, client_id: str, scopes: tuple[str, ...],
+        audience: str, access: IssuedToken,
+    ) -> tuple[str, RefreshToken]:
+        value = new_secret()
+        now = self._now()
+        record = RefreshToken(
+            token_hash=refresh_token_hash(value),
+            family_id=family_id,
+            subject=subject,
+            client_id=client_id,
+            scopes=scopes,
+            audience=audience,
+            issued_at=now,
+            expires_at=now + self.settings.refresh_ttl,
+            access_jti=access.token_id,
+            access_expires_at=access.expires_at,
+        )
+        return value, record
+
+    def _with_refresh(self, access: IssuedToken, scopes: tuple[str, ...], refresh: str) -> Issued:
+        return Issued(
+            access=access,
+            scopes=scopes,
+            lifetime=self.settings.access_ttl,
+            refresh_token=refresh,
+            refresh_lifetime=self.settings.refresh_ttl,
+        )
+
+    # -- verifying -----------------------------------------------------------------------
+    def verify(self, token: str, *, audience: str, required_scopes: Sequence[str] = ()) -> Principal:
+        """Verify an access token (see :meth:`TokenVerifier.verify`).
+
+        Raises:
+            InvalidRequest: ``audience`` or a required scope is missing or malformed.
+            AuthError: The token is not valid for this audience and these scopes.
+        """
+        check_name(audience, what="audience")
+        required = check_scopes(required_scopes, what="required scope")
+        return self.verifier.verify(token, audience=audience, required_scopes=required)
+
+    # -- revoking ------------------------------------------------------------------------
+    def revoke_token(self, token: str) -> int:
+        """Revoke an access token or a refresh token by value. Possession suffices.
+
+        An access token is revoked by its ``jti``; a refresh token revokes its whole
+        family and the access tokens issued with it. Idempotent; an access token that
+        has already expired needs nothing and returns 0.
+
+        Returns:
+            Sequence of the revocation event (0 if none was needed or for a refresh token).
+
+        Raises:
+            InvalidRequest: Empty, oversized, or not a token this service issued.
+            Unavailable: The store cannot answer; nothing was written.
+        """
+        _require(token, "token", MAX_TOKEN_BYTES)
+        try:
+            if _REFRESH_TOKEN.fullmatch(token):
+                return self._revoke_refresh(token)
+            try:
+                claims = self.verifier.verify_signature(token)
+                principal = self.verifier.check_claims(claims, audience=None)
+            except TokenExpired:
+                return 0
+            except (TokenInvalid, TokenMalformed) as err:
+                raise InvalidRequest("unknown token") from err
+            return self._revoke(principal.token_id, principal.expires_at)
+        except StoreUnavailable as err:
+            raise Unavailable() from err
+
+    def _revoke_refresh(self, value: str) -> int:
+        written = self.store.revoke_refresh_family(refresh_token_hash(value), self._now())
+        if written is None:
+            raise InvalidRequest("unknown token")
+        self._catch_up()
+        return 0
+
+    def revoke_token_id(self, token_id: str, *, caller_token: str | None) -> int:
+        """Revoke an access token by ``jti``: the caller's own, or any with the admin scope.
+
+        Args:
+            token_id: The ``jti`` to revoke.
+            caller_token: The caller's bearer token (None when the call carried none).
+
+        Returns:
+            Sequence of the revocation event.
+
+        Raises:
+            InvalidRequest: ``token_id`` empty or oversized.
+            AuthError: The caller's token is missing or not valid (TokenMissing, ...),
+                or lacks the admin scope for another token (InsufficientScope).
+            Unavailable: The store cannot answer; nothing was written.
+        """
+        _require(token_id, "token_id", _MAX_ID_LENGTH)
+        if caller_token is None:
+            raise TokenMissing()
+        claims = self.verifier.verify_signature(caller_token)
+        caller = self.verifier.check_claims(claims, audience=None)
+        if caller.token_id == token_id:
+            expires_at = caller.expires_at
+        elif self.revocations.is_revoked(caller.token_id):
+            raise TokenRevoked()
+        elif ADMIN_SCOPE in caller.scopes:
+            expires_at = self._now() + MAX_ACCESS_TTL + self.settings.leeway
+        else:
+            raise InsufficientScope((ADMIN_SCOPE,))
+        try:
+            return self._revoke(token_id, expires_at)
+        except StoreUnavailable as err:
+            raise Unavailable() from err
+
+    def _revoke(self, jti: str, expires_at: int) -> int:
+        revocation = self.store.revoke(jti, expires_at, self._now())
+        self._catch_up()
+        return revocation.sequence
+
+    def _catch_up(self) -> None:
+        self.revocations.catch_up(self.store, now=self._now())
+
+    # -- keys ----------------------------------------------------------------------------
+    def jwks(self) -> str:
+        """The published JWKS document."""
+        return self.verifier.keys.to_json()
+
+
+def _require(value: str, name: str, max_length: int) -> None:
+    if not value:
+        raise InvalidRequest(f"{name} is required")
+    if len(value) > max_length:
+        raise InvalidRequest(f"{name} is too long")

@@ -1,0 +1,200 @@
+"""``bearer-grpc serve``: the TokenService with health, reflection, TLS and graceful stop.
+
+The server is a ``grpc.aio`` server, so that many long-lived ``WatchRevocations``
+streams cost no threads. A background loop reads the store every ``sync_interval``
+for keys and revocations other processes wrote, wakes watchers, and reports
+NOT_SERVING on the health service while the store cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.servicer import (
+    SERVICE_NAME,
+    RevocationNotifier,
+    TokenServiceServicer,
+    add_to_server,
+)
+from bearer_grpc.store import StoreUnavailable
+
+log = logging.getLogger("bearer_grpc.server")
+
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+"""Largest request message accepted; every TokenService request fits well within it."""
+HOUSEKEEPING_EVERY: Final = 60.0
+"""Seconds between prunes of expired revocations, refresh tokens and keys."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where and how to listen.
+
+    Attributes:
+        listen: ``HOST:PORT`` to bind (port 0 picks a free port). Default ``127.0.0.1:50051``.
+        tls_cert: PEM certificate chain for TLS; plaintext when None.
+        tls_key: PEM private key of ``tls_cert``.
+        tls_client_ca: PEM CA bundle; when given, clients must present a certificate it
+            signed (mTLS).
+        grace: Seconds in-flight calls get to finish after SIGTERM. Default 10.
+    """
+
+    listen: str = "127.0.0.1:50051"
+    tls_cert: Path | None = None
+    tls_key: Path | None = field(default=None, repr=False)
+    tls_client_ca: Path | None = None
+    grace: float = 10.0
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        """Server credentials for TLS/mTLS, or None for plaintext.
+
+        Raises:
+            ValueError: Only one of certificate and key given, or a client CA without TLS.
+            OSError: A file cannot be read.
+        """
+        if self.tls_cert is None and self.tls_key is None:
+            if self.tls_client_ca is not None:
+                raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError("--tls-cert and --tls-key go together")
+        ca = self.tls_client_ca.read_bytes() if self.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(self.tls_key.read_bytes(), self.tls_cert.read_bytes())],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
+
+
+class TokenServer:
+    """A running TokenService: the aio server, its health service and its sync loop.
+
+    Use :meth:`start`, then :meth:`stop` (or :func:`serve` for the whole lifecycle).
+
+    Args:
+        authority: The rules and state (``start()`` is called here).
+        config: Where and how to listen.
+    """
+
+    def __init__(self, authority: TokenAuthority, config: ServeConfig) -> None:
+        self.authority = authority
+        self.config = config
+        self.notifier = RevocationNotifier()
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._servicer: TokenServiceServicer | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._store_ok = True
+
+    async def start(self) -> int:
+        """Load state, bind, start serving. Returns the bound port.
+
+        Raises:
+            StoreUnavailable: The store cannot be read at start.
+            RuntimeError: The address cannot be bound.
+        """
+        await asyncio.to_thread(self.authority.start)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        self._servicer = TokenServiceServicer(self.authority, self.notifier)
+        add_to_server(self._servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        credentials = self.config.credentials()
+        if credentials is None:
+            self.port = server.add_insecure_port(self.config.listen)
+        else:
+            self.port = server.add_secure_port(self.config.listen, credentials)
+        await server.start()
+        self._server = server
+        await self._set_serving(True)
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="bearer-grpc-sync")
+        log.info(
+            "listening",
+            extra={
+                "listen": self.config.listen,
+                "port": self.port,
+                "issuer": self.authority.settings.issuer,
+            },
+        )
+        return self.port
+
+    async def _set_serving(self, ok: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ok else (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, status)
+
+    async def _sync_loop(self) -> None:
+        interval = self.authority.settings.sync_interval
+        since_housekeeping = HOUSEKEEPING_EVERY
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                added = await asyncio.to_thread(self.authority.sync)
+                since_housekeeping += interval
+                if since_housekeeping >= HOUSEKEEPING_EVERY:
+                    since_housekeeping = 0.0
+                    removed = await asyncio.to_thread(self.authority.housekeeping)
+                    if removed:
+                        log.info("pruned expired rows", extra={"count": removed})
+            except StoreUnavailable:
+                if self._store_ok:
+                    log.warning("store unavailable: reporting NOT_SERVING")
+                    self._store_ok = False
+                    await self._set_serving(False)
+                continue
+            except Exception:
+                log.exception("sync failed")
+                continue
+            if not self._store_ok:
+                log.info("store reachable again: reporting SERVING")
+                self._store_ok = True
+                await self._set_serving(True)
+            if added:
+                self.notifier.notify()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""
+        await self.health.enter_graceful_shutdown()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        if self._servicer is not None:
+            self._servicer.close()
+        if self._server is not None:
+            await self._server.stop(self.config.grace if grace is None else grace)
+        log.info("stopped")
+
+
+async def serve(authority: TokenAuthority, config: ServeConfig) -> None:
+    """Run the TokenService until SIGTERM or SIGINT, then stop gracefully."""
+    server = TokenServer(authority, config)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down", extra={"count": int(config.grace)})
+    await server.stop()

@@ -1,0 +1,259 @@
+"""The TokenService over gRPC (``grpc.aio``): translation only, the rules are in
+:mod:`bearer_grpc.service.authority`.
+
+Blocking work (the store, password hashing) runs in worker threads; verification and
+key publication are in-memory and run on the event loop. Every call ends with one
+structured log line (method, peer, code, duration; never a token or secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import grpc
+from google.protobuf import struct_pb2
+
+from bearer_grpc._status import status_code, to_status
+from bearer_grpc.core.errors import AuthError, BearerGrpcError, InvalidRequest
+from bearer_grpc.core.header import bearer_token
+from bearer_grpc.service.authority import (
+    ClientCredentialsGrant,
+    Grant,
+    PasswordGrant,
+    RefreshGrant,
+    TokenAuthority,
+)
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
+access_log = logging.getLogger("bearer_grpc.access")
+log = logging.getLogger("bearer_grpc.service")
+
+SERVICE_NAME: Final = "bearer_grpc.v1.TokenService"
+_R = TypeVar("_R")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class RevocationNotifier:
+    """Wakes every WatchRevocations stream when the revocation log may have grown.
+
+    Lives on the event loop; :meth:`notify` must be called from the loop thread.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake current waiters (later waiters wait for the next notification)."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for the next notification, or ``timeout`` seconds."""
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+async def _abort(context: Context, error: BearerGrpcError) -> None:
+    status = to_status(error)
+    context.set_code(status.code)  # recorded before aborting, so tracing interceptors see it
+    context.set_details(status.details)
+    await context.abort_with_status(status)
+
+
+def _log_call(method: str, context: Context, started: float, code: grpc.StatusCode, **extra: Any) -> None:
+    access_log.info(
+        "call",
+        extra={
+            "method": method,
+            "peer": context.peer(),
+            "code": code.name,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            **extra,
+        },
+    )
+
+
+async def _unary(method: str, context: Context, work: Callable[[], Awaitable[_R]]) -> _R:
+    started = time.perf_counter()
+    try:
+        result = await work()
+    except BearerGrpcError as err:
+        reason = err.reason if isinstance(err, AuthError) else None
+        _log_call(method, context, started, status_code(err), reason=reason)
+        await _abort(context, err)
+        raise AssertionError("unreachable") from err
+    except Exception:
+        _log_call(method, context, started, grpc.StatusCode.INTERNAL)
+        log.exception("internal error", extra={"method": method})
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        raise
+    _log_call(method, context, started, grpc.StatusCode.OK)
+    return result
+
+
+class TokenServiceServicer(pb_grpc.TokenServiceServicer):
+    """Serves the TokenService RPCs for one :class:`TokenAuthority`.
+
+    Args:
+        authority: The rules and state.
+        notifier: Wakes revocation watchers; the server's sync loop notifies it too.
+        watch_poll: Longest a watcher waits without a notification before re-reading
+            the in-memory log (a safety net; notifications normally wake it at once).
+    """
+
+    def __init__(
+        self,
+        authority: TokenAuthority,
+        notifier: RevocationNotifier,
+        *,
+        watch_poll: float = 5.0,
+    ) -> None:
+        self._authority = authority
+        self._notifier = notifier
+        self._watch_poll = watch_poll
+        self._closing = False
+
+    def close(self) -> None:
+        """End every WatchRevocations stream (OK) so watchers reconnect elsewhere."""
+        self._closing = True
+        self._notifier.notify()
+
+    async def IssueToken(self, request: pb.IssueTokenRequest, context: Context) -> pb.IssueTokenResponse:
+        """Issue an access token (see the proto)."""
+
+        async def work() -> pb.IssueTokenResponse:
+            grant = _grant(request)
+            issued = await asyncio.to_thread(
+                self._authority.issue, grant, scopes=list(request.scopes), audience=request.audience
+            )
+            return pb.IssueTokenResponse(
+                access_token=issued.access.token,
+                token_type="Bearer",
+                expires_in=issued.lifetime,
+                scopes=issued.scopes,
+                refresh_token=issued.refresh_token,
+                refresh_expires_in=issued.refresh_lifetime,
+            )
+
+        return await _unary("IssueToken", context, work)
+
+    async def VerifyToken(self, request: pb.VerifyTokenRequest, context: Context) -> pb.VerifyTokenResponse:
+        """Introspect a token: OK with ``active=false`` and a reason when it is not valid."""
+
+        async def work() -> pb.VerifyTokenResponse:
+            if not request.token:
+                raise InvalidRequest("token is required")
+            if not request.audience:
+                raise InvalidRequest("audience is required")
+            try:
+                principal = self._authority.verify(
+                    request.token,
+                    audience=request.audience,
+                    required_scopes=list(request.required_scopes),
+                )
+            except AuthError as err:
+                return pb.VerifyTokenResponse(active=False, reason=err.reason)
+            claims = struct_pb2.Struct()
+            claims.update(dict(principal.claims))
+            return pb.VerifyTokenResponse(
+                active=True,
+                subject=principal.subject,
+                scopes=sorted(principal.scopes),
+                audience=principal.audience,
+                issuer=principal.issuer,
+                token_id=principal.token_id,
+                issued_at=principal.issued_at,
+                expires_at=principal.expires_at,
+                claims=claims,
+                client_id=principal.client_id,
+            )
+
+        return await _unary("VerifyToken", context, work)
+
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
+        """Revoke a token by value (possession suffices) or by id (own token, or admin)."""
+
+        async def work() -> pb.RevokeTokenResponse:
+            target = request.WhichOneof("target")
+            if target == "token":
+                sequence = await asyncio.to_thread(self._authority.revoke_token, request.token)
+            elif target == "token_id":
+                caller = _caller_token(context)
+                sequence = await asyncio.to_thread(
+                    self._authority.revoke_token_id, request.token_id, caller_token=caller
+                )
+            else:
+                raise InvalidRequest("token or token_id is required")
+            self._notifier.notify()
+            return pb.RevokeTokenResponse(sequence=sequence)
+
+        return await _unary("RevokeToken", context, work)
+
+    async def GetJwks(self, request: pb.GetJwksRequest, context: Context) -> pb.GetJwksResponse:
+        """Publish the public keys and the issuer name."""
+
+        async def work() -> pb.GetJwksResponse:
+            return pb.GetJwksResponse(
+                jwks_json=self._authority.jwks(), issuer=self._authority.settings.issuer
+            )
+
+        return await _unary("GetJwks", context, work)
+
+    async def WatchRevocations(
+        self, request: pb.WatchRevocationsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchRevocationsResponse]:
+        """Stream revocations after ``after_sequence``, then follow new ones until cancelled."""
+        started = time.perf_counter()
+        if request.after_sequence < 0:
+            error = InvalidRequest("after_sequence must not be negative")
+            _log_call("WatchRevocations", context, started, status_code(error))
+            await _abort(context, error)
+        cursor = request.after_sequence
+        log_ = self._authority.revocations
+        try:
+            while not self._closing:
+                for revocation in log_.after(cursor):
+                    yield pb.WatchRevocationsResponse(
+                        sequence=revocation.sequence,
+                        token_id=revocation.jti,
+                        expires_at=revocation.expires_at,
+                    )
+                    cursor = revocation.sequence
+                await self._notifier.wait(self._watch_poll)
+        finally:
+            code = grpc.StatusCode.OK if self._closing else grpc.StatusCode.CANCELLED
+            _log_call("WatchRevocations", context, started, code)
+
+
+def _grant(request: pb.IssueTokenRequest) -> Grant:
+    kind = request.WhichOneof("grant")
+    if kind == "client_credentials":
+        cc = request.client_credentials
+        return ClientCredentialsGrant(cc.client_id, cc.client_secret)
+    if kind == "password":
+        return PasswordGrant(request.password.username, request.password.password)
+    if kind == "refresh_token":
+        return RefreshGrant(request.refresh_token.refresh_token)
+    raise InvalidRequest("grant is required")
+
+
+def _caller_token(context: Context) -> str | None:
+    try:
+        return bearer_token(context.invocation_metadata())
+    except AuthError as err:
+        if err.reason == "TOKEN_MISSING":
+            return None
+        raise
+
+
+def add_to_server(servicer: TokenServiceServicer, server: grpc.aio.Server) -> None:
+    """Register the servicer on an aio server."""
+    pb_grpc.add_TokenServiceServicer_to_server(servicer, server)

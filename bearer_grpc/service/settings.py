@@ -1,0 +1,61 @@
+"""Settings of the token service, with every default documented."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from bearer_grpc.core.keys import Algorithm
+from bearer_grpc.core.tokens import DEFAULT_LEEWAY
+
+MAX_ACCESS_TTL: Final = 24 * 3600
+"""Longest access-token lifetime accepted (one day)."""
+MAX_REFRESH_TTL: Final = 365 * 24 * 3600
+"""Longest refresh-token lifetime accepted (one year)."""
+ADMIN_SCOPE: Final = "bearer-grpc:admin"
+"""Scope that allows revoking any token by id."""
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the token service issues and verifies.
+
+    Attributes:
+        issuer: ``iss`` of every token, and what verifiers must expect. Default
+            ``"bearer-grpc"``; give each deployment its own (e.g. its URL).
+        access_ttl: Access-token lifetime in seconds. Default 900 (15 min), at most one day.
+        refresh_ttl: Refresh-token lifetime in seconds. Default 30 days, at most one year.
+        leeway: Clock skew tolerated by verification, seconds. Default 30.
+        key_algorithm: Algorithm of newly generated keys: ES256 (default), EdDSA or RS256.
+        password_client_id: ``client_id`` claim of tokens obtained with the password grant
+            (people log in through bearer_grpc itself). Default ``"bearer-grpc"``.
+        sync_interval: Seconds between reads of the store for keys and revocations written
+            by other processes. Default 1.
+    """
+
+    issuer: str = "bearer-grpc"
+    access_ttl: int = 900
+    refresh_ttl: int = 30 * 24 * 3600
+    leeway: int = DEFAULT_LEEWAY
+    key_algorithm: Algorithm = "ES256"
+    password_client_id: str = "bearer-grpc"
+    sync_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 60 <= self.access_ttl <= MAX_ACCESS_TTL:
+            raise ValueError(f"access token lifetime must be 60..{MAX_ACCESS_TTL} seconds")
+        if not self.access_ttl <= self.refresh_ttl <= MAX_REFRESH_TTL:
+            raise ValueError(
+                f"refresh token lifetime must be access lifetime..{MAX_REFRESH_TTL} seconds"
+            )
+        if not 0 <= self.leeway <= 300:
+            raise ValueError("leeway must be 0..300 seconds")
+        if not self.issuer or len(self.issuer) > 256:
+            raise ValueError("issuer must be 1..256 characters")
+        if not 0.05 <= self.sync_interval <= 60:
+            raise ValueError("sync interval must be 0.05..60 seconds")
+
+    @property
+    def key_retention(self) -> int:
+        """Seconds a key stays published after it stopped signing: its last token's life."""
+        return self.access_ttl + self.leeway

@@ -1,0 +1,45 @@
+"""Persistence of the token service: principals, signing keys, refresh tokens, revocations.
+
+:class:`Store` is the one interface the service depends on; :class:`SqlStore` implements it
+on SQLite (embedded, the default: :func:`sqlite_url` names the file in a data directory) or
+on PostgreSQL (shared by several replicas). :func:`open_store` opens either from a URL and
+migrates its schema::
+
+    store = open_store(sqlite_url(Path("bearer-grpc-data")))
+    store = open_store("postgresql://tokens@db.internal/tokens")
+
+Every method is one transaction. Failures raise :class:`StoreError`, or its subclasses
+:class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
+"""
+
+from bearer_grpc.store._records import (
+    AlreadyExists,
+    KeyRecord,
+    Principal,
+    PrincipalKind,
+    RefreshToken,
+    Revocation,
+    Rotation,
+    RotationStatus,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from bearer_grpc.store._sql import SqlStore, open_store, sqlite_url
+
+__all__ = [
+    "AlreadyExists",
+    "KeyRecord",
+    "Principal",
+    "PrincipalKind",
+    "RefreshToken",
+    "Revocation",
+    "Rotation",
+    "RotationStatus",
+    "SqlStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+    "sqlite_url",
+]

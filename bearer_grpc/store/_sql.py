@@ -1,0 +1,680 @@
+"""The Store on SQLite or PostgreSQL, through SQLAlchemy Core, and how to open one.
+
+Both dialects run the same statements. What differs is kept to three places:
+
+- **Write serialization.** SQLite starts every write transaction with ``BEGIN IMMEDIATE``
+  (the pysqlite event-hook recipe below), so writers queue on the database lock for up to
+  ``busy_timeout_s`` and then fail as StoreUnavailable. PostgreSQL runs READ COMMITTED
+  with transaction-scoped advisory locks where rows alone cannot protect an invariant
+  (``_migrations.xact_lock``):
+
+  - ``("subject", name)``: every change to a subject's refresh-token families, and the
+    removal of that principal. Row locks cannot stop a concurrent rotation from inserting
+    a successor that a family revocation's UPDATE does not see; this lock can.
+  - ``("revocations",)``: taken before a revocation row draws its sequence number and held
+    until commit, so sequence order is commit order and a watcher that resumes after
+    sequence N can never miss a row that commits late.
+
+  Lock order is always subject, then rows, then revocations, so they cannot deadlock.
+- **Upserts** (``INSERT ... ON CONFLICT DO NOTHING``) need the dialect's own ``insert``.
+- **Error mapping**: driver errors become StoreUnavailable (cannot connect, locked, I/O,
+  deadlock: retry later), AlreadyExists (unique violation) or StoreError. Messages are
+  terse and never contain the URL or statement parameters (``hide_parameters=True``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    create_engine,
+    delete,
+    event,
+    exc,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+
+from bearer_grpc.store import _migrations
+from bearer_grpc.store._records import (
+    AlreadyExists,
+    KeyRecord,
+    Principal,
+    PrincipalKind,
+    RefreshToken,
+    Revocation,
+    Rotation,
+    RotationStatus,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from bearer_grpc.store._schema import (
+    principals,
+    refresh_tokens,
+    revocations,
+    settings,
+    signing_keys,
+)
+
+DATABASE_FILENAME = "bearer-grpc.db"
+"""Name of the SQLite database file inside a data directory."""
+
+_PSYCOPG_MISSING = (
+    "PostgreSQL support needs the 'postgres' extra: pip install 'bearer-grpc[postgres]'"
+)
+_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+_PG_CONNECT_TIMEOUT_S = 10
+# Execution option marking a read-only transaction: SQLite then begins DEFERRED, so readers
+# do not queue behind writers (WAL lets them read while a write is in progress).
+_READ_ONLY = "bearer_grpc_read_only"
+# SQLite extended error codes of a violated PRIMARY KEY or UNIQUE constraint.
+_SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+# -- opening -----------------------------------------------------------------------------
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The URL of the embedded SQLite store in a data directory.
+
+    Creates the directory (mode 0700, as it holds private keys) if it does not exist.
+
+    Args:
+        data_dir: Directory for the database, e.g. ``./bearer-grpc-data``.
+
+    Returns:
+        ``sqlite:///<data_dir>/bearer-grpc.db`` with an absolute path.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir.resolve() / DATABASE_FILENAME}"
+
+
+def open_store(url: str, *, busy_timeout_s: float = 5.0) -> SqlStore:
+    """Open the store at ``url``, creating and migrating its schema as needed.
+
+    Args:
+        url: ``sqlite:///PATH`` (relative) or ``sqlite:////ABSOLUTE/PATH``, or
+            ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (driven by psycopg 3). The URL query
+            is passed to the driver, e.g. ``?options=-csearch_path%3Dmyschema`` selects a
+            PostgreSQL schema. A new SQLite file is created with mode 0600.
+        busy_timeout_s: SQLite only: how long a write waits for another writer's lock
+            before failing with StoreUnavailable. Default 5 seconds.
+
+    Returns:
+        The open store. Close it with :meth:`SqlStore.close`.
+
+    Raises:
+        StoreError: The URL is invalid or unsupported, psycopg is not installed, or the
+            database schema is newer than this release knows.
+        StoreUnavailable: The database cannot be reached or stays locked.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        # ``from None``: the parser's message repeats the URL, password included.
+        raise StoreError("invalid store URL: expected sqlite:///PATH or postgresql://...") from None
+    if parsed.drivername in _SQLITE_DRIVERS:
+        engine = _sqlite_engine(parsed, busy_timeout_s)
+    elif parsed.drivername in _POSTGRES_DRIVERS:
+        engine = _postgres_engine(parsed)
+    else:
+        raise StoreError(
+            f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://"
+        )
+    try:
+        return SqlStore(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        raise StoreError("an in-memory SQLite store is not supported: give a file path")
+    _create_private_file(Path(database))
+    engine = create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": busy_timeout_s},  # sqlite3 sets it as the busy_timeout
+        hide_parameters=True,
+    )
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty database file with mode 0600 unless it exists.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the mode of the database file, so
+    they are private too.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise StoreError(f"cannot create the SQLite database file: {err.strerror}") from err
+    os.close(fd)
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    # Stop pysqlite from issuing BEGIN itself: _on_sqlite_begin does it, as SQLAlchemy's
+    # pysqlite documentation recommends.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL syncs the WAL on every commit: an acknowledged write survives a crash or
+        # power loss, not only kill -9.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    read_only = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+def _postgres_engine(url: URL) -> Engine:
+    try:
+        installed = importlib.util.find_spec("psycopg") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        raise StoreError(_PSYCOPG_MISSING)
+    connect_args = (
+        {} if "connect_timeout" in url.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
+    )
+    return create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _translated_errors(backend: str, conflict: str) -> Iterator[None]:
+    """Turn SQLAlchemy/driver errors into the store's exception tree."""
+    try:
+        yield
+    except exc.IntegrityError as err:
+        if _is_unique_violation(err.orig):
+            raise AlreadyExists(conflict) from err
+        raise StoreError(f"{backend} store rejected the change: constraint violated") from err
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
+        raise StoreUnavailable(f"{backend} store unavailable: {_reason(err)}") from err
+    except exc.DBAPIError as err:
+        if err.connection_invalidated:
+            raise StoreUnavailable(f"{backend} store unavailable: connection lost") from err
+        raise StoreError(f"{backend} store error") from err
+
+
+def _is_unique_violation(orig: BaseException | None) -> bool:
+    if isinstance(orig, sqlite3.Error):
+        return orig.sqlite_errorname in _SQLITE_UNIQUE
+    return getattr(orig, "sqlstate", None) == "23505"
+
+
+def _reason(err: exc.SQLAlchemyError) -> str:
+    """A short, secret-free reason for an unavailable store."""
+    if isinstance(err, exc.TimeoutError):
+        return "no free connection in the pool"
+    orig = getattr(err, "orig", None)
+    if isinstance(orig, sqlite3.Error):
+        return str(orig)  # SQLite's fixed messages, e.g. "database is locked"
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None or sqlstate.startswith("08"):
+        return "cannot connect"
+    return f"SQLSTATE {sqlstate}"
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def _join(values: Iterable[str], what: str) -> str:
+    for value in values:
+        if not value or any(char.isspace() for char in value):
+            raise ValueError(f"{what} must be non-empty and free of whitespace: {value!r}")
+    return " ".join(values)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _principal_values(principal: Principal) -> dict[str, Any]:
+    return {
+        "name": principal.name,
+        "kind": principal.kind.value,
+        "credential_hash": principal.credential_hash,
+        "scopes": _join(principal.scopes, "scopes"),
+        "audiences": _join(principal.audiences, "audiences"),
+        "created_at": principal.created_at,
+    }
+
+
+def _principal(row: Row[Any]) -> Principal:
+    return Principal(
+        name=row.name,
+        kind=PrincipalKind(row.kind),
+        credential_hash=row.credential_hash,
+        scopes=_split(row.scopes),
+        audiences=_split(row.audiences),
+        created_at=row.created_at,
+    )
+
+
+def _key(row: Row[Any]) -> KeyRecord:
+    return KeyRecord(
+        kid=row.kid,
+        alg=row.alg,
+        public_jwk=row.public_jwk,
+        private_key=bytes(row.private_key),
+        created_at=row.created_at,
+        not_before=row.not_before,
+    )
+
+
+def _refresh_values(token: RefreshToken) -> dict[str, Any]:
+    return {
+        "token_hash": token.token_hash,
+        "family_id": token.family_id,
+        "subject": token.subject,
+        "client_id": token.client_id,
+        "scopes": _join(token.scopes, "scopes"),
+        "audience": token.audience,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "access_jti": token.access_jti,
+        "access_expires_at": token.access_expires_at,
+        "used": token.used,
+        "revoked": token.revoked,
+    }
+
+
+def _refresh_token(row: Row[Any]) -> RefreshToken:
+    return RefreshToken(
+        token_hash=row.token_hash,
+        family_id=row.family_id,
+        subject=row.subject,
+        client_id=row.client_id,
+        scopes=_split(row.scopes),
+        audience=row.audience,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        access_jti=row.access_jti,
+        access_expires_at=row.access_expires_at,
+        used=bool(row.used),
+        revoked=bool(row.revoked),
+    )
+
+
+def _revocation(row: Row[Any]) -> Revocation:
+    return Revocation(
+        sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
+    )
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+class SqlStore(Store):
+    """The :class:`Store` on SQLite or PostgreSQL.
+
+    Build one with :func:`open_store`, which configures the engine (SQLite pragmas and
+    ``BEGIN IMMEDIATE``, PostgreSQL pre-ping). Every method is one transaction, and is safe
+    to call from several threads and several processes at once.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine and bring its database schema up to date.
+
+        Args:
+            engine: A SQLite or PostgreSQL engine configured by :func:`open_store`.
+
+        Raises:
+            StoreError: The database schema is newer than this release knows.
+            StoreUnavailable: The database cannot be reached or stays locked.
+        """
+        self._engine = engine
+        self._reader = engine.execution_options(**{_READ_ONLY: True})
+        self._backend = "PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite"
+        with self._write() as conn:
+            _migrations.migrate(conn)
+
+    def __repr__(self) -> str:
+        url = self._engine.url  # never rendered: its password or query may hold secrets
+        host = f", host={url.host!r}" if url.host else ""
+        return f"SqlStore(backend={self._engine.dialect.name!r}{host}, database={url.database!r})"
+
+    @contextmanager
+    def _write(self, conflict: str = "row already exists") -> Iterator[Connection]:
+        with _translated_errors(self._backend, conflict), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with _translated_errors(self._backend, "row already exists"), self._reader.begin() as conn:
+            yield conn
+
+    # -- principals ------------------------------------------------------------------
+
+    def add_principal(self, principal: Principal) -> None:
+        """Insert a principal.
+
+        Args:
+            principal: The new principal. Scopes and audiences must be free of whitespace.
+
+        Raises:
+            AlreadyExists: The name is taken, by a client or a user.
+            ValueError: A scope or audience is empty or contains whitespace.
+        """
+        values = _principal_values(principal)
+        with self._write(f"principal {principal.name!r} already exists") as conn:
+            conn.execute(insert(principals).values(values))
+
+    def get_principal(self, name: str, kind: PrincipalKind) -> Principal | None:
+        """The principal of that name and kind, or None."""
+        query = select(principals).where(principals.c.name == name, principals.c.kind == kind.value)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _principal(row)
+
+    def list_principals(self, kind: PrincipalKind) -> list[Principal]:
+        """All principals of a kind, ordered by name (code point order on every backend)."""
+        with self._read() as conn:
+            rows = conn.execute(select(principals).where(principals.c.kind == kind.value)).all()
+        # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
+        return sorted((_principal(row) for row in rows), key=lambda p: p.name)
+
+    def remove_principal(self, name: str, kind: PrincipalKind) -> bool:
+        """Delete a principal and the refresh tokens whose subject it is.
+
+        Returns:
+            True if it existed.
+        """
+        with self._write() as conn:
+            _migrations.xact_lock(conn, "subject", name)
+            removed = conn.execute(
+                delete(principals).where(principals.c.name == name, principals.c.kind == kind.value)
+            ).rowcount
+            if removed:
+                conn.execute(delete(refresh_tokens).where(refresh_tokens.c.subject == name))
+        return removed > 0
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def add_key(self, key: KeyRecord) -> None:
+        """Insert a key.
+
+        Raises:
+            AlreadyExists: A key with that kid exists.
+        """
+        values = {
+            "kid": key.kid,
+            "alg": key.alg,
+            "public_jwk": key.public_jwk,
+            "private_key": key.private_key,
+            "created_at": key.created_at,
+            "not_before": key.not_before,
+        }
+        with self._write(f"key {key.kid!r} already exists") as conn:
+            conn.execute(insert(signing_keys).values(values))
+
+    def list_keys(self) -> list[KeyRecord]:
+        """All keys, oldest ``not_before`` first (ties by kid, code point order)."""
+        with self._read() as conn:
+            rows = conn.execute(select(signing_keys)).all()
+        return sorted((_key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
+
+    def delete_key(self, kid: str) -> bool:
+        """Delete a key. True if it existed."""
+        with self._write() as conn:
+            deleted = conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid)).rowcount
+        return deleted > 0
+
+    # -- settings ------------------------------------------------------------------------
+
+    def get_or_create_setting(self, name: str, value: str) -> str:
+        """Return the stored value of a setting, storing ``value`` first if absent (atomic)."""
+        with self._write() as conn:
+            _insert_ignore(conn, settings, {"name": name, "value": value}, key="name")
+            query = select(settings.c.value).where(settings.c.name == name)
+            stored: str = conn.execute(query).scalar_one()
+        return stored
+
+    # -- refresh tokens ------------------------------------------------------------------
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert the first refresh token of a family.
+
+        Raises:
+            AlreadyExists: A refresh token with that hash exists.
+        """
+        values = _refresh_values(token)
+        with self._write("refresh token already exists") as conn:
+            conn.execute(insert(refresh_tokens).values(values))
+
+    def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        """The refresh token with this hash, or None."""
+        with self._read() as conn:
+            return _find_refresh_token(conn, token_hash)
+
+    def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
+        """Exchange a refresh token atomically (see :meth:`Store.rotate_refresh_token`).
+
+        The successor is stored as a current token (``used`` and ``revoked`` false) with
+        the family, subject, client, scopes and audience of the presented one.
+
+        Raises:
+            AlreadyExists: The successor's hash is taken; nothing changed.
+        """
+        with self._write("refresh token already exists") as conn:
+            found = _find_refresh_token(conn, token_hash)
+            if found is None:
+                return Rotation(RotationStatus.INVALID, None)
+            _migrations.xact_lock(conn, "subject", found.subject)
+            previous = _find_refresh_token(conn, token_hash, for_update=True)
+            if previous is None:  # deleted meanwhile (principal removed, or pruned)
+                return Rotation(RotationStatus.INVALID, None)
+            if previous.revoked:
+                return Rotation(RotationStatus.INVALID, previous)
+            if previous.used:
+                written = _revoke_family(conn, previous.family_id, now)
+                return Rotation(RotationStatus.REUSED, previous, written)
+            if previous.expires_at <= now:
+                return Rotation(RotationStatus.INVALID, previous)
+            conn.execute(
+                update(refresh_tokens)
+                .where(refresh_tokens.c.token_hash == token_hash)
+                .values(used=True)
+            )
+            stored = replace(
+                successor,
+                family_id=previous.family_id,
+                subject=previous.subject,
+                client_id=previous.client_id,
+                scopes=previous.scopes,
+                audience=previous.audience,
+                used=False,
+                revoked=False,
+            )
+            conn.execute(insert(refresh_tokens).values(_refresh_values(stored)))
+            return Rotation(RotationStatus.ROTATED, previous)
+
+    def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
+        """Revoke the family of the token with this hash, as REUSED does.
+
+        Returns:
+            The access-token revocations newly written (none when called again), or None if
+            no refresh token has that hash.
+        """
+        with self._write() as conn:
+            found = _find_refresh_token(conn, token_hash)
+            if found is None:
+                return None
+            _migrations.xact_lock(conn, "subject", found.subject)
+            return _revoke_family(conn, found.family_id, now)
+
+    # -- revocations ---------------------------------------------------------------------
+
+    def revoke(self, jti: str, expires_at: int, now: int) -> Revocation:
+        """Record a revocation; idempotent: an existing one for ``jti`` is returned as is."""
+        try:
+            with self._write() as conn:
+                _migrations.xact_lock(conn, "revocations")
+                existing = _find_revocation(conn, jti)
+                return existing or _append_revocation(conn, jti, expires_at, now)
+        except AlreadyExists:
+            # Lost an insert race to a writer that did not take the lock: use its row.
+            with self._read() as conn:
+                existing = _find_revocation(conn, jti)
+            if existing is None:
+                raise
+            return existing
+
+    def revocations_after(self, sequence: int, limit: int = 1000) -> list[Revocation]:
+        """Revocations with a larger sequence, ascending, at most ``limit``.
+
+        Raises:
+            ValueError: ``limit`` is less than 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = (
+            select(revocations)
+            .where(revocations.c.sequence > sequence)
+            .order_by(revocations.c.sequence)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_revocation(row) for row in conn.execute(query)]
+
+    def active_revocations(self, now: int) -> list[Revocation]:
+        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
+        query = (
+            select(revocations)
+            .where(revocations.c.expires_at > now)
+            .order_by(revocations.c.sequence)
+        )
+        with self._read() as conn:
+            return [_revocation(row) for row in conn.execute(query)]
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def prune(self, now: int) -> int:
+        """Delete revocations and refresh tokens that expired before ``now``.
+
+        A refresh token is kept while the access token issued with it is still valid, so
+        that revoking its family can still revoke that access token.
+
+        Returns:
+            The number of rows removed.
+        """
+        with self._write() as conn:
+            removed = conn.execute(
+                delete(revocations).where(revocations.c.expires_at < now)
+            ).rowcount
+            removed += conn.execute(
+                delete(refresh_tokens).where(
+                    refresh_tokens.c.expires_at < now,
+                    refresh_tokens.c.access_expires_at < now,
+                )
+            ).rowcount
+        return removed
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        with self._read() as conn:
+            conn.execute(select(literal(1)))
+
+    def close(self) -> None:
+        """Release connections. The store reconnects if used again."""
+        self._engine.dispose()
+
+
+# -- statements shared by several methods ------------------------------------------------------
+
+
+def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], *, key: str) -> None:
+    """INSERT, or nothing if a row with the same ``key`` exists (or commits meanwhile)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
+        )
+    else:
+        conn.execute(
+            sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
+        )
+
+
+def _find_refresh_token(
+    conn: Connection, token_hash: str, *, for_update: bool = False
+) -> RefreshToken | None:
+    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
+    row = conn.execute(query).first()
+    return None if row is None else _refresh_token(row)
+
+
+def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
+    """Mark a family revoked and revoke its access tokens still valid at ``now``.
+
+    The caller holds the family's subject lock. Returns the revocations newly written.
+    """
+    family = refresh_tokens.c.family_id == family_id
+    conn.execute(update(refresh_tokens).where(family).values(revoked=True))
+    access = conn.execute(
+        select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at)
+        .where(family, refresh_tokens.c.access_expires_at > now)
+        .order_by(refresh_tokens.c.issued_at)
+    ).all()
+    if not access:
+        return ()
+    _migrations.xact_lock(conn, "revocations")
+    written: dict[str, Revocation] = {}
+    for jti, expires_at in access:
+        if jti not in written and _find_revocation(conn, jti) is None:
+            written[jti] = _append_revocation(conn, jti, expires_at, now)
+    return tuple(written.values())
+
+
+def _find_revocation(conn: Connection, jti: str) -> Revocation | None:
+    row = conn.execute(select(revocations).where(revocations.c.jti == jti)).first()
+    return None if row is None else _revocation(row)
+
+
+def _append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
+    """Insert a revocation; the caller holds the revocations lock."""
+    result = conn.execute(
+        insert(revocations).values(jti=jti, expires_at=expires_at, revoked_at=now)
+    )
+    key = result.inserted_primary_key  # lastrowid on SQLite, RETURNING on PostgreSQL
+    if key is None:
+        raise StoreError("the database did not report the revocation's sequence")
+    return Revocation(sequence=int(key[0]), jti=jti, expires_at=expires_at, revoked_at=now)

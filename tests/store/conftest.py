@@ -1,0 +1,98 @@
+"""Fixtures that run the store suite against every backend.
+
+SQLite always runs, in a temporary directory. PostgreSQL runs when ``BEARER_GRPC_TEST_PG_DSN``
+names a server (e.g. ``postgresql://postgres@127.0.0.1:5432/test``); each test then gets a
+fresh schema, selected through the URL's ``options=-csearch_path=...`` and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from bearer_grpc.store import SqlStore, open_store, sqlite_url
+
+PG_DSN_ENV = "BEARER_GRPC_TEST_PG_DSN"
+
+OpenStore = Callable[..., SqlStore]
+
+
+def pg_dsn() -> str:
+    """The PostgreSQL DSN from the environment, or skip the test."""
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"{PG_DSN_ENV} not set")
+    return dsn
+
+
+@contextmanager
+def pg_schema_url(dsn: str) -> Iterator[str]:
+    """A store URL on a fresh PostgreSQL schema, dropped on exit."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        separator = "&" if "?" in dsn else "?"
+        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database on each backend."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "data")
+    else:
+        with pg_schema_url(pg_dsn()) as url:
+            yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of an empty PostgreSQL schema (PostgreSQL-only tests)."""
+    with pg_schema_url(pg_dsn()) as url:
+        yield url
+
+
+@pytest.fixture
+def open_(store_url: str) -> Iterator[OpenStore]:
+    """Open stores on ``store_url`` (thread-safe); all are closed after the test."""
+    opened: list[SqlStore] = []
+
+    def open_one(**kwargs: object) -> SqlStore:
+        store = open_store(store_url, **kwargs)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_: OpenStore) -> SqlStore:
+    """An open store on an empty database."""
+    return open_()
+
+
+@pytest.fixture
+def raw_engine(store_url: str) -> Iterator[Engine]:
+    """A plain SQLAlchemy engine on the store's database, to look behind the interface."""
+    url = make_url(store_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    yield engine
+    engine.dispose()
