@@ -13,8 +13,22 @@ import time
 from typing import Final
 
 FIELDS: Final = (
-    "method", "peer", "code", "reason", "duration_ms", "subject", "client_id", "token_id",
-    "listen", "port", "store", "issuer", "kid", "sequence", "count", "error",
+    "method",
+    "peer",
+    "code",
+    "reason",
+    "duration_ms",
+    "subject",
+    "client_id",
+    "token_id",
+    "listen",
+    "port",
+    "store",
+    "issuer",
+    "kid",
+    "sequence",
+    "count",
+    "error",
 )
 
 

@@ -48,7 +48,7 @@ _CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
 
 
 @dataclass(frozen=True)
-class _Status(grpc.Status):  # type: ignore[misc]
+class _Status(grpc.Status):
     code: grpc.StatusCode
     details: str
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
@@ -57,7 +57,7 @@ class _Status(grpc.Status):  # type: ignore[misc]
 def status_code(error: BearerGrpcError) -> grpc.StatusCode:
     """The gRPC code of an error (UNKNOWN for a class missing from the table)."""
     for cls in type(error).__mro__:
-        code = _CODES.get(cls)  # type: ignore[call-overload]
+        code = _CODES.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.UNKNOWN

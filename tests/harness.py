@@ -75,7 +75,9 @@ class RunningService:
         return pb_grpc.TokenServiceStub(channel)
 
     def add_client(
-        self, name: str = "orders-client", scopes: tuple[str, ...] = ("orders.read", "orders.write"),
+        self,
+        name: str = "orders-client",
+        scopes: tuple[str, ...] = ("orders.read", "orders.write"),
         audiences: tuple[str, ...] = ("orders",),
     ) -> NewClient:
         """Create a client (the server sees it on the next lookup: the store is shared)."""

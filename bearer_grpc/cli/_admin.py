@@ -80,12 +80,10 @@ def _principals(args: argparse.Namespace) -> int:
                 )
             else:
                 password = read_secret("PASSWORD", "password: ", confirm=True)
-                admin.add_user(
-                    args.name, password, scopes=args.scopes, audiences=args.audiences
-                )
+                admin.add_user(args.name, password, scopes=args.scopes, audiences=args.audiences)
                 emit(args.json, {"username": args.name}, f"user {args.name} added")
         elif args.action == "list":
-            rows = [_principal_json(p) for p in admin.list(kind)]
+            rows = [_principal_json(p) for p in admin.principals(kind)]
             emit(args.json, rows, table(rows, ("name", "scopes", "audiences")))
         else:
             admin.remove(args.name, kind)
@@ -106,8 +104,7 @@ def _keys(args: argparse.Namespace) -> int:
             emit(
                 args.json,
                 {"kid": record.kid, "alg": record.alg, "not_before": record.not_before},
-                f"staged key {record.kid} ({record.alg}); it signs from "
-                f"{_when(record.not_before)}",
+                f"staged key {record.kid} ({record.alg}); it signs from {_when(record.not_before)}",
             )
         else:
             rows = [

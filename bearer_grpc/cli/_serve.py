@@ -7,7 +7,12 @@ import asyncio
 from pathlib import Path
 
 from bearer_grpc import _logging
-from bearer_grpc.cli._options import add_store_options, key_encryption_key, open_configured_store, option
+from bearer_grpc.cli._options import (
+    add_store_options,
+    key_encryption_key,
+    open_configured_store,
+    option,
+)
 from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.server import ServeConfig, serve
@@ -21,15 +26,46 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_store_options(parser)
     option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
     option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
-    option(parser, "--tls-client-ca", type=Path, help="PEM CA bundle; clients must present a cert it signed (mTLS)")
+    option(
+        parser,
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA bundle; clients must present a cert it signed (mTLS)",
+    )
     option(parser, "--issuer", default="bearer-grpc", help="iss of issued tokens")
     option(parser, "--access-ttl", type=int, default=900, help="access token lifetime, seconds")
-    option(parser, "--refresh-ttl", type=int, default=30 * 86400, help="refresh token lifetime, seconds")
+    option(
+        parser,
+        "--refresh-ttl",
+        type=int,
+        default=30 * 86400,
+        help="refresh token lifetime, seconds",
+    )
     option(parser, "--leeway", type=int, default=30, help="clock skew tolerated, seconds")
-    option(parser, "--key-algorithm", choices=ALGORITHMS, default="ES256", help="algorithm of generated keys")
-    option(parser, "--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM")
-    option(parser, "--sync-interval", type=float, default=1.0, help="seconds between store reads for other writers' keys and revocations")
-    option(parser, "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
+    option(
+        parser,
+        "--key-algorithm",
+        choices=ALGORITHMS,
+        default="ES256",
+        help="algorithm of generated keys",
+    )
+    option(
+        parser, "--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM"
+    )
+    option(
+        parser,
+        "--sync-interval",
+        type=float,
+        default=1.0,
+        help="seconds between store reads for other writers' keys and revocations",
+    )
+    option(
+        parser,
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level",
+    )
     parser.set_defaults(run=_serve)
 
 

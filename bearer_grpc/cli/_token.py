@@ -103,7 +103,9 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     token = read_secret("TOKEN", "token: ")
-    request = pb.VerifyTokenRequest(token=token, audience=args.audience, required_scopes=args.scopes)
+    request = pb.VerifyTokenRequest(
+        token=token, audience=args.audience, required_scopes=args.scopes
+    )
     channel, stub = _stub(args)
     with channel:
         response = stub.VerifyToken(request, timeout=TIMEOUT_SECONDS)

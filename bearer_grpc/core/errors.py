@@ -3,7 +3,8 @@
 ::
 
     BearerGrpcError
-    ├── AuthError                 a call's credentials are not good enough (reason = ErrorInfo.reason)
+    ├── AuthError                 a call's credentials are not good enough
+    │                             (reason = ErrorInfo.reason)
     │   ├── TokenMissing          no authorization entry
     │   ├── TokenMalformed        not `Bearer <b64token>`, several entries, not a compact JWS
     │   ├── TokenInvalid          signature, key, claims, audience, issuer or typ wrong

@@ -38,7 +38,11 @@ _THUMBPRINT_MEMBERS: Final = {
     "OKP": ("crv", "kty", "x"),
     "RSA": ("e", "kty", "n"),
 }
-_ALG_KEY_TYPE: Final = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519"), "RS256": ("RSA", None)}
+_ALG_KEY_TYPE: Final = {
+    "ES256": ("EC", "P-256"),
+    "EdDSA": ("OKP", "Ed25519"),
+    "RS256": ("RSA", None),
+}
 _SEALED_PREFIX: Final = b"bgk1:"
 
 
@@ -206,7 +210,7 @@ class SigningKey:
             loaded = serialization.load_pem_private_key(private_key, password=None)
         except ValueError as err:
             raise KeyError_("unreadable private key") from err
-        algorithm = cast(Algorithm, alg)
+        algorithm: Algorithm = alg
         if not isinstance(loaded, _PRIVATE_TYPES[algorithm]):
             raise KeyError_("private key does not match its algorithm")
         key = cast(PrivateKey, loaded)
@@ -218,7 +222,10 @@ class SigningKey:
     def sign(self, claims: Mapping[str, Any], *, typ: str = "at+jwt") -> str:
         """A compact JWS of ``claims`` with header ``{alg, kid, typ}``."""
         return jwt.encode(
-            dict(claims), self.private_key, algorithm=self.alg, headers={"kid": self.kid, "typ": typ}
+            dict(claims),
+            self.private_key,
+            algorithm=self.alg,
+            headers={"kid": self.kid, "typ": typ},
         )
 
 

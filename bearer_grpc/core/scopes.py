@@ -12,7 +12,7 @@ MAX_SCOPES = 64
 MAX_SCOPE_LENGTH = 128
 """Longest single scope."""
 
-_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,%d}" % MAX_SCOPE_LENGTH, re.ASCII)
+_SCOPE = re.compile(rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{MAX_SCOPE_LENGTH}}}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}", re.ASCII)
 
 

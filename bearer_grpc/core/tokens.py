@@ -38,7 +38,7 @@ from bearer_grpc.core.keys import PublicKeySet, SigningKey
 from bearer_grpc.core.scopes import parse_scope_claim
 from bearer_grpc.core.secrets import new_id
 
-TOKEN_TYPE: Final = "at+jwt"
+TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (a media type, not a secret)
 DEFAULT_LEEWAY: Final = 30
 """Seconds of clock skew tolerated on exp, nbf and iat."""
 MAX_TOKEN_BYTES: Final = 8192

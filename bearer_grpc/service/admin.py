@@ -122,7 +122,7 @@ class Admin:
         except AlreadyExists as err:
             raise Conflict(f"the name {name!r} is taken") from err
 
-    def list(self, kind: PrincipalKind) -> list[Principal]:
+    def principals(self, kind: PrincipalKind) -> list[Principal]:
         """Clients or users, by name."""
         return self._store.list_principals(kind)
 

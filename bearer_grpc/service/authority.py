@@ -59,7 +59,7 @@ log = logging.getLogger("bearer_grpc.service")
 
 _REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 _MAX_ID_LENGTH = 128
-SECRET_HASH_KEY_SETTING = "secret_hash_key"
+SECRET_HASH_KEY_SETTING = "secret_hash_key"  # noqa: S105 (a setting name)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ class Issued:
 def load_secret_hasher(store: Store) -> SecretHasher:
     """The deployment's client-secret hasher, creating its key on first use."""
     fresh = base64.b64encode(new_secret().encode()).decode()
-    return SecretHasher(base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh)))
+    return SecretHasher(
+        base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh))
+    )
 
 
 class TokenAuthority:
@@ -247,8 +249,12 @@ class TokenAuthority:
         client_id = self.settings.password_client_id
         access = self._sign(user.name, aud, granted, client_id=client_id)
         refresh_value, refresh = self._refresh_record(
-            family_id=new_id(), subject=user.name, client_id=client_id,
-            scopes=tuple(user.scopes), audience=aud, access=access,
+            family_id=new_id(),
+            subject=user.name,
+            client_id=client_id,
+            scopes=tuple(user.scopes),
+            audience=aud,
+            access=access,
         )
         self.store.add_refresh_token(refresh)
         return self._with_refresh(access, granted, refresh_value)
@@ -268,8 +274,12 @@ class TokenAuthority:
         aud = grant_audience(audience, (current.audience,))
         access = self._sign(current.subject, aud, granted, client_id=current.client_id)
         refresh_value, successor = self._refresh_record(
-            family_id=current.family_id, subject=current.subject, client_id=current.client_id,
-            scopes=current.scopes, audience=current.audience, access=access,
+            family_id=current.family_id,
+            subject=current.subject,
+            client_id=current.client_id,
+            scopes=current.scopes,
+            audience=current.audience,
+            access=access,
         )
         rotation = self.store.rotate_refresh_token(token_hash, successor, self._now())
         if rotation.status is RotationStatus.REUSED:
@@ -279,7 +289,9 @@ class TokenAuthority:
             raise InvalidGrant()
         return self._with_refresh(access, granted, refresh_value)
 
-    def _sign(self, subject: str, audience: str, scopes: Sequence[str], *, client_id: str) -> IssuedToken:
+    def _sign(
+        self, subject: str, audience: str, scopes: Sequence[str], *, client_id: str
+    ) -> IssuedToken:
         now = self._now()
         return issue_access_token(
             self.keys.signing_key(now),
@@ -293,8 +305,14 @@ class TokenAuthority:
         )
 
     def _refresh_record(
-        self, *, family_id: str, subject: str, client_id: str, scopes: tuple[str, ...],
-        audience: str, access: IssuedToken,
+        self,
+        *,
+        family_id: str,
+        subject: str,
+        client_id: str,
+        scopes: tuple[str, ...],
+        audience: str,
+        access: IssuedToken,
     ) -> tuple[str, RefreshToken]:
         value = new_secret()
         now = self._now()
@@ -322,7 +340,9 @@ class TokenAuthority:
         )
 
     # -- verifying -----------------------------------------------------------------------
-    def verify(self, token: str, *, audience: str, required_scopes: Sequence[str] = ()) -> Principal:
+    def verify(
+        self, token: str, *, audience: str, required_scopes: Sequence[str] = ()
+    ) -> Principal:
         """Verify an access token (see :meth:`TokenVerifier.verify`).
 
         Raises:

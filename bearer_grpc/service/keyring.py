@@ -90,9 +90,7 @@ class KeyRing:
         records = self._records
         out = []
         for i, record in enumerate(records):
-            successor = next(
-                (r for r in records[i + 1 :] if r.not_before <= now), None
-            )
+            successor = next((r for r in records[i + 1 :] if r.not_before <= now), None)
             if successor is None or successor.not_before + self._retention > now:
                 out.append(record)
         return out

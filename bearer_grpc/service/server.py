@@ -138,8 +138,10 @@ class TokenServer:
         return self.port
 
     async def _set_serving(self, ok: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if ok else (
-            health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ok
+            else (health_pb2.HealthCheckResponse.NOT_SERVING)
         )
         for service in ("", SERVICE_NAME):
             await self.health.set(service, status)

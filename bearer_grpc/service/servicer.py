@@ -9,6 +9,7 @@ structured log line (method, peer, code, duration; never a token or secret).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,10 +56,8 @@ class RevocationNotifier:
     async def wait(self, timeout: float) -> None:
         """Wait for the next notification, or ``timeout`` seconds."""
         event = self._event
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
 
 
 async def _abort(context: Context, error: BearerGrpcError) -> None:
@@ -68,7 +67,9 @@ async def _abort(context: Context, error: BearerGrpcError) -> None:
     await context.abort_with_status(status)
 
 
-def _log_call(method: str, context: Context, started: float, code: grpc.StatusCode, **extra: Any) -> None:
+def _log_call(
+    method: str, context: Context, started: float, code: grpc.StatusCode, **extra: Any
+) -> None:
     access_log.info(
         "call",
         extra={
@@ -126,7 +127,9 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self._closing = True
         self._notifier.notify()
 
-    async def IssueToken(self, request: pb.IssueTokenRequest, context: Context) -> pb.IssueTokenResponse:
+    async def IssueToken(
+        self, request: pb.IssueTokenRequest, context: Context
+    ) -> pb.IssueTokenResponse:
         """Issue an access token (see the proto)."""
 
         async def work() -> pb.IssueTokenResponse:
@@ -136,7 +139,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             )
             return pb.IssueTokenResponse(
                 access_token=issued.access.token,
-                token_type="Bearer",
+                token_type="Bearer",  # noqa: S106 (the scheme name)
                 expires_in=issued.lifetime,
                 scopes=issued.scopes,
                 refresh_token=issued.refresh_token,
@@ -145,7 +148,9 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
 
         return await _unary("IssueToken", context, work)
 
-    async def VerifyToken(self, request: pb.VerifyTokenRequest, context: Context) -> pb.VerifyTokenResponse:
+    async def VerifyToken(
+        self, request: pb.VerifyTokenRequest, context: Context
+    ) -> pb.VerifyTokenResponse:
         """Introspect a token: OK with ``active=false`` and a reason when it is not valid."""
 
         async def work() -> pb.VerifyTokenResponse:
@@ -178,7 +183,9 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
 
         return await _unary("VerifyToken", context, work)
 
-    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest, context: Context
+    ) -> pb.RevokeTokenResponse:
         """Revoke a token by value (possession suffices) or by id (own token, or admin)."""
 
         async def work() -> pb.RevokeTokenResponse:

@@ -38,7 +38,7 @@ class ServiceSettings:
     refresh_ttl: int = 30 * 24 * 3600
     leeway: int = DEFAULT_LEEWAY
     key_algorithm: Algorithm = "ES256"
-    password_client_id: str = "bearer-grpc"
+    password_client_id: str = "bearer-grpc"  # noqa: S105 (a client id)
     sync_interval: float = 1.0
 
     def __post_init__(self) -> None:

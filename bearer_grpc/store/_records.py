@@ -206,9 +206,7 @@ class Store(Protocol):
         """The refresh token with this hash, or None."""
         ...
 
-    def rotate_refresh_token(
-        self, token_hash: str, successor: RefreshToken, now: int
-    ) -> Rotation:
+    def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
         """Exchange a refresh token atomically.
 
         If ``token_hash`` names a current token (not used, not revoked, ``expires_at > now``),
@@ -243,7 +241,7 @@ class Store(Protocol):
 
     # -- housekeeping ----------------------------------------------------------------
     def prune(self, now: int) -> int:
-        """Delete revocations and refresh tokens that expired before ``now``. Returns rows removed."""
+        """Delete revocations and refresh tokens expired before ``now``; return rows removed."""
         ...
 
     def ping(self) -> None:

@@ -71,8 +71,8 @@ def open_(store_url: str) -> Iterator[OpenStore]:
     """Open stores on ``store_url`` (thread-safe); all are closed after the test."""
     opened: list[SqlStore] = []
 
-    def open_one(**kwargs: object) -> SqlStore:
-        store = open_store(store_url, **kwargs)  # type: ignore[arg-type]
+    def open_one(**kwargs: float) -> SqlStore:
+        store = open_store(store_url, **kwargs)
         opened.append(store)
         return store
 

@@ -38,8 +38,6 @@ from bearer_grpc.store import (
 from bearer_grpc.store._migrations import LATEST_VERSION
 from bearer_grpc.store._schema import schema_migrations
 
-from .conftest import OpenStore
-
 NOW = 1_800_000_000
 HOUR = 3600
 THREADS = 8
@@ -47,6 +45,7 @@ CLIENT = PrincipalKind.CLIENT
 USER = PrincipalKind.USER
 
 T = TypeVar("T")
+OpenStore = Callable[..., SqlStore]  # the ``open_`` fixture
 
 
 def run_concurrently(fn: Callable[[int], T], threads: int = THREADS) -> list[T]:
@@ -365,8 +364,31 @@ def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: SqlStore) 
     winner = next(i for i, r in enumerate(rotations) if r.status is RotationStatus.ROTATED)
     successors = [store.get_refresh_token(f"t1-{i}") for i in range(THREADS)]
     assert [i for i, s in enumerate(successors) if s is not None] == [winner]
-    assert successors[winner] is not None and successors[winner].revoked
+    stored = successors[winner]
+    assert stored is not None and stored.revoked
     assert [r.jti for r in store.active_revocations(NOW)] == ["at-t0", f"at-t1-{winner}"]
+
+
+def test_reuse_racing_rotations_revokes_every_successor(store: SqlStore) -> None:
+    # Half the threads replay the used t0 while the other half rotate the current t1: the
+    # family revocation must also catch a successor inserted concurrently.
+    for round_ in range(10):
+        family = f"family-{round_}"
+        store.add_refresh_token(refresh(f"{round_}-t0", family_id=family))
+        store.rotate_refresh_token(f"{round_}-t0", refresh(f"{round_}-t1"), NOW)
+
+        def present(i: int, round_: int = round_) -> RotationStatus:
+            presented = f"{round_}-t0" if i % 2 else f"{round_}-t1"
+            successor = refresh(f"{round_}-t2-{i}")
+            return store.rotate_refresh_token(presented, successor, NOW).status
+
+        statuses = Counter(run_concurrently(present))
+        assert statuses[RotationStatus.REUSED] == 1
+        assert statuses[RotationStatus.ROTATED] <= 1
+        hashes = [f"{round_}-t0", f"{round_}-t1"] + [f"{round_}-t2-{i}" for i in range(THREADS)]
+        stored = [t for t in map(store.get_refresh_token, hashes) if t is not None]
+        assert len(stored) == 2 + statuses[RotationStatus.ROTATED]
+        assert all(t.revoked for t in stored)
 
 
 # -- refresh tokens: family revocation -------------------------------------------------------
