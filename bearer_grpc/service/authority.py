@@ -175,8 +175,8 @@ class TokenAuthority:
                 leeway=self.settings.leeway,
                 is_revoked=self.revocations.is_revoked,
             )
-            added = self.revocations.catch_up(self.store, now=now)
-            self.revocations.prune(now)
+            added = self.revocations.catch_up(self.store, horizon=now - self.settings.leeway)
+            self.revocations.prune(now - self.settings.leeway)
         return added
 
     def housekeeping(self) -> int:
@@ -430,7 +430,7 @@ class TokenAuthority:
         return revocation.sequence
 
     def _catch_up(self) -> None:
-        self.revocations.catch_up(self.store, now=self._now())
+        self.revocations.catch_up(self.store, horizon=self._now() - self.settings.leeway)
 
     # -- keys ----------------------------------------------------------------------------
     def jwks(self) -> str:

@@ -38,8 +38,13 @@ class RevocationLog:
         """Whether ``jti`` is revoked (a dict lookup; safe from any thread)."""
         return jti in self._by_jti
 
-    def catch_up(self, store: Store, *, now: int) -> int:
-        """Read every revocation committed after :attr:`cursor`. Returns how many.
+    def catch_up(self, store: Store, *, horizon: int) -> int:
+        """Read every revocation committed after :attr:`cursor`. Returns how many were new.
+
+        Args:
+            store: Where revocations are committed.
+            horizon: Revocations of tokens that expired before this time are skipped: no
+                verifier accepts those tokens any more (pass ``now - leeway``).
 
         Raises:
             StoreUnavailable: The store cannot be read (the log stays as it was).
@@ -50,7 +55,7 @@ class RevocationLog:
                 page = store.revocations_after(self._cursor, limit=_PAGE)
                 for revocation in page:
                     self._cursor = revocation.sequence
-                    if revocation.expires_at > now and revocation.jti not in self._by_jti:
+                    if revocation.expires_at >= horizon and revocation.jti not in self._by_jti:
                         self._by_jti[revocation.jti] = revocation
                         self._ordered.append(revocation)
                         self._sequences.append(revocation.sequence)
@@ -64,10 +69,12 @@ class RevocationLog:
             start = bisect.bisect_right(self._sequences, sequence)
             return self._ordered[start:]
 
-    def prune(self, now: int) -> int:
-        """Forget revocations of tokens that have expired. Returns how many."""
+    def prune(self, horizon: int) -> int:
+        """Forget revocations of tokens that expired before ``horizon`` (``now - leeway``:
+        a token is accepted until ``exp + leeway``, so its revocation must last as long).
+        Returns how many were forgotten."""
         with self._lock:
-            keep = [r for r in self._ordered if r.expires_at > now]
+            keep = [r for r in self._ordered if r.expires_at >= horizon]
             removed = len(self._ordered) - len(keep)
             if removed:
                 self._ordered = keep
