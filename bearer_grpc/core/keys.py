@@ -211,7 +211,7 @@ class SigningKey:
         except ValueError as err:
             raise KeyError_("unreadable private key") from err
         algorithm: Algorithm = alg
-        if not isinstance(loaded, _PRIVATE_TYPES[algorithm]):
+        if not isinstance(loaded, _PRIVATE_TYPES[algorithm]) or not _strong_enough(loaded):
             raise KeyError_("private key does not match its algorithm")
         key = cast(PrivateKey, loaded)
         jwk = public_jwk(key, algorithm)
@@ -227,6 +227,15 @@ class SigningKey:
             algorithm=self.alg,
             headers={"kid": self.kid, "typ": typ},
         )
+
+
+def _strong_enough(key: object) -> bool:
+    """ES256 keys on P-256 only; RSA keys of at least 2048 bits."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return isinstance(key.curve, ec.SECP256R1)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.key_size >= MIN_RSA_BITS
+    return True
 
 
 _PRIVATE_TYPES: Final = {
@@ -307,7 +316,8 @@ def _check_public_jwk(jwk: object) -> tuple[str, jwt.PyJWK]:
     want_kty, want_crv = _ALG_KEY_TYPE[alg]
     if kty != want_kty or (want_crv is not None and jwk.get("crv") != want_crv):
         raise KeyError_("JWKS key type does not match its alg")
-    if jwk.get("use", "sig") != "sig":
+    key_ops = jwk.get("key_ops", ["verify"])
+    if jwk.get("use", "sig") != "sig" or not isinstance(key_ops, list) or "verify" not in key_ops:
         raise KeyError_("JWKS key is not a signature key")
     try:
         pyjwk = jwt.PyJWK(dict(jwk), algorithm=alg)

@@ -27,6 +27,8 @@ def check_scopes(scopes: Iterable[str], *, what: str = "scope") -> tuple[str, ..
         InvalidRequest: A scope is empty, too long, has characters outside RFC 6749's
             scope-token set, or there are too many.
     """
+    if isinstance(scopes, str):
+        raise TypeError("scopes must be a collection of strings, not one string")
     out: dict[str, None] = {}
     for scope in scopes:
         if not isinstance(scope, str) or _SCOPE.fullmatch(scope) is None:
@@ -91,4 +93,4 @@ def parse_scope_claim(value: object) -> frozenset[str]:
         return frozenset()
     if not isinstance(value, str):
         raise ValueError("scope claim is not a string")
-    return frozenset(value.split())
+    return frozenset(scope for scope in value.split(" ") if scope)  # RFC 6749: %x20 only

@@ -93,12 +93,19 @@ def verify_password(password: str, stored: str | None) -> bool:
         if name != "scrypt":
             raise ValueError(name)
         params = (int(n), int(r), int(p))
+        if not _usable_scrypt_params(*params):
+            raise ValueError("scrypt parameters out of range")
         expected, salt_bytes = _unb64(digest), _unb64(salt)
     except ValueError:
         params, expected, salt_bytes = (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P), b"\1" * 32, b"\0" * 16
         stored = None
     actual = _scrypt(password, salt_bytes, *params)
     return hmac.compare_digest(actual, expected) and stored is not None
+
+
+def _usable_scrypt_params(n: int, r: int, p: int) -> bool:
+    """Parameters a stored hash may name: bounded so a bad row cannot exhaust memory."""
+    return 2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
 
 
 def refresh_token_hash(value: str) -> str:
