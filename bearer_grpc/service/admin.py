@@ -143,14 +143,19 @@ class Admin:
     ) -> KeyRecord:
         """Stage a new signing key: published now, signing after ``delay`` seconds.
 
+        Keys take over in the order they were added: a new key's ``not_before`` is always
+        later than every existing key's (so with ``delay=0`` it signs from the next second
+        at the latest, never ties with the key it replaces).
+
         Raises:
             InvalidRequest: ``delay`` negative.
         """
         if delay < 0:
             raise InvalidRequest("delay must not be negative")
         now = self._now()
+        latest = max((r.not_before for r in self._store.list_keys()), default=now - 1)
         ring = KeyRing(self._store, kek=kek, retention=0)
-        record = ring.new_record(algorithm, not_before=now + delay, now=now)
+        record = ring.new_record(algorithm, not_before=max(now + delay, latest + 1), now=now)
         self._store.add_key(record)
         return record
 

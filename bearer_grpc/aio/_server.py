@@ -1,0 +1,221 @@
+"""``bearer_grpc.aio.BearerServerInterceptor``: the same interceptor for ``grpc.aio`` servers.
+
+Same rules, same refusals, same mid-stream policy as :mod:`bearer_grpc._server` (read its
+docstring); only the waiting differs. A cache miss is verified with ``await
+verifier.verify(token)`` in the call's own task, before the behaviour starts.
+
+Behaviours are wrapped in the style grpc.aio dispatches on: a coroutine function stays a
+coroutine function (unary responses, or the ``context.read()``/``context.write()`` API,
+which then re-checks the token on every read and write), an async generator function
+stays one (streamed responses re-checked as they are produced). A streamed request
+iterator is re-checked as each request arrives. Sync behaviours (grpc.aio's migration
+thread pool) are not supported: such a call is refused (grpc answers UNKNOWN), never let
+through unchecked.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar, cast
+
+import grpc
+import grpc.aio
+
+from bearer_grpc._handlers import (
+    Behaviour,
+    InterceptorBase,
+    Pending,
+    any_kind,
+    behaviour_of,
+    recheck,
+    same_kind,
+)
+from bearer_grpc._principal import _bind
+from bearer_grpc._status import to_status
+from bearer_grpc.aio._verifier import Verifier
+from bearer_grpc.core.errors import AuthError
+from bearer_grpc.core.policy import Policy
+from bearer_grpc.core.tokens import Principal
+
+_TRequest = TypeVar("_TRequest")
+_TResponse = TypeVar("_TResponse")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
+    """Authenticates every call of a ``grpc.aio`` server with a bearer token.
+
+    ``grpc.aio.server(interceptors=[BearerServerInterceptor(verifier, policy)])``.
+    Covers all four RPC kinds; see :mod:`bearer_grpc._server` for unknown methods and
+    the mid-stream policy.
+
+    Args:
+        verifier: Checks tokens (``bearer_grpc.aio.Verifier``).
+        policy: Access rules (default ``Policy()``: every method needs a valid token,
+            health checking and reflection are public).
+    """
+
+    def __init__(self, verifier: Verifier, policy: Policy | None = None) -> None:
+        super().__init__(verifier, policy)
+        self._verifier = verifier
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails],
+            Awaitable[grpc.RpcMethodHandler[_TRequest, _TResponse] | None],
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_TRequest, _TResponse] | None:
+        """Decide what is cheap to decide, and wrap the handler.
+
+        Raises:
+            PolicyError: Strict mode, and no rule covers this existing method.
+            TypeError: The method's behaviour is not async.
+        """
+        admission = self._admit(handler_call_details)
+        if admission is None:
+            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
+        self._require_rule(handler_call_details.method)
+        if isinstance(admission, AuthError):
+            return same_kind(handler, _refusing(admission), deserialize=False)
+        return same_kind(handler, self._wrap(behaviour_of(handler), handler, admission))
+
+    def _wrap(
+        self,
+        behaviour: Behaviour,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        admission: Principal | Pending,
+    ) -> Behaviour:
+        request_streaming = handler.request_streaming
+        streaming = request_streaming or handler.response_streaming
+
+        if handler.response_streaming and inspect.isasyncgenfunction(behaviour):
+
+            async def generate(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+                principal = await self._enter(admission, context)
+                if request_streaming:
+                    request = self._requests(request, principal, context)
+                with _bind(principal):
+                    responses = behaviour(request, self._guarded(principal, context))
+                try:
+                    while True:
+                        with _bind(principal):
+                            try:
+                                response = await anext(responses)
+                            except StopAsyncIteration:
+                                return
+                        await self._recheck(principal, context)
+                        yield response
+                finally:
+                    with _bind(principal):
+                        await responses.aclose()
+
+            return generate
+
+        if inspect.iscoroutinefunction(behaviour):
+
+            async def call(request: Any, context: Context) -> Any:
+                principal = await self._enter(admission, context)
+                if request_streaming:
+                    request = self._requests(request, principal, context)
+                guarded = self._guarded(principal, context) if streaming else context
+                with _bind(principal):
+                    result = await behaviour(request, guarded)
+                if request_streaming and not handler.response_streaming:
+                    await self._recheck(principal, context)
+                return result
+
+            return call
+
+        raise TypeError(
+            "bearer_grpc.aio.BearerServerInterceptor wraps async behaviours only; "
+            "use bearer_grpc.BearerServerInterceptor on sync servers"
+        )
+
+    async def _enter(self, admission: Principal | Pending, context: Context) -> Principal:
+        """The caller, verifying a cache miss here (in the call's task)."""
+        if isinstance(admission, Principal):
+            return admission
+        try:
+            return admission.finish(await self._verifier.verify(admission.token))
+        except AuthError as err:
+            await _abort(context, err)
+
+    async def _recheck(self, principal: Principal, context: Context) -> None:
+        error = recheck(principal, self._local)
+        if error is not None:
+            await _abort(context, error)
+
+    async def _requests(
+        self, requests: AsyncIterable[Any], principal: Principal, context: Context
+    ) -> AsyncGenerator[Any, None]:
+        async for request in requests:
+            await self._recheck(principal, context)
+            yield request
+
+    def _guarded(self, principal: Principal, context: Context) -> Context:
+        recheck_token = functools.partial(self._recheck, principal, context)
+        return cast(Context, _GuardedContext(context, recheck_token))
+
+    def _unknown(self, admission: AuthError | Pending) -> Behaviour:
+        async def unknown_method(requests: Any, context: Context) -> NoReturn:
+            if isinstance(admission, AuthError):
+                await _abort(context, admission)
+            await self._enter(admission, context)
+            await _not_found(context)
+
+        return unknown_method
+
+
+class _GuardedContext:
+    """A servicer context whose ``read`` and ``write`` re-check the token first.
+
+    Handed to streaming behaviours, so that the ``context.read()``/``context.write()``
+    API follows the mid-stream policy too; everything else is the call's own context.
+    """
+
+    def __init__(self, context: Context, recheck_token: Callable[[], Awaitable[None]]) -> None:
+        self._context = context
+        self._recheck = recheck_token
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def read(self) -> Any:
+        """The next request (``grpc.aio.EOF`` at the end), once the token is re-checked."""
+        request = await self._context.read()
+        if request is not grpc.aio.EOF:
+            await self._recheck()
+        return request
+
+    async def write(self, message: Any) -> None:
+        """Send a response, once the token is re-checked."""
+        await self._recheck()
+        await self._context.write(message)
+
+
+def _refusing(error: AuthError) -> Behaviour:
+    async def refuse(request: Any, context: Context) -> NoReturn:
+        await _abort(context, error)
+
+    return refuse
+
+
+async def _abort(context: Context, error: AuthError) -> NoReturn:
+    status = to_status(error)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    await context.abort_with_status(status)
+
+
+async def _not_found(context: Context) -> NoReturn:
+    # grpc's own answer for a method it does not know, given once the caller is known.
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details("Method not found!")
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")

@@ -1,0 +1,81 @@
+"""The verified-token cache on the call path (DESIGN 6): one signature check per token.
+
+A reused token is answered from the cache in ``intercept_service``: no signature check,
+and still refused once its ``jti`` is revoked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.interceptors.echo import path
+from tests.interceptors.support import (
+    Server,
+    Tokens,
+    assert_refused,
+    bearer,
+    call,
+    challenge,
+    refusal,
+)
+
+
+@pytest.fixture
+def signature_checks(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Tokens passed to the server's full verification (LocalVerification.verify)."""
+    local = server.verifier.local
+    verify = local.verify
+    seen: list[str] = []
+
+    def counting(token: str) -> Any:
+        seen.append(token)
+        return verify(token)
+
+    monkeypatch.setattr(local, "verify", counting)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["unary_unary", "stream_stream"])
+def test_second_call_does_no_signature_check(
+    kind: str, server: Server, tokens: Tokens, signature_checks: list[str]
+) -> None:
+    token = tokens.issue()
+    method = path("Unary" if kind == "unary_unary" else "BidiStream")
+
+    call(server.channel, kind, method, bearer(token))
+    call(server.channel, kind, method, bearer(token))
+
+    assert signature_checks == [token.token]
+    assert server.calls.count == 2
+
+
+def test_cached_token_is_refused_once_revoked(
+    server: Server, tokens: Tokens, signature_checks: list[str]
+) -> None:
+    token = tokens.issue()
+    unary = server.channel.unary_unary(path("Unary"))
+    assert unary(b"hi", metadata=bearer(token), timeout=10) == b"alice|echo.use"
+
+    server.revoke(token)
+    error = refusal(lambda: unary(b"hi", metadata=bearer(token), timeout=10))
+
+    assert_refused(
+        error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED", challenge("token revoked")
+    )
+    assert signature_checks == [token.token]
+    assert server.calls.count == 1
+
+
+def test_cached_token_still_needs_the_scope(
+    server: Server, tokens: Tokens, signature_checks: list[str]
+) -> None:
+    token = tokens.issue()
+    call(server.channel, "unary_unary", path("Unary"), bearer(token))
+
+    error = refusal(lambda: call(server.channel, "unary_unary", path("Admin"), bearer(token)))
+
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert signature_checks == [token.token]
