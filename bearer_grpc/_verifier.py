@@ -5,19 +5,46 @@ A verifier answers two questions for the interceptor's auth flow:
 verification, which for local verifiers is a signature check in memory and for remote
 ones a ``VerifyToken`` RPC. ``bearer_grpc.aio.Verifier`` has the same constructors and an
 ``async verify``.
+
+Verifiers built with :meth:`VerifierBase.from_token_service` or
+:meth:`VerifierBase.remote` follow the TokenService in the background (keys and
+revocations; see :mod:`bearer_grpc._upstream` for the rules). The sync flavour does so
+in one daemon thread, :class:`_Follower`.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any, Self
 
+import grpc
+
+from bearer_grpc._upstream import (
+    Backoff,
+    LinkLog,
+    RefetchGate,
+    Upstream,
+    accept_remote,
+    apply_jwks,
+    apply_revocation,
+    log,
+    prune,
+    remote_request,
+    status_of,
+    unknown_kid,
+)
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
 from bearer_grpc.core.flow import LocalVerification
-from bearer_grpc.core.keys import PublicKeySet
+from bearer_grpc.core.keys import KeyError_, PublicKeySet
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 
 class VerifierBase:
@@ -25,15 +52,19 @@ class VerifierBase:
 
     Args:
         local: The in-memory verification state.
+        upstream: The TokenService to follow, or None for a fixed key set.
     """
 
-    def __init__(self, local: LocalVerification) -> None:
+    def __init__(self, local: LocalVerification, upstream: Upstream | None = None) -> None:
         self.local = local
+        self.upstream = upstream
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(issuer={self.local.issuer!r}, audience={self.local.audience!r})"
-        )
+        name, audience = type(self).__name__, self.local.audience
+        if self.upstream is None:
+            return f"{name}(issuer={self.local.issuer!r}, audience={audience!r})"
+        mode = "remote" if self.upstream.remote else "local"
+        return f"{name}(target={self.upstream.target!r}, audience={audience!r}, mode={mode})"
 
     @classmethod
     def from_jwks(
@@ -71,6 +102,115 @@ class VerifierBase:
             )
         )
 
+    @classmethod
+    def from_token_service(
+        cls,
+        target: str,
+        *,
+        audience: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        leeway: int = DEFAULT_LEEWAY,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        refetch_interval: float = 30.0,
+        startup_timeout: float = 5.0,
+        timeout: float = 2.0,
+        resync_interval: float = 60.0,
+        backoff: Backoff | None = None,
+        clock: Clock = system_clock,
+    ) -> Self:
+        """A local verifier that takes its issuer and keys from a TokenService.
+
+        Keys and issuer come from ``GetJwks`` (and must pass :class:`PublicKeySet`
+        hygiene); revocations arrive by ``WatchRevocations``, followed from the start and
+        resumed after the last sequence seen when the stream breaks, so none is missed.
+        On the call path only one thing may touch the network: a token whose ``kid`` is
+        unknown refetches the keys, at most once per ``refetch_interval`` however many
+        calls ask at once; if the ``kid`` is still unknown the token is invalid.
+
+        A failed fetch keeps the last known good keys. Before the first key set ever
+        arrived, ``verify`` raises :class:`VerifierUnavailable` (fail closed).
+
+        Lifecycle: the sync ``Verifier`` starts one daemon thread here and waits up to
+        ``startup_timeout`` for the first keys, then returns either way and keeps trying
+        in the background. ``bearer_grpc.aio.Verifier`` starts its background task on
+        first use inside a running event loop (or ``await verifier.start()``; ``async
+        with``); calls in the first ``startup_timeout`` seconds wait for the keys. Stop
+        either with ``close()`` (aio: ``await aclose()``).
+
+        Args:
+            target: The TokenService address, ``host:port``.
+            audience: This service's audience; tokens must name it in ``aud``.
+            credentials: Channel credentials (TLS, mTLS); None for plaintext.
+            leeway: Clock skew tolerated, seconds (default 30).
+            cache_size: Verified tokens kept in memory (default 10,000; 0 disables).
+            refetch_interval: Least time between unknown-``kid`` refetches (default 30 s).
+            startup_timeout: Longest wait for the first keys (default 5 s).
+            timeout: Deadline of each ``GetJwks`` call (default 2 s).
+            resync_interval: Seconds between routine key refreshes, revocation pruning
+                and stream renewals (default 60).
+            backoff: Delays between reconnection attempts (default :class:`Backoff()`).
+            clock: Wall-clock time source.
+        """
+        upstream = Upstream(
+            target,
+            credentials,
+            timeout=timeout,
+            refetch_interval=refetch_interval,
+            startup_timeout=startup_timeout,
+            resync_interval=resync_interval,
+            backoff=backoff or Backoff(),
+        )
+        local = LocalVerification(
+            issuer=None, audience=audience, clock=clock, leeway=leeway, cache_size=cache_size
+        )
+        return cls(local, upstream)
+
+    @classmethod
+    def remote(
+        cls,
+        target: str,
+        *,
+        audience: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        timeout: float = 2.0,
+        resync_interval: float = 60.0,
+        backoff: Backoff | None = None,
+        clock: Clock = system_clock,
+    ) -> Self:
+        """A verifier that asks the TokenService (``VerifyToken``) about each new token.
+
+        A positive answer is cached until the token's ``exp``; a negative one raises the
+        :class:`AuthError` its ``reason`` names (``TOKEN_EXPIRED`` -> ``TokenExpired``,
+        ...). When the TokenService cannot answer in ``timeout`` seconds the call is
+        refused with :class:`VerifierUnavailable` (fail closed). Revocations are followed
+        with ``WatchRevocations`` as for :meth:`from_token_service` (same lifecycle), so
+        a cached answer is refused as soon as its token is revoked.
+
+        Args:
+            target: The TokenService address, ``host:port``.
+            audience: This service's audience, sent with every ``VerifyToken``.
+            credentials: Channel credentials (TLS, mTLS); None for plaintext.
+            cache_size: Answers kept in memory (default 10,000; 0 disables).
+            timeout: Deadline of each ``VerifyToken`` call (default 2 s).
+            resync_interval: Seconds between revocation pruning and stream renewals.
+            backoff: Delays between reconnection attempts (default :class:`Backoff()`).
+            clock: Wall-clock time source.
+        """
+        upstream = Upstream(
+            target,
+            credentials,
+            remote=True,
+            timeout=timeout,
+            resync_interval=resync_interval,
+            backoff=backoff or Backoff(),
+        )
+        # The TokenService applies its own leeway; a cached answer lives until exp.
+        local = LocalVerification(
+            issuer=None, audience=audience, clock=clock, leeway=0, cache_size=cache_size
+        )
+        return cls(local, upstream)
+
     def lookup(self, token: str) -> Principal | None:
         """A cached verification of ``token``, re-checked for expiry and revocation.
 
@@ -89,7 +229,49 @@ class VerifierBase:
 
 
 class Verifier(VerifierBase):
-    """Checks bearer tokens for one audience, for sync ``grpc`` servers."""
+    """Checks bearer tokens for one audience, for sync ``grpc`` servers.
+
+    One following the TokenService (:meth:`from_token_service`, :meth:`remote`) owns a
+    daemon thread and a channel: stop them with :meth:`close` or a ``with`` block. After
+    closing it refuses every token with :class:`VerifierUnavailable`.
+
+    Args:
+        local: The in-memory verification state.
+        upstream: The TokenService to follow, or None for a fixed key set.
+    """
+
+    def __init__(self, local: LocalVerification, upstream: Upstream | None = None) -> None:
+        super().__init__(local, upstream)
+        self._follower = _Follower(local, upstream) if upstream is not None else None
+        if self._follower is not None:
+            self._follower.start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The background thread following the TokenService (None for a fixed key set)."""
+        return self._follower.thread if self._follower is not None else None
+
+    def lookup(self, token: str) -> Principal | None:
+        """A cached verification of ``token``, re-checked for expiry and revocation.
+
+        Raises:
+            TokenRevoked: The cached token was revoked since.
+            VerifierUnavailable: The verifier was closed.
+        """
+        if self._follower is not None and self._follower.closed:
+            raise VerifierUnavailable()
+        return self.local.lookup(token)
 
     def verify(self, token: str) -> Principal:
         """Fully verify ``token`` (no scopes: the policy checks those).
@@ -97,4 +279,139 @@ class Verifier(VerifierBase):
         Raises:
             AuthError: The token is not valid, or (remote mode) cannot be checked.
         """
+        follower = self._follower
+        if follower is None:
+            return self.local.verify(token)
+        if follower.closed:
+            raise VerifierUnavailable()
+        if follower.upstream.remote:
+            return follower.verify_remote(token)
+        try:
+            return self.local.verify(token)
+        except TokenInvalid:
+            if not unknown_kid(self.local, token):
+                raise
+            follower.refetch_keys()
+            if unknown_kid(self.local, token):
+                raise
         return self.local.verify(token)
+
+    def close(self) -> None:
+        """Stop the background thread and close the channel (idempotent)."""
+        if self._follower is not None:
+            self._follower.close()
+
+
+class _Follower:
+    """Follows a TokenService for a sync verifier: one daemon thread, one sync channel.
+
+    The thread loops: fetch the keys (local mode), follow ``WatchRevocations`` until the
+    stream ends (at the latest after ``resync_interval``), prune, and after a failure wait
+    the next backoff delay. All key fetches share one lock, so they apply in order and
+    concurrent unknown-``kid`` refetches collapse into one.
+    """
+
+    def __init__(self, local: LocalVerification, upstream: Upstream) -> None:
+        self.local = local
+        self.upstream = upstream
+        self.closed = False
+        options = upstream.channel_options()
+        if upstream.credentials is None:
+            self._channel = grpc.insecure_channel(upstream.target, options=options)
+        else:
+            self._channel = grpc.secure_channel(
+                upstream.target, upstream.credentials, options=options
+            )
+        self._stub = pb_grpc.TokenServiceStub(self._channel)
+        self._stopping = threading.Event()
+        self._first_keys = threading.Event()
+        self._fetch_lock = threading.Lock()
+        self._gate = RefetchGate(upstream.refetch_interval)
+        self._link = LinkLog(upstream.target)
+        self.thread = threading.Thread(target=self._run, name="bearer-grpc-verifier", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread; in local mode wait up to ``startup_timeout`` for the keys."""
+        self.thread.start()
+        if not self.upstream.remote:
+            self._first_keys.wait(self.upstream.startup_timeout)
+
+    def close(self) -> None:
+        """Stop the thread, cancel its calls, close the channel, wait for the thread."""
+        if self.closed:
+            return
+        self.closed = True
+        self._stopping.set()
+        self._channel.close()  # ends the watch stream and any fetch in flight
+        if self.thread is not threading.current_thread():
+            self.thread.join(self.upstream.timeout + 1)
+
+    def refetch_keys(self) -> None:
+        """Refetch the keys for an unknown ``kid`` unless one was fetched too recently."""
+        with self._fetch_lock:
+            if self._gate.try_pass():
+                self._fetch_keys_locked()
+
+    def verify_remote(self, token: str) -> Principal:
+        """Ask the TokenService (see :meth:`VerifierBase.remote`)."""
+        request = remote_request(self.local, token)
+        try:
+            response = self._stub.VerifyToken(request, timeout=self.upstream.timeout)
+        except (grpc.RpcError, ValueError) as err:  # ValueError: channel closed meanwhile
+            raise VerifierUnavailable() from err
+        return accept_remote(self.local, token, response)
+
+    def _fetch_keys_locked(self) -> None:
+        try:
+            response = self._stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
+            apply_jwks(self.local, response)
+        except KeyError_ as err:
+            self._link.bad_keys(err)
+        except (grpc.RpcError, ValueError) as err:
+            if not self._stopping.is_set():
+                self._link.down(err)
+        else:
+            self._link.up()
+            self._first_keys.set()
+
+    def _run(self) -> None:
+        delays = self.upstream.backoff.delays()
+        while not self._stopping.is_set():
+            try:
+                healthy = self._round()
+            except Exception:  # a bug must not end revocation following for good
+                log.exception("verifier background loop failed; continuing")
+                healthy = False
+            if healthy:
+                self._link.up()
+                delays = self.upstream.backoff.delays()
+            else:
+                self._stopping.wait(next(delays))
+
+    def _round(self) -> bool:
+        if not self.upstream.remote:
+            with self._fetch_lock:
+                self._fetch_keys_locked()
+        healthy = self._follow_revocations()
+        prune(self.local)
+        return healthy
+
+    def _follow_revocations(self) -> bool:
+        """Follow one ``WatchRevocations`` stream to its end; True if it was healthy
+        (delivered events, lived long, or reached its own deadline)."""
+        started = time.monotonic()
+        request = pb.WatchRevocationsRequest(after_sequence=self.local.revocations.sequence)
+        events = 0
+        try:
+            call = self._stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
+            for event in call:
+                apply_revocation(self.local, event)
+                events += 1
+        except grpc.RpcError as err:
+            if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return True
+            if not self._stopping.is_set():
+                self._link.down(err)
+        except ValueError:  # the channel was closed: we are stopping
+            return False
+        return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum

@@ -1,17 +1,108 @@
-"""``bearer_grpc.aio.Verifier``: the asyncio flavour, same constructors, ``async verify``."""
+"""``bearer_grpc.aio.Verifier``: the asyncio flavour, same constructors, ``async verify``.
+
+Lifecycle of a verifier that follows a TokenService (``from_token_service``,
+``remote``): construction is synchronous and starts nothing, so the verifier can be
+built before any event loop exists (typically before ``grpc.aio.server(interceptors=
+[...])``). Its background task and ``grpc.aio`` channel start on first use inside a
+running loop (the first ``lookup``/``verify``, i.e. the first call the interceptor sees),
+or earlier with ``await verifier.start()`` or ``async with verifier:``. Stop them with
+``await verifier.aclose()``; the synchronous ``close()`` only cancels the task (which
+then closes its channel). One verifier serves one event loop at a time; used from a new
+loop after the old one ended, it starts again there.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import grpc
+
 from bearer_grpc import _verifier
+from bearer_grpc._upstream import (
+    LinkLog,
+    RefetchGate,
+    Upstream,
+    accept_remote,
+    apply_jwks,
+    apply_revocation,
+    log,
+    prune,
+    remote_request,
+    status_of,
+    unknown_kid,
+)
+from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
+from bearer_grpc.core.flow import LocalVerification
+from bearer_grpc.core.keys import KeyError_
 from bearer_grpc.core.tokens import Principal
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 
 class Verifier(_verifier.VerifierBase):
     """Checks bearer tokens for one audience, for ``grpc.aio`` servers.
 
     Local verification is CPU work in memory and runs inline; only remote verification
-    awaits the network.
+    (and, rarely, a key refetch for an unknown ``kid``) awaits the network. See the
+    module docstring for when a verifier following a TokenService starts and stops.
+    After closing it refuses every token with :class:`VerifierUnavailable`.
+
+    Args:
+        local: The in-memory verification state.
+        upstream: The TokenService to follow, or None for a fixed key set.
     """
+
+    def __init__(self, local: LocalVerification, upstream: Upstream | None = None) -> None:
+        super().__init__(local, upstream)
+        self._follower = _TaskFollower(local, upstream) if upstream is not None else None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The background task following the TokenService (None before it started)."""
+        session = self._follower.session if self._follower is not None else None
+        return session.task if session is not None else None
+
+    async def start(self) -> None:
+        """Start following the TokenService now, on the running loop (idempotent).
+
+        In local mode, wait up to ``startup_timeout`` for the first keys, then return
+        either way (without keys, ``verify`` fails closed until they arrive).
+
+        Raises:
+            VerifierUnavailable: The verifier was closed.
+        """
+        if self._follower is not None:
+            await self._follower.start()
+
+    def lookup(self, token: str) -> Principal | None:
+        """A cached verification of ``token``, re-checked for expiry and revocation.
+
+        Inside a running loop this also starts the background task if needed.
+
+        Raises:
+            TokenRevoked: The cached token was revoked since.
+            VerifierUnavailable: The verifier was closed.
+        """
+        if self._follower is not None:
+            self._follower.ensure_started()
+        return self.local.lookup(token)
 
     async def verify(self, token: str) -> Principal:
         """Fully verify ``token`` (no scopes: the policy checks those).
@@ -19,4 +110,227 @@ class Verifier(_verifier.VerifierBase):
         Raises:
             AuthError: The token is not valid, or (remote mode) cannot be checked.
         """
+        follower = self._follower
+        if follower is None:
+            return self.local.verify(token)
+        session = follower.ensure_started()
+        if session is None:  # pragma: no cover - a coroutine runs inside a loop
+            raise VerifierUnavailable()
+        if follower.upstream.remote:
+            return await follower.verify_remote(session, token)
+        if self.local.keys is None:
+            await session.wait_first_keys()
+        try:
+            return self.local.verify(token)
+        except TokenInvalid:
+            if not unknown_kid(self.local, token):
+                raise
+            await follower.refetch_keys(session)
+            if unknown_kid(self.local, token):
+                raise
         return self.local.verify(token)
+
+    def close(self) -> None:
+        """Stop following: cancel the background task (it closes its channel).
+
+        Prefer ``await aclose()`` inside the loop, which also waits for that. Idempotent.
+        """
+        if self._follower is not None:
+            self._follower.close()
+
+    async def aclose(self) -> None:
+        """Stop following and wait until the task ended and the channel is closed."""
+        if self._follower is not None:
+            await self._follower.aclose()
+
+
+@dataclass
+class _Session:
+    """The background work of a verifier on one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    channel: grpc.aio.Channel
+    stub: pb_grpc.TokenServiceAsyncStub
+    startup_deadline: float
+    first_keys: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    refetch: asyncio.Task[None] | None = None
+
+    async def wait_first_keys(self) -> None:
+        """Wait for the first keys until the startup deadline (not at all after it)."""
+        remaining = self.startup_deadline - time.monotonic()
+        if remaining > 0 and not self.first_keys.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.first_keys.wait(), remaining)
+
+    def cancel(self) -> None:
+        """Cancel the task from any thread (nothing if its loop is gone)."""
+        if self.task is None or self.task.done() or self.loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.task.cancel()
+        else:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+class _TaskFollower:
+    """Follows a TokenService for an asyncio verifier: one task, one ``grpc.aio`` channel.
+
+    The same loop as the sync ``_Follower``: fetch the keys (local mode), follow
+    ``WatchRevocations`` until the stream ends, prune, back off after a failure.
+    Unknown-``kid`` refetches are single-flight: one task, awaited by every caller.
+    """
+
+    def __init__(self, local: LocalVerification, upstream: Upstream) -> None:
+        self.local = local
+        self.upstream = upstream
+        self.closed = False
+        self.session: _Session | None = None
+        self._gate = RefetchGate(upstream.refetch_interval)
+        self._link = LinkLog(upstream.target)
+
+    def ensure_started(self) -> _Session | None:
+        """The session on the running loop, started if needed (None outside a loop).
+
+        Raises:
+            VerifierUnavailable: The verifier was closed.
+        """
+        if self.closed:
+            raise VerifierUnavailable()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        session = self.session
+        if session is not None and session.loop is loop and not _ended(session):
+            return session
+        if session is not None:
+            session.cancel()
+        self.session = session = self._open(loop)
+        return session
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
+        upstream = self.upstream
+        options = upstream.channel_options()
+        if upstream.credentials is None:
+            channel = grpc.aio.insecure_channel(upstream.target, options=options)
+        else:
+            channel = grpc.aio.secure_channel(
+                upstream.target, upstream.credentials, options=options
+            )
+        session = _Session(
+            loop=loop,
+            channel=channel,
+            stub=pb_grpc.TokenServiceStub(channel),
+            startup_deadline=time.monotonic() + upstream.startup_timeout,
+        )
+        session.task = loop.create_task(self._run(session), name="bearer-grpc-verifier")
+        return session
+
+    async def start(self) -> None:
+        """Start on the running loop and wait for the first keys (local mode)."""
+        session = self.ensure_started()
+        if session is not None and not self.upstream.remote and self.local.keys is None:
+            await session.wait_first_keys()
+
+    def close(self) -> None:
+        """Cancel the task (idempotent)."""
+        self.closed = True
+        if self.session is not None:
+            self.session.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel the task and wait for it and for the channel to close (idempotent)."""
+        self.close()
+        session = self.session
+        if session is None or session.loop is not asyncio.get_running_loop():
+            return
+        if session.refetch is not None:
+            session.refetch.cancel()
+        tasks = [t for t in (session.task, session.refetch) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+        await session.channel.close()  # again, in case the task was cancelled unstarted
+
+    async def refetch_keys(self, session: _Session) -> None:
+        """Refetch the keys for an unknown ``kid`` unless fetched too recently; every
+        concurrent caller awaits the same fetch."""
+        task = session.refetch
+        if task is None or task.done():
+            if not self._gate.try_pass():
+                return
+            task = session.refetch = session.loop.create_task(self._fetch_keys(session))
+        await asyncio.shield(task)
+
+    async def verify_remote(self, session: _Session, token: str) -> Principal:
+        """Ask the TokenService (see :meth:`VerifierBase.remote`)."""
+        request = remote_request(self.local, token)
+        try:
+            response = await session.stub.VerifyToken(request, timeout=self.upstream.timeout)
+        except (grpc.RpcError, grpc.aio.UsageError) as err:
+            raise VerifierUnavailable() from err
+        return accept_remote(self.local, token, response)
+
+    async def _fetch_keys(self, session: _Session) -> None:
+        try:
+            response = await session.stub.GetJwks(
+                pb.GetJwksRequest(), timeout=self.upstream.timeout
+            )
+            apply_jwks(self.local, response)
+        except KeyError_ as err:
+            self._link.bad_keys(err)
+        except (grpc.RpcError, grpc.aio.UsageError) as err:
+            self._link.down(err)
+        else:
+            self._link.up()
+            session.first_keys.set()
+
+    async def _run(self, session: _Session) -> None:
+        delays = self.upstream.backoff.delays()
+        try:
+            while True:
+                try:
+                    healthy = await self._round(session)
+                except Exception:  # a bug must not end revocation following for good
+                    log.exception("verifier background task failed; continuing")
+                    healthy = False
+                if healthy:
+                    self._link.up()
+                    delays = self.upstream.backoff.delays()
+                else:
+                    await asyncio.sleep(next(delays))
+        finally:
+            await session.channel.close()
+
+    async def _round(self, session: _Session) -> bool:
+        if not self.upstream.remote:
+            await self._fetch_keys(session)
+        healthy = await self._follow_revocations(session)
+        prune(self.local)
+        return healthy
+
+    async def _follow_revocations(self, session: _Session) -> bool:
+        """Follow one ``WatchRevocations`` stream to its end; True if it was healthy."""
+        started = time.monotonic()
+        request = pb.WatchRevocationsRequest(after_sequence=self.local.revocations.sequence)
+        call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
+        events = 0
+        try:
+            async for event in call:
+                apply_revocation(self.local, event)
+                events += 1
+        except grpc.RpcError as err:
+            if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return True
+            self._link.down(err)
+        finally:
+            call.cancel()
+        return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum
+
+
+def _ended(session: _Session) -> bool:
+    return session.task is None or session.task.done()

@@ -18,6 +18,8 @@ Errors are raised as :class:`~bearer_grpc.core.errors.AuthError` subclasses.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Generator, Iterable
 from typing import Protocol
@@ -114,7 +116,7 @@ class LocalVerification:
     whole when a new JWKS arrives), the revocation set and the verified-token cache.
 
     Args:
-        issuer: The exact ``iss`` required.
+        issuer: The exact ``iss`` required (None: learnt with the first key set).
         audience: This service's audience.
         clock: Wall-clock time.
         keys: Initial trusted keys (None: none yet; verification is unavailable).
@@ -125,7 +127,7 @@ class LocalVerification:
     def __init__(
         self,
         *,
-        issuer: str,
+        issuer: str | None,
         audience: str,
         clock: Clock,
         keys: PublicKeySet | None = None,
@@ -148,19 +150,38 @@ class LocalVerification:
         return self._verifier.keys if self._verifier is not None else None
 
     def set_keys(self, keys: PublicKeySet, *, issuer: str | None = None) -> None:
-        """Trust exactly ``keys`` from now on (the cache is kept if no key was dropped)."""
-        old = self.keys
-        if issuer is not None:
-            self.issuer = issuer
-        self._verifier = TokenVerifier(
+        """Trust exactly ``keys`` (and ``issuer``, if given) from now on.
+
+        The cache is kept when no key was dropped and the issuer is unchanged.
+
+        Raises:
+            ValueError: No issuer was ever given.
+        """
+        old_keys, old_issuer = self.keys, self.issuer
+        new_issuer = issuer if issuer is not None else old_issuer
+        if not new_issuer:
+            raise ValueError("an issuer is required")
+        verifier = TokenVerifier(
             keys,
-            issuer=self.issuer,
+            issuer=new_issuer,
             clock=self.clock,
             leeway=self.leeway,
             is_revoked=self.revocations.__contains__,
         )
-        if old is not None and not set(old).issubset(keys):
+        self._verifier, self.issuer = verifier, new_issuer  # one swap: never keys without issuer
+        if old_keys is not None and (new_issuer != old_issuer or not set(old_keys) <= set(keys)):
             self.cache.clear()
+
+    def remember(self, token: str, principal: Principal) -> Principal:
+        """Cache a principal verified elsewhere (remote mode), unless it is revoked.
+
+        Raises:
+            TokenRevoked: Its ``jti`` is in the revocation set.
+        """
+        if principal.token_id in self.revocations:
+            raise TokenRevoked()
+        self.cache.put(token, principal)
+        return principal
 
     def lookup(self, token: str) -> Principal | None:
         """A cache hit, re-checked against revocations (see :class:`CachedLookup`)."""
@@ -193,9 +214,6 @@ class LocalVerification:
 
 
 def _peek_kid(token: str) -> str | None:
-    import base64
-    import json
-
     header, _, _ = token.partition(".")
     if not header or len(header) > 1024:
         return None

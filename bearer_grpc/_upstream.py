@@ -1,0 +1,282 @@
+"""How a verifier follows its TokenService (the *upstream*), written once.
+
+The sync and the asyncio verifiers drive the same rules and differ only in how they
+call and wait (a daemon thread with a sync channel, or a task on the event loop):
+
+- :class:`Upstream`: where the TokenService is and how to talk to it;
+- :class:`Backoff`: the delays between reconnection attempts;
+- :class:`RefetchGate`: at most one unknown-``kid`` key refetch per interval;
+- :func:`apply_jwks`, :func:`apply_revocation`, :func:`prune`: what a ``GetJwks`` answer
+  or a ``WatchRevocations`` event does to the in-memory state;
+- :func:`accept_remote`: a ``VerifyToken`` answer as a principal or the matching error.
+
+Nothing here does I/O: the drivers make the calls and hand the answers over.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+import grpc
+from google.protobuf import json_format
+
+from bearer_grpc.core.errors import (
+    AuthError,
+    InsufficientScope,
+    TokenExpired,
+    TokenInvalid,
+    TokenMalformed,
+    TokenMissing,
+    TokenRevoked,
+)
+from bearer_grpc.core.flow import LocalVerification
+from bearer_grpc.core.keys import KeyError_, PublicKeySet
+from bearer_grpc.core.tokens import Principal
+from bearer_grpc.v1 import token_service_pb2 as pb
+
+log = logging.getLogger("bearer_grpc.verifier")
+
+_REMOTE_ERRORS: Final[Mapping[str, type[AuthError]]] = {
+    error.reason: error
+    for error in (TokenMissing, TokenMalformed, TokenInvalid, TokenExpired, TokenRevoked)
+}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter between reconnection attempts.
+
+    The n-th consecutive failure waits a random time between half and all of
+    ``min(maximum, initial * multiplier**n)``; the jitter keeps a fleet of verifiers from
+    reconnecting in lock-step after an outage. The same bounds are given to the gRPC
+    channel as its own reconnect backoff, so a recovered service is reached within
+    ``maximum`` seconds.
+
+    Attributes:
+        initial: Upper bound of the first delay, seconds. Default 0.1.
+        maximum: Upper bound of every delay, seconds. Default 5.
+        multiplier: Growth of the bound per consecutive failure. Default 2.
+    """
+
+    initial: float = 0.1
+    maximum: float = 5.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError("backoff needs 0 < initial <= maximum")
+        if self.multiplier < 1:
+            raise ValueError("backoff multiplier must be at least 1")
+
+    def delays(self, rng: Callable[[], float] = random.random) -> Iterator[float]:
+        """Delays for consecutive failures (an endless iterator; start a new one on success).
+
+        Args:
+            rng: Uniform random numbers in [0, 1) (injected for tests).
+        """
+        bound = self.initial
+        while True:
+            yield bound * (0.5 + rng() / 2)
+            bound = min(self.maximum, bound * self.multiplier)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a verifier's TokenService is and how the verifier talks to it.
+
+    Attributes:
+        target: The TokenService address, ``host:port`` (any gRPC target).
+        credentials: Channel credentials (TLS, mTLS); None for a plaintext channel.
+        remote: Verify with ``VerifyToken`` instead of locally with the JWKS.
+        timeout: Deadline of each unary call (``GetJwks``, ``VerifyToken``), seconds.
+        refetch_interval: Least time between two key refetches for unknown ``kid``s.
+        startup_timeout: Longest wait for the first key set (see the verifiers).
+        resync_interval: Lifetime of one ``WatchRevocations`` stream, seconds. When it
+            ends the verifier prunes expired revocations, refetches the keys (so retired
+            keys are dropped) and resumes the stream; it also bounds how long a silently
+            dead connection goes unnoticed.
+        backoff: Delays between reconnection attempts.
+    """
+
+    target: str
+    credentials: grpc.ChannelCredentials | None = field(default=None, repr=False)
+    remote: bool = False
+    timeout: float = 2.0
+    refetch_interval: float = 30.0
+    startup_timeout: float = 5.0
+    resync_interval: float = 60.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def __post_init__(self) -> None:
+        if not self.target:
+            raise ValueError("target is required")
+        if self.timeout <= 0 or self.resync_interval <= 0:
+            raise ValueError("timeout and resync_interval must be positive")
+        if self.refetch_interval < 0 or self.startup_timeout < 0:
+            raise ValueError("refetch_interval and startup_timeout must not be negative")
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        """gRPC channel arguments: reconnect no slower than :attr:`backoff` allows."""
+        return [
+            ("grpc.initial_reconnect_backoff_ms", math.ceil(self.backoff.initial * 1000)),
+            ("grpc.max_reconnect_backoff_ms", math.ceil(self.backoff.maximum * 1000)),
+        ]
+
+
+class RefetchGate:
+    """Lets one key refetch through per ``interval`` seconds (not thread-safe by itself:
+    the sync driver holds a lock around it, the asyncio driver runs on one loop).
+
+    Args:
+        interval: Least time between two refetches, seconds.
+        clock: Monotonic time source.
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = -math.inf
+
+    def try_pass(self) -> bool:
+        """True, and close the gate for ``interval``, if a refetch may start now."""
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return True
+
+
+class LinkLog:
+    """Logs the link to the TokenService going down and coming back, once per change
+    (an outage is one warning, not one per reconnection attempt).
+
+    Args:
+        target: The TokenService address, for the log records.
+    """
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._up = True
+
+    def up(self) -> None:
+        """The TokenService answered."""
+        if not self._up:
+            self._up = True
+            log.info("TokenService reachable again", extra={"target": self._target})
+
+    def down(self, error: BaseException) -> None:
+        """A call to the TokenService failed."""
+        if self._up:
+            self._up = False
+            log.warning(
+                "TokenService unreachable: retrying with backoff",
+                extra={"target": self._target, "error": _describe(error)},
+            )
+
+    def bad_keys(self, error: KeyError_) -> None:
+        """The TokenService answered with a key set that fails hygiene (kept the old one)."""
+        log.warning(
+            "TokenService published an unusable key set: keeping the last known good",
+            extra={"target": self._target, "error": str(error)},
+        )
+
+
+def status_of(error: BaseException) -> grpc.StatusCode | None:
+    """The status code of a failed gRPC call (None for other errors)."""
+    code = getattr(error, "code", None)  # grpc.Call errors; a bare RpcError has none
+    status = code() if callable(code) else None
+    return status if isinstance(status, grpc.StatusCode) else None
+
+
+def _describe(error: BaseException) -> str:
+    status = status_of(error)
+    return status.name if status is not None else type(error).__name__
+
+
+def unknown_kid(local: LocalVerification, token: str) -> bool:
+    """Whether ``token`` names a ``kid`` outside the key set (keys already known)."""
+    return local.keys is not None and not local.knows_kid_of(token)
+
+
+def apply_jwks(local: LocalVerification, response: pb.GetJwksResponse) -> None:
+    """Trust the keys and issuer of a ``GetJwks`` answer.
+
+    Raises:
+        KeyError_: The key set breaks a hygiene rule, is empty, or names no issuer; the
+            keys trusted so far stay (last known good).
+    """
+    keys = PublicKeySet.from_json(response.jwks_json)
+    if not keys:
+        raise KeyError_("TokenService published an empty key set")
+    if not response.issuer:
+        raise KeyError_("TokenService published no issuer")
+    local.set_keys(keys, issuer=response.issuer)
+
+
+def apply_revocation(local: LocalVerification, event: pb.WatchRevocationsResponse) -> None:
+    """Record one ``WatchRevocations`` event (and the sequence to resume after)."""
+    local.revocations.add(event.token_id, event.expires_at, event.sequence)
+
+
+def prune(local: LocalVerification) -> int:
+    """Forget revocations of tokens no verifier accepts any more. Returns how many."""
+    return local.revocations.prune(local.clock() - local.leeway)
+
+
+def remote_request(local: LocalVerification, token: str) -> pb.VerifyTokenRequest:
+    """The ``VerifyToken`` request for ``token`` (scopes are the policy's business)."""
+    return pb.VerifyTokenRequest(token=token, audience=local.audience)
+
+
+def accept_remote(
+    local: LocalVerification, token: str, response: pb.VerifyTokenResponse
+) -> Principal:
+    """Turn a ``VerifyToken`` answer into the principal, cached until the token expires.
+
+    Raises:
+        AuthError: ``active`` is false (the subclass named by ``reason``; TokenInvalid
+            for a reason this version does not know), or the answer is incomplete, or
+            the token was revoked here meanwhile.
+    """
+    if not response.active:
+        if response.reason == InsufficientScope.reason:
+            raise InsufficientScope()
+        raise _REMOTE_ERRORS.get(response.reason, TokenInvalid)()
+    if not (response.subject and response.token_id and response.expires_at):
+        raise TokenInvalid()
+    principal = Principal(
+        subject=response.subject,
+        scopes=frozenset(response.scopes),
+        token_id=response.token_id,
+        issuer=response.issuer,
+        audience=tuple(response.audience),
+        client_id=response.client_id,
+        issued_at=response.issued_at,
+        expires_at=response.expires_at,
+        claims=MappingProxyType(_claims(response)),
+    )
+    return local.remember(token, principal)
+
+
+def _claims(response: pb.VerifyTokenResponse) -> dict[str, Any]:
+    claims = json_format.MessageToDict(response.claims)
+    return {name: _integral(value) for name, value in claims.items()}
+
+
+def _integral(value: Any) -> Any:
+    # google.protobuf.Struct carries every number as a double; JWT NumericDates and
+    # other whole numbers were integers in the token, so give them back as int.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
