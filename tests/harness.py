@@ -103,9 +103,10 @@ def running_service(
     clock: Clock = system_clock,
     kek: KeyEncryptionKey | None = None,
     config: ServeConfig | None = None,
+    busy_timeout_s: float = 5.0,
 ) -> Iterator[RunningService]:
     """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0."""
-    store = open_store(store_url)
+    store = open_store(store_url, busy_timeout_s=busy_timeout_s)
     authority = TokenAuthority(store, settings or ServiceSettings(), kek=kek, clock=clock)
     server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
     loop = LoopThread()
@@ -119,6 +120,7 @@ def running_service(
                 channel.close()
             loop.run(server.stop(grace=1))
     finally:
+        loop.run(loop.loop.shutdown_default_executor())  # no store work left in threads
         loop.close()
         store.close()
 

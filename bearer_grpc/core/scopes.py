@@ -50,6 +50,21 @@ def check_name(name: str, *, what: str) -> str:
     return name
 
 
+_AUDIENCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}", re.ASCII)
+
+
+def check_audience(audience: str) -> str:
+    """Validate an audience: 1-256 printable ASCII characters without space, ``"`` or ``\\``
+    (so URLs such as ``https://orders.example.com`` are fine).
+
+    Raises:
+        InvalidRequest: The audience is empty, too long or has other characters.
+    """
+    if not isinstance(audience, str) or _AUDIENCE.fullmatch(audience) is None:
+        raise InvalidRequest("invalid audience")
+    return audience
+
+
 def grant_scopes(requested: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
     """The scopes to grant: all allowed ones if none were requested, else the request.
 

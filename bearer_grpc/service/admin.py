@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
 from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey
-from bearer_grpc.core.scopes import check_name, check_scopes
+from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
 from bearer_grpc.core.secrets import MAX_SECRET_LENGTH, hash_password, new_secret
 from bearer_grpc.service.authority import load_secret_hasher
 from bearer_grpc.service.keyring import KeyRing
@@ -98,7 +98,7 @@ class Admin:
         if not audiences:
             raise InvalidRequest("at least one audience is required")
         for audience in audiences:
-            check_name(audience, what="audience")
+            check_audience(audience)
 
     def _add(
         self,

@@ -28,7 +28,7 @@ from bearer_grpc.core.errors import (
     Unavailable,
 )
 from bearer_grpc.core.keys import KeyEncryptionKey
-from bearer_grpc.core.scopes import check_name, check_scopes, grant_audience, grant_scopes
+from bearer_grpc.core.scopes import check_audience, check_scopes, grant_audience, grant_scopes
 from bearer_grpc.core.secrets import (
     MAX_SECRET_LENGTH,
     SecretHasher,
@@ -213,7 +213,7 @@ class TokenAuthority:
         """
         requested = check_scopes(scopes)
         if audience:
-            check_name(audience, what="audience")
+            check_audience(audience)
         try:
             if isinstance(grant, ClientCredentialsGrant):
                 return self._client_credentials(grant, requested, audience)
@@ -252,7 +252,7 @@ class TokenAuthority:
             family_id=new_id(),
             subject=user.name,
             client_id=client_id,
-            scopes=tuple(user.scopes),
+            scopes=granted,  # a refresh never widens the original grant (RFC 6749 §6)
             audience=aud,
             access=access,
         )
@@ -267,7 +267,7 @@ class TokenAuthority:
         if current is None:
             raise InvalidGrant()
         user = self.store.get_principal(current.subject, PrincipalKind.USER)
-        if user is None:
+        if user is None or current.audience not in user.audiences:
             raise InvalidGrant()
         allowed = [s for s in current.scopes if s in user.scopes]
         granted = grant_scopes(scopes, allowed)
@@ -349,7 +349,7 @@ class TokenAuthority:
             InvalidRequest: ``audience`` or a required scope is missing or malformed.
             AuthError: The token is not valid for this audience and these scopes.
         """
-        check_name(audience, what="audience")
+        check_audience(audience)
         required = check_scopes(required_scopes, what="required scope")
         return self.verifier.verify(token, audience=audience, required_scopes=required)
 

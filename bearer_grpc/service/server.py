@@ -97,6 +97,7 @@ class TokenServer:
         self._servicer: TokenServiceServicer | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._store_ok = True
+        self._stopping = asyncio.Event()
 
     async def start(self) -> int:
         """Load state, bind, start serving. Returns the bound port.
@@ -149,10 +150,12 @@ class TokenServer:
     async def _sync_loop(self) -> None:
         interval = self.authority.settings.sync_interval
         since_housekeeping = HOUSEKEEPING_EVERY
-        while True:
-            await asyncio.sleep(interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+                return
             try:
-                added = await asyncio.to_thread(self.authority.sync)
+                await asyncio.to_thread(self.authority.sync)
                 since_housekeeping += interval
                 if since_housekeeping >= HOUSEKEEPING_EVERY:
                     since_housekeeping = 0.0
@@ -172,16 +175,14 @@ class TokenServer:
                 log.info("store reachable again: reporting SERVING")
                 self._store_ok = True
                 await self._set_serving(True)
-            if added:
-                self.notifier.notify()
+            self.notifier.notify(self.authority.revocations.cursor)
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""
         await self.health.enter_graceful_shutdown()
+        self._stopping.set()
         if self._sync_task is not None:
-            self._sync_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync_task
+            await self._sync_task  # lets a sync already running in a thread finish first
         if self._servicer is not None:
             self._servicer.close()
         if self._server is not None:
@@ -198,5 +199,5 @@ async def serve(authority: TokenAuthority, config: ServeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    log.info("shutting down", extra={"count": int(config.grace)})
+    log.info("shutting down")
     await server.stop()

@@ -40,22 +40,36 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RevocationNotifier:
-    """Wakes every WatchRevocations stream when the revocation log may have grown.
+    """Wakes every WatchRevocations stream when the revocation log has grown.
 
-    Lives on the event loop; :meth:`notify` must be called from the loop thread.
+    Lives on the event loop; call its methods from the loop thread only.
     """
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._cursor = 0
+        self.closing = False
 
-    def notify(self) -> None:
-        """Wake current waiters (later waiters wait for the next notification)."""
+    def notify(self, cursor: int) -> None:
+        """Wake current waiters if the log's ``cursor`` moved since the last notification."""
+        if cursor != self._cursor:
+            self._cursor = cursor
+            self._wake()
+
+    def close(self) -> None:
+        """Wake every waiter, now and later: the server is stopping."""
+        self.closing = True
+        self._wake()
+
+    def _wake(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
     async def wait(self, timeout: float) -> None:
-        """Wait for the next notification, or ``timeout`` seconds."""
+        """Wait for the next notification, or ``timeout`` seconds (not at all once closing)."""
         event = self._event
+        if self.closing:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
@@ -67,14 +81,12 @@ async def _abort(context: Context, error: BearerGrpcError) -> None:
     await context.abort_with_status(status)
 
 
-def _log_call(
-    method: str, context: Context, started: float, code: grpc.StatusCode, **extra: Any
-) -> None:
+def _log_call(method: str, peer: str, started: float, code: grpc.StatusCode, **extra: Any) -> None:
     access_log.info(
         "call",
         extra={
             "method": method,
-            "peer": context.peer(),
+            "peer": peer,
             "code": code.name,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             **extra,
@@ -83,20 +95,20 @@ def _log_call(
 
 
 async def _unary(method: str, context: Context, work: Callable[[], Awaitable[_R]]) -> _R:
-    started = time.perf_counter()
+    started, peer = time.perf_counter(), context.peer()
     try:
         result = await work()
     except BearerGrpcError as err:
         reason = err.reason if isinstance(err, AuthError) else None
-        _log_call(method, context, started, status_code(err), reason=reason)
+        _log_call(method, peer, started, status_code(err), reason=reason)
         await _abort(context, err)
         raise AssertionError("unreachable") from err
     except Exception:
-        _log_call(method, context, started, grpc.StatusCode.INTERNAL)
+        _log_call(method, peer, started, grpc.StatusCode.INTERNAL)
         log.exception("internal error", extra={"method": method})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         raise
-    _log_call(method, context, started, grpc.StatusCode.OK)
+    _log_call(method, peer, started, grpc.StatusCode.OK)
     return result
 
 
@@ -120,12 +132,13 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self._authority = authority
         self._notifier = notifier
         self._watch_poll = watch_poll
-        self._closing = False
 
     def close(self) -> None:
         """End every WatchRevocations stream (OK) so watchers reconnect elsewhere."""
-        self._closing = True
-        self._notifier.notify()
+        self._notifier.close()
+
+    def _revocations_changed(self) -> None:
+        self._notifier.notify(self._authority.revocations.cursor)
 
     async def IssueToken(
         self, request: pb.IssueTokenRequest, context: Context
@@ -134,9 +147,15 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
 
         async def work() -> pb.IssueTokenResponse:
             grant = _grant(request)
-            issued = await asyncio.to_thread(
-                self._authority.issue, grant, scopes=list(request.scopes), audience=request.audience
-            )
+            try:
+                issued = await asyncio.to_thread(
+                    self._authority.issue,
+                    grant,
+                    scopes=list(request.scopes),
+                    audience=request.audience,
+                )
+            finally:
+                self._revocations_changed()  # refresh-token reuse revokes a family
             return pb.IssueTokenResponse(
                 access_token=issued.access.token,
                 token_type="Bearer",  # noqa: S106 (the scheme name)
@@ -199,7 +218,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
                 )
             else:
                 raise InvalidRequest("token or token_id is required")
-            self._notifier.notify()
+            self._revocations_changed()
             return pb.RevokeTokenResponse(sequence=sequence)
 
         return await _unary("RevokeToken", context, work)
@@ -218,26 +237,30 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.WatchRevocationsResponse]:
         """Stream revocations after ``after_sequence``, then follow new ones until cancelled."""
-        started = time.perf_counter()
+        # The context is only touched before the first yield: the generator's cleanup may
+        # run after grpc freed the call (touching it then crashes the process).
+        started, peer = time.perf_counter(), context.peer()
         if request.after_sequence < 0:
             error = InvalidRequest("after_sequence must not be negative")
-            _log_call("WatchRevocations", context, started, status_code(error))
+            _log_call("WatchRevocations", peer, started, status_code(error))
             await _abort(context, error)
         cursor = request.after_sequence
-        log_ = self._authority.revocations
+        log_, notifier = self._authority.revocations, self._notifier
         try:
-            while not self._closing:
+            while not notifier.closing:
                 for revocation in log_.after(cursor):
+                    if notifier.closing:
+                        break
                     yield pb.WatchRevocationsResponse(
                         sequence=revocation.sequence,
                         token_id=revocation.jti,
                         expires_at=revocation.expires_at,
                     )
                     cursor = revocation.sequence
-                await self._notifier.wait(self._watch_poll)
+                await notifier.wait(self._watch_poll)
         finally:
-            code = grpc.StatusCode.OK if self._closing else grpc.StatusCode.CANCELLED
-            _log_call("WatchRevocations", context, started, code)
+            code = grpc.StatusCode.OK if notifier.closing else grpc.StatusCode.CANCELLED
+            _log_call("WatchRevocations", peer, started, code)
 
 
 def _grant(request: pb.IssueTokenRequest) -> Grant:

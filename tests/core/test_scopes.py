@@ -189,3 +189,13 @@ def test_parse_scope_claim(value: str | None, expected: frozenset[str]) -> None:
 def test_parse_scope_claim_rejects_non_strings(value: object) -> None:
     with pytest.raises(ValueError, match="not a string"):
         parse_scope_claim(value)
+
+
+def test_check_audience_accepts_urls_and_refuses_spaces_quotes_and_oversize() -> None:
+    from bearer_grpc.core.errors import InvalidRequest
+    from bearer_grpc.core.scopes import check_audience
+
+    assert check_audience("https://orders.example.com/v1") == "https://orders.example.com/v1"
+    for bad in ("", "a b", 'a"b', "a\\b", "x" * 257, "caf\u00e9"):
+        with pytest.raises(InvalidRequest):
+            check_audience(bad)

@@ -1,0 +1,352 @@
+"""Helpers for the TokenService tests: a controllable clock, users, rich errors, streams.
+
+Every test here talks to a real ``TokenServer`` (``tests.harness.running_service``) over
+a real gRPC channel with the sync ``grpc`` client.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from bearer_grpc.core.secrets import hash_password
+from bearer_grpc.store import Principal, PrincipalKind, sqlite_url
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.harness import RunningService, running_service
+
+PASSWORD = "correct horse battery staple"
+USER_SCOPES = ("orders.read", "orders.write")
+USER_AUDIENCES = ("orders", "billing")
+
+
+class MutableClock:
+    """A wall clock that only moves when a test moves it (thread-safe enough: one float)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> MutableClock:
+    """A frozen clock at a whole second near the real time."""
+    return MutableClock(int(time.time()))
+
+
+@contextmanager
+def serving(store_url: str, **kwargs: Any) -> Iterator[RunningService]:
+    """``running_service``, stopped so that no worker thread outlives the store.
+
+    ``TokenServer.stop()`` cancels its sync loop without waiting for a sync that is already
+    running in a worker thread, and the harness closes the store right after: that sync
+    then opens a new connection on the closed engine (on PostgreSQL, a leaked connection
+    and a ResourceWarning in whichever test runs next). Stop first and drain the
+    executor; the harness's own stop afterwards finds nothing left to do.
+    """
+    with running_service(store_url, **kwargs) as service:
+        try:
+            yield service
+        finally:
+            service.loop.run(service.server.stop(grace=1))
+            service.loop.run(service.loop.loop.shutdown_default_executor())
+
+
+@pytest.fixture
+def clocked_service(data_dir: Path, clock: MutableClock) -> Iterator[RunningService]:
+    """A TokenService on SQLite whose time is ``clock``."""
+    with serving(sqlite_url(data_dir), clock=clock) as running:
+        yield running
+
+
+@functools.cache
+def _password_hash() -> str:
+    # One scrypt hash per session: users are created with it directly in the store.
+    return hash_password(PASSWORD)
+
+
+def add_user(
+    service: RunningService,
+    name: str = "alice",
+    *,
+    scopes: tuple[str, ...] = USER_SCOPES,
+    audiences: tuple[str, ...] = USER_AUDIENCES,
+) -> str:
+    """Create a user with password :data:`PASSWORD`; returns the name.
+
+    The scrypt hash is computed once per session and written to the store directly
+    (``Admin.add_user`` would hash again, ~0.4 s each).
+    """
+    service.store.add_principal(
+        Principal(
+            name=name,
+            kind=PrincipalKind.USER,
+            credential_hash=_password_hash(),
+            scopes=scopes,
+            audiences=audiences,
+            created_at=int(time.time()),
+        )
+    )
+    return name
+
+
+def password_request(
+    username: str = "alice", password: str = PASSWORD, **request: Any
+) -> pb.IssueTokenRequest:
+    """An IssueTokenRequest with the password grant."""
+    return pb.IssueTokenRequest(
+        password=pb.PasswordGrant(username=username, password=password), **request
+    )
+
+
+def refresh_request(refresh_token: str, **request: Any) -> pb.IssueTokenRequest:
+    """An IssueTokenRequest with the refresh_token grant."""
+    return pb.IssueTokenRequest(
+        refresh_token=pb.RefreshTokenGrant(refresh_token=refresh_token), **request
+    )
+
+
+def client_request(client_id: str, client_secret: str, **request: Any) -> pb.IssueTokenRequest:
+    """An IssueTokenRequest with the client_credentials grant."""
+    return pb.IssueTokenRequest(
+        client_credentials=pb.ClientCredentialsGrant(
+            client_id=client_id, client_secret=client_secret
+        ),
+        **request,
+    )
+
+
+def call_error(fn: Any, request: Any, **kwargs: Any) -> grpc.RpcError:
+    """Call a unary stub method expecting it to fail; return the error."""
+    kwargs.setdefault("timeout", 10)
+    with pytest.raises(grpc.RpcError) as info:
+        fn(request, **kwargs)
+    return info.value
+
+
+def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ``google.rpc.ErrorInfo`` of a failed call, or None when there is none."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+def trailer(err: grpc.RpcError, key: str) -> list[str | bytes]:
+    """Every value of trailing metadata ``key`` of a failed call."""
+    return [value for k, value in (err.trailing_metadata() or ()) if k == key]  # type: ignore[attr-defined]
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying ``token``."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+def jwt_segment(token: str, index: int) -> dict[str, Any]:
+    """Decode a compact JWS segment (0 = header, 1 = claims) without verifying anything."""
+    segment = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
+
+
+def verify(
+    stub: pb_grpc.TokenServiceStub, token: str, audience: str = "orders", **request: Any
+) -> pb.VerifyTokenResponse:
+    """VerifyToken with a deadline."""
+    response: pb.VerifyTokenResponse = stub.VerifyToken(
+        pb.VerifyTokenRequest(token=token, audience=audience, **request), timeout=10
+    )
+    return response
+
+
+_END = object()
+
+
+@dataclass
+class StreamReader:
+    """Reads a server stream in a thread so the test can wait on it with deadlines.
+
+    Attributes:
+        call: The streaming call (cancel it to stop).
+        code: Final status code once the stream has ended.
+    """
+
+    call: Any
+    code: grpc.StatusCode | None = None
+    _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
+    _held: list[Any] = field(default_factory=list)
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for message in self.call:
+                self._queue.put(message)
+            self.code = grpc.StatusCode.OK
+        except grpc.RpcError as err:
+            self.code = err.code()  # type: ignore[attr-defined]
+        finally:
+            self._done.set()
+            self._queue.put(_END)
+
+    def next(self, timeout: float) -> Any:
+        """The next message within ``timeout`` seconds (fails otherwise, or at stream end)."""
+        try:
+            message = self._held.pop() if self._held else self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout} s") from None
+        if message is _END:
+            raise AssertionError(f"stream ended with {self.code} instead of a message")
+        return message
+
+    def take(self, count: int, timeout: float) -> list[Any]:
+        """``count`` messages, all within ``timeout`` seconds from now."""
+        deadline = time.monotonic() + timeout
+        return [self.next(max(0.0, deadline - time.monotonic())) for _ in range(count)]
+
+    def nothing_within(self, timeout: float) -> bool:
+        """True if no message (and no end) arrives within ``timeout`` seconds."""
+        if self._held:
+            return False
+        try:
+            self._held.append(self._queue.get(timeout=timeout))
+        except queue.Empty:
+            return True
+        return False
+
+    def end(self, timeout: float) -> grpc.StatusCode | None:
+        """Wait for the stream to end; returns its code (None if still open at the deadline)."""
+        self._done.wait(timeout)
+        return self.code
+
+    def close(self) -> None:
+        """Cancel the call."""
+        self.call.cancel()
+        self._done.wait(5)
+
+
+@pytest.fixture
+def watch() -> Iterator[Any]:
+    """Open WatchRevocations streams as StreamReaders; all are cancelled after the test."""
+    readers: list[StreamReader] = []
+
+    def open_(stub: pb_grpc.TokenServiceStub, after_sequence: int = 0) -> StreamReader:
+        call = stub.WatchRevocations(
+            pb.WatchRevocationsRequest(after_sequence=after_sequence), timeout=30
+        )
+        reader = StreamReader(call)
+        readers.append(reader)
+        return reader
+
+    yield open_
+    for reader in readers:
+        reader.close()
+
+
+@dataclass
+class ServeProcess:
+    """``bearer-grpc serve`` running in a child process (stderr collected in a thread).
+
+    Attributes:
+        process: The child.
+        target: ``127.0.0.1:PORT`` it listens on.
+        log: Its stderr lines so far (JSON log records).
+    """
+
+    process: subprocess.Popen[str]
+    target: str
+    log: list[str]
+
+
+@contextmanager
+def serve_process(data_dir: Path, *args: str, timeout: float = 20) -> Iterator[ServeProcess]:
+    """Run ``python -m bearer_grpc serve`` on ``data_dir`` and port 0 until the block ends.
+
+    On exit the process gets SIGTERM (if still running) and is waited for; a test can
+    inspect ``process.returncode`` after stopping it itself.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "bearer_grpc",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+        "--grace",
+        "1",
+        *args,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+    )
+    log: list[str] = []
+    port: queue.Queue[int | None] = queue.Queue()
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line)
+            with suppress(ValueError, AttributeError):
+                record = json.loads(line)
+                if record.get("message") == "listening":
+                    port.put(int(record["port"]))
+        port.put(None)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        try:
+            bound = port.get(timeout=timeout)
+        except queue.Empty:
+            bound = None
+        if bound is None:
+            raise AssertionError("bearer-grpc serve did not start:\n" + "".join(log))
+        yield ServeProcess(process, f"127.0.0.1:{bound}", log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout)
+        assert process.stderr is not None
+        process.stderr.close()
