@@ -5,6 +5,17 @@ client credentials and to people with passwords; every server verifies them loca
 against the published keys, or remotely with the VerifyToken RPC.
 """
 
+from bearer_grpc._client import (
+    BearerClientInterceptor,
+    ClientCredentials,
+    StaticToken,
+    TokenRequestError,
+    bearer_call_credentials,
+)
+from bearer_grpc._principal import NoPrincipal, current_principal
+from bearer_grpc._server import BearerServerInterceptor
+from bearer_grpc._upstream import Backoff
+from bearer_grpc._verifier import Verifier
 from bearer_grpc.core.errors import (
     AuthError,
     BearerGrpcError,
@@ -17,20 +28,33 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 from bearer_grpc.core.keys import PublicKeySet, SigningKey
+from bearer_grpc.core.policy import Policy, PolicyError
 from bearer_grpc.core.tokens import Principal, TokenVerifier
 
 __all__ = [
     "AuthError",
+    "Backoff",
+    "BearerClientInterceptor",
     "BearerGrpcError",
+    "BearerServerInterceptor",
+    "ClientCredentials",
     "InsufficientScope",
+    "NoPrincipal",
+    "Policy",
+    "PolicyError",
     "Principal",
     "PublicKeySet",
     "SigningKey",
+    "StaticToken",
     "TokenExpired",
     "TokenInvalid",
     "TokenMalformed",
     "TokenMissing",
+    "TokenRequestError",
     "TokenRevoked",
     "TokenVerifier",
+    "Verifier",
     "VerifierUnavailable",
+    "bearer_call_credentials",
+    "current_principal",
 ]

@@ -1,5 +1,26 @@
 """bearer_grpc for ``grpc.aio``: the same names as :mod:`bearer_grpc`, asyncio flavoured."""
 
+from bearer_grpc._principal import NoPrincipal, current_principal
+from bearer_grpc._upstream import Backoff
+from bearer_grpc.aio._client import (
+    BearerClientInterceptor,
+    ClientCredentials,
+    StaticToken,
+    TokenRequestError,
+)
+from bearer_grpc.aio._server import BearerServerInterceptor
 from bearer_grpc.aio._verifier import Verifier
+from bearer_grpc.core.policy import Policy
 
-__all__ = ["Verifier"]
+__all__ = [
+    "Backoff",
+    "BearerClientInterceptor",
+    "BearerServerInterceptor",
+    "ClientCredentials",
+    "NoPrincipal",
+    "Policy",
+    "StaticToken",
+    "TokenRequestError",
+    "Verifier",
+    "current_principal",
+]

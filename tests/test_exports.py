@@ -1,0 +1,43 @@
+"""The public surface: sorted, complete, and the same names in bearer_grpc and bearer_grpc.aio."""
+
+from __future__ import annotations
+
+import bearer_grpc
+import bearer_grpc.aio
+
+# The names DESIGN section 4 promises in both flavours.
+SHARED = {
+    "BearerClientInterceptor",
+    "BearerServerInterceptor",
+    "ClientCredentials",
+    "Policy",
+    "StaticToken",
+    "Verifier",
+    "current_principal",
+}
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    for module in (bearer_grpc, bearer_grpc.aio):
+        assert module.__all__ == sorted(module.__all__), module.__name__
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_design_names_exist_in_both_flavours() -> None:
+    assert set(bearer_grpc.__all__) >= SHARED
+    assert set(bearer_grpc.aio.__all__) >= SHARED
+
+
+def test_aio_flavour_differs_only_where_asyncio_needs_it() -> None:
+    same = {"Policy", "current_principal", "NoPrincipal", "Backoff"}
+    for name in same:
+        assert getattr(bearer_grpc.aio, name) is getattr(bearer_grpc, name), name
+    for name in SHARED - same:
+        assert getattr(bearer_grpc.aio, name) is not getattr(bearer_grpc, name), name
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for module in (bearer_grpc, bearer_grpc.aio):
+        for name in module.__all__:
+            assert getattr(module, name).__doc__, f"{module.__name__}.{name} has no docstring"
