@@ -16,12 +16,12 @@ from bearer_grpc.cli._options import (
 from bearer_grpc.cli._output import emit, table
 from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.admin import Admin
-from bearer_grpc.store import Principal, PrincipalKind
+from bearer_grpc.store import Account, AccountKind
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``clients``, ``users`` and ``keys`` commands."""
-    for kind, noun in ((PrincipalKind.CLIENT, "clients"), (PrincipalKind.USER, "users")):
+    for kind, noun in ((AccountKind.CLIENT, "clients"), (AccountKind.USER, "users")):
         group = commands.add_parser(noun, help=f"manage {noun}")
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         add = actions.add_parser("add", help=f"create a {kind.value}")
@@ -55,7 +55,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         sub.set_defaults(run=_keys)
 
 
-def _principal_json(p: Principal) -> dict[str, Any]:
+def _account_json(p: Account) -> dict[str, Any]:
     return {
         "name": p.name,
         "scopes": list(p.scopes),
@@ -65,12 +65,12 @@ def _principal_json(p: Principal) -> dict[str, Any]:
 
 
 def _principals(args: argparse.Namespace) -> int:
-    kind: PrincipalKind = args.kind
+    kind: AccountKind = args.kind
     store = open_configured_store(args)
     try:
         admin = Admin(store)
         if args.action == "add":
-            if kind is PrincipalKind.CLIENT:
+            if kind is AccountKind.CLIENT:
                 new = admin.add_client(args.name, scopes=args.scopes, audiences=args.audiences)
                 emit(
                     args.json,
@@ -83,7 +83,7 @@ def _principals(args: argparse.Namespace) -> int:
                 admin.add_user(args.name, password, scopes=args.scopes, audiences=args.audiences)
                 emit(args.json, {"username": args.name}, f"user {args.name} added")
         elif args.action == "list":
-            rows = [_principal_json(p) for p in admin.principals(kind)]
+            rows = [_account_json(p) for p in admin.principals(kind)]
             emit(args.json, rows, table(rows, ("name", "scopes", "audiences")))
         else:
             admin.remove(args.name, kind)

@@ -18,7 +18,7 @@ from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
 from bearer_grpc.core.secrets import MAX_SECRET_LENGTH, hash_password, new_secret
 from bearer_grpc.service.authority import load_secret_hasher
 from bearer_grpc.service.keyring import KeyRing
-from bearer_grpc.store import AlreadyExists, KeyRecord, Principal, PrincipalKind, Store
+from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, Store
 
 MIN_PASSWORD_LENGTH = 8
 """Shortest password accepted for a user."""
@@ -72,7 +72,7 @@ class Admin:
         """
         secret = new_secret()
         hashed = load_secret_hasher(self._store).hash(secret)
-        self._add(name, PrincipalKind.CLIENT, hashed, scopes, audiences)
+        self._add(name, AccountKind.CLIENT, hashed, scopes, audiences)
         return NewClient(client_id=name, client_secret=secret)
 
     def add_user(
@@ -90,7 +90,7 @@ class Admin:
                 f"password must have {MIN_PASSWORD_LENGTH} to {MAX_SECRET_LENGTH} characters"
             )
         self._check(name, scopes, audiences)
-        self._add(name, PrincipalKind.USER, hash_password(password), scopes, audiences)
+        self._add(name, AccountKind.USER, hash_password(password), scopes, audiences)
 
     def _check(self, name: str, scopes: Sequence[str], audiences: Sequence[str]) -> None:
         check_name(name, what="name")
@@ -103,13 +103,13 @@ class Admin:
     def _add(
         self,
         name: str,
-        kind: PrincipalKind,
+        kind: AccountKind,
         credential_hash: str,
         scopes: Sequence[str],
         audiences: Sequence[str],
     ) -> None:
         self._check(name, scopes, audiences)
-        principal = Principal(
+        principal = Account(
             name=name,
             kind=kind,
             credential_hash=credential_hash,
@@ -118,15 +118,15 @@ class Admin:
             created_at=self._now(),
         )
         try:
-            self._store.add_principal(principal)
+            self._store.add_account(principal)
         except AlreadyExists as err:
             raise Conflict(f"the name {name!r} is taken") from err
 
-    def principals(self, kind: PrincipalKind) -> list[Principal]:
+    def principals(self, kind: AccountKind) -> list[Account]:
         """Clients or users, by name."""
-        return self._store.list_principals(kind)
+        return self._store.list_accounts(kind)
 
-    def remove(self, name: str, kind: PrincipalKind) -> None:
+    def remove(self, name: str, kind: AccountKind) -> None:
         """Delete a client or user and its refresh tokens.
 
         Access tokens already issued stay valid until they expire (at most the access
@@ -135,7 +135,7 @@ class Admin:
         Raises:
             NotFound: No such client or user.
         """
-        if not self._store.remove_principal(name, kind):
+        if not self._store.remove_account(name, kind):
             raise NotFound(f"no {kind.value} named {name!r}")
 
     def rotate_key(

@@ -48,7 +48,7 @@ from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.revocations import RevocationLog
 from bearer_grpc.service.settings import ADMIN_SCOPE, MAX_ACCESS_TTL, ServiceSettings
 from bearer_grpc.store import (
-    PrincipalKind,
+    AccountKind,
     RefreshToken,
     RotationStatus,
     Store,
@@ -228,7 +228,7 @@ class TokenAuthority:
     ) -> Issued:
         _require(grant.client_id, "client_id", _MAX_ID_LENGTH)
         _require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH)
-        client = self.store.get_principal(grant.client_id, PrincipalKind.CLIENT)
+        client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
         stored = client.credential_hash if client is not None else None
         if not self.hasher.verify(grant.client_secret, stored) or client is None:
             raise InvalidGrant()
@@ -240,7 +240,7 @@ class TokenAuthority:
     def _password(self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str) -> Issued:
         _require(grant.username, "username", _MAX_ID_LENGTH)
         _require(grant.password, "password", MAX_SECRET_LENGTH)
-        user = self.store.get_principal(grant.username, PrincipalKind.USER)
+        user = self.store.get_account(grant.username, AccountKind.USER)
         stored = user.credential_hash if user is not None else None
         if not verify_password(grant.password, stored) or user is None:
             raise InvalidGrant()
@@ -266,7 +266,7 @@ class TokenAuthority:
         current = self.store.get_refresh_token(token_hash)
         if current is None:
             raise InvalidGrant()
-        user = self.store.get_principal(current.subject, PrincipalKind.USER)
+        user = self.store.get_account(current.subject, AccountKind.USER)
         if user is None or current.audience not in user.audiences:
             raise InvalidGrant()
         allowed = [s for s in current.scopes if s in user.scopes]

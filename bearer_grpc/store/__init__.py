@@ -1,4 +1,4 @@
-"""Persistence of the token service: principals, signing keys, refresh tokens, revocations.
+"""Persistence of the token service: accounts, signing keys, refresh tokens, revocations.
 
 :class:`Store` is the one interface the service depends on; :class:`SqlStore` implements it
 on SQLite (embedded, the default: :func:`sqlite_url` names the file in a data directory) or
@@ -13,10 +13,10 @@ Every method is one transaction. Failures raise :class:`StoreError`, or its subc
 """
 
 from bearer_grpc.store._records import (
+    Account,
+    AccountKind,
     AlreadyExists,
     KeyRecord,
-    Principal,
-    PrincipalKind,
     RefreshToken,
     Revocation,
     Rotation,
@@ -28,10 +28,10 @@ from bearer_grpc.store._records import (
 from bearer_grpc.store._sql import SqlStore, open_store, sqlite_url
 
 __all__ = [
+    "Account",
+    "AccountKind",
     "AlreadyExists",
     "KeyRecord",
-    "Principal",
-    "PrincipalKind",
     "RefreshToken",
     "Revocation",
     "Rotation",

@@ -13,31 +13,31 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class PrincipalKind(enum.StrEnum):
-    """Who a principal is: a service with client credentials, or a person with a password."""
+class AccountKind(enum.StrEnum):
+    """Who a account is: a service with client credentials, or a person with a password."""
 
     CLIENT = "client"
     USER = "user"
 
 
 @dataclass(frozen=True)
-class Principal:
+class Account:
     """A client or user that may obtain tokens.
 
     Clients and users share one namespace: a name is either one or the other, so a token's
-    ``sub`` always names exactly one principal.
+    ``sub`` always names exactly one account.
 
     Attributes:
         name: Unique name; the ``sub`` of the tokens it obtains (``client_id`` for clients).
         kind: Client or user.
         credential_hash: Keyed hash of a client secret, or password hash of a user; never shown.
-        scopes: Scopes the principal may request.
-        audiences: Audiences the principal may address; the first is the default.
+        scopes: Scopes the account may request.
+        audiences: Audiences the account may address; the first is the default.
         created_at: Creation time.
     """
 
     name: str
-    kind: PrincipalKind
+    kind: AccountKind
     credential_hash: str = field(repr=False)
     scopes: tuple[str, ...]
     audiences: tuple[str, ...]
@@ -77,7 +77,7 @@ class RefreshToken:
     Attributes:
         token_hash: SHA-256 hex digest of the opaque token value.
         family_id: All tokens rotated from one login share a family.
-        subject: Principal name.
+        subject: Account name.
         client_id: The client the family was issued to.
         scopes: Scopes granted to the family.
         audience: Audience of the access tokens issued with it.
@@ -162,21 +162,21 @@ class AlreadyExists(StoreError):
 class Store(Protocol):
     """The persistence port of the token service. Every method is one transaction."""
 
-    # -- principals --------------------------------------------------------------
-    def add_principal(self, principal: Principal) -> None:
-        """Insert a principal. Raises AlreadyExists if the name is taken (by either kind)."""
+    # -- accounts --------------------------------------------------------------
+    def add_account(self, account: Account) -> None:
+        """Insert a account. Raises AlreadyExists if the name is taken (by either kind)."""
         ...
 
-    def get_principal(self, name: str, kind: PrincipalKind) -> Principal | None:
-        """The principal of that name and kind, or None."""
+    def get_account(self, name: str, kind: AccountKind) -> Account | None:
+        """The account of that name and kind, or None."""
         ...
 
-    def list_principals(self, kind: PrincipalKind) -> list[Principal]:
-        """All principals of a kind, ordered by name."""
+    def list_accounts(self, kind: AccountKind) -> list[Account]:
+        """All accounts of a kind, ordered by name."""
         ...
 
-    def remove_principal(self, name: str, kind: PrincipalKind) -> bool:
-        """Delete a principal and its refresh tokens. True if it existed."""
+    def remove_account(self, name: str, kind: AccountKind) -> bool:
+        """Delete a account and its refresh tokens. True if it existed."""
         ...
 
     # -- keys --------------------------------------------------------------------

@@ -33,8 +33,8 @@ metadata = MetaData(
     }
 )
 
-principals = Table(
-    "principals",
+accounts = Table(
+    "accounts",
     metadata,
     # One namespace for clients and users: the name alone is the key.
     Column("name", Text, primary_key=True),

@@ -9,7 +9,7 @@ Both dialects run the same statements. What differs is kept to three places:
   (``_migrations.xact_lock``):
 
   - ``("subject", name)``: every change to a subject's refresh-token families, and the
-    removal of that principal. Row locks cannot stop a concurrent rotation from inserting
+    removal of that account. Row locks cannot stop a concurrent rotation from inserting
     a successor that a family revocation's UPDATE does not see; this lock can.
   - ``("revocations",)``: taken before a revocation row draws its sequence number and held
     until commit, so sequence order is commit order and a watcher that resumes after
@@ -52,10 +52,10 @@ from sqlalchemy.engine import URL, make_url
 
 from bearer_grpc.store import _migrations
 from bearer_grpc.store._records import (
+    Account,
+    AccountKind,
     AlreadyExists,
     KeyRecord,
-    Principal,
-    PrincipalKind,
     RefreshToken,
     Revocation,
     Rotation,
@@ -65,7 +65,7 @@ from bearer_grpc.store._records import (
     StoreUnavailable,
 )
 from bearer_grpc.store._schema import (
-    principals,
+    accounts,
     refresh_tokens,
     revocations,
     settings,
@@ -266,21 +266,21 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-def _principal_values(principal: Principal) -> dict[str, Any]:
+def _account_values(account: Account) -> dict[str, Any]:
     return {
-        "name": principal.name,
-        "kind": principal.kind.value,
-        "credential_hash": principal.credential_hash,
-        "scopes": _join(principal.scopes, "scopes"),
-        "audiences": _join(principal.audiences, "audiences"),
-        "created_at": principal.created_at,
+        "name": account.name,
+        "kind": account.kind.value,
+        "credential_hash": account.credential_hash,
+        "scopes": _join(account.scopes, "scopes"),
+        "audiences": _join(account.audiences, "audiences"),
+        "created_at": account.created_at,
     }
 
 
-def _principal(row: Row[Any]) -> Principal:
-    return Principal(
+def _account(row: Row[Any]) -> Account:
+    return Account(
         name=row.name,
-        kind=PrincipalKind(row.kind),
+        kind=AccountKind(row.kind),
         credential_hash=row.credential_hash,
         scopes=_split(row.scopes),
         audiences=_split(row.audiences),
@@ -381,38 +381,38 @@ class SqlStore(Store):
         with _translated_errors(self._backend, "row already exists"), self._reader.begin() as conn:
             yield conn
 
-    # -- principals ------------------------------------------------------------------
+    # -- accounts ------------------------------------------------------------------
 
-    def add_principal(self, principal: Principal) -> None:
-        """Insert a principal.
+    def add_account(self, account: Account) -> None:
+        """Insert a account.
 
         Args:
-            principal: The new principal. Scopes and audiences must be free of whitespace.
+            account: The new account. Scopes and audiences must be free of whitespace.
 
         Raises:
             AlreadyExists: The name is taken, by a client or a user.
             ValueError: A scope or audience is empty or contains whitespace.
         """
-        values = _principal_values(principal)
-        with self._write(f"principal {principal.name!r} already exists") as conn:
-            conn.execute(insert(principals).values(values))
+        values = _account_values(account)
+        with self._write(f"account {account.name!r} already exists") as conn:
+            conn.execute(insert(accounts).values(values))
 
-    def get_principal(self, name: str, kind: PrincipalKind) -> Principal | None:
-        """The principal of that name and kind, or None."""
-        query = select(principals).where(principals.c.name == name, principals.c.kind == kind.value)
+    def get_account(self, name: str, kind: AccountKind) -> Account | None:
+        """The account of that name and kind, or None."""
+        query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
         with self._read() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _principal(row)
+        return None if row is None else _account(row)
 
-    def list_principals(self, kind: PrincipalKind) -> list[Principal]:
-        """All principals of a kind, ordered by name (code point order on every backend)."""
+    def list_accounts(self, kind: AccountKind) -> list[Account]:
+        """All accounts of a kind, ordered by name (code point order on every backend)."""
         with self._read() as conn:
-            rows = conn.execute(select(principals).where(principals.c.kind == kind.value)).all()
+            rows = conn.execute(select(accounts).where(accounts.c.kind == kind.value)).all()
         # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
-        return sorted((_principal(row) for row in rows), key=lambda p: p.name)
+        return sorted((_account(row) for row in rows), key=lambda p: p.name)
 
-    def remove_principal(self, name: str, kind: PrincipalKind) -> bool:
-        """Delete a principal and the refresh tokens whose subject it is.
+    def remove_account(self, name: str, kind: AccountKind) -> bool:
+        """Delete a account and the refresh tokens whose subject it is.
 
         Returns:
             True if it existed.
@@ -420,7 +420,7 @@ class SqlStore(Store):
         with self._write() as conn:
             _migrations.xact_lock(conn, "subject", name)
             removed = conn.execute(
-                delete(principals).where(principals.c.name == name, principals.c.kind == kind.value)
+                delete(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
             ).rowcount
             if removed:
                 conn.execute(delete(refresh_tokens).where(refresh_tokens.c.subject == name))
@@ -499,7 +499,7 @@ class SqlStore(Store):
                 return Rotation(RotationStatus.INVALID, None)
             _migrations.xact_lock(conn, "subject", found.subject)
             previous = _find_refresh_token(conn, token_hash, for_update=True)
-            if previous is None:  # deleted meanwhile (principal removed, or pruned)
+            if previous is None:  # deleted meanwhile (account removed, or pruned)
                 return Rotation(RotationStatus.INVALID, None)
             if previous.revoked:
                 return Rotation(RotationStatus.INVALID, previous)

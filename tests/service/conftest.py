@@ -28,7 +28,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from bearer_grpc.core.secrets import hash_password
-from bearer_grpc.store import Principal, PrincipalKind, sqlite_url
+from bearer_grpc.store import Account, AccountKind, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.harness import RunningService, running_service
@@ -101,10 +101,10 @@ def add_user(
     The scrypt hash is computed once per session and written to the store directly
     (``Admin.add_user`` would hash again, ~0.4 s each).
     """
-    service.store.add_principal(
-        Principal(
+    service.store.add_account(
+        Account(
             name=name,
-            kind=PrincipalKind.USER,
+            kind=AccountKind.USER,
             credential_hash=_password_hash(),
             scopes=scopes,
             audiences=audiences,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from bearer_grpc.store import PrincipalKind
+from bearer_grpc.store import AccountKind
 from bearer_grpc.store._sql import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
@@ -145,7 +145,7 @@ def test_refresh_cannot_widen_beyond_the_original_grant(service: RunningService)
 def test_refresh_drops_scopes_the_user_lost(service: RunningService, data_dir: Path) -> None:
     login = _login(service)
     with closing(sqlite3.connect(data_dir / DATABASE_FILENAME)) as db, db:
-        db.execute("UPDATE principals SET scopes = 'orders.read' WHERE name = 'alice'")
+        db.execute("UPDATE accounts SET scopes = 'orders.read' WHERE name = 'alice'")
     refreshed = _refresh(service, login.refresh_token)
     assert list(refreshed.scopes) == ["orders.read"]
     err = call_error(
@@ -161,7 +161,7 @@ def test_refresh_checks_the_users_current_audiences(
     """Like scopes, the audience of a refresh family must still be one the user may address."""
     login = _login(service)  # audience "orders"
     with closing(sqlite3.connect(data_dir / DATABASE_FILENAME)) as db, db:
-        db.execute("UPDATE principals SET audiences = 'billing' WHERE name = 'alice'")
+        db.execute("UPDATE accounts SET audiences = 'billing' WHERE name = 'alice'")
     err = call_error(service.stub().IssueToken, refresh_request(login.refresh_token))
     assert err.code() in (  # type: ignore[attr-defined]
         grpc.StatusCode.PERMISSION_DENIED,
@@ -188,7 +188,7 @@ def test_refresh_token_valid_until_just_before_expiry(
 
 def test_refresh_fails_after_user_removed(service: RunningService) -> None:
     login = _login(service)
-    service.admin.remove("alice", PrincipalKind.USER)
+    service.admin.remove("alice", AccountKind.USER)
     err = call_error(service.stub().IssueToken, refresh_request(login.refresh_token))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
 

@@ -22,10 +22,10 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import make_url
 
 from bearer_grpc.store import (
+    Account,
+    AccountKind,
     AlreadyExists,
     KeyRecord,
-    Principal,
-    PrincipalKind,
     RefreshToken,
     Revocation,
     RotationStatus,
@@ -41,8 +41,8 @@ from bearer_grpc.store._schema import schema_migrations
 NOW = 1_800_000_000
 HOUR = 3600
 THREADS = 8
-CLIENT = PrincipalKind.CLIENT
-USER = PrincipalKind.USER
+CLIENT = AccountKind.CLIENT
+USER = AccountKind.USER
 
 T = TypeVar("T")
 OpenStore = Callable[..., SqlStore]  # the ``open_`` fixture
@@ -62,11 +62,11 @@ def run_concurrently(fn: Callable[[int], T], threads: int = THREADS) -> list[T]:
 
 def principal(
     name: str = "alice",
-    kind: PrincipalKind = CLIENT,
+    kind: AccountKind = CLIENT,
     scopes: tuple[str, ...] = ("orders.read", "orders.write"),
     audiences: tuple[str, ...] = ("orders", "billing"),
-) -> Principal:
-    return Principal(
+) -> Account:
+    return Account(
         name=name,
         kind=kind,
         credential_hash=f"hash-of-{name}",
@@ -115,38 +115,36 @@ def refresh(
 
 
 def test_add_principal_then_get_round_trips(store: SqlStore) -> None:
-    store.add_principal(principal("alice"))
-    assert store.get_principal("alice", CLIENT) == principal("alice")
+    store.add_account(principal("alice"))
+    assert store.get_account("alice", CLIENT) == principal("alice")
 
 
 def test_get_principal_unknown_or_other_kind_is_none(store: SqlStore) -> None:
-    store.add_principal(principal("alice", CLIENT))
-    assert store.get_principal("alice", USER) is None
-    assert store.get_principal("bob", CLIENT) is None
+    store.add_account(principal("alice", CLIENT))
+    assert store.get_account("alice", USER) is None
+    assert store.get_account("bob", CLIENT) is None
 
 
 @pytest.mark.parametrize("second_kind", [CLIENT, USER])
-def test_principal_name_is_shared_between_kinds(
-    store: SqlStore, second_kind: PrincipalKind
-) -> None:
-    store.add_principal(principal("alice", CLIENT))
+def test_principal_name_is_shared_between_kinds(store: SqlStore, second_kind: AccountKind) -> None:
+    store.add_account(principal("alice", CLIENT))
     with pytest.raises(AlreadyExists, match="alice"):
-        store.add_principal(principal("alice", second_kind, scopes=()))
-    assert store.get_principal("alice", CLIENT) == principal("alice", CLIENT)
+        store.add_account(principal("alice", second_kind, scopes=()))
+    assert store.get_account("alice", CLIENT) == principal("alice", CLIENT)
 
 
 def test_list_principals_filters_kind_and_orders_by_name(store: SqlStore) -> None:
     for name in ["bob", "Zed", "alice", "_svc", "Émile"]:
-        store.add_principal(principal(name, CLIENT))
-    store.add_principal(principal("carol", USER))
-    names = [p.name for p in store.list_principals(CLIENT)]
+        store.add_account(principal(name, CLIENT))
+    store.add_account(principal("carol", USER))
+    names = [p.name for p in store.list_accounts(CLIENT)]
     assert names == ["Zed", "_svc", "alice", "bob", "Émile"]  # code point order
-    assert store.list_principals(USER) == [principal("carol", USER)]
+    assert store.list_accounts(USER) == [principal("carol", USER)]
 
 
 def test_empty_scopes_and_audiences_round_trip(store: SqlStore) -> None:
-    store.add_principal(principal("alice", USER, scopes=(), audiences=()))
-    stored = store.get_principal("alice", USER)
+    store.add_account(principal("alice", USER, scopes=(), audiences=()))
+    stored = store.get_account("alice", USER)
     assert stored is not None
     assert (stored.scopes, stored.audiences) == ((), ())
 
@@ -154,27 +152,27 @@ def test_empty_scopes_and_audiences_round_trip(store: SqlStore) -> None:
 @pytest.mark.parametrize("scopes", [("orders read",), ("",), ("a\tb",)])
 def test_scope_with_whitespace_is_rejected(store: SqlStore, scopes: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="whitespace"):
-        store.add_principal(principal("alice", scopes=scopes))
-    assert store.get_principal("alice", CLIENT) is None
+        store.add_account(principal("alice", scopes=scopes))
+    assert store.get_account("alice", CLIENT) is None
 
 
 def test_remove_principal_reports_whether_it_existed(store: SqlStore) -> None:
-    store.add_principal(principal("alice", CLIENT))
-    assert store.remove_principal("alice", USER) is False
-    assert store.get_principal("alice", CLIENT) is not None
-    assert store.remove_principal("alice", CLIENT) is True
-    assert store.remove_principal("alice", CLIENT) is False
-    assert store.get_principal("alice", CLIENT) is None
+    store.add_account(principal("alice", CLIENT))
+    assert store.remove_account("alice", USER) is False
+    assert store.get_account("alice", CLIENT) is not None
+    assert store.remove_account("alice", CLIENT) is True
+    assert store.remove_account("alice", CLIENT) is False
+    assert store.get_account("alice", CLIENT) is None
 
 
 def test_remove_principal_deletes_their_refresh_tokens(store: SqlStore) -> None:
-    store.add_principal(principal("alice", USER))
-    store.add_principal(principal("bob", USER))
+    store.add_account(principal("alice", USER))
+    store.add_account(principal("bob", USER))
     store.add_refresh_token(refresh("a0", family_id="fa", subject="alice"))
     store.add_refresh_token(refresh("b0", family_id="fb", subject="bob"))
     assert store.rotate_refresh_token("a0", refresh("a1"), NOW).status is RotationStatus.ROTATED
 
-    assert store.remove_principal("alice", USER) is True
+    assert store.remove_account("alice", USER) is True
 
     assert store.get_refresh_token("a0") is None
     assert store.get_refresh_token("a1") is None
@@ -517,7 +515,7 @@ def test_ping_answers(store: SqlStore) -> None:
 
 def test_data_survives_close_and_reopen(open_: OpenStore) -> None:
     first = open_()
-    first.add_principal(principal("alice"))
+    first.add_account(principal("alice"))
     first.add_key(key("k1"))
     first.get_or_create_setting("issuer", "https://tokens")
     first.add_refresh_token(refresh("t0"))
@@ -525,7 +523,7 @@ def test_data_survives_close_and_reopen(open_: OpenStore) -> None:
     first.close()
 
     second = open_()
-    assert second.get_principal("alice", CLIENT) == principal("alice")
+    assert second.get_account("alice", CLIENT) == principal("alice")
     assert second.list_keys() == [key("k1")]
     assert second.get_or_create_setting("issuer", "other") == "https://tokens"
     assert second.get_refresh_token("t0") == refresh("t0")
@@ -542,8 +540,8 @@ def test_reopening_applies_no_migration_twice(open_: OpenStore, raw_engine: Engi
 
 def test_concurrent_first_opens_migrate_once(open_: OpenStore, raw_engine: Engine) -> None:
     stores = run_concurrently(lambda i: open_())
-    stores[0].add_principal(principal("alice"))
-    assert all(s.get_principal("alice", CLIENT) is not None for s in stores)
+    stores[0].add_account(principal("alice"))
+    assert all(s.get_account("alice", CLIENT) is not None for s in stores)
     with raw_engine.connect() as conn:
         versions = conn.execute(select(schema_migrations.c.version)).scalars().all()
     assert versions == list(range(1, LATEST_VERSION + 1))
@@ -600,15 +598,15 @@ def test_sqlite_locked_database_is_unavailable_and_nothing_is_written(tmp_path: 
     try:
         locker.execute("BEGIN EXCLUSIVE")
         with pytest.raises(StoreUnavailable, match="locked"):
-            store.add_principal(principal("alice"))
+            store.add_account(principal("alice"))
         with pytest.raises(StoreUnavailable, match="locked"):
             store.revoke("jti-1", NOW + 300, NOW)
-        assert store.get_principal("alice", CLIENT) is None  # WAL: reads go on
+        assert store.get_account("alice", CLIENT) is None  # WAL: reads go on
         locker.rollback()
-        assert store.get_principal("alice", CLIENT) is None
+        assert store.get_account("alice", CLIENT) is None
         assert store.revocations_after(0) == []
-        store.add_principal(principal("alice"))
-        assert store.get_principal("alice", CLIENT) == principal("alice")
+        store.add_account(principal("alice"))
+        assert store.get_account("alice", CLIENT) == principal("alice")
     finally:
         locker.close()
         store.close()
