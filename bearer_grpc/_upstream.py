@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -42,6 +42,9 @@ from bearer_grpc.core.tokens import Principal
 from bearer_grpc.v1 import token_service_pb2 as pb
 
 log = logging.getLogger("bearer_grpc.verifier")
+
+BACKLOG_END_KEY: Final = "bearer-grpc-backlog-end"
+"""Initial metadata of ``WatchRevocations``: the sequence of the last backlog event."""
 
 _REMOTE_ERRORS: Final[Mapping[str, type[AuthError]]] = {
     error.reason: error
@@ -223,6 +226,18 @@ def apply_jwks(local: LocalVerification, response: pb.GetJwksResponse) -> None:
 def apply_revocation(local: LocalVerification, event: pb.WatchRevocationsResponse) -> None:
     """Record one ``WatchRevocations`` event (and the sequence to resume after)."""
     local.revocations.add(event.token_id, event.expires_at, event.sequence)
+
+
+def backlog_end(initial_metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
+    """The sequence the server's backlog ends at (``bearer-grpc-backlog-end``), or 0.
+
+    A verifier has caught up, and may start answering, once its revocation sequence
+    reaches it: before that a revoked token might still pass.
+    """
+    for key, value in initial_metadata or ():
+        if key == BACKLOG_END_KEY and isinstance(value, str) and value.isdigit():
+            return int(value)
+    return 0
 
 
 def prune(local: LocalVerification) -> int:

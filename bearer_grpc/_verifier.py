@@ -31,6 +31,7 @@ from bearer_grpc._upstream import (
     accept_remote,
     apply_jwks,
     apply_revocation,
+    backlog_end,
     log,
     prune,
     remote_request,
@@ -325,6 +326,7 @@ class _Follower:
         self._stub = pb_grpc.TokenServiceStub(self._channel)
         self._stopping = threading.Event()
         self._first_keys = threading.Event()
+        self._caught_up = threading.Event()  # the revocation backlog has been applied
         self._fetch_lock = threading.Lock()
         self._gate = RefetchGate(upstream.refetch_interval)
         self._link = LinkLog(upstream.target)
@@ -334,7 +336,9 @@ class _Follower:
         """Start the thread; in local mode wait up to ``startup_timeout`` for the keys."""
         self.thread.start()
         if not self.upstream.remote:
+            deadline = time.monotonic() + self.upstream.startup_timeout
             self._first_keys.wait(self.upstream.startup_timeout)
+            self._caught_up.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Stop the thread, cancel its calls, close the channel, wait for the thread."""
@@ -404,9 +408,14 @@ class _Follower:
         events = 0
         try:
             call = self._stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
+            end = backlog_end(call.initial_metadata())
+            if self.local.revocations.sequence >= end:
+                self._caught_up.set()
             for event in call:
                 apply_revocation(self.local, event)
                 events += 1
+                if event.sequence >= end:
+                    self._caught_up.set()
         except grpc.RpcError as err:
             if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return True

@@ -30,6 +30,7 @@ from bearer_grpc._upstream import (
     accept_remote,
     apply_jwks,
     apply_revocation,
+    backlog_end,
     log,
     prune,
     remote_request,
@@ -118,7 +119,7 @@ class Verifier(_verifier.VerifierBase):
             raise VerifierUnavailable()
         if follower.upstream.remote:
             return await follower.verify_remote(session, token)
-        if self.local.keys is None:
+        if self.local.keys is None or not session.caught_up.is_set():
             await session.wait_first_keys()
         try:
             return self.local.verify(token)
@@ -153,15 +154,19 @@ class _Session:
     stub: pb_grpc.TokenServiceAsyncStub
     startup_deadline: float
     first_keys: asyncio.Event = field(default_factory=asyncio.Event)
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the revocation backlog has been applied."""
     task: asyncio.Task[None] | None = None
     refetch: asyncio.Task[None] | None = None
 
     async def wait_first_keys(self) -> None:
-        """Wait for the first keys until the startup deadline (not at all after it)."""
-        remaining = self.startup_deadline - time.monotonic()
-        if remaining > 0 and not self.first_keys.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.first_keys.wait(), remaining)
+        """Wait for the first keys and the revocation backlog until the startup deadline
+        (not at all after it)."""
+        for event in (self.first_keys, self.caught_up):
+            remaining = self.startup_deadline - time.monotonic()
+            if remaining > 0 and not event.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
 
     def cancel(self) -> None:
         """Cancel the task from any thread (nothing if its loop is gone)."""
@@ -234,7 +239,7 @@ class _TaskFollower:
     async def start(self) -> None:
         """Start on the running loop and wait for the first keys (local mode)."""
         session = self.ensure_started()
-        if session is not None and not self.upstream.remote and self.local.keys is None:
+        if session is not None and not self.upstream.remote:
             await session.wait_first_keys()
 
     def close(self) -> None:
@@ -320,9 +325,14 @@ class _TaskFollower:
         call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
         events = 0
         try:
+            end = backlog_end(await call.initial_metadata())
+            if self.local.revocations.sequence >= end:
+                session.caught_up.set()
             async for event in call:
                 apply_revocation(self.local, event)
                 events += 1
+                if event.sequence >= end:
+                    session.caught_up.set()
         except grpc.RpcError as err:
             if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return True

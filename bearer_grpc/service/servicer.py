@@ -19,6 +19,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from bearer_grpc._status import status_code, to_status
+from bearer_grpc._upstream import BACKLOG_END_KEY
 from bearer_grpc.core.errors import AuthError, BearerGrpcError, InvalidRequest
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.service.authority import (
@@ -246,6 +247,9 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             await _abort(context, error)
         cursor = request.after_sequence
         log_, notifier = self._authority.revocations, self._notifier
+        backlog = log_.after(cursor)
+        end = backlog[-1].sequence if backlog else cursor
+        await context.send_initial_metadata(((BACKLOG_END_KEY, str(end)),))
         try:
             while not notifier.closing:
                 for revocation in log_.after(cursor):
