@@ -99,7 +99,9 @@ class TokenServiceServicer:
 
     def WatchRevocations(self, request, context):
         """WatchRevocations streams every revocation with a sequence number greater than
-        after_sequence, then follows new ones as they happen.
+        after_sequence, then follows new ones as they happen. Its initial metadata
+        "bearer-grpc-backlog-end" names the sequence of the last event already committed
+        when the stream opened: a verifier has caught up once it has applied that one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
