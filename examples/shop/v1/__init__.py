@@ -1,0 +1,1 @@
+"""Generated protobuf modules (examples/gen-protos); do not edit."""

@@ -1,0 +1,86 @@
+"""Protected example servers for clients bearer_grpc did not write.
+
+The example OrdersService (examples/server.py and examples/server_aio.py, their policy and
+``create_server``) with tokens from a :class:`~bearer_grpc.testing.TestIssuer`, each
+server listening on three ports of 127.0.0.1: plaintext, local credentials
+(``grpc.local_server_credentials``) and TLS with a throwaway self-signed certificate for
+``localhost`` and ``127.0.0.1``. One sync and one asyncio server serve the whole session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from bearer_grpc.testing import TestIssuer
+from tests.examples._support import load_example
+from tests.harness import LoopThread
+from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, self_signed
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestIssuer:
+    """Signs the tokens every interop server trusts."""
+    return TestIssuer()
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """The servers' TLS certificate and key (the certificate is the clients' root)."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+def _add_ports(server: Any, kind: str, tls: Tls) -> Ports:
+    local = grpc.local_server_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    secure = grpc.ssl_server_credentials([(tls.key, tls.cert)])
+    return Ports(
+        kind,
+        plaintext=server.add_insecure_port("127.0.0.1:0"),
+        local=server.add_secure_port("127.0.0.1:0", local),
+        tls=server.add_secure_port("127.0.0.1:0", secure),
+    )
+
+
+@pytest.fixture(scope="session")
+def sync_server(issuer: TestIssuer, tls: Tls) -> Iterator[Ports]:
+    """examples/server.py's service on a sync ``grpc.server``."""
+    example = load_example("server")
+    server = example.create_server(issuer.verifier(audience=AUDIENCE))
+    ports = _add_ports(server, "sync", tls)
+    server.start()
+    try:
+        yield ports
+    finally:
+        server.stop(None).wait()
+
+
+@pytest.fixture(scope="session")
+def aio_server(issuer: TestIssuer, tls: Tls) -> Iterator[Ports]:
+    """examples/server_aio.py's service on a ``grpc.aio`` server, in a loop thread."""
+    example = load_example("server_aio")
+    loop = LoopThread()
+
+    async def start() -> tuple[Any, Ports]:
+        server = example.create_server(issuer.aio_verifier(audience=AUDIENCE))
+        ports = _add_ports(server, "aio", tls)
+        await server.start()
+        return server, ports
+
+    try:
+        server, ports = loop.run(start())
+        try:
+            yield ports
+        finally:
+            loop.run(server.stop(None))
+    finally:
+        loop.close()
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def protected(request: pytest.FixtureRequest) -> Ports:
+    """Each protected server in turn."""
+    ports: Ports = request.getfixturevalue(f"{request.param}_server")
+    return ports
