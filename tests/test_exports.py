@@ -13,6 +13,7 @@ SHARED = {
     "Policy",
     "StaticToken",
     "Verifier",
+    "bearer_call_credentials",
     "current_principal",
 }
 

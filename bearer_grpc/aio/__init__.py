@@ -7,6 +7,7 @@ from bearer_grpc.aio._client import (
     ClientCredentials,
     StaticToken,
     TokenRequestError,
+    bearer_call_credentials,
 )
 from bearer_grpc.aio._server import BearerServerInterceptor
 from bearer_grpc.aio._verifier import Verifier
@@ -22,5 +23,6 @@ __all__ = [
     "StaticToken",
     "TokenRequestError",
     "Verifier",
+    "bearer_call_credentials",
     "current_principal",
 ]

@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from bearer_grpc._client import (
+    AUTHORIZATION,
     DEFAULT_TIMEOUT,
     MAX_IDLE_WAIT,
     channel_options,
@@ -473,3 +474,55 @@ class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
 
     def __len__(self) -> int:
         return len(self._parts)
+
+
+class _LoopBearerPlugin(grpc.AuthMetadataPlugin):
+    """Puts an asyncio source's token on a call. gRPC runs plugins on threads of its own,
+    so the token is awaited on the source's event loop and handed back here."""
+
+    def __init__(
+        self, token_source: TokenSource, loop: asyncio.AbstractEventLoop, timeout: float
+    ) -> None:
+        self._source = token_source
+        self._loop = loop
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"_LoopBearerPlugin({self._source!r})"
+
+    def __call__(
+        self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
+    ) -> None:
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._source.token(), self._loop)
+            token = future.result(self._timeout)
+        except Exception as err:  # reported to gRPC, which fails the call with it
+            callback((), err)
+            return
+        callback(((AUTHORIZATION, f"Bearer {token}"),), None)
+
+
+def bearer_call_credentials(
+    token_source: TokenSource, *, timeout: float = DEFAULT_TIMEOUT
+) -> grpc.CallCredentials:
+    """Call credentials that send ``authorization: Bearer <token>`` from an asyncio source.
+
+    Create them inside the running event loop that the source and the channels using them
+    live on. Compose them onto TLS or local channel credentials with
+    ``grpc.composite_channel_credentials``; gRPC refuses call credentials on plaintext
+    channels. :class:`BearerClientInterceptor` is faster for hot clients and also retries
+    stale tokens; these do not.
+
+    Args:
+        token_source: Where tokens come from (``ClientCredentials``, ``StaticToken``).
+        timeout: Longest a call waits for a token, seconds.
+
+    Returns:
+        Call credentials for ``composite_channel_credentials`` or a call's
+        ``credentials=`` argument.
+
+    Raises:
+        RuntimeError: Not called inside a running event loop.
+    """
+    plugin = _LoopBearerPlugin(token_source, asyncio.get_running_loop(), timeout)
+    return grpc.metadata_call_credentials(plugin, name="bearer")

@@ -234,3 +234,25 @@ def test_call_credentials_over_local_credentials(kind: str) -> None:
                 assert bearer_values(answer) == [f"Bearer {TOKEN}"]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_aio_call_credentials_take_tokens_from_an_asyncio_source(kind: str) -> None:
+    async def main() -> None:
+        credentials = grpc.composite_channel_credentials(
+            grpc.local_channel_credentials(),
+            bearer_grpc.aio.bearer_call_credentials(bearer_grpc.aio.StaticToken(TOKEN)),
+        )
+        async with (
+            aio_echo_server() as echo,
+            grpc.aio.secure_channel(echo.local_target, credentials) as channel,
+        ):
+            for answer in await ainvoke(channel, kind):
+                assert bearer_values(answer) == [f"Bearer {TOKEN}"]
+
+    asyncio.run(main())
+
+
+def test_aio_call_credentials_need_a_running_loop() -> None:
+    with pytest.raises(RuntimeError):
+        bearer_grpc.aio.bearer_call_credentials(bearer_grpc.aio.StaticToken(TOKEN))

@@ -19,4 +19,4 @@ def test_both_flavours_export(name: str) -> None:
 
 def test_call_credentials_are_sync_only() -> None:
     assert "bearer_call_credentials" in bearer_grpc.__all__
-    assert "bearer_call_credentials" not in bearer_grpc.aio.__all__
+    assert "bearer_call_credentials" in bearer_grpc.aio.__all__
