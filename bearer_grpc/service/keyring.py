@@ -39,14 +39,15 @@ class KeyRing:
         return f"KeyRing(kids={[r.kid for r in self._records]!r})"
 
     def load(self, *, now: int, algorithm: Algorithm) -> None:
-        """Read the keys from the store; create the first one if there is none.
+        """Read the keys from the store; create one if none signs at ``now`` (first start,
+        or only staged keys so far).
 
         Raises:
             KeyError_: A stored key cannot be loaded (e.g. encrypted, no or wrong KEK).
             StoreUnavailable: The store cannot be read.
         """
         records = self._store.list_keys()
-        if not records:
+        if not any(r.not_before <= now for r in records):
             self._store.add_key(self.new_record(algorithm, not_before=now, now=now))
             records = self._store.list_keys()
         with self._lock:

@@ -56,6 +56,13 @@ class ServeConfig:
     tls_client_ca: Path | None = None
     grace: float = 10.0
 
+    def __post_init__(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"--listen must be HOST:PORT with a port of 0-65535: {self.listen!r}")
+        if self.grace < 0:
+            raise ValueError("--grace must not be negative")
+
     def credentials(self) -> grpc.ServerCredentials | None:
         """Server credentials for TLS/mTLS, or None for plaintext.
 
@@ -104,7 +111,7 @@ class TokenServer:
 
         Raises:
             StoreUnavailable: The store cannot be read at start.
-            RuntimeError: The address cannot be bound.
+            ValueError: The address cannot be bound.
         """
         await asyncio.to_thread(self.authority.start)
         server = grpc.aio.server(
@@ -120,10 +127,13 @@ class TokenServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         credentials = self.config.credentials()
-        if credentials is None:
-            self.port = server.add_insecure_port(self.config.listen)
-        else:
-            self.port = server.add_secure_port(self.config.listen, credentials)
+        try:
+            if credentials is None:
+                self.port = server.add_insecure_port(self.config.listen)
+            else:
+                self.port = server.add_secure_port(self.config.listen, credentials)
+        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
+            raise ValueError(f"cannot listen on {self.config.listen}") from err
         await server.start()
         self._server = server
         await self._set_serving(True)
