@@ -12,6 +12,7 @@ Every method is one transaction. Failures raise :class:`StoreError`, or its subc
 :class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
 """
 
+from bearer_grpc.store._engine import open_store, sqlite_url
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
@@ -25,7 +26,7 @@ from bearer_grpc.store._records import (
     StoreError,
     StoreUnavailable,
 )
-from bearer_grpc.store._sql import SqlStore, open_store, sqlite_url
+from bearer_grpc.store._sql import SqlStore
 
 __all__ = [
     "Account",

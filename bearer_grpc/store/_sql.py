@@ -1,12 +1,13 @@
-"""The Store on SQLite or PostgreSQL, through SQLAlchemy Core, and how to open one.
+"""The Store on SQLite or PostgreSQL, through SQLAlchemy Core: the queries and transactions.
 
-Both dialects run the same statements. What differs is kept to three places:
+Both dialects run the same statements; engines are built by ``_engine`` (:func:`open_store`)
+and driver errors mapped by ``_errors``. What differs is kept to three places:
 
 - **Write serialization.** SQLite starts every write transaction with ``BEGIN IMMEDIATE``
-  (the pysqlite event-hook recipe below), so writers queue on the database lock for up to
-  ``busy_timeout_s`` and then fail as StoreUnavailable. PostgreSQL runs READ COMMITTED
-  with transaction-scoped advisory locks where rows alone cannot protect an invariant
-  (``_migrations.xact_lock``):
+  (the pysqlite event-hook recipe in ``_engine``), so writers queue on the database lock
+  for up to ``busy_timeout_s`` and then fail as StoreUnavailable. PostgreSQL runs READ
+  COMMITTED with transaction-scoped advisory locks where rows alone cannot protect an
+  invariant (``_migrations.xact_lock``):
 
   - ``("subject", name)``: every change to a subject's refresh-token families, and the
     removal of that account. Row locks cannot stop a concurrent rotation from inserting
@@ -17,20 +18,17 @@ Both dialects run the same statements. What differs is kept to three places:
 
   Lock order is always subject, then rows, then revocations, so they cannot deadlock.
 - **Upserts** (``INSERT ... ON CONFLICT DO NOTHING``) need the dialect's own ``insert``.
-- **Error mapping**: driver errors become StoreUnavailable (cannot connect, locked, I/O,
-  deadlock: retry later), AlreadyExists (unique violation) or StoreError. Messages are
-  terse and never contain the URL or statement parameters (``hide_parameters=True``).
+- **Error mapping** (``_errors``): driver errors become StoreUnavailable (cannot connect,
+  locked, I/O, deadlock: retry later), AlreadyExists (unique violation) or StoreError.
+  Messages are terse and never contain the URL or statement parameters
+  (``hide_parameters=True``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -38,19 +36,17 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    create_engine,
     delete,
-    event,
-    exc,
     insert,
     literal,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
 
 from bearer_grpc.store import _migrations
+from bearer_grpc.store._engine import READ_ONLY
+from bearer_grpc.store._errors import translated_errors
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
@@ -62,7 +58,6 @@ from bearer_grpc.store._records import (
     RotationStatus,
     Store,
     StoreError,
-    StoreUnavailable,
 )
 from bearer_grpc.store._schema import (
     accounts,
@@ -71,186 +66,6 @@ from bearer_grpc.store._schema import (
     settings,
     signing_keys,
 )
-
-DATABASE_FILENAME = "bearer-grpc.db"
-"""Name of the SQLite database file inside a data directory."""
-
-_PSYCOPG_MISSING = (
-    "PostgreSQL support needs the 'postgres' extra: pip install 'bearer-grpc[postgres]'"
-)
-_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
-_POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
-_PG_CONNECT_TIMEOUT_S = 10
-# Execution option marking a read-only transaction: SQLite then begins DEFERRED, so readers
-# do not queue behind writers (WAL lets them read while a write is in progress).
-_READ_ONLY = "bearer_grpc_read_only"
-# SQLite extended error codes of a violated PRIMARY KEY or UNIQUE constraint.
-_SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
-
-
-# -- opening -----------------------------------------------------------------------------
-
-
-def sqlite_url(data_dir: Path) -> str:
-    """The URL of the embedded SQLite store in a data directory.
-
-    Creates the directory (mode 0700, as it holds private keys) if it does not exist.
-
-    Args:
-        data_dir: Directory for the database, e.g. ``./bearer-grpc-data``.
-
-    Returns:
-        ``sqlite:///<data_dir>/bearer-grpc.db`` with an absolute path.
-    """
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir.resolve() / DATABASE_FILENAME}"
-
-
-def open_store(url: str, *, busy_timeout_s: float = 5.0) -> SqlStore:
-    """Open the store at ``url``, creating and migrating its schema as needed.
-
-    Args:
-        url: ``sqlite:///PATH`` (relative) or ``sqlite:////ABSOLUTE/PATH``, or
-            ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (driven by psycopg 3). The URL query
-            is passed to the driver, e.g. ``?options=-csearch_path%3Dmyschema`` selects a
-            PostgreSQL schema. A new SQLite file is created with mode 0600.
-        busy_timeout_s: SQLite only: how long a write waits for another writer's lock
-            before failing with StoreUnavailable. Default 5 seconds.
-
-    Returns:
-        The open store. Close it with :meth:`SqlStore.close`.
-
-    Raises:
-        StoreError: The URL is invalid or unsupported, psycopg is not installed, or the
-            database schema is newer than this release knows.
-        StoreUnavailable: The database cannot be reached or stays locked.
-    """
-    try:
-        parsed = make_url(url)
-    except exc.ArgumentError:
-        # ``from None``: the parser's message repeats the URL, password included.
-        raise StoreError("invalid store URL: expected sqlite:///PATH or postgresql://...") from None
-    if parsed.drivername in _SQLITE_DRIVERS:
-        engine = _sqlite_engine(parsed, busy_timeout_s)
-    elif parsed.drivername in _POSTGRES_DRIVERS:
-        engine = _postgres_engine(parsed)
-    else:
-        raise StoreError(
-            f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://"
-        )
-    try:
-        return SqlStore(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-
-
-def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
-    database = url.database
-    if not database or database == ":memory:" or url.query.get("mode") == "memory":
-        raise StoreError("an in-memory SQLite store is not supported: give a file path")
-    _create_private_file(Path(database))
-    engine = create_engine(
-        url.set(drivername="sqlite+pysqlite"),
-        connect_args={"timeout": busy_timeout_s},  # sqlite3 sets it as the busy_timeout
-        hide_parameters=True,
-    )
-    event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
-    return engine
-
-
-def _create_private_file(path: Path) -> None:
-    """Create an empty database file with mode 0600 unless it exists.
-
-    SQLite creates the ``-wal`` and ``-shm`` files with the mode of the database file, so
-    they are private too.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as err:
-        raise StoreError(f"cannot create the SQLite database file: {err.strerror}") from err
-    os.close(fd)
-
-
-def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    # Stop pysqlite from issuing BEGIN itself: _on_sqlite_begin does it, as SQLAlchemy's
-    # pysqlite documentation recommends.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL syncs the WAL on every commit: an acknowledged write survives a crash or
-        # power loss, not only kill -9.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _on_sqlite_begin(conn: Connection) -> None:
-    read_only = conn.get_execution_options().get(_READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
-
-
-def _postgres_engine(url: URL) -> Engine:
-    try:
-        installed = importlib.util.find_spec("psycopg") is not None
-    except (ImportError, ValueError):
-        installed = False
-    if not installed:
-        raise StoreError(_PSYCOPG_MISSING)
-    connect_args = (
-        {} if "connect_timeout" in url.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
-    )
-    return create_engine(
-        url.set(drivername="postgresql+psycopg"),
-        pool_pre_ping=True,
-        hide_parameters=True,
-        connect_args=connect_args,
-    )
-
-
-# -- errors --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _translated_errors(backend: str, conflict: str) -> Iterator[None]:
-    """Turn SQLAlchemy/driver errors into the store's exception tree."""
-    try:
-        yield
-    except exc.IntegrityError as err:
-        if _is_unique_violation(err.orig):
-            raise AlreadyExists(conflict) from err
-        raise StoreError(f"{backend} store rejected the change: constraint violated") from err
-    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as err:
-        raise StoreUnavailable(f"{backend} store unavailable: {_reason(err)}") from err
-    except exc.DBAPIError as err:
-        if err.connection_invalidated:
-            raise StoreUnavailable(f"{backend} store unavailable: connection lost") from err
-        raise StoreError(f"{backend} store error") from err
-
-
-def _is_unique_violation(orig: BaseException | None) -> bool:
-    if isinstance(orig, sqlite3.Error):
-        return orig.sqlite_errorname in _SQLITE_UNIQUE
-    return getattr(orig, "sqlstate", None) == "23505"
-
-
-def _reason(err: exc.SQLAlchemyError) -> str:
-    """A short, secret-free reason for an unavailable store."""
-    if isinstance(err, exc.TimeoutError):
-        return "no free connection in the pool"
-    orig = getattr(err, "orig", None)
-    if isinstance(orig, sqlite3.Error):
-        return str(orig)  # SQLite's fixed messages, e.g. "database is locked"
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate is None or sqlstate.startswith("08"):
-        return "cannot connect"
-    return f"SQLSTATE {sqlstate}"
-
 
 # -- rows ------------------------------------------------------------------------------------
 
@@ -361,7 +176,7 @@ class SqlStore(Store):
             StoreUnavailable: The database cannot be reached or stays locked.
         """
         self._engine = engine
-        self._reader = engine.execution_options(**{_READ_ONLY: True})
+        self._reader = engine.execution_options(**{READ_ONLY: True})
         self._backend = "PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite"
         with self._write() as conn:
             _migrations.migrate(conn)
@@ -373,12 +188,12 @@ class SqlStore(Store):
 
     @contextmanager
     def _write(self, conflict: str = "row already exists") -> Iterator[Connection]:
-        with _translated_errors(self._backend, conflict), self._engine.begin() as conn:
+        with translated_errors(self._backend, conflict), self._engine.begin() as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with _translated_errors(self._backend, "row already exists"), self._reader.begin() as conn:
+        with translated_errors(self._backend, "row already exists"), self._reader.begin() as conn:
             yield conn
 
     # -- accounts ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from bearer_grpc.store._sql import DATABASE_FILENAME
+from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import add_user, call_error, password_request, verify

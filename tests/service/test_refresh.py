@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from bearer_grpc.store import AccountKind
-from bearer_grpc.store._sql import DATABASE_FILENAME
+from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import (

@@ -15,7 +15,7 @@ import grpc
 
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
-from bearer_grpc.store._sql import DATABASE_FILENAME
+from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.harness import RunningService
