@@ -5,17 +5,12 @@ client credentials and to people with passwords; every server verifies them loca
 against the published keys, or remotely with the VerifyToken RPC.
 """
 
-from bearer_grpc._client import (
-    BearerClientInterceptor,
-    ClientCredentials,
-    StaticToken,
-    TokenRequestError,
-    bearer_call_credentials,
-)
+from bearer_grpc._client import BearerClientInterceptor, bearer_call_credentials
 from bearer_grpc._principal import NoPrincipal, current_principal
 from bearer_grpc._server import BearerServerInterceptor
-from bearer_grpc._upstream import Backoff
+from bearer_grpc._token_sources import ClientCredentials, StaticToken, TokenRequestError
 from bearer_grpc._verifier import Verifier
+from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import (
     AuthError,
     BearerGrpcError,

@@ -4,7 +4,8 @@ The sync and the asyncio verifiers drive the same rules and differ only in how t
 call and wait (a daemon thread with a sync channel, or a task on the event loop):
 
 - :class:`Upstream`: where the TokenService is and how to talk to it;
-- :class:`Backoff`: the delays between reconnection attempts;
+- :class:`~bearer_grpc.core.backoff.Backoff` (in the pure core, shared with the token
+  sources): the delays between reconnection attempts;
 - :class:`RefetchGate`: at most one unknown-``kid`` key refetch per interval;
 - :func:`apply_jwks`, :func:`apply_revocation`, :func:`prune`: what a ``GetJwks`` answer
   or a ``WatchRevocations`` event does to the in-memory state;
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -27,6 +27,7 @@ from typing import Any, Final
 import grpc
 from google.protobuf import json_format
 
+from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import (
     AuthError,
     InsufficientScope,
@@ -50,44 +51,6 @@ _REMOTE_ERRORS: Final[Mapping[str, type[AuthError]]] = {
     error.reason: error
     for error in (TokenMissing, TokenMalformed, TokenInvalid, TokenExpired, TokenRevoked)
 }
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter between reconnection attempts.
-
-    The n-th consecutive failure waits a random time between half and all of
-    ``min(maximum, initial * multiplier**n)``; the jitter keeps a fleet of verifiers from
-    reconnecting in lock-step after an outage. The same bounds are given to the gRPC
-    channel as its own reconnect backoff, so a recovered service is reached within
-    ``maximum`` seconds.
-
-    Attributes:
-        initial: Upper bound of the first delay, seconds. Default 0.1.
-        maximum: Upper bound of every delay, seconds. Default 5.
-        multiplier: Growth of the bound per consecutive failure. Default 2.
-    """
-
-    initial: float = 0.1
-    maximum: float = 5.0
-    multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.maximum:
-            raise ValueError("backoff needs 0 < initial <= maximum")
-        if self.multiplier < 1:
-            raise ValueError("backoff multiplier must be at least 1")
-
-    def delays(self, rng: Callable[[], float] = random.random) -> Iterator[float]:
-        """Delays for consecutive failures (an endless iterator; start a new one on success).
-
-        Args:
-            rng: Uniform random numbers in [0, 1) (injected for tests).
-        """
-        bound = self.initial
-        while True:
-            yield bound * (0.5 + rng() / 2)
-            bound = min(self.maximum, bound * self.multiplier)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from typing import Any, Self
 import grpc
 
 from bearer_grpc._upstream import (
-    Backoff,
     LinkLog,
     RefetchGate,
     Upstream,
@@ -38,6 +37,7 @@ from bearer_grpc._upstream import (
     status_of,
     unknown_kid,
 )
+from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable

@@ -1,16 +1,11 @@
 """bearer_grpc for ``grpc.aio``: the same names as :mod:`bearer_grpc`, asyncio flavoured."""
 
 from bearer_grpc._principal import NoPrincipal, current_principal
-from bearer_grpc._upstream import Backoff
-from bearer_grpc.aio._client import (
-    BearerClientInterceptor,
-    ClientCredentials,
-    StaticToken,
-    TokenRequestError,
-    bearer_call_credentials,
-)
+from bearer_grpc.aio._client import BearerClientInterceptor, bearer_call_credentials
 from bearer_grpc.aio._server import BearerServerInterceptor
+from bearer_grpc.aio._token_sources import ClientCredentials, StaticToken, TokenRequestError
 from bearer_grpc.aio._verifier import Verifier
+from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.policy import Policy
 
 __all__ = [

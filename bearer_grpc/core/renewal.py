@@ -9,8 +9,9 @@ only in how they wait and call. The rules:
 - it is *renewed* ``renew_before`` ahead of expiry (a fraction of its lifetime, or
   seconds), in the background, so calls never wait for a renewal while it is usable;
 - after a failed request the next one waits a capped, jittered, exponentially growing
-  delay (:func:`backoff_delay`); while no usable token exists and the delay runs,
-  callers get the last error at once instead of waiting or hammering the service.
+  delay (:func:`~bearer_grpc.core.backoff.backoff_delay`, the verifiers' schedule);
+  while no usable token exists and the delay runs, callers get the last error at once
+  instead of waiting or hammering the service.
 
 Nothing here reads the clock, sleeps or draws random numbers: times and random values
 come in as arguments.
@@ -20,45 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
+
+from bearer_grpc.core.backoff import BackoffPolicy, backoff_delay
 
 DEFAULT_RENEW_BEFORE: Final = 0.2
 """Renew when a fifth of the token's lifetime is left."""
-
-
-class BackoffPolicy(Protocol):
-    """Bounds of the delays between failed requests (``bearer_grpc.Backoff`` is one).
-
-    Attributes:
-        initial: Upper bound of the first delay, seconds.
-        maximum: Upper bound of every delay, seconds.
-        multiplier: Growth of the bound per consecutive failure.
-    """
-
-    @property
-    def initial(self) -> float: ...
-    @property
-    def maximum(self) -> float: ...
-    @property
-    def multiplier(self) -> float: ...
-
-
-def backoff_delay(policy: BackoffPolicy, failures: int, rand: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: capped exponential with
-    jitter.
-
-    A random time between half and all of ``min(maximum, initial * multiplier**(n - 1))``
-    ("equal jitter", the schedule the verifiers reconnect with), so a fleet of clients
-    does not retry in lock-step after an outage.
-
-    Args:
-        policy: The bounds.
-        failures: Consecutive failures so far (1 after the first).
-        rand: A uniform random number in [0, 1).
-    """
-    exponent = min(max(failures, 1) - 1, 64)  # the cap wins long before; keeps ** finite
-    bound = min(policy.maximum, policy.initial * policy.multiplier**exponent)
-    return bound * (0.5 + rand / 2)
 
 
 def renew_at(requested_at: float, lifetime: float, renew_before: float) -> float:

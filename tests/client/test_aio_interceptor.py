@@ -190,7 +190,7 @@ def test_streams_not_retried(
 def test_token_failure_is_the_calls_status() -> None:
     class Unreachable:
         async def token(self) -> str:
-            raise bearer_grpc.aio._client.TokenRequestError(
+            raise bearer_grpc.aio._token_sources.TokenRequestError(
                 "tokens:1", grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details="down")
             )
 

@@ -1,0 +1,304 @@
+"""Token sources, asyncio flavour: the names of :mod:`bearer_grpc._token_sources`, with
+``async token()``.
+
+:class:`ClientCredentials` requests with the ``grpc.aio`` stub on the caller's event
+loop (never blocking it) and renews in a task; concurrent callers share one request
+(one task, awaited through ``asyncio.shield``). The request, the answer check, the
+error texts and the timing rules are the sync flavour's.
+
+Lifecycle: construction starts nothing, so a source can be built before any loop
+exists. The channel and the renewal task start on the first ``token()`` inside a
+running loop; ``await aclose()`` (or ``async with``) stops them. One source serves one
+loop at a time; used from a new loop after the old one closed, it starts again there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+import grpc
+
+from bearer_grpc._token_sources import (
+    DEFAULT_TIMEOUT,
+    MAX_IDLE_WAIT,
+    channel_options,
+    check_token,
+    failure_text,
+    issue_request,
+    issued_token,
+    record_outcome,
+)
+from bearer_grpc.core.backoff import Backoff, BackoffPolicy
+from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.core.renewal import DEFAULT_RENEW_BEFORE, Failed, Ready, Renewal
+from bearer_grpc.v1 import token_service_pb2 as pb
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
+
+class TokenSource(Protocol):
+    """Where an asyncio client gets its bearer token."""
+
+    async def token(self) -> str:
+        """Return a usable token (may wait for the first one; never for a renewal)."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """Hint that a server rejected ``token`` as expired or revoked."""
+        ...
+
+
+class TokenRequestError(grpc.aio.AioRpcError):
+    """No usable access token could be had from the token service.
+
+    A ``grpc.aio.AioRpcError``: an intercepted call fails with it as with any other
+    status, and ``await call.code()`` reports it. ``code()`` is the token service's
+    status (UNAVAILABLE when unreachable, UNAUTHENTICATED when it rejects the client
+    credentials); ``details()`` says which service answered what, never the secret.
+
+    Args:
+        target: The token service address.
+        error: What the last request failed with (also the ``__cause__``).
+    """
+
+    def __init__(self, target: str, error: BaseException) -> None:
+        code, details = failure_text(target, error)
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+        self.target = target
+
+
+class StaticToken:
+    """A token that comes from elsewhere, used as it is (``repr`` hides it).
+
+    Args:
+        token: The bearer token, without ``Bearer``.
+
+    Raises:
+        ValueError: ``token`` is not one b64token.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = check_token(token)
+
+    def __repr__(self) -> str:
+        return "StaticToken('***')"
+
+    async def token(self) -> str:
+        """Return the token."""
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Nothing to renew: a rejected static token stays rejected."""
+
+
+@dataclass
+class _Session:
+    """A source's channel and tasks on one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    channel: grpc.aio.Channel
+    stub: pb_grpc.TokenServiceAsyncStub
+    wake: asyncio.Event
+    renewer: asyncio.Task[None] | None = None
+    request: asyncio.Task[None] | None = None
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks still running."""
+        return [t for t in (self.renewer, self.request) if t is not None and not t.done()]
+
+    def cancel(self) -> None:
+        """Cancel the tasks, from any thread (nothing if the loop is gone)."""
+        if self.loop.is_closed():
+            return
+        for task in self.tasks():
+            self.loop.call_soon_threadsafe(task.cancel)
+
+
+class ClientCredentials:
+    """Access tokens for a service, from the TokenService's client-credentials grant.
+
+    The asyncio flavour of :class:`bearer_grpc.ClientCredentials`, with the same
+    arguments and rules: one shared request for concurrent first calls, renewal in a
+    task ``renew_before`` ahead of expiry (calls never wait for it), capped jittered
+    backoff while the service is down, :class:`TokenRequestError` when no usable token
+    can be had. See the module docstring for when the task starts and stops.
+
+    Args:
+        target: The TokenService address, ``host:port`` (any gRPC target).
+        client_id: The client's id.
+        client_secret: The client's secret; never shown in ``repr``, logs or errors.
+        scopes: Scopes to request; empty (default) means all the client may have.
+        audience: Audience to request; empty (default) means the client's default.
+        credentials: Channel credentials for the token service (TLS); None (default)
+            for a plaintext channel.
+        renew_before: When to renew: below 1, a fraction of the token's lifetime left
+            (default 0.2); from 1 on, seconds before expiry. At most half the lifetime.
+        backoff: Bounds of the delays between failed requests (default
+            ``bearer_grpc.Backoff()``: up to 0.1 s, doubling up to 5 s); the channel
+            reconnects within the same bounds.
+        timeout: Deadline of one ``IssueToken`` request, seconds (default 10).
+        clock: Time source for the token timetable (default wall-clock ``time.time``).
+
+    Raises:
+        ValueError: An empty client id or secret, or a bad ``renew_before``.
+        TypeError: ``scopes`` is one string instead of a sequence of them.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scopes: Sequence[str] = (),
+        audience: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+        renew_before: float = DEFAULT_RENEW_BEFORE,
+        backoff: BackoffPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._request = issue_request(client_id, client_secret, scopes, audience)
+        self._target = target
+        self._client_id = client_id
+        self._credentials = credentials
+        self._timeout = timeout
+        self._clock = clock
+        self._renewal = Renewal(backoff or Backoff(), renew_before=renew_before)
+        self._closed = False
+        self._session: _Session | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredentials(target={self._target!r}, client_id={self._client_id!r}, "
+            f"scopes={list(self._request.scopes)!r}, audience={self._request.audience!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def token(self) -> str:
+        """Return a usable access token.
+
+        Waits only when there is none yet (the first call, or after the last one
+        expired or was invalidated), and then for one shared request.
+
+        Raises:
+            TokenRequestError: No usable token, and the last request failed (the next
+                one is due after the backoff delay).
+            RuntimeError: The source was closed, or is in use on another running loop.
+        """
+        session = self._session_here()
+        while True:
+            if self._closed:
+                raise RuntimeError("ClientCredentials is closed")
+            step = self._renewal.decide(self._clock())
+            if isinstance(step, Ready):
+                if step.renew:
+                    session.wake.set()
+                return step.token
+            if isinstance(step, Failed):
+                raise TokenRequestError(self._target, step.error) from step.error
+            try:
+                await asyncio.shield(self._shared_request(session))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._closed or (task is not None and task.cancelling()):
+                    raise  # our caller was cancelled, not the request by aclose()
+
+    def invalidate(self, token: str) -> None:
+        """Drop ``token`` if it is the cached one; the next :meth:`token` fetches anew."""
+        if self._renewal.invalidate(token) and self._session is not None:
+            self._session.wake.set()
+
+    def close(self) -> None:
+        """Stop renewing (idempotent, any thread); the task closes the channel.
+
+        Prefer ``await aclose()`` inside the loop, which also waits for that.
+        """
+        self._closed = True
+        if self._session is not None:
+            self._session.cancel()
+
+    async def aclose(self) -> None:
+        """Stop renewing; wait until the tasks ended and the channel is closed."""
+        self.close()
+        session = self._session
+        if session is None or session.loop is not asyncio.get_running_loop():
+            return
+        tasks = session.tasks()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await session.channel.close()
+
+    def _session_here(self) -> _Session:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and session.loop is loop:
+            return session
+        if session is not None and not session.loop.is_closed():
+            raise RuntimeError("ClientCredentials is in use on another event loop")
+        if self._closed:
+            raise RuntimeError("ClientCredentials is closed")
+        options = channel_options(self._renewal.backoff)
+        if self._credentials is None:
+            channel = grpc.aio.insecure_channel(self._target, options=options)
+        else:
+            channel = grpc.aio.secure_channel(self._target, self._credentials, options=options)
+        session = _Session(loop, channel, pb_grpc.TokenServiceStub(channel), asyncio.Event())
+        session.renewer = loop.create_task(self._renew(session), name="bearer-grpc-renewal")
+        self._session = session
+        return session
+
+    def _shared_request(self, session: _Session) -> asyncio.Task[None]:
+        if session.request is None or session.request.done():
+            session.request = session.loop.create_task(self._issue(session))
+        return session.request
+
+    async def _issue(self, session: _Session) -> None:
+        requested_at = self._clock()
+        outcome: tuple[str, int] | BaseException
+        try:
+            response: pb.IssueTokenResponse = await session.stub.IssueToken(
+                self._request, timeout=self._timeout
+            )
+            outcome = issued_token(response)
+        except Exception as err:  # callers get the error; the task must not fail
+            outcome = err
+        if not self._closed:
+            record_outcome(
+                self._renewal,
+                outcome,
+                requested_at=requested_at,
+                now=self._clock(),
+                client_id=self._client_id,
+                target=self._target,
+            )
+
+    async def _renew(self, session: _Session) -> None:
+        try:
+            while True:
+                now = self._clock()
+                if self._renewal.due(now):
+                    await self._shared_request(session)
+                    continue
+                session.wake.clear()
+                wait = min(self._renewal.seconds_until_due(now), MAX_IDLE_WAIT)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wake.wait(), wait)
+        finally:
+            await session.channel.close()
