@@ -3,28 +3,65 @@
 A TokenService issues short-lived signed access tokens (JWT, RFC 9068) to services with
 client credentials and to people with passwords; every server verifies them locally
 against the published keys, or remotely with the VerifyToken RPC.
+
+Names are imported on first use (PEP 562), so ``import bearer_grpc.core`` or the CLI
+does not load gRPC before it needs it.
 """
 
-from bearer_grpc._client import BearerClientInterceptor, bearer_call_credentials
-from bearer_grpc._principal import NoPrincipal, current_principal
-from bearer_grpc._server import BearerServerInterceptor
-from bearer_grpc._token_sources import ClientCredentials, StaticToken, TokenRequestError
-from bearer_grpc._verifier import Verifier
-from bearer_grpc.core.backoff import Backoff
-from bearer_grpc.core.errors import (
-    AuthError,
-    BearerGrpcError,
-    InsufficientScope,
-    TokenExpired,
-    TokenInvalid,
-    TokenMalformed,
-    TokenMissing,
-    TokenRevoked,
-    VerifierUnavailable,
-)
-from bearer_grpc.core.keys import PublicKeySet, SigningKey
-from bearer_grpc.core.policy import Policy, PolicyError
-from bearer_grpc.core.tokens import Principal, TokenVerifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bearer_grpc._client import BearerClientInterceptor, bearer_call_credentials
+    from bearer_grpc._principal import NoPrincipal, current_principal
+    from bearer_grpc._server import BearerServerInterceptor
+    from bearer_grpc._token_sources import ClientCredentials, StaticToken, TokenRequestError
+    from bearer_grpc._verifier import Verifier
+    from bearer_grpc.core.backoff import Backoff
+    from bearer_grpc.core.errors import (
+        AuthError,
+        BearerGrpcError,
+        InsufficientScope,
+        TokenExpired,
+        TokenInvalid,
+        TokenMalformed,
+        TokenMissing,
+        TokenRevoked,
+        VerifierUnavailable,
+    )
+    from bearer_grpc.core.keys import PublicKeySet, SigningKey
+    from bearer_grpc.core.policy import Policy, PolicyError
+    from bearer_grpc.core.tokens import Principal, TokenVerifier
+
+_SOURCES: dict[str, str] = {
+    "AuthError": "bearer_grpc.core.errors",
+    "Backoff": "bearer_grpc.core.backoff",
+    "BearerClientInterceptor": "bearer_grpc._client",
+    "BearerGrpcError": "bearer_grpc.core.errors",
+    "BearerServerInterceptor": "bearer_grpc._server",
+    "ClientCredentials": "bearer_grpc._token_sources",
+    "InsufficientScope": "bearer_grpc.core.errors",
+    "NoPrincipal": "bearer_grpc._principal",
+    "Policy": "bearer_grpc.core.policy",
+    "PolicyError": "bearer_grpc.core.policy",
+    "Principal": "bearer_grpc.core.tokens",
+    "PublicKeySet": "bearer_grpc.core.keys",
+    "SigningKey": "bearer_grpc.core.keys",
+    "StaticToken": "bearer_grpc._token_sources",
+    "TokenExpired": "bearer_grpc.core.errors",
+    "TokenInvalid": "bearer_grpc.core.errors",
+    "TokenMalformed": "bearer_grpc.core.errors",
+    "TokenMissing": "bearer_grpc.core.errors",
+    "TokenRequestError": "bearer_grpc._token_sources",
+    "TokenRevoked": "bearer_grpc.core.errors",
+    "TokenVerifier": "bearer_grpc.core.tokens",
+    "Verifier": "bearer_grpc._verifier",
+    "VerifierUnavailable": "bearer_grpc.core.errors",
+    "bearer_call_credentials": "bearer_grpc._client",
+    "current_principal": "bearer_grpc._principal",
+}
 
 __all__ = [
     "AuthError",
@@ -53,3 +90,17 @@ __all__ = [
     "bearer_call_credentials",
     "current_principal",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bearer_grpc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

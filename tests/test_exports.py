@@ -42,3 +42,15 @@ def test_every_public_name_has_a_docstring() -> None:
     for module in (bearer_grpc, bearer_grpc.aio):
         for name in module.__all__:
             assert getattr(module, name).__doc__, f"{module.__name__}.{name} has no docstring"
+
+
+def test_lazy_names_map_to_their_modules_and_core_stays_grpc_free() -> None:
+    import subprocess
+    import sys
+
+    assert sorted(bearer_grpc._SOURCES) == bearer_grpc.__all__
+    probe = "import sys, bearer_grpc, bearer_grpc.core.tokens; print('grpc' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

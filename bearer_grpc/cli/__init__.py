@@ -6,6 +6,12 @@ unreachable store) print one line on stderr and exit non-zero; no traceback.
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core logs handshake and bind failures at INFO on stderr, next to our one-line
+# error. It reads the level once, when grpc is imported: so before any import of grpc.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import argparse
 import sys
 from collections.abc import Sequence
