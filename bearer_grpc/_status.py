@@ -25,6 +25,7 @@ from bearer_grpc.core.errors import (
     InvalidGrant,
     InvalidRequest,
     NotFound,
+    Overloaded,
     TokenMalformed,
     TokenMissing,
     Unavailable,
@@ -43,6 +44,7 @@ _CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     NotFound: grpc.StatusCode.NOT_FOUND,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 

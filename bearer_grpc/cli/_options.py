@@ -31,8 +31,8 @@ def env_name(flag: str) -> str:
 def option(parser: argparse.ArgumentParser, flag: str, *, help: str, **kwargs: Any) -> None:
     """Add ``flag`` whose default comes from its environment variable, then ``default``."""
     name = env_name(flag)
-    default = os.environ.get(name, kwargs.pop("default", None))
-    shown = kwargs.pop("show_default", default)
+    shown = kwargs.pop("default", None)  # never the environment's value: it may be secret
+    default = os.environ.get(name, shown)
     suffix = f" (env {name}" + (f"; default {shown}" if shown is not None else "") + ")"
     parser.add_argument(flag, default=default, help=help + suffix, **kwargs)
 

@@ -18,6 +18,7 @@
         ├── Forbidden             a known caller may not do this
         ├── NotFound              the named object does not exist
         ├── Conflict              the named object exists already
+        ├── Overloaded            too many requests of a costly kind at once; retry later
         └── Unavailable           the store cannot answer; nothing was written
 
 Every class carries a terse public ``message`` that never contains token, secret or
@@ -144,6 +145,12 @@ class Conflict(ServiceError):
     """The named object exists already."""
 
     default_message = "already exists"
+
+
+class Overloaded(ServiceError):
+    """Too many costly requests (password checks) are in progress; retry later."""
+
+    default_message = "too many requests; retry later"
 
 
 class Unavailable(ServiceError):

@@ -209,7 +209,8 @@ class LocalVerification:
         if verifier is None:
             raise VerifierUnavailable()
         principal = verifier.authenticate(token, audience=self.audience)
-        self.cache.put(token, principal)
+        if self._verifier is verifier:  # not if the keys changed meanwhile (set_keys)
+            self.cache.put(token, principal)
         return principal
 
 

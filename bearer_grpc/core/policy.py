@@ -86,21 +86,15 @@ class Policy:
                 rules.setdefault(pattern, PUBLIC)
         self._rules = rules
         self.strict = strict
-        self._resolved: dict[str, Rule] = {}
 
     def __repr__(self) -> str:
         return f"Policy(rules={len(self._rules)}, strict={self.strict})"
 
     def rule_for(self, method: str) -> Rule:
-        """The rule of a full method name (``/pkg.Service/Method``); memoised."""
-        rule = self._resolved.get(method)
-        if rule is None:
-            rule = self._resolve(method)
-            if len(self._resolved) < 10_000:  # bounded: method names come from callers
-                self._resolved[method] = rule
-        return rule
+        """The rule of a full method name (``/pkg.Service/Method``).
 
-    def _resolve(self, method: str) -> Rule:
+        Not memoised: method names come from callers, and two dict lookups are cheap.
+        """
         exact = self._rules.get(method)
         if exact is not None:
             return exact

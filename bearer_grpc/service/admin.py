@@ -22,6 +22,8 @@ from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, St
 
 MIN_PASSWORD_LENGTH = 8
 """Shortest password accepted for a user."""
+RESERVED_NAME = "bearer-grpc"
+"""The ``client_id`` of password-grant tokens and the TokenService's own audience."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Admin:
 
     def _check(self, name: str, scopes: Sequence[str], audiences: Sequence[str]) -> None:
         check_name(name, what="name")
+        if name == RESERVED_NAME:
+            raise InvalidRequest(f"the name {name!r} is reserved")
         check_scopes(scopes)
         if not audiences:
             raise InvalidRequest("at least one audience is required")

@@ -46,7 +46,12 @@ from bearer_grpc.core.tokens import (
 )
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.revocations import RevocationLog
-from bearer_grpc.service.settings import ADMIN_SCOPE, MAX_ACCESS_TTL, ServiceSettings
+from bearer_grpc.service.settings import (
+    ADMIN_AUDIENCE,
+    ADMIN_SCOPE,
+    MAX_ACCESS_TTL,
+    ServiceSettings,
+)
 from bearer_grpc.store import (
     AccountKind,
     RefreshToken,
@@ -60,6 +65,8 @@ log = logging.getLogger("bearer_grpc.service")
 _REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 _MAX_ID_LENGTH = 128
 SECRET_HASH_KEY_SETTING = "secret_hash_key"  # noqa: S105 (a setting name)
+EPOCH_SETTING = "revocation_epoch"
+"""Setting naming this store's revocation log; a new store has a new one."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +148,20 @@ class TokenAuthority:
         self._sync_lock = threading.Lock()
         self._hasher: SecretHasher | None = None
         self._verifier: TokenVerifier | None = None
+        self.epoch = ""
+        """Id of the store's revocation log (sequences restart only with a new one)."""
 
     def __repr__(self) -> str:
         return f"TokenAuthority(issuer={self.settings.issuer!r})"
 
     def _now(self) -> int:
         return math.floor(self._clock())
+
+    def _horizon(self, now: int) -> int:
+        """Revocations of tokens that expired before this are forgotten: a verifier
+        accepts a token until ``exp + leeway`` by its own clock, which may lag ours by up
+        to a leeway too."""
+        return now - 2 * self.settings.leeway
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -157,6 +172,7 @@ class TokenAuthority:
             KeyError_: A stored private key cannot be loaded.
         """
         self._hasher = load_secret_hasher(self.store)
+        self.epoch = self.store.get_or_create_setting(EPOCH_SETTING, new_id())
         self.sync()
 
     def sync(self) -> int:
@@ -175,14 +191,14 @@ class TokenAuthority:
                 leeway=self.settings.leeway,
                 is_revoked=self.revocations.is_revoked,
             )
-            added = self.revocations.catch_up(self.store, horizon=now - self.settings.leeway)
-            self.revocations.prune(now - self.settings.leeway)
+            added = self.revocations.catch_up(self.store, horizon=self._horizon(now))
+            self.revocations.prune(self._horizon(now))
         return added
 
     def housekeeping(self) -> int:
         """Delete expired revocations, refresh tokens and retired keys from the store."""
         now = self._now()
-        removed = self.store.prune(now - self.settings.leeway)
+        removed = self.store.prune(self._horizon(now))
         for record in self.keys.expired(now):
             removed += int(self.store.delete_key(record.kid))
         return removed
@@ -391,7 +407,8 @@ class TokenAuthority:
         return 0
 
     def revoke_token_id(self, token_id: str, *, caller_token: str | None) -> int:
-        """Revoke an access token by ``jti``: the caller's own, or any with the admin scope.
+        """Revoke an access token by ``jti``: the caller's own, or any with an admin token
+        (scope ``bearer-grpc:admin`` and audience ``bearer-grpc``).
 
         Args:
             token_id: The ``jti`` to revoke.
@@ -415,7 +432,7 @@ class TokenAuthority:
             expires_at = caller.expires_at
         elif self.revocations.is_revoked(caller.token_id):
             raise TokenRevoked()
-        elif ADMIN_SCOPE in caller.scopes:
+        elif ADMIN_SCOPE in caller.scopes and ADMIN_AUDIENCE in caller.audience:
             expires_at = self._now() + MAX_ACCESS_TTL + self.settings.leeway
         else:
             raise InsufficientScope((ADMIN_SCOPE,))
@@ -430,7 +447,7 @@ class TokenAuthority:
         return revocation.sequence
 
     def _catch_up(self) -> None:
-        self.revocations.catch_up(self.store, horizon=self._now() - self.settings.leeway)
+        self.revocations.catch_up(self.store, horizon=self._horizon(self._now()))
 
     # -- keys ----------------------------------------------------------------------------
     def jwks(self) -> str:

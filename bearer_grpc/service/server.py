@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -105,6 +106,8 @@ class TokenServer:
         self._sync_task: asyncio.Task[None] | None = None
         self._store_ok = True
         self._stopping = asyncio.Event()
+        # The sync loop has a thread of its own: busy request threads never delay it.
+        self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="bearer-grpc-sync")
 
     async def start(self) -> int:
         """Load state, bind, start serving. Returns the bound port.
@@ -159,17 +162,20 @@ class TokenServer:
 
     async def _sync_loop(self) -> None:
         interval = self.authority.settings.sync_interval
+        loop = asyncio.get_running_loop()
         since_housekeeping = HOUSEKEEPING_EVERY
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
                 return
             try:
-                await asyncio.to_thread(self.authority.sync)
+                await loop.run_in_executor(self._sync_pool, self.authority.sync)
                 since_housekeeping += interval
                 if since_housekeeping >= HOUSEKEEPING_EVERY:
                     since_housekeeping = 0.0
-                    removed = await asyncio.to_thread(self.authority.housekeeping)
+                    removed = await loop.run_in_executor(
+                        self._sync_pool, self.authority.housekeeping
+                    )
                     if removed:
                         log.info("pruned expired rows", extra={"count": removed})
             except StoreUnavailable:
@@ -193,6 +199,7 @@ class TokenServer:
         self._stopping.set()
         if self._sync_task is not None:
             await self._sync_task  # lets a sync already running in a thread finish first
+        self._sync_pool.shutdown(wait=True)
         if self._servicer is not None:
             self._servicer.close()
         if self._server is not None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import grpc
@@ -20,11 +22,12 @@ from google.protobuf import struct_pb2
 
 from bearer_grpc._status import status_code, to_status
 from bearer_grpc._upstream import BACKLOG_END_KEY
-from bearer_grpc.core.errors import AuthError, BearerGrpcError, InvalidRequest
+from bearer_grpc.core.errors import AuthError, BearerGrpcError, InvalidRequest, Overloaded
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.service.authority import (
     ClientCredentialsGrant,
     Grant,
+    Issued,
     PasswordGrant,
     RefreshGrant,
     TokenAuthority,
@@ -36,6 +39,10 @@ access_log = logging.getLogger("bearer_grpc.access")
 log = logging.getLogger("bearer_grpc.service")
 
 SERVICE_NAME: Final = "bearer_grpc.v1.TokenService"
+EPOCH_KEY: Final = "bearer-grpc-epoch"
+"""WatchRevocations metadata: the id of the store's revocation log."""
+CURSOR_KEY: Final = "bearer-grpc-cursor"
+"""WatchRevocations metadata: the highest sequence this server has read from its store."""
 _R = TypeVar("_R")
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -133,10 +140,31 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self._authority = authority
         self._notifier = notifier
         self._watch_poll = watch_poll
+        # Password checks (scrypt: ~0.4 s and 128 MiB each) get threads of their own and a
+        # bounded queue, so a flood of logins cannot starve issuing, revoking or the sync.
+        settings = authority.settings
+        self._password_pool = ThreadPoolExecutor(
+            settings.password_workers, thread_name_prefix="bearer-grpc-password"
+        )
+        self._password_queue = settings.password_queue
+        self._password_pending = 0
 
     def close(self) -> None:
         """End every WatchRevocations stream (OK) so watchers reconnect elsewhere."""
         self._notifier.close()
+        self._password_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _issue(self, grant: Grant, scopes: list[str], audience: str) -> Issued:
+        issue = functools.partial(self._authority.issue, grant, scopes=scopes, audience=audience)
+        if not isinstance(grant, PasswordGrant):
+            return await asyncio.to_thread(issue)
+        if self._password_pending >= self._password_queue:
+            raise Overloaded("too many logins in progress; retry later")
+        self._password_pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._password_pool, issue)
+        finally:
+            self._password_pending -= 1
 
     def _revocations_changed(self) -> None:
         self._notifier.notify(self._authority.revocations.cursor)
@@ -149,12 +177,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         async def work() -> pb.IssueTokenResponse:
             grant = _grant(request)
             try:
-                issued = await asyncio.to_thread(
-                    self._authority.issue,
-                    grant,
-                    scopes=list(request.scopes),
-                    audience=request.audience,
-                )
+                issued = await self._issue(grant, list(request.scopes), request.audience)
             finally:
                 self._revocations_changed()  # refresh-token reuse revokes a family
             return pb.IssueTokenResponse(
@@ -249,7 +272,13 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         log_, notifier = self._authority.revocations, self._notifier
         backlog = log_.after(cursor)
         end = backlog[-1].sequence if backlog else cursor
-        await context.send_initial_metadata(((BACKLOG_END_KEY, str(end)),))
+        await context.send_initial_metadata(
+            (
+                (BACKLOG_END_KEY, str(end)),
+                (EPOCH_KEY, self._authority.epoch),
+                (CURSOR_KEY, str(log_.cursor)),
+            )
+        )
         try:
             while not notifier.closing:
                 for revocation in log_.after(cursor):

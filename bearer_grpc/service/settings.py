@@ -13,7 +13,10 @@ MAX_ACCESS_TTL: Final = 24 * 3600
 MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 """Longest refresh-token lifetime accepted (one year)."""
 ADMIN_SCOPE: Final = "bearer-grpc:admin"
-"""Scope that allows revoking any token by id."""
+"""Scope that allows revoking any token by id (with a token for :data:`ADMIN_AUDIENCE`)."""
+ADMIN_AUDIENCE: Final = "bearer-grpc"
+"""Audience of tokens meant for the TokenService itself; admin tokens must name it, so an
+admin's token for another service cannot be replayed here."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class ServiceSettings:
             (people log in through bearer_grpc itself). Default ``"bearer-grpc"``.
         sync_interval: Seconds between reads of the store for keys and revocations written
             by other processes. Default 1.
+        password_workers: Password checks run at once; each holds 128 MiB for ~0.4 s.
+            Default 2.
+        password_queue: Password grants running or waiting before more are refused with
+            RESOURCE_EXHAUSTED (a login flood cannot starve the rest). Default 32.
     """
 
     issuer: str = "bearer-grpc"
@@ -40,6 +47,8 @@ class ServiceSettings:
     key_algorithm: Algorithm = "ES256"
     password_client_id: str = "bearer-grpc"  # noqa: S105 (a client id)
     sync_interval: float = 1.0
+    password_workers: int = 2
+    password_queue: int = 32
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_ttl <= MAX_ACCESS_TTL:
@@ -52,6 +61,8 @@ class ServiceSettings:
             raise ValueError("leeway must be 0..300 seconds")
         if not self.issuer or len(self.issuer) > 256:
             raise ValueError("issuer must be 1..256 characters")
+        if not 1 <= self.password_workers <= self.password_queue:
+            raise ValueError("need 1 <= password workers <= password queue")
         if not 0.05 <= self.sync_interval <= 60:
             raise ValueError("sync interval must be 0.05..60 seconds")
 

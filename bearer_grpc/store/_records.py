@@ -213,8 +213,9 @@ class Store(Protocol):
         mark it used and insert ``successor`` (whose ``family_id``, ``subject``,
         ``client_id``, ``scopes`` and ``audience`` the store overwrites with the previous
         token's); status ROTATED. If it names a used token of a non-revoked family, revoke the
-        family (every row ``revoked``, and every access token issued with the family that
-        has not yet expired at ``now`` gets a revocation); status REUSED. Otherwise INVALID.
+        family (every row ``revoked``, and every access token issued with the family gets a
+        revocation, expired or not: verifiers accept tokens a leeway past ``exp``); status
+        REUSED. Otherwise INVALID.
         """
         ...
 

@@ -458,7 +458,10 @@ def _find_refresh_token(
 
 
 def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
-    """Mark a family revoked and revoke its access tokens still valid at ``now``.
+    """Mark a family revoked and revoke every access token issued with it.
+
+    Expired ones too: verifiers accept a token up to their leeway past ``exp``, which the
+    store does not know; the revocations of long-expired tokens are pruned as usual.
 
     The caller holds the family's subject lock. Returns the revocations newly written.
     """
@@ -466,7 +469,7 @@ def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocati
     conn.execute(update(refresh_tokens).where(family).values(revoked=True))
     access = conn.execute(
         select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at)
-        .where(family, refresh_tokens.c.access_expires_at > now)
+        .where(family)
         .order_by(refresh_tokens.c.issued_at)
     ).all()
     if not access:

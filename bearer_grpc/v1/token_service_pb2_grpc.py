@@ -99,9 +99,12 @@ class TokenServiceServicer:
 
     def WatchRevocations(self, request, context):
         """WatchRevocations streams every revocation with a sequence number greater than
-        after_sequence, then follows new ones as they happen. Its initial metadata
-        "bearer-grpc-backlog-end" names the sequence of the last event already committed
-        when the stream opened: a verifier has caught up once it has applied that one.
+        after_sequence, then follows new ones as they happen. Initial metadata:
+        "bearer-grpc-backlog-end", the sequence of the last event already committed when the
+        stream opened (a verifier has caught up once it has applied that one);
+        "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
+        the highest sequence the server has read: a verifier seeing another epoch, or a
+        cursor below its after_sequence, starts again from 0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,9 +51,12 @@ class TokenServiceStub:
     """GetJwks returns the public keys (RFC 7517) that verify tokens and the issuer name."""
     WatchRevocations: _grpc.UnaryStreamMultiCallable[_token_service_pb2.WatchRevocationsRequest, _token_service_pb2.WatchRevocationsResponse]
     """WatchRevocations streams every revocation with a sequence number greater than
-    after_sequence, then follows new ones as they happen. Its initial metadata
-    "bearer-grpc-backlog-end" names the sequence of the last event already committed
-    when the stream opened: a verifier has caught up once it has applied that one.
+    after_sequence, then follows new ones as they happen. Initial metadata:
+    "bearer-grpc-backlog-end", the sequence of the last event already committed when the
+    stream opened (a verifier has caught up once it has applied that one);
+    "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
+    the highest sequence the server has read: a verifier seeing another epoch, or a
+    cursor below its after_sequence, starts again from 0.
     """
 
 @_typing.type_check_only
@@ -77,9 +80,12 @@ class TokenServiceAsyncStub(TokenServiceStub):
     """GetJwks returns the public keys (RFC 7517) that verify tokens and the issuer name."""
     WatchRevocations: _aio.UnaryStreamMultiCallable[_token_service_pb2.WatchRevocationsRequest, _token_service_pb2.WatchRevocationsResponse]  # type: ignore[assignment]
     """WatchRevocations streams every revocation with a sequence number greater than
-    after_sequence, then follows new ones as they happen. Its initial metadata
-    "bearer-grpc-backlog-end" names the sequence of the last event already committed
-    when the stream opened: a verifier has caught up once it has applied that one.
+    after_sequence, then follows new ones as they happen. Initial metadata:
+    "bearer-grpc-backlog-end", the sequence of the last event already committed when the
+    stream opened (a verifier has caught up once it has applied that one);
+    "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
+    the highest sequence the server has read: a verifier seeing another epoch, or a
+    cursor below its after_sequence, starts again from 0.
     """
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -130,9 +136,12 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_token_service_pb2.WatchRevocationsResponse], _abc.AsyncIterator[_token_service_pb2.WatchRevocationsResponse]]:
         """WatchRevocations streams every revocation with a sequence number greater than
-        after_sequence, then follows new ones as they happen. Its initial metadata
-        "bearer-grpc-backlog-end" names the sequence of the last event already committed
-        when the stream opened: a verifier has caught up once it has applied that one.
+        after_sequence, then follows new ones as they happen. Initial metadata:
+        "bearer-grpc-backlog-end", the sequence of the last event already committed when the
+        stream opened (a verifier has caught up once it has applied that one);
+        "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
+        the highest sequence the server has read: a verifier seeing another epoch, or a
+        cursor below its after_sequence, starts again from 0.
         """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -352,3 +352,17 @@ def test_unsupported_store_url(cli: Cli) -> None:
     result = cli("clients", "list", "--store", "mysql://u:secretpw@127.0.0.1/x")
     assert_one_line_error(result)
     assert "secretpw" not in result.stderr
+
+
+def test_help_never_shows_a_value_from_the_environment(cli: Cli) -> None:
+    """Help text shows defaults, never environment values: BEARER_GRPC_STORE may carry a
+    database password."""
+    env = {"BEARER_GRPC_STORE": "postgresql://svc:S3cretPW@db.invalid/bg"}
+    result = cli("serve", "--help", env=env)
+    assert result.returncode == 0
+    assert "S3cretPW" not in result.stdout and "BEARER_GRPC_STORE" in result.stdout
+
+
+def test_the_reserved_name_is_refused(cli: Cli) -> None:
+    line = assert_one_line_error(cli("clients", "add", "bearer-grpc", "--audiences", "x"))
+    assert "reserved" in line

@@ -159,6 +159,22 @@ def test_revoke_anothers_token_with_admin_scope(service: RunningService) -> None
     assert verify(service.stub(), victim.access_token).reason == "TOKEN_REVOKED"
 
 
+def test_admin_token_for_another_audience_cannot_revoke_others(service: RunningService) -> None:
+    """An admin's token for some resource server (aud=orders) must not be replayable at the
+    TokenService: the admin path needs a token for the audience ``bearer-grpc``."""
+    victim = service.issue(service.add_client("victim"))
+    admin = service.issue(
+        service.add_client("operator", scopes=("bearer-grpc:admin",), audiences=("orders",))
+    )
+    err = call_error(
+        service.stub().RevokeToken,
+        pb.RevokeTokenRequest(token_id=jwt_segment(victim.access_token, 1)["jti"]),
+        metadata=bearer(admin.access_token),
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert verify(service.stub(), victim.access_token).active
+
+
 def test_revoked_admin_token_cannot_revoke_others(service: RunningService) -> None:
     victim = service.issue(service.add_client("victim"))
     admin = service.issue(service.add_client("operator", scopes=("bearer-grpc:admin",)))
