@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from pathlib import Path
 
 from bearer_grpc import _logging
@@ -17,6 +18,8 @@ from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.server import ServeConfig, serve
 from bearer_grpc.service.settings import ServiceSettings
+
+log = logging.getLogger("bearer_grpc.server")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,9 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
         grace=args.grace,
     )
     config.credentials()  # fail on bad TLS options before touching the store
+    kek = key_encryption_key(args)
+    if kek is None and (args.store or "").startswith(("postgresql:", "postgres:")):
+        log.warning(
+            "private signing keys are stored unencrypted in PostgreSQL: "
+            "give --key-encryption-key-file (or BEARER_GRPC_KEY_ENCRYPTION_KEY)"
+        )
     store = open_configured_store(args)
     try:
-        authority = TokenAuthority(store, settings, kek=key_encryption_key(args))
+        authority = TokenAuthority(store, settings, kek=kek)
         asyncio.run(serve(authority, config))
     finally:
         store.close()
