@@ -50,7 +50,7 @@ from bearer_grpc._handlers import (
     same_kind,
 )
 from bearer_grpc._principal import _bind
-from bearer_grpc._status import to_status
+from bearer_grpc._status import abort
 from bearer_grpc._verifier import Verifier
 from bearer_grpc.core.errors import AuthError
 from bearer_grpc.core.policy import Policy
@@ -139,12 +139,12 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         try:
             return admission.finish(self._verifier.verify(admission.token))
         except AuthError as err:
-            _abort(context, err)
+            abort(context, err)
 
     def _recheck(self, principal: Principal, context: grpc.ServicerContext) -> None:
         error = recheck(principal, self._local)
         if error is not None:
-            _abort(context, error)
+            abort(context, error)
 
     def _requests(
         self, requests: Iterable[Any], principal: Principal, context: grpc.ServicerContext
@@ -174,7 +174,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     def _unknown(self, admission: AuthError | Pending) -> Behaviour:
         def unknown_method(requests: Any, context: grpc.ServicerContext) -> NoReturn:
             if isinstance(admission, AuthError):
-                _abort(context, admission)
+                abort(context, admission)
             self._enter(admission, context)
             _not_found(context)
 
@@ -183,16 +183,9 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
 
 def _refusing(error: AuthError) -> Behaviour:
     def refuse(request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _abort(context, error)
+        abort(context, error)
 
     return refuse
-
-
-def _abort(context: grpc.ServicerContext, error: AuthError) -> NoReturn:
-    status = to_status(error)
-    context.set_code(status.code)
-    context.set_details(status.details)
-    context.abort_with_status(status)
 
 
 def _not_found(context: grpc.ServicerContext) -> NoReturn:

@@ -9,7 +9,7 @@ terse public message, a ``google.rpc.ErrorInfo`` (domain ``bearer-grpc``) in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -91,3 +91,26 @@ def to_status(error: BearerGrpcError) -> grpc.Status:
     )
     trailers = (*rich.trailing_metadata, ("www-authenticate", www_authenticate(error)))
     return _Status(code, error.message, trailers)
+
+
+def abort(context: grpc.ServicerContext, error: BearerGrpcError) -> NoReturn:
+    """End a sync call with the status of ``error``.
+
+    The code and details are set first, so tracing interceptors record them (grpc's
+    ``abort_with_status`` alone does not show them to an outer interceptor).
+    """
+    status = to_status(error)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    context.abort_with_status(status)
+
+
+async def abort_async(
+    context: grpc.aio.ServicerContext[Any, Any], error: BearerGrpcError
+) -> NoReturn:
+    """End a ``grpc.aio`` call with the status of ``error`` (see :func:`abort`)."""
+    status = to_status(error)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    await context.abort_with_status(status)
+    raise AssertionError("abort_with_status returned")  # it raises; for the type checker

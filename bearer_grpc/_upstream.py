@@ -9,6 +9,9 @@ call and wait (a daemon thread with a sync channel, or a task on the event loop)
 - :class:`RefetchGate`: at most one unknown-``kid`` key refetch per interval;
 - :func:`apply_jwks`, :func:`apply_revocation`, :func:`prune`: what a ``GetJwks`` answer
   or a ``WatchRevocations`` event does to the in-memory state;
+- :func:`stream_start`, :func:`resume`, :class:`RevocationFeed`: what a
+  ``WatchRevocations`` stream announces before its first event, whether the verifier may
+  resume there or must start over from sequence 0, and when it has caught up;
 - :func:`accept_remote`: a ``VerifyToken`` answer as a principal or the matching error.
 
 Nothing here does I/O: the drivers make the calls and hand the answers over.
@@ -16,6 +19,7 @@ Nothing here does I/O: the drivers make the calls and hand the answers over.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import time
@@ -27,6 +31,7 @@ from typing import Any, Final
 import grpc
 from google.protobuf import json_format
 
+from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import (
     AuthError,
@@ -44,8 +49,7 @@ from bearer_grpc.v1 import token_service_pb2 as pb
 
 log = logging.getLogger("bearer_grpc.verifier")
 
-BACKLOG_END_KEY: Final = "bearer-grpc-backlog-end"
-"""Initial metadata of ``WatchRevocations``: the sequence of the last backlog event."""
+_MAX_SEQUENCE_DIGITS: Final = 20
 
 _REMOTE_ERRORS: Final[Mapping[str, type[AuthError]]] = {
     error.reason: error
@@ -191,16 +195,137 @@ def apply_revocation(local: LocalVerification, event: pb.WatchRevocationsRespons
     local.revocations.add(event.token_id, event.expires_at, event.sequence)
 
 
-def backlog_end(initial_metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
-    """The sequence the server's backlog ends at (``bearer-grpc-backlog-end``), or 0.
+@dataclass(frozen=True)
+class StreamStart:
+    """What a ``WatchRevocations`` stream announced in its initial metadata.
 
-    A verifier has caught up, and may start answering, once its revocation sequence
-    reaches it: before that a revoked token might still pass.
+    Each field is None when the server did not send it (an older server, or a call that
+    failed before its metadata): never a default such as 0.
+
+    Attributes:
+        epoch: The id of the server's store (``bearer-grpc-epoch``).
+        cursor: The highest sequence the server has read from its store
+            (``bearer-grpc-cursor``).
+        backlog_end: The sequence of the last backlog event (``bearer-grpc-backlog-end``).
     """
+
+    epoch: str | None = None
+    cursor: int | None = None
+    backlog_end: int | None = None
+
+
+def stream_start(initial_metadata: Iterable[tuple[str, str | bytes]] | None) -> StreamStart:
+    """Parse the initial metadata of a ``WatchRevocations`` call (None: none arrived).
+
+    A malformed value counts as absent; of repeated keys the first counts.
+    """
+    values: dict[str, str] = {}
     for key, value in initial_metadata or ():
-        if key == BACKLOG_END_KEY and isinstance(value, str) and value.isdigit():
-            return int(value)
-    return 0
+        if isinstance(value, str):
+            values.setdefault(key, value)
+    return StreamStart(
+        epoch=values.get(EPOCH_KEY) or None,
+        cursor=_sequence(values.get(CURSOR_KEY)),
+        backlog_end=_sequence(values.get(BACKLOG_END_KEY)),
+    )
+
+
+def _sequence(value: str | None) -> int | None:
+    if value is None or not (0 < len(value) <= _MAX_SEQUENCE_DIGITS):
+        return None
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+class Resume(enum.Enum):
+    """What a verifier does with a ``WatchRevocations`` stream that just started."""
+
+    OK = "ok"
+    """Follow it: its sequences continue the ones the verifier has."""
+    RESET = "reset"
+    """End it and reconnect at once from sequence 0: the server's revocation log is not the
+    one the verifier's sequence counts in."""
+
+
+def resume(epoch: str | None, after_sequence: int, start: StreamStart) -> Resume:
+    """Whether a stream asked for the events after ``after_sequence`` may be followed.
+
+    RESET when the verifier has a position (``after_sequence > 0``) and the server's log
+    cannot be the one it counts in: the server names another store than the one the
+    verifier remembers (``epoch``; the store was replaced), or it has read less of its
+    store than the verifier has (the store was restored from an older backup, or
+    replaced by a server that sends no epoch). Resuming there would silently skip every
+    new revocation numbered up to ``after_sequence``. A missing header decides nothing
+    (an older server): OK.
+
+    Args:
+        epoch: The store id the verifier remembers (None: none yet, first contact).
+        after_sequence: The sequence the stream was asked to resume after.
+        start: What the stream announced.
+    """
+    if after_sequence <= 0:
+        return Resume.OK
+    if epoch is not None and start.epoch is not None and start.epoch != epoch:
+        return Resume.RESET
+    if start.cursor is not None and start.cursor < after_sequence:
+        return Resume.RESET
+    return Resume.OK
+
+
+def reached(start: StreamStart, sequence: int) -> bool:
+    """Whether a verifier at revocation ``sequence`` has caught up with the backlog the
+    stream announced (never when it announced none)."""
+    return start.backlog_end is not None and sequence >= start.backlog_end
+
+
+class RevocationFeed:
+    """What a verifier remembers about its ``WatchRevocations`` streams across
+    reconnections: the store it follows (epoch), and whether it ever caught up.
+
+    Driven by one writer (the background thread or task); others only read
+    :attr:`caught_up`.
+
+    Args:
+        local: The in-memory verification state (its revocation set).
+        target: The TokenService address, for the log records.
+    """
+
+    def __init__(self, local: LocalVerification, target: str) -> None:
+        self.local = local
+        self.epoch: str | None = None
+        self.caught_up = False
+        """Set for good once a stream's announced backlog was applied: from then on the
+        revocation set is a last known good state, kept through later outages."""
+        self._target = target
+
+    def open(self, after_sequence: int, start: StreamStart) -> Resume:
+        """Apply :func:`resume` to a stream that just started.
+
+        On RESET the revocation sequence goes back to 0 (the revoked ids already known
+        stay: harmless) and a warning is logged; the driver ends the stream and
+        reconnects at once. Either way a new epoch is remembered.
+        """
+        decision = resume(self.epoch, after_sequence, start)
+        if decision is Resume.RESET:
+            self.local.revocations.restart()
+            replaced = self.epoch is not None and start.epoch not in (None, self.epoch)
+            log.warning(
+                "TokenService revocation log restarted (%s): following it again from the start",
+                "another store" if replaced else "its store is behind this verifier",
+                extra={
+                    "target": self._target,
+                    "after_sequence": after_sequence,
+                    "server_cursor": start.cursor,
+                },
+            )
+        if start.epoch is not None:
+            self.epoch = start.epoch
+        return decision
+
+    def advance(self, start: StreamStart) -> bool:
+        """Note the progress of a followed stream; True once caught up (ever)."""
+        if not self.caught_up and reached(start, self.local.revocations.sequence):
+            self.caught_up = True
+        return self.caught_up
 
 
 def prune(local: LocalVerification) -> int:

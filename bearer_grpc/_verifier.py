@@ -26,15 +26,18 @@ import grpc
 from bearer_grpc._upstream import (
     LinkLog,
     RefetchGate,
+    Resume,
+    RevocationFeed,
+    StreamStart,
     Upstream,
     accept_remote,
     apply_jwks,
     apply_revocation,
-    backlog_end,
     log,
     prune,
     remote_request,
     status_of,
+    stream_start,
     unknown_kid,
 )
 from bearer_grpc.core.backoff import Backoff
@@ -129,14 +132,20 @@ class VerifierBase:
         calls ask at once; if the ``kid`` is still unknown the token is invalid.
 
         A failed fetch keeps the last known good keys. Before the first key set ever
-        arrived, ``verify`` raises :class:`VerifierUnavailable` (fail closed).
+        arrived, and before the revocation backlog announced by a ``WatchRevocations``
+        stream was ever applied, ``verify`` raises :class:`VerifierUnavailable` (fail
+        closed). After that, an outage of the TokenService does not stop verification:
+        the last known keys and revocations are used. When the TokenService's store is
+        replaced or restored from a backup (its revocation sequence restarted), the
+        verifier notices on reconnection and follows the revocations again from the start.
 
         Lifecycle: the sync ``Verifier`` starts one daemon thread here and waits up to
-        ``startup_timeout`` for the first keys, then returns either way and keeps trying
-        in the background. ``bearer_grpc.aio.Verifier`` starts its background task on
-        first use inside a running event loop (or ``await verifier.start()``; ``async
-        with``); calls in the first ``startup_timeout`` seconds wait for the keys. Stop
-        either with ``close()`` (aio: ``await aclose()``).
+        ``startup_timeout`` for the first keys and the revocation backlog, then returns
+        either way and keeps trying in the background. ``bearer_grpc.aio.Verifier`` starts
+        its background task on first use inside a running event loop (or ``await
+        verifier.start()``; ``async with``); calls in the first ``startup_timeout`` seconds
+        wait for the keys and the backlog. Stop either with ``close()`` (aio: ``await
+        aclose()``).
 
         Args:
             target: The TokenService address, ``host:port``.
@@ -145,7 +154,8 @@ class VerifierBase:
             leeway: Clock skew tolerated, seconds (default 30).
             cache_size: Verified tokens kept in memory (default 10,000; 0 disables).
             refetch_interval: Least time between unknown-``kid`` refetches (default 30 s).
-            startup_timeout: Longest wait for the first keys (default 5 s).
+            startup_timeout: Longest wait for the first keys and revocation backlog
+                (default 5 s).
             timeout: Deadline of each ``GetJwks`` call (default 2 s).
             resync_interval: Seconds between routine key refreshes, revocation pruning
                 and stream renewals (default 60).
@@ -278,7 +288,10 @@ class Verifier(VerifierBase):
         """Fully verify ``token`` (no scopes: the policy checks those).
 
         Raises:
-            AuthError: The token is not valid, or (remote mode) cannot be checked.
+            VerifierUnavailable: The token cannot be checked: closed; (local mode) no keys
+                or revocation backlog yet, ``startup_timeout`` after the start; (remote
+                mode) the TokenService did not answer.
+            AuthError: The token is not valid.
         """
         follower = self._follower
         if follower is None:
@@ -287,6 +300,8 @@ class Verifier(VerifierBase):
             raise VerifierUnavailable()
         if follower.upstream.remote:
             return follower.verify_remote(token)
+        if not follower.ready():
+            raise VerifierUnavailable()
         try:
             return self.local.verify(token)
         except TokenInvalid:
@@ -326,19 +341,31 @@ class _Follower:
         self._stub = pb_grpc.TokenServiceStub(self._channel)
         self._stopping = threading.Event()
         self._first_keys = threading.Event()
-        self._caught_up = threading.Event()  # the revocation backlog has been applied
+        self._caught_up = threading.Event()  # a revocation backlog was applied (ever)
+        self._startup_deadline = time.monotonic() + upstream.startup_timeout
+        self.feed = RevocationFeed(local, upstream.target)
         self._fetch_lock = threading.Lock()
         self._gate = RefetchGate(upstream.refetch_interval)
         self._link = LinkLog(upstream.target)
         self.thread = threading.Thread(target=self._run, name="bearer-grpc-verifier", daemon=True)
 
     def start(self) -> None:
-        """Start the thread; in local mode wait up to ``startup_timeout`` for the keys."""
+        """Start the thread; in local mode wait up to ``startup_timeout`` for the keys and
+        the revocation backlog."""
+        self._startup_deadline = deadline = time.monotonic() + self.upstream.startup_timeout
         self.thread.start()
         if not self.upstream.remote:
-            deadline = time.monotonic() + self.upstream.startup_timeout
             self._first_keys.wait(self.upstream.startup_timeout)
             self._caught_up.wait(max(0.0, deadline - time.monotonic()))
+
+    def ready(self) -> bool:
+        """Whether local verification may answer: a revocation backlog was applied once.
+
+        Until then waits for it, but not past the startup deadline.
+        """
+        if not self._caught_up.is_set():
+            self._caught_up.wait(max(0.0, self._startup_deadline - time.monotonic()))
+        return self._caught_up.is_set()
 
     def close(self) -> None:
         """Stop the thread, cancel its calls, close the channel, wait for the thread."""
@@ -404,18 +431,20 @@ class _Follower:
         """Follow one ``WatchRevocations`` stream to its end; True if it was healthy
         (delivered events, lived long, or reached its own deadline)."""
         started = time.monotonic()
-        request = pb.WatchRevocationsRequest(after_sequence=self.local.revocations.sequence)
+        after = self.local.revocations.sequence
+        request = pb.WatchRevocationsRequest(after_sequence=after)
         events = 0
         try:
             call = self._stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
-            end = backlog_end(call.initial_metadata())
-            if self.local.revocations.sequence >= end:
-                self._caught_up.set()
+            start = stream_start(call.initial_metadata())
+            if self.feed.open(after, start) is Resume.RESET:
+                call.cancel()
+                return True  # reconnect at once, from sequence 0
+            self._advance(start)
             for event in call:
                 apply_revocation(self.local, event)
                 events += 1
-                if event.sequence >= end:
-                    self._caught_up.set()
+                self._advance(start)
         except grpc.RpcError as err:
             if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return True
@@ -424,3 +453,7 @@ class _Follower:
         except ValueError:  # the channel was closed: we are stopping
             return False
         return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum
+
+    def _advance(self, start: StreamStart) -> None:
+        if self.feed.advance(start):
+            self._caught_up.set()

@@ -33,7 +33,7 @@ from bearer_grpc._handlers import (
     same_kind,
 )
 from bearer_grpc._principal import _bind
-from bearer_grpc._status import to_status
+from bearer_grpc._status import abort_async
 from bearer_grpc.aio._verifier import Verifier
 from bearer_grpc.core.errors import AuthError
 from bearer_grpc.core.policy import Policy
@@ -145,12 +145,12 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         try:
             return admission.finish(await self._verifier.verify(admission.token))
         except AuthError as err:
-            await _abort(context, err)
+            await abort_async(context, err)
 
     async def _recheck(self, principal: Principal, context: Context) -> None:
         error = recheck(principal, self._local)
         if error is not None:
-            await _abort(context, error)
+            await abort_async(context, error)
 
     async def _requests(
         self, requests: AsyncIterable[Any], principal: Principal, context: Context
@@ -166,7 +166,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
     def _unknown(self, admission: AuthError | Pending) -> Behaviour:
         async def unknown_method(requests: Any, context: Context) -> NoReturn:
             if isinstance(admission, AuthError):
-                await _abort(context, admission)
+                await abort_async(context, admission)
             await self._enter(admission, context)
             await _not_found(context)
 
@@ -202,16 +202,9 @@ class _GuardedContext:
 
 def _refusing(error: AuthError) -> Behaviour:
     async def refuse(request: Any, context: Context) -> NoReturn:
-        await _abort(context, error)
+        await abort_async(context, error)
 
     return refuse
-
-
-async def _abort(context: Context, error: AuthError) -> NoReturn:
-    status = to_status(error)
-    context.set_code(status.code)
-    context.set_details(status.details)
-    await context.abort_with_status(status)
 
 
 async def _not_found(context: Context) -> NoReturn:

@@ -26,15 +26,18 @@ from bearer_grpc import _verifier
 from bearer_grpc._upstream import (
     LinkLog,
     RefetchGate,
+    Resume,
+    RevocationFeed,
+    StreamStart,
     Upstream,
     accept_remote,
     apply_jwks,
     apply_revocation,
-    backlog_end,
     log,
     prune,
     remote_request,
     status_of,
+    stream_start,
     unknown_kid,
 )
 from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
@@ -83,8 +86,9 @@ class Verifier(_verifier.VerifierBase):
     async def start(self) -> None:
         """Start following the TokenService now, on the running loop (idempotent).
 
-        In local mode, wait up to ``startup_timeout`` for the first keys, then return
-        either way (without keys, ``verify`` fails closed until they arrive).
+        In local mode, wait up to ``startup_timeout`` for the first keys and the
+        revocation backlog, then return either way (without them, ``verify`` fails closed
+        until they arrive).
 
         Raises:
             VerifierUnavailable: The verifier was closed.
@@ -109,7 +113,10 @@ class Verifier(_verifier.VerifierBase):
         """Fully verify ``token`` (no scopes: the policy checks those).
 
         Raises:
-            AuthError: The token is not valid, or (remote mode) cannot be checked.
+            VerifierUnavailable: The token cannot be checked: closed; (local mode) no keys
+                or revocation backlog yet, ``startup_timeout`` after the start; (remote
+                mode) the TokenService did not answer.
+            AuthError: The token is not valid.
         """
         follower = self._follower
         if follower is None:
@@ -121,6 +128,8 @@ class Verifier(_verifier.VerifierBase):
             return await follower.verify_remote(session, token)
         if self.local.keys is None or not session.caught_up.is_set():
             await session.wait_first_keys()
+        if not follower.feed.caught_up:
+            raise VerifierUnavailable()
         try:
             return self.local.verify(token)
         except TokenInvalid:
@@ -155,7 +164,7 @@ class _Session:
     startup_deadline: float
     first_keys: asyncio.Event = field(default_factory=asyncio.Event)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the revocation backlog has been applied."""
+    """Set once a revocation backlog has been applied (on any session of the verifier)."""
     task: asyncio.Task[None] | None = None
     refetch: asyncio.Task[None] | None = None
 
@@ -197,6 +206,7 @@ class _TaskFollower:
         self.session: _Session | None = None
         self._gate = RefetchGate(upstream.refetch_interval)
         self._link = LinkLog(upstream.target)
+        self.feed = RevocationFeed(local, upstream.target)
 
     def ensure_started(self) -> _Session | None:
         """The session on the running loop, started if needed (None outside a loop).
@@ -233,6 +243,8 @@ class _TaskFollower:
             stub=pb_grpc.TokenServiceStub(channel),
             startup_deadline=time.monotonic() + upstream.startup_timeout,
         )
+        if self.feed.caught_up:  # last known good from an earlier loop
+            session.caught_up.set()
         session.task = loop.create_task(self._run(session), name="bearer-grpc-verifier")
         return session
 
@@ -321,18 +333,19 @@ class _TaskFollower:
     async def _follow_revocations(self, session: _Session) -> bool:
         """Follow one ``WatchRevocations`` stream to its end; True if it was healthy."""
         started = time.monotonic()
-        request = pb.WatchRevocationsRequest(after_sequence=self.local.revocations.sequence)
+        after = self.local.revocations.sequence
+        request = pb.WatchRevocationsRequest(after_sequence=after)
         call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
         events = 0
         try:
-            end = backlog_end(await call.initial_metadata())
-            if self.local.revocations.sequence >= end:
-                session.caught_up.set()
+            start = stream_start(await call.initial_metadata())
+            if self.feed.open(after, start) is Resume.RESET:
+                return True  # reconnect at once, from sequence 0 (finally ends the call)
+            self._advance(session, start)
             async for event in call:
                 apply_revocation(self.local, event)
                 events += 1
-                if event.sequence >= end:
-                    session.caught_up.set()
+                self._advance(session, start)
         except grpc.RpcError as err:
             if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return True
@@ -340,6 +353,10 @@ class _TaskFollower:
         finally:
             call.cancel()
         return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum
+
+    def _advance(self, session: _Session, start: StreamStart) -> None:
+        if self.feed.advance(start):
+            session.caught_up.set()
 
 
 def _ended(session: _Session) -> bool:

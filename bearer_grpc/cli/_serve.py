@@ -91,12 +91,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config.credentials()  # fail on bad TLS options before touching the store
     kek = key_encryption_key(args)
+    store = open_configured_store(args)
     if kek is None and (args.store or "").startswith(("postgresql:", "postgres:")):
         log.warning(
             "private signing keys are stored unencrypted in PostgreSQL: "
             "give --key-encryption-key-file (or BEARER_GRPC_KEY_ENCRYPTION_KEY)"
         )
-    store = open_configured_store(args)
     try:
         authority = TokenAuthority(store, settings, kek=kek)
         asyncio.run(serve(authority, config))

@@ -100,6 +100,11 @@ class RevocationSet:
             self._revoked[jti] = expires_at
             self.sequence = max(self.sequence, sequence)
 
+    def restart(self) -> None:
+        """Resume from sequence 0 (the source's log restarted); known jtis are kept."""
+        with self._lock:
+            self.sequence = 0
+
     def prune(self, horizon: float) -> int:
         """Forget revocations of tokens that expired before ``horizon`` (now - leeway)."""
         with self._lock:

@@ -20,9 +20,15 @@ from typing import Any, Final, TypeVar
 import grpc
 from google.protobuf import struct_pb2
 
-from bearer_grpc._status import status_code, to_status
-from bearer_grpc._upstream import BACKLOG_END_KEY
-from bearer_grpc.core.errors import AuthError, BearerGrpcError, InvalidRequest, Overloaded
+from bearer_grpc._status import abort_async, status_code
+from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
+from bearer_grpc.core.errors import (
+    AuthError,
+    BearerGrpcError,
+    InvalidRequest,
+    Overloaded,
+    TokenMissing,
+)
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.service.authority import (
     ClientCredentialsGrant,
@@ -39,10 +45,6 @@ access_log = logging.getLogger("bearer_grpc.access")
 log = logging.getLogger("bearer_grpc.service")
 
 SERVICE_NAME: Final = "bearer_grpc.v1.TokenService"
-EPOCH_KEY: Final = "bearer-grpc-epoch"
-"""WatchRevocations metadata: the id of the store's revocation log."""
-CURSOR_KEY: Final = "bearer-grpc-cursor"
-"""WatchRevocations metadata: the highest sequence this server has read from its store."""
 _R = TypeVar("_R")
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -82,13 +84,6 @@ class RevocationNotifier:
             await asyncio.wait_for(event.wait(), timeout)
 
 
-async def _abort(context: Context, error: BearerGrpcError) -> None:
-    status = to_status(error)
-    context.set_code(status.code)  # recorded before aborting, so tracing interceptors see it
-    context.set_details(status.details)
-    await context.abort_with_status(status)
-
-
 def _log_call(method: str, peer: str, started: float, code: grpc.StatusCode, **extra: Any) -> None:
     access_log.info(
         "call",
@@ -109,7 +104,7 @@ async def _unary(method: str, context: Context, work: Callable[[], Awaitable[_R]
     except BearerGrpcError as err:
         reason = err.reason if isinstance(err, AuthError) else None
         _log_call(method, peer, started, status_code(err), reason=reason)
-        await _abort(context, err)
+        await abort_async(context, err)
         raise AssertionError("unreachable") from err
     except Exception:
         _log_call(method, peer, started, grpc.StatusCode.INTERNAL)
@@ -267,7 +262,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         if request.after_sequence < 0:
             error = InvalidRequest("after_sequence must not be negative")
             _log_call("WatchRevocations", peer, started, status_code(error))
-            await _abort(context, error)
+            await abort_async(context, error)
         cursor = request.after_sequence
         log_, notifier = self._authority.revocations, self._notifier
         backlog = log_.after(cursor)
@@ -311,10 +306,8 @@ def _grant(request: pb.IssueTokenRequest) -> Grant:
 def _caller_token(context: Context) -> str | None:
     try:
         return bearer_token(context.invocation_metadata())
-    except AuthError as err:
-        if err.reason == "TOKEN_MISSING":
-            return None
-        raise
+    except TokenMissing:
+        return None
 
 
 def add_to_server(servicer: TokenServiceServicer, server: grpc.aio.Server) -> None:

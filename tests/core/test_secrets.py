@@ -49,11 +49,13 @@ def test_new_secret_values_are_distinct() -> None:
     assert len({new_secret() for _ in range(100)}) == 100
 
 
-def test_new_id_has_prefix_and_128_bits() -> None:
+def test_new_id_has_prefix_and_128_bits_and_never_looks_like_a_flag() -> None:
     value = new_id("rt_")
     assert value.startswith("rt_")
-    assert len(base64.urlsafe_b64decode(value[3:] + "==")) == 16
-    assert len({new_id() for _ in range(100)}) == 100
+    assert len(bytes.fromhex(value[3:])) == 16
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert not any(i.startswith("-") for i in ids)
 
 
 # --- SecretHasher -------------------------------------------------------------------------
