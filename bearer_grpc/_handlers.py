@@ -24,7 +24,7 @@ from bearer_grpc._verifier import VerifierBase
 from bearer_grpc.core.errors import AuthError, TokenExpired, TokenRevoked
 from bearer_grpc.core.flow import CachedLookup, LocalVerification, Metadata, auth_flow
 from bearer_grpc.core.policy import Policy, PolicyError
-from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.tokens import Principal, is_expired
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behaviour: TypeAlias = Callable[..., Any]
@@ -98,7 +98,7 @@ def recheck(principal: Principal, local: LocalVerification) -> AuthError | None:
     Returns:
         The error to end the call with, or None while the token is still good.
     """
-    if local.clock() >= principal.expires_at + local.leeway:
+    if is_expired(principal.expires_at, local.clock(), local.leeway):
         return TokenExpired()
     if principal.token_id in local.revocations:
         return TokenRevoked()

@@ -35,7 +35,6 @@ from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import (
     AuthError,
-    InsufficientScope,
     TokenExpired,
     TokenInvalid,
     TokenMalformed,
@@ -348,9 +347,7 @@ def accept_remote(
             for a reason this version does not know), or the answer is incomplete, or
             the token was revoked here meanwhile.
     """
-    if not response.active:
-        if response.reason == InsufficientScope.reason:
-            raise InsufficientScope()
+    if not response.active:  # (scopes are the policy's: none are sent, none can be missing)
         raise _REMOTE_ERRORS.get(response.reason, TokenInvalid)()
     if not (response.subject and response.token_id and response.expires_at):
         raise TokenInvalid()

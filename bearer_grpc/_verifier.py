@@ -14,7 +14,6 @@ in one daemon thread, :class:`_Follower`.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -232,11 +231,6 @@ class VerifierBase:
 
     def close(self) -> None:
         """Stop background work (nothing for a fixed key set)."""
-
-    def jwks_json(self) -> str:
-        """The trusted keys as a JWKS document ("{}" when none yet)."""
-        keys = self.local.keys
-        return keys.to_json() if keys is not None else json.dumps({"keys": []})
 
 
 class Verifier(VerifierBase):

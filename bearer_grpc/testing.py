@@ -17,7 +17,6 @@ Never use these keys outside tests: they are generated per process and never sto
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent import futures
 from typing import Any, Final
@@ -26,6 +25,7 @@ import grpc
 
 from bearer_grpc import aio as _aio
 from bearer_grpc._verifier import Verifier
+from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.keys import Algorithm, SigningKey
 from bearer_grpc.core.tokens import IssuedToken, issue_access_token
 
@@ -73,7 +73,7 @@ class TestIssuer:
         issuer: str = DEFAULT_ISSUER,
         *,
         algorithm: Algorithm = "ES256",
-        clock: Any = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self.issuer = issuer
         self.key = SigningKey.generate(algorithm)

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         for sub in (add, listing, remove):
             add_store_options(sub)
             sub.add_argument("--json", action="store_true", help="machine-readable output")
-            sub.set_defaults(run=_principals, kind=kind)
+            sub.set_defaults(run=_accounts, kind=kind)
 
     keys = commands.add_parser("keys", help="manage signing keys")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -64,7 +64,7 @@ def _account_json(p: Account) -> dict[str, Any]:
     }
 
 
-def _principals(args: argparse.Namespace) -> int:
+def _accounts(args: argparse.Namespace) -> int:
     kind: AccountKind = args.kind
     store = open_configured_store(args)
     try:
@@ -83,7 +83,7 @@ def _principals(args: argparse.Namespace) -> int:
                 admin.add_user(args.name, password, scopes=args.scopes, audiences=args.audiences)
                 emit(args.json, {"username": args.name}, f"user {args.name} added")
         elif args.action == "list":
-            rows = [_account_json(p) for p in admin.principals(kind)]
+            rows = [_account_json(p) for p in admin.accounts(kind)]
             emit(args.json, rows, table(rows, ("name", "scopes", "audiences")))
         else:
             admin.remove(args.name, kind)

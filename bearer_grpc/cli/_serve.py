@@ -20,12 +20,14 @@ from bearer_grpc.service.server import ServeConfig, serve
 from bearer_grpc.service.settings import ServiceSettings
 
 log = logging.getLogger("bearer_grpc.server")
+_SETTINGS = ServiceSettings()  # the defaults, stated once
+_SERVE = ServeConfig()
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command."""
     parser = commands.add_parser("serve", help="run the TokenService")
-    option(parser, "--listen", default="127.0.0.1:50051", help="address to bind, HOST:PORT")
+    option(parser, "--listen", default=_SERVE.listen, help="address to bind, HOST:PORT")
     add_store_options(parser)
     option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
     option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
@@ -35,31 +37,43 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         help="PEM CA bundle; clients must present a cert it signed (mTLS)",
     )
-    option(parser, "--issuer", default="bearer-grpc", help="iss of issued tokens")
-    option(parser, "--access-ttl", type=int, default=900, help="access token lifetime, seconds")
+    option(parser, "--issuer", default=_SETTINGS.issuer, help="iss of issued tokens")
+    option(
+        parser,
+        "--access-ttl",
+        type=int,
+        default=_SETTINGS.access_ttl,
+        help="access token lifetime, seconds",
+    )
     option(
         parser,
         "--refresh-ttl",
         type=int,
-        default=30 * 86400,
+        default=_SETTINGS.refresh_ttl,
         help="refresh token lifetime, seconds",
     )
-    option(parser, "--leeway", type=int, default=30, help="clock skew tolerated, seconds")
+    option(
+        parser, "--leeway", type=int, default=_SETTINGS.leeway, help="clock skew tolerated, seconds"
+    )
     option(
         parser,
         "--key-algorithm",
         choices=ALGORITHMS,
-        default="ES256",
+        default=_SETTINGS.key_algorithm,
         help="algorithm of generated keys",
     )
     option(
-        parser, "--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM"
+        parser,
+        "--grace",
+        type=float,
+        default=_SERVE.grace,
+        help="seconds in-flight calls get on SIGTERM",
     )
     option(
         parser,
         "--sync-interval",
         type=float,
-        default=1.0,
+        default=_SETTINGS.sync_interval,
         help="seconds between store reads for other writers' keys and revocations",
     )
     option(

@@ -9,7 +9,6 @@ revoking by id).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import grpc
@@ -48,7 +47,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     verify.set_defaults(run=_verify)
 
     revoke = actions.add_parser(
-        "revoke", help="revoke a token (BEARER_GRPC_TOKEN or stdin), or --token-id as admin"
+        "revoke",
+        help="revoke a token (BEARER_GRPC_TOKEN or stdin), or --token-id (own token, or an "
+        "admin token: scope bearer-grpc:admin, audience bearer-grpc)",
     )
     revoke.add_argument(
         "--token-id",
@@ -118,7 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
         )
     else:
         text = f"inactive: {response.reason}"
-    emit(args.json, json.loads(json.dumps(data)), text)
+    emit(args.json, data, text)
     return 0 if response.active else 1
 
 

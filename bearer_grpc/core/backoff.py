@@ -63,7 +63,7 @@ class Backoff:
     """Capped exponential backoff with jitter between reconnection attempts.
 
     The n-th consecutive failure waits a random time between half and all of
-    ``min(maximum, initial * multiplier**n)``; the jitter keeps a fleet of verifiers from
+    ``min(maximum, initial * multiplier**(n - 1))``; the jitter keeps a fleet of verifiers from
     reconnecting in lock-step after an outage. The same bounds are given to the gRPC
     channel as its own reconnect backoff, so a recovered service is reached within
     ``maximum`` seconds.

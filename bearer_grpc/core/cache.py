@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
-from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.tokens import Principal, is_expired
 
 DEFAULT_CACHE_SIZE: Final = 10_000
 """Entries kept by default (about 1 KiB each)."""
@@ -49,7 +49,7 @@ class TokenCache:
         if principal is None:
             self.misses += 1
             return None
-        if now >= principal.expires_at + self._leeway:
+        if is_expired(principal.expires_at, now, self._leeway):
             self._entries.pop(token, None)
             self.misses += 1
             return None

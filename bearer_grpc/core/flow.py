@@ -26,7 +26,7 @@ from typing import Protocol
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock
-from bearer_grpc.core.errors import InsufficientScope, TokenRevoked, VerifierUnavailable
+from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.policy import Policy
@@ -71,9 +71,7 @@ def auth_flow(
     principal = verifier.lookup(token)
     if principal is None:
         principal = yield token
-    if rule.scopes and not principal.scopes.issuperset(rule.scopes):
-        raise InsufficientScope(rule.scopes)
-    return principal
+    return TokenVerifier.authorize(principal, rule.scopes)
 
 
 class RevocationSet:

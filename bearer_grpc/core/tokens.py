@@ -140,6 +140,11 @@ def issue_access_token(
     return IssuedToken(token=key.sign(claims, typ=TOKEN_TYPE), token_id=jti, expires_at=exp)
 
 
+def is_expired(expires_at: int, now: float, leeway: int) -> bool:
+    """The one expiry rule: a token is refused once ``now`` reaches ``exp + leeway``."""
+    return now >= expires_at + leeway
+
+
 RevocationCheck = Callable[[str], bool]
 """Answers whether a ``jti`` is revoked (must not do I/O on the per-call path)."""
 
@@ -219,7 +224,7 @@ class TokenVerifier:
             InsufficientScope: A required scope is missing.
         """
         required = tuple(required_scopes)
-        if required and not principal.scopes.issuperset(required):
+        if required and not principal.has_scopes(required):
             raise InsufficientScope(required)
         return principal
 
@@ -289,7 +294,7 @@ class TokenVerifier:
         except ValueError as err:
             raise TokenInvalid() from err
         now = self._clock()
-        if now >= exp + self.leeway:
+        if is_expired(exp, now, self.leeway):
             raise TokenExpired()
         if nbf > now + self.leeway or iat > now + self.leeway:
             raise TokenInvalid()

@@ -126,7 +126,7 @@ class Admin:
         except AlreadyExists as err:
             raise Conflict(f"the name {name!r} is taken") from err
 
-    def principals(self, kind: AccountKind) -> list[Account]:
+    def accounts(self, kind: AccountKind) -> list[Account]:
         """Clients or users, by name."""
         return self._store.list_accounts(kind)
 

@@ -126,7 +126,7 @@ class TokenAuthority:
     """Issues, verifies and revokes tokens for one deployment.
 
     Args:
-        store: Shared state (principals, keys, refresh tokens, revocations).
+        store: Shared state (accounts, keys, refresh tokens, revocations).
         settings: Issuing and verification settings.
         kek: Key-encryption key for private keys at rest, or None.
         clock: Wall-clock time source.

@@ -44,7 +44,7 @@ class RevocationLog:
         Args:
             store: Where revocations are committed.
             horizon: Revocations of tokens that expired before this time are skipped: no
-                verifier accepts those tokens any more (pass ``now - leeway``).
+                verifier accepts those tokens any more (the authority passes ``now - 2 * leeway``).
 
         Raises:
             StoreUnavailable: The store cannot be read (the log stays as it was).
@@ -70,7 +70,7 @@ class RevocationLog:
             return self._ordered[start:]
 
     def prune(self, horizon: int) -> int:
-        """Forget revocations of tokens that expired before ``horizon`` (``now - leeway``:
+        """Forget revocations of tokens that expired before ``horizon`` (``now - 2 * leeway``:
         a token is accepted until ``exp + leeway``, so its revocation must last as long).
         Returns how many were forgotten."""
         with self._lock:

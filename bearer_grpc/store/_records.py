@@ -14,7 +14,7 @@ from typing import Protocol
 
 
 class AccountKind(enum.StrEnum):
-    """Who a account is: a service with client credentials, or a person with a password."""
+    """Who an account is: a service with client credentials, or a person with a password."""
 
     CLIENT = "client"
     USER = "user"
@@ -164,7 +164,7 @@ class Store(Protocol):
 
     # -- accounts --------------------------------------------------------------
     def add_account(self, account: Account) -> None:
-        """Insert a account. Raises AlreadyExists if the name is taken (by either kind)."""
+        """Insert an account. Raises AlreadyExists if the name is taken (by either kind)."""
         ...
 
     def get_account(self, name: str, kind: AccountKind) -> Account | None:
@@ -176,7 +176,7 @@ class Store(Protocol):
         ...
 
     def remove_account(self, name: str, kind: AccountKind) -> bool:
-        """Delete a account and its refresh tokens. True if it existed."""
+        """Delete an account and its refresh tokens. True if it existed."""
         ...
 
     # -- keys --------------------------------------------------------------------

@@ -199,7 +199,7 @@ class SqlStore(Store):
     # -- accounts ------------------------------------------------------------------
 
     def add_account(self, account: Account) -> None:
-        """Insert a account.
+        """Insert an account.
 
         Args:
             account: The new account. Scopes and audiences must be free of whitespace.
@@ -227,7 +227,7 @@ class SqlStore(Store):
         return sorted((_account(row) for row in rows), key=lambda p: p.name)
 
     def remove_account(self, name: str, kind: AccountKind) -> bool:
-        """Delete a account and the refresh tokens whose subject it is.
+        """Delete an account and the refresh tokens whose subject it is.
 
         Returns:
             True if it existed.

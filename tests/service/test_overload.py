@@ -25,7 +25,7 @@ def test_password_flood_gets_resource_exhausted_while_the_rest_keeps_working(
         client = service.add_client()
         token = service.issue(client).access_token
         stub = service.stub()
-        start = threading.Barrier(FLOOD)
+        start = threading.Barrier(FLOOD + 1)  # the flood, and this thread
 
         def login(i: int) -> grpc.StatusCode:
             request = pb.IssueTokenRequest(
@@ -40,6 +40,7 @@ def test_password_flood_gets_resource_exhausted_while_the_rest_keeps_working(
 
         with ThreadPoolExecutor(FLOOD) as pool:
             outcomes = pool.map(login, range(FLOOD))
+            start.wait(10)  # the logins are being sent now
             # While logins are queued or refused: issuing works, and a revocation another
             # replica writes reaches VerifyToken through the sync loop.
             assert service.issue(client).access_token
