@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import grpc
 
 from bearer_grpc.core.backoff import Backoff, BackoffPolicy
 from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.core.header import B64TOKEN
 from bearer_grpc.core.renewal import DEFAULT_RENEW_BEFORE, Failed, Ready, Renewal
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
@@ -40,8 +40,6 @@ DEFAULT_TIMEOUT: Final = 10.0
 """Deadline of one ``IssueToken`` request, seconds."""
 MAX_IDLE_WAIT: Final = 60.0
 """Longest the background sleeps without looking at the clock (wall-clock jumps)."""
-
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 
 
 class TokenSource(Protocol):
@@ -63,7 +61,7 @@ def check_token(token: str) -> str:
         ValueError: Empty, or holds spaces, a scheme or other characters (the message
             never repeats the token).
     """
-    if not _B64TOKEN.fullmatch(token):
+    if not B64TOKEN.fullmatch(token):
         raise ValueError("a bearer token is one b64token (RFC 6750), without 'Bearer '")
     return token
 
@@ -101,7 +99,7 @@ def issued_token(response: pb.IssueTokenResponse) -> tuple[str, int]:
     token = response.access_token
     if response.token_type.lower() != "bearer" or response.expires_in <= 0:
         raise UnusableAnswer()
-    if not _B64TOKEN.fullmatch(token):
+    if not B64TOKEN.fullmatch(token):
         raise UnusableAnswer()
     return token, response.expires_in
 

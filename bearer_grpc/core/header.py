@@ -17,7 +17,10 @@ from bearer_grpc.core.errors import TokenMalformed, TokenMissing
 MAX_AUTHORIZATION_BYTES = 8192
 """Longest ``authorization`` value read; gRPC's default metadata budget is 8 KiB."""
 
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)", re.ASCII)
+_B64TOKEN = r"[A-Za-z0-9\-._~+/]+=*"  # RFC 6750 §2.1
+_BEARER = re.compile(rf"[Bb][Ee][Aa][Rr][Ee][Rr] +({_B64TOKEN})", re.ASCII)
+B64TOKEN = re.compile(_B64TOKEN, re.ASCII)
+"""The b64token grammar: what may follow ``Bearer `` (use ``fullmatch``)."""
 
 
 def bearer_token(
