@@ -220,6 +220,36 @@ class InterceptorBase:
     def _admit(self, details: grpc.HandlerCallDetails) -> Admission:
         return admit(details.method, details.invocation_metadata, self._policy, self._lookup)
 
+    def _route(
+        self, admission: Principal | Pending | AuthError, handler: Handler | None, method: str
+    ) -> Handler | None:
+        """The handler to serve an admitted call with (both flavours; the hooks differ).
+
+        Unknown method: UNIMPLEMENTED (None) for a known caller, else the caller's refusal.
+        Known method: the refusal, or the application's handler wrapped to verify a cache
+        miss and bind the caller (same kind, same serializers).
+        """
+        if handler is None:
+            return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
+        self._require_rule(method)
+        if isinstance(admission, AuthError):
+            return same_kind(handler, self._refusing(admission), deserialize=False)
+        return same_kind(handler, self._wrap(behaviour_of(handler), handler, admission))
+
+    def _unknown(self, admission: AuthError | Pending) -> Behaviour:
+        """Hook: a behaviour for a method that does not exist."""
+        raise NotImplementedError
+
+    def _refusing(self, error: AuthError) -> Behaviour:
+        """Hook: a behaviour that only ends the call with ``error``."""
+        raise NotImplementedError
+
+    def _wrap(
+        self, behaviour: Behaviour, handler: Handler, admission: Principal | Pending
+    ) -> Behaviour:
+        """Hook: ``behaviour`` wrapped to finish authentication and bind the caller."""
+        raise NotImplementedError
+
     def _require_rule(self, method: str) -> None:
         """Strict mode: refuse an existing method that no rule names (raises PolicyError)."""
         if self._policy.strict and method not in self._covered:

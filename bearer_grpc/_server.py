@@ -43,11 +43,8 @@ from bearer_grpc._handlers import (
     Behaviour,
     InterceptorBase,
     Pending,
-    any_kind,
-    behaviour_of,
     copy_thread_pool,
     recheck,
-    same_kind,
 )
 from bearer_grpc._principal import _bind
 from bearer_grpc._status import abort
@@ -93,12 +90,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         if admission is None:
             return continuation(handler_call_details)
         handler = continuation(handler_call_details)
-        if handler is None:
-            return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
-        self._require_rule(handler_call_details.method)
-        if isinstance(admission, AuthError):
-            return same_kind(handler, _refusing(admission), deserialize=False)
-        return same_kind(handler, self._wrap(behaviour_of(handler), handler, admission))
+        return self._route(admission, handler, handler_call_details.method)
 
     def _wrap(
         self,
@@ -171,6 +163,9 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
                 with _bind(principal):
                     close()
 
+    def _refusing(self, error: AuthError) -> Behaviour:
+        return _refusing_behaviour(error)
+
     def _unknown(self, admission: AuthError | Pending) -> Behaviour:
         def unknown_method(requests: Any, context: grpc.ServicerContext) -> NoReturn:
             if isinstance(admission, AuthError):
@@ -181,7 +176,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         return unknown_method
 
 
-def _refusing(error: AuthError) -> Behaviour:
+def _refusing_behaviour(error: AuthError) -> Behaviour:
     def refuse(request: Any, context: grpc.ServicerContext) -> NoReturn:
         abort(context, error)
 

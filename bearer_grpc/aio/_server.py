@@ -27,10 +27,7 @@ from bearer_grpc._handlers import (
     Behaviour,
     InterceptorBase,
     Pending,
-    any_kind,
-    behaviour_of,
     recheck,
-    same_kind,
 )
 from bearer_grpc._principal import _bind
 from bearer_grpc._status import abort_async
@@ -79,12 +76,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         if admission is None:
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
-        self._require_rule(handler_call_details.method)
-        if isinstance(admission, AuthError):
-            return same_kind(handler, _refusing(admission), deserialize=False)
-        return same_kind(handler, self._wrap(behaviour_of(handler), handler, admission))
+        return self._route(admission, handler, handler_call_details.method)
 
     def _wrap(
         self,
@@ -163,6 +155,9 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         recheck_token = functools.partial(self._recheck, principal, context)
         return cast(Context, _GuardedContext(context, recheck_token))
 
+    def _refusing(self, error: AuthError) -> Behaviour:
+        return _refusing_behaviour(error)
+
     def _unknown(self, admission: AuthError | Pending) -> Behaviour:
         async def unknown_method(requests: Any, context: Context) -> NoReturn:
             if isinstance(admission, AuthError):
@@ -200,7 +195,7 @@ class _GuardedContext:
         await self._context.write(message)
 
 
-def _refusing(error: AuthError) -> Behaviour:
+def _refusing_behaviour(error: AuthError) -> Behaviour:
     async def refuse(request: Any, context: Context) -> NoReturn:
         await abort_async(context, error)
 
