@@ -204,6 +204,8 @@ class TokenServer:
             self._servicer.close()
         if self._server is not None:
             await self._server.stop(self.config.grace if grace is None else grace)
+        if self._servicer is not None:
+            self._servicer.shutdown()
         log.info("stopped")
 
 

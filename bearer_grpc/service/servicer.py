@@ -147,6 +147,9 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
     def close(self) -> None:
         """End every WatchRevocations stream (OK) so watchers reconnect elsewhere."""
         self._notifier.close()
+
+    def shutdown(self) -> None:
+        """Release the password-check threads (once in-flight calls have finished)."""
         self._password_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _issue(self, grant: Grant, scopes: list[str], audience: str) -> Issued:
