@@ -158,7 +158,20 @@ class TokenRequestError(grpc.RpcError):
         return ()
 
 
-class StaticToken:
+class _StaticTokenBase:
+    """What both flavours of ``StaticToken`` share: the check, the hiding ``repr``."""
+
+    def __init__(self, token: str) -> None:
+        self._token = check_token(token)
+
+    def __repr__(self) -> str:
+        return "StaticToken('***')"
+
+    def invalidate(self, token: str) -> None:
+        """Nothing to renew: a rejected static token stays rejected."""
+
+
+class StaticToken(_StaticTokenBase):
     """A token that comes from elsewhere, used as it is (``repr`` hides it).
 
     Args:
@@ -168,25 +181,89 @@ class StaticToken:
         ValueError: ``token`` is not one b64token.
     """
 
-    def __init__(self, token: str) -> None:
-        self._token = check_token(token)
-
-    def __repr__(self) -> str:
-        return "StaticToken('***')"
-
     def token(self) -> str:
         """Return the token."""
         return self._token
 
-    def invalidate(self, token: str) -> None:
-        """Nothing to renew: a rejected static token stays rejected."""
+
+@dataclass(frozen=True)
+class _ClientConfig:
+    """The settings of a client-credentials source, checked (``repr`` hides the secret)."""
+
+    target: str
+    client_id: str
+    request: pb.IssueTokenRequest = field(repr=False)  # holds the client secret
+    credentials: grpc.ChannelCredentials | None = field(repr=False)
+    renew_before: float
+    backoff: BackoffPolicy
+    timeout: float
+    clock: Clock = field(repr=False)
+
+    def describe(self) -> str:
+        """The sources' ``repr``: target, client id, scopes, audience; never the secret."""
+        return (
+            f"ClientCredentials(target={self.target!r}, client_id={self.client_id!r}, "
+            f"scopes={list(self.request.scopes)!r}, audience={self.request.audience!r})"
+        )
+
+
+class _ClientCredentialsBase:
+    """The constructor and ``repr`` both flavours of ``ClientCredentials`` share.
+
+    Builds the checked :class:`_ClientConfig` and the renewal timetable, then calls
+    :meth:`_setup` for what the flavour needs (a channel, or nothing until a loop runs).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scopes: Sequence[str] = (),
+        audience: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+        renew_before: float = DEFAULT_RENEW_BEFORE,
+        backoff: BackoffPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._config = _ClientConfig(
+            target=target,
+            client_id=client_id,
+            request=issue_request(client_id, client_secret, scopes, audience),
+            credentials=credentials,
+            renew_before=renew_before,
+            backoff=backoff or Backoff(),
+            timeout=timeout,
+            clock=clock,
+        )
+        self._renewal = Renewal(self._config.backoff, renew_before=renew_before)
+        self._setup()
+
+    def __repr__(self) -> str:
+        return self._config.describe()
+
+    def _setup(self) -> None:
+        """Set up the flavour's own state (called once, at the end of ``__init__``)."""
+
+    def _record(self, outcome: tuple[str, int] | BaseException, requested_at: float) -> None:
+        """Apply and log one ``IssueToken`` outcome (see :func:`record_outcome`)."""
+        config = self._config
+        record_outcome(
+            self._renewal,
+            outcome,
+            requested_at=requested_at,
+            now=config.clock(),
+            client_id=config.client_id,
+            target=config.target,
+        )
 
 
 @dataclass
 class _Worker:
     """State shared between callers and the renewal thread (guarded by ``cond``)."""
 
-    renewal: Renewal
     cond: threading.Condition = field(default_factory=threading.Condition)
     thread: threading.Thread | None = None
     fetching: bool = False
@@ -194,7 +271,7 @@ class _Worker:
     closed: bool = False
 
 
-class ClientCredentials:
+class ClientCredentials(_ClientCredentialsBase):
     """Access tokens for a service, from the TokenService's client-credentials grant.
 
     The first :meth:`token` call requests a token (concurrent first calls share that one
@@ -227,38 +304,15 @@ class ClientCredentials:
         TypeError: ``scopes`` is one string instead of a sequence of them.
     """
 
-    def __init__(
-        self,
-        target: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        scopes: Sequence[str] = (),
-        audience: str = "",
-        credentials: grpc.ChannelCredentials | None = None,
-        renew_before: float = DEFAULT_RENEW_BEFORE,
-        backoff: BackoffPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        clock: Clock = system_clock,
-    ) -> None:
-        self._request = issue_request(client_id, client_secret, scopes, audience)
-        self._target = target
-        self._client_id = client_id
-        self._timeout = timeout
-        self._clock = clock
-        self._state = _Worker(Renewal(backoff or Backoff(), renew_before=renew_before))
-        options = channel_options(self._state.renewal.backoff)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=options)
+    def _setup(self) -> None:
+        self._state = _Worker()
+        config = self._config
+        options = channel_options(config.backoff)
+        if config.credentials is None:
+            self._channel = grpc.insecure_channel(config.target, options=options)
         else:
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+            self._channel = grpc.secure_channel(config.target, config.credentials, options=options)
         self._issue = pb_grpc.TokenServiceStub(self._channel).IssueToken
-
-    def __repr__(self) -> str:
-        return (
-            f"ClientCredentials(target={self._target!r}, client_id={self._client_id!r}, "
-            f"scopes={list(self._request.scopes)!r}, audience={self._request.audience!r})"
-        )
 
     def __enter__(self) -> Self:
         return self
@@ -288,13 +342,13 @@ class ClientCredentials:
             while True:
                 if state.closed:
                     raise RuntimeError("ClientCredentials is closed")
-                step = state.renewal.decide(self._clock())
+                step = self._renewal.decide(self._config.clock())
                 if isinstance(step, Ready):
                     if step.renew and not state.fetching:
                         state.cond.notify_all()
                     return step.token
                 if isinstance(step, Failed):
-                    raise TokenRequestError(self._target, step.error) from step.error
+                    raise TokenRequestError(self._config.target, step.error) from step.error
                 completed = state.completed
                 state.cond.notify_all()
                 while state.completed == completed and not state.closed:
@@ -303,7 +357,7 @@ class ClientCredentials:
     def invalidate(self, token: str) -> None:
         """Drop ``token`` if it is the cached one; the next :meth:`token` fetches anew."""
         with self._state.cond:
-            if self._state.renewal.invalidate(token):
+            if self._renewal.invalidate(token):
                 self._state.cond.notify_all()
 
     def close(self) -> None:
@@ -317,7 +371,7 @@ class ClientCredentials:
             thread = state.thread
         self._channel.close()  # also cancels a request in flight
         if thread is not None and thread is not threading.current_thread():
-            thread.join(self._timeout)
+            thread.join(self._config.timeout)
 
     def _start(self) -> None:
         state = self._state
@@ -331,13 +385,13 @@ class ClientCredentials:
         state = self._state
         while True:
             with state.cond:
-                while not state.closed and not state.renewal.due(self._clock()):
-                    wait = state.renewal.seconds_until_due(self._clock())
+                while not state.closed and not self._renewal.due(self._config.clock()):
+                    wait = self._renewal.seconds_until_due(self._config.clock())
                     state.cond.wait(min(wait, MAX_IDLE_WAIT))
                 if state.closed:
                     return
                 state.fetching = True
-            requested_at = self._clock()
+            requested_at = self._config.clock()
             outcome = self._fetch()
             with state.cond:
                 state.fetching = False
@@ -348,20 +402,11 @@ class ClientCredentials:
                 state.cond.notify_all()
 
     def _fetch(self) -> tuple[str, int] | BaseException:
+        config = self._config
         try:
-            return issued_token(self._issue(self._request, timeout=self._timeout))
+            return issued_token(self._issue(config.request, timeout=config.timeout))
         except Exception as err:  # the thread must live on; callers get the error
             return err
-
-    def _record(self, outcome: tuple[str, int] | BaseException, requested_at: float) -> None:
-        record_outcome(
-            self._state.renewal,
-            outcome,
-            requested_at=requested_at,
-            now=self._clock(),
-            client_id=self._client_id,
-            target=self._target,
-        )
 
 
 def record_outcome(

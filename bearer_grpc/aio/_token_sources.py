@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -24,18 +23,14 @@ from typing import Protocol, Self
 import grpc
 
 from bearer_grpc._token_sources import (
-    DEFAULT_TIMEOUT,
     MAX_IDLE_WAIT,
+    _ClientCredentialsBase,
+    _StaticTokenBase,
     channel_options,
-    check_token,
     failure_text,
-    issue_request,
     issued_token,
-    record_outcome,
 )
-from bearer_grpc.core.backoff import Backoff, BackoffPolicy
-from bearer_grpc.core.clock import Clock, system_clock
-from bearer_grpc.core.renewal import DEFAULT_RENEW_BEFORE, Failed, Ready, Renewal
+from bearer_grpc.core.renewal import Failed, Ready
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -71,7 +66,7 @@ class TokenRequestError(grpc.aio.AioRpcError):
         self.target = target
 
 
-class StaticToken:
+class StaticToken(_StaticTokenBase):
     """A token that comes from elsewhere, used as it is (``repr`` hides it).
 
     Args:
@@ -81,18 +76,9 @@ class StaticToken:
         ValueError: ``token`` is not one b64token.
     """
 
-    def __init__(self, token: str) -> None:
-        self._token = check_token(token)
-
-    def __repr__(self) -> str:
-        return "StaticToken('***')"
-
     async def token(self) -> str:
         """Return the token."""
         return self._token
-
-    def invalidate(self, token: str) -> None:
-        """Nothing to renew: a rejected static token stays rejected."""
 
 
 @dataclass
@@ -118,7 +104,7 @@ class _Session:
             self.loop.call_soon_threadsafe(task.cancel)
 
 
-class ClientCredentials:
+class ClientCredentials(_ClientCredentialsBase):
     """Access tokens for a service, from the TokenService's client-credentials grant.
 
     The asyncio flavour of :class:`bearer_grpc.ClientCredentials`, with the same
@@ -148,35 +134,9 @@ class ClientCredentials:
         TypeError: ``scopes`` is one string instead of a sequence of them.
     """
 
-    def __init__(
-        self,
-        target: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        scopes: Sequence[str] = (),
-        audience: str = "",
-        credentials: grpc.ChannelCredentials | None = None,
-        renew_before: float = DEFAULT_RENEW_BEFORE,
-        backoff: BackoffPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        clock: Clock = system_clock,
-    ) -> None:
-        self._request = issue_request(client_id, client_secret, scopes, audience)
-        self._target = target
-        self._client_id = client_id
-        self._credentials = credentials
-        self._timeout = timeout
-        self._clock = clock
-        self._renewal = Renewal(backoff or Backoff(), renew_before=renew_before)
+    def _setup(self) -> None:
         self._closed = False
         self._session: _Session | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"ClientCredentials(target={self._target!r}, client_id={self._client_id!r}, "
-            f"scopes={list(self._request.scopes)!r}, audience={self._request.audience!r})"
-        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -204,13 +164,13 @@ class ClientCredentials:
         while True:
             if self._closed:
                 raise RuntimeError("ClientCredentials is closed")
-            step = self._renewal.decide(self._clock())
+            step = self._renewal.decide(self._config.clock())
             if isinstance(step, Ready):
                 if step.renew:
                     session.wake.set()
                 return step.token
             if isinstance(step, Failed):
-                raise TokenRequestError(self._target, step.error) from step.error
+                raise TokenRequestError(self._config.target, step.error) from step.error
             try:
                 await asyncio.shield(self._shared_request(session))
             except asyncio.CancelledError:
@@ -254,11 +214,12 @@ class ClientCredentials:
             raise RuntimeError("ClientCredentials is in use on another event loop")
         if self._closed:
             raise RuntimeError("ClientCredentials is closed")
-        options = channel_options(self._renewal.backoff)
-        if self._credentials is None:
-            channel = grpc.aio.insecure_channel(self._target, options=options)
+        config = self._config
+        options = channel_options(config.backoff)
+        if config.credentials is None:
+            channel = grpc.aio.insecure_channel(config.target, options=options)
         else:
-            channel = grpc.aio.secure_channel(self._target, self._credentials, options=options)
+            channel = grpc.aio.secure_channel(config.target, config.credentials, options=options)
         session = _Session(loop, channel, pb_grpc.TokenServiceStub(channel), asyncio.Event())
         session.renewer = loop.create_task(self._renew(session), name="bearer-grpc-renewal")
         self._session = session
@@ -270,29 +231,23 @@ class ClientCredentials:
         return session.request
 
     async def _issue(self, session: _Session) -> None:
-        requested_at = self._clock()
+        config = self._config
+        requested_at = config.clock()
         outcome: tuple[str, int] | BaseException
         try:
             response: pb.IssueTokenResponse = await session.stub.IssueToken(
-                self._request, timeout=self._timeout
+                config.request, timeout=config.timeout
             )
             outcome = issued_token(response)
         except Exception as err:  # callers get the error; the task must not fail
             outcome = err
         if not self._closed:
-            record_outcome(
-                self._renewal,
-                outcome,
-                requested_at=requested_at,
-                now=self._clock(),
-                client_id=self._client_id,
-                target=self._target,
-            )
+            self._record(outcome, requested_at)
 
     async def _renew(self, session: _Session) -> None:
         try:
             while True:
-                now = self._clock()
+                now = self._config.clock()
                 if self._renewal.due(now):
                     await self._shared_request(session)
                     continue
