@@ -7,11 +7,15 @@ call and wait (a daemon thread with a sync channel, or a task on the event loop)
 - :class:`~bearer_grpc.core.backoff.Backoff` (in the pure core, shared with the token
   sources): the delays between reconnection attempts;
 - :class:`RefetchGate`: at most one unknown-``kid`` key refetch per interval;
-- :func:`apply_jwks`, :func:`apply_revocation`, :func:`prune`: what a ``GetJwks`` answer
-  or a ``WatchRevocations`` event does to the in-memory state;
-- :func:`stream_start`, :func:`resume`, :class:`RevocationFeed`: what a
-  ``WatchRevocations`` stream announces before its first event, whether the verifier may
-  resume there or must start over from sequence 0, and when it has caught up;
+- :func:`verify_flow`, :func:`step`: a local verification that asks its driver for one
+  key refetch when the token names an unknown ``kid``;
+- :func:`apply_jwks`, :func:`keys_fetched`, :func:`apply_revocation`, :func:`prune`:
+  what a ``GetJwks`` answer (or failure) or a ``WatchRevocations`` event does to the
+  in-memory state and the link log;
+- :func:`stream_start`, :func:`resume`, :class:`RevocationFeed`, :func:`stream_ended`:
+  what a ``WatchRevocations`` stream announces before its first event, whether the
+  verifier may resume there or must start over from sequence 0, when it has caught up,
+  and whether the stream was healthy when it ended;
 - :func:`accept_remote`: a ``VerifyToken`` answer as a principal or the matching error.
 
 Nothing here does I/O: the drivers make the calls and hand the answers over.
@@ -23,7 +27,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -174,6 +178,39 @@ def unknown_kid(local: LocalVerification, token: str) -> bool:
     return local.keys is not None and not local.knows_kid_of(token)
 
 
+def verify_flow(local: LocalVerification, token: str) -> Generator[None, None, Principal]:
+    """Verify ``token`` locally, yielding once if the keys must be refetched first.
+
+    A token whose ``kid`` is unknown may be signed with a key published since the last
+    fetch: the flow yields, the driver refetches the keys (rate-limited, see
+    :class:`RefetchGate`) and resumes it with :func:`step`. If the ``kid`` is still
+    unknown the first :class:`TokenInvalid` stands; else the token is verified again.
+
+    Raises:
+        AuthError: The token is not valid.
+    """
+    try:
+        return local.verify(token)
+    except TokenInvalid:
+        if not unknown_kid(local, token):
+            raise
+        yield  # the driver refetches the keys
+        if unknown_kid(local, token):
+            raise
+    return local.verify(token)
+
+
+def step(flow: Generator[None, None, Principal]) -> Principal | None:
+    """Run ``flow`` (:func:`verify_flow`) on: its principal, or None when it yielded
+    (refetch the keys, then step it again)."""
+    try:
+        next(flow)
+    except StopIteration as done:
+        principal: Principal = done.value
+        return principal
+    return None
+
+
 def apply_jwks(local: LocalVerification, response: pb.GetJwksResponse) -> None:
     """Trust the keys and issuer of a ``GetJwks`` answer.
 
@@ -187,6 +224,33 @@ def apply_jwks(local: LocalVerification, response: pb.GetJwksResponse) -> None:
     if not response.issuer:
         raise KeyError_("TokenService published no issuer")
     local.set_keys(keys, issuer=response.issuer)
+
+
+def keys_fetched(
+    local: LocalVerification,
+    link: LinkLog,
+    outcome: pb.GetJwksResponse | BaseException,
+    first_keys: Callable[[], None],
+    *,
+    quiet: bool = False,
+) -> None:
+    """Handle the outcome of one ``GetJwks`` call: its answer, or the error it failed with.
+
+    An answer is applied (:func:`apply_jwks`): the link is up and ``first_keys`` is
+    signalled, or, for an unusable key set, that is logged and the old keys stay. A
+    failure means the link is down (not logged when ``quiet``: the driver is stopping).
+    """
+    if isinstance(outcome, BaseException):
+        if not quiet:
+            link.down(outcome)
+        return
+    try:
+        apply_jwks(local, outcome)
+    except KeyError_ as err:
+        link.bad_keys(err)
+        return
+    link.up()
+    first_keys()
 
 
 def apply_revocation(local: LocalVerification, event: pb.WatchRevocationsResponse) -> None:
@@ -325,6 +389,39 @@ class RevocationFeed:
         if not self.caught_up and reached(start, self.local.revocations.sequence):
             self.caught_up = True
         return self.caught_up
+
+
+def stream_ended(
+    link: LinkLog,
+    events: int,
+    lived: float,
+    backoff: Backoff,
+    error: BaseException | None = None,
+    *,
+    quiet: bool = False,
+) -> bool:
+    """Whether a followed ``WatchRevocations`` stream was healthy when it ended (then the
+    driver reconnects at once, else after the next backoff delay).
+
+    Healthy: it ended by its own deadline (``DEADLINE_EXCEEDED``, after
+    ``resync_interval``), or it delivered events, or it lived at least
+    ``backoff.maximum`` seconds. Any other failure means the link is down (not logged
+    when ``quiet``: the driver is stopping).
+
+    Args:
+        link: The link log.
+        events: How many events the stream delivered.
+        lived: How long it lived, seconds.
+        backoff: The reconnection delays.
+        error: What it failed with (None: it ended normally).
+        quiet: Do not log a failure.
+    """
+    if error is not None:
+        if status_of(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return True
+        if not quiet:
+            link.down(error)
+    return events > 0 or lived >= backoff.maximum
 
 
 def prune(local: LocalVerification) -> int:

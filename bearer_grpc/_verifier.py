@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import grpc
 
@@ -30,28 +30,29 @@ from bearer_grpc._upstream import (
     StreamStart,
     Upstream,
     accept_remote,
-    apply_jwks,
     apply_revocation,
+    keys_fetched,
     log,
     prune,
     remote_request,
-    status_of,
+    step,
+    stream_ended,
     stream_start,
-    unknown_kid,
+    verify_flow,
 )
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.clock import Clock, system_clock
-from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
+from bearer_grpc.core.errors import VerifierUnavailable
 from bearer_grpc.core.flow import LocalVerification
-from bearer_grpc.core.keys import KeyError_, PublicKeySet
+from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 
 class VerifierBase:
-    """What sync and asyncio verifiers share: constructors, cache lookups, lifecycle.
+    """What sync and asyncio verifiers share: constructors and the verification state.
 
     Args:
         local: The in-memory verification state.
@@ -221,16 +222,9 @@ class VerifierBase:
         )
         return cls(local, upstream)
 
-    def lookup(self, token: str) -> Principal | None:
-        """A cached verification of ``token``, re-checked for expiry and revocation.
+    if TYPE_CHECKING:  # each flavour defines it (the interceptors' CachedLookup)
 
-        Raises:
-            TokenRevoked: The cached token was revoked since.
-        """
-        return self.local.lookup(token)
-
-    def close(self) -> None:
-        """Stop background work (nothing for a fixed key set)."""
+        def lookup(self, token: str) -> Principal | None: ...
 
 
 class Verifier(VerifierBase):
@@ -296,15 +290,10 @@ class Verifier(VerifierBase):
             return follower.verify_remote(token)
         if not follower.ready():
             raise VerifierUnavailable()
-        try:
-            return self.local.verify(token)
-        except TokenInvalid:
-            if not unknown_kid(self.local, token):
-                raise
+        flow = verify_flow(self.local, token)
+        while (principal := step(flow)) is None:
             follower.refetch_keys()
-            if unknown_kid(self.local, token):
-                raise
-        return self.local.verify(token)
+        return principal
 
     def close(self) -> None:
         """Stop the background thread and close the channel (idempotent)."""
@@ -387,17 +376,13 @@ class _Follower:
         return accept_remote(self.local, token, response)
 
     def _fetch_keys_locked(self) -> None:
+        outcome: pb.GetJwksResponse | BaseException
         try:
-            response = self._stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
-            apply_jwks(self.local, response)
-        except KeyError_ as err:
-            self._link.bad_keys(err)
-        except (grpc.RpcError, ValueError) as err:
-            if not self._stopping.is_set():
-                self._link.down(err)
-        else:
-            self._link.up()
-            self._first_keys.set()
+            outcome = self._stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
+        except (grpc.RpcError, ValueError) as err:  # ValueError: channel closed meanwhile
+            outcome = err
+        quiet = self._stopping.is_set()
+        keys_fetched(self.local, self._link, outcome, self._first_keys.set, quiet=quiet)
 
     def _run(self) -> None:
         delays = self.upstream.backoff.delays()
@@ -428,6 +413,7 @@ class _Follower:
         after = self.local.revocations.sequence
         request = pb.WatchRevocationsRequest(after_sequence=after)
         events = 0
+        error: grpc.RpcError | None = None
         try:
             call = self._stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
             start = stream_start(call.initial_metadata())
@@ -440,13 +426,12 @@ class _Follower:
                 events += 1
                 self._advance(start)
         except grpc.RpcError as err:
-            if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return True
-            if not self._stopping.is_set():
-                self._link.down(err)
+            error = err
         except ValueError:  # the channel was closed: we are stopping
             return False
-        return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum
+        lived = time.monotonic() - started
+        quiet = self._stopping.is_set()
+        return stream_ended(self._link, events, lived, self.upstream.backoff, error, quiet=quiet)
 
     def _advance(self, start: StreamStart) -> None:
         if self.feed.advance(start):

@@ -31,18 +31,18 @@ from bearer_grpc._upstream import (
     StreamStart,
     Upstream,
     accept_remote,
-    apply_jwks,
     apply_revocation,
+    keys_fetched,
     log,
     prune,
     remote_request,
-    status_of,
+    step,
+    stream_ended,
     stream_start,
-    unknown_kid,
+    verify_flow,
 )
-from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
+from bearer_grpc.core.errors import VerifierUnavailable
 from bearer_grpc.core.flow import LocalVerification
-from bearer_grpc.core.keys import KeyError_
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
@@ -130,15 +130,10 @@ class Verifier(_verifier.VerifierBase):
             await session.wait_first_keys()
         if not follower.feed.caught_up:
             raise VerifierUnavailable()
-        try:
-            return self.local.verify(token)
-        except TokenInvalid:
-            if not unknown_kid(self.local, token):
-                raise
+        flow = verify_flow(self.local, token)
+        while (principal := step(flow)) is None:
             await follower.refetch_keys(session)
-            if unknown_kid(self.local, token):
-                raise
-        return self.local.verify(token)
+        return principal
 
     def close(self) -> None:
         """Stop following: cancel the background task (it closes its channel).
@@ -293,18 +288,12 @@ class _TaskFollower:
         return accept_remote(self.local, token, response)
 
     async def _fetch_keys(self, session: _Session) -> None:
+        outcome: pb.GetJwksResponse | BaseException
         try:
-            response = await session.stub.GetJwks(
-                pb.GetJwksRequest(), timeout=self.upstream.timeout
-            )
-            apply_jwks(self.local, response)
-        except KeyError_ as err:
-            self._link.bad_keys(err)
+            outcome = await session.stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
         except (grpc.RpcError, grpc.aio.UsageError) as err:
-            self._link.down(err)
-        else:
-            self._link.up()
-            session.first_keys.set()
+            outcome = err
+        keys_fetched(self.local, self._link, outcome, session.first_keys.set)
 
     async def _run(self, session: _Session) -> None:
         delays = self.upstream.backoff.delays()
@@ -337,6 +326,7 @@ class _TaskFollower:
         request = pb.WatchRevocationsRequest(after_sequence=after)
         call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
         events = 0
+        error: grpc.RpcError | None = None
         try:
             start = stream_start(await call.initial_metadata())
             if self.feed.open(after, start) is Resume.RESET:
@@ -347,12 +337,11 @@ class _TaskFollower:
                 events += 1
                 self._advance(session, start)
         except grpc.RpcError as err:
-            if status_of(err) == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return True
-            self._link.down(err)
+            error = err
         finally:
             call.cancel()
-        return events > 0 or time.monotonic() - started >= self.upstream.backoff.maximum
+        lived = time.monotonic() - started
+        return stream_ended(self._link, events, lived, self.upstream.backoff, error)
 
     def _advance(self, session: _Session, start: StreamStart) -> None:
         if self.feed.advance(start):
