@@ -17,6 +17,7 @@ from bearer_grpc.core.secrets import verify_password
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store, sqlite_url
 from tests.cli._support import Cli, assert_one_line_error, running_server, secret_of
+from tests.harness import wait_until
 
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 DB = Path("bearer-grpc-data") / "bearer-grpc.db"
@@ -235,10 +236,7 @@ def _wait_for_next_second(not_before: object) -> None:
     # key wait for the next second (see test_rotations_within_one_second_take_over_in_order);
     # let the clock leave that second first so that it signs at once.
     assert isinstance(not_before, int)
-    deadline = time.monotonic() + 3
-    while time.time() < not_before + 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: time.time() >= not_before + 1, timeout=3, interval=0.02)
 
 
 def test_first_key_is_created_by_serve(cli: Cli, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from tests.cli._support import (
     running_server,
     secret_of,
 )
+from tests.harness import wait_until
 
 PASSWORD = "correct horse battery"
 REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -304,10 +305,8 @@ def test_rotation_reaches_the_running_server(served: Served) -> None:
     old_kid = _jwt_header(before)["kid"]
     keys = json.loads(served.cli.ok("keys", "list", "--json").stdout)
     newest = max(k["not_before"] for k in keys)
-    deadline = time.monotonic() + 3
-    while time.time() < newest + 1:  # rotate --delay 0 in a later second than the last key
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # rotate --delay 0 in a later second than the last key
+    wait_until(lambda: time.time() >= newest + 1, timeout=3, interval=0.02)
     new_kid = json.loads(served.cli.ok("keys", "rotate", "--delay", "0", "--json").stdout)["kid"]
     assert new_kid != old_kid
 

@@ -17,25 +17,12 @@ import pytest
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
 from bearer_grpc.service.admin import NewClient
+from bearer_grpc.testing import FrozenClock
 from tests.client._echo import EchoServer, Gate, sync_echo_server
 from tests.harness import RunningService
 
 DEADLINE = 10.0
 """Longest any test waits for a condition."""
-
-
-class MutableClock:
-    """A wall clock that only moves when a test moves it."""
-
-    def __init__(self, start: float) -> None:
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 class Counter:
@@ -83,16 +70,16 @@ class IssueSpy:
         return self.requests.value
 
 
-def verifier_for(service: RunningService, clock: MutableClock) -> TokenVerifier:
+def verifier_for(service: RunningService, clock: FrozenClock) -> TokenVerifier:
     """A verifier of the service's tokens on ``clock``, with no leeway at all."""
     keys = PublicKeySet.from_json(service.authority.jwks())
     return TokenVerifier(keys, issuer=service.authority.settings.issuer, clock=clock, leeway=0)
 
 
 @pytest.fixture
-def clock() -> MutableClock:
+def clock() -> FrozenClock:
     """A frozen clock at a whole second near the real time."""
-    return MutableClock(int(time.time()))
+    return FrozenClock(float(int(time.time())))
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from bearer_grpc.service.admin import NewClient
 from bearer_grpc.service.server import ServeConfig
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from tests.client._echo import Gate, ainvoke, aio_echo_server, bearer_values, token_of
-from tests.client.conftest import DEADLINE, IssueSpy, MutableClock, verifier_for
+from tests.client.conftest import DEADLINE, IssueSpy, verifier_for
 from tests.harness import RunningService, running_service
 
 FAST_BACKOFF = bearer_grpc.Backoff(initial=0.05, maximum=0.2)
@@ -101,9 +102,7 @@ def test_concurrent_first_calls_issue_one_token(
     assert spy.count == 1
 
 
-def test_renews_before_expiry_without_making_calls_wait(
-    data_dir: Path, clock: MutableClock
-) -> None:
+def test_renews_before_expiry_without_making_calls_wait(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=60)
     with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         client = service.add_client()

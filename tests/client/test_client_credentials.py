@@ -19,6 +19,7 @@ from bearer_grpc.service.admin import NewClient
 from bearer_grpc.service.server import ServeConfig
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from tests.client._echo import (
     EchoServer,
     Gate,
@@ -27,7 +28,7 @@ from tests.client._echo import (
     sync_echo_server,
     token_of,
 )
-from tests.client.conftest import DEADLINE, Counter, IssueSpy, MutableClock, verifier_for
+from tests.client.conftest import DEADLINE, Counter, IssueSpy, verifier_for
 from tests.harness import RunningService, running_service, wait_until
 
 FAST_BACKOFF = bearer_grpc.Backoff(initial=0.05, maximum=0.2)
@@ -95,9 +96,7 @@ def test_concurrent_first_calls_issue_one_token(
     assert echo.gate.seen == [[f"Bearer {token}"]] * 100
 
 
-def test_renews_before_expiry_without_making_calls_wait(
-    data_dir: Path, clock: MutableClock
-) -> None:
+def test_renews_before_expiry_without_making_calls_wait(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=60)
     with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         client = service.add_client()

@@ -17,13 +17,13 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc.core.keys import SigningKey
+from bearer_grpc.testing import FrozenClock
 from tests.harness import LoopThread
 from tests.interceptors.echo import Calls, serve_aio, serve_sync
 from tests.interceptors.support import (
     AUDIENCE,
     ISSUER,
     START,
-    FakeClock,
     Server,
     Tokens,
     echo_policy,
@@ -31,13 +31,13 @@ from tests.interceptors.support import (
 
 
 @pytest.fixture(scope="session")
-def clock() -> FakeClock:
+def clock() -> FrozenClock:
     """The clock every verifier here reads."""
-    return FakeClock()
+    return FrozenClock(START)
 
 
 @pytest.fixture(scope="session")
-def tokens(clock: FakeClock) -> Tokens:
+def tokens(clock: FrozenClock) -> Tokens:
     """Token issuer for the session."""
     return Tokens(SigningKey.generate(), clock)
 
@@ -51,7 +51,7 @@ def loop() -> Iterator[LoopThread]:
 
 
 @pytest.fixture(scope="session")
-def sync_server(tokens: Tokens, clock: FakeClock) -> Iterator[Server]:
+def sync_server(tokens: Tokens, clock: FrozenClock) -> Iterator[Server]:
     """A ``grpc.server`` behind ``bearer_grpc.BearerServerInterceptor``."""
     verifier = bearer_grpc.Verifier.from_jwks(
         tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
@@ -65,7 +65,7 @@ def sync_server(tokens: Tokens, clock: FakeClock) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def aio_server(tokens: Tokens, clock: FakeClock, loop: LoopThread) -> Iterator[Server]:
+def aio_server(tokens: Tokens, clock: FrozenClock, loop: LoopThread) -> Iterator[Server]:
     """A ``grpc.aio.server`` behind ``bearer_grpc.aio.BearerServerInterceptor``."""
     verifier = bearer_grpc.aio.Verifier.from_jwks(
         tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
@@ -87,6 +87,6 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 
 @pytest.fixture(autouse=True)
-def fresh_clock(clock: FakeClock) -> None:
+def fresh_clock(clock: FrozenClock) -> None:
     """Every test starts at the same time."""
     clock.now = START

@@ -1,4 +1,4 @@
-"""Helpers of the interceptor tests: a clock, tokens, calls of each kind, refusals."""
+"""Helpers of the interceptor tests: tokens, calls of each kind, refusals."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bearer_grpc import Policy
 from bearer_grpc._verifier import VerifierBase
 from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.core.tokens import IssuedToken, issue_access_token
+from bearer_grpc.testing import FrozenClock
 from tests.interceptors.echo import SERVICE, Calls, Endpoints, path
 
 ISSUER = "https://tokens.test"
@@ -24,20 +25,6 @@ START = 1_800_000_000.0
 SCOPE = "echo.use"
 ADMIN_SCOPE = "echo.admin"
 TIMEOUT = 10
-
-
-class FakeClock:
-    """Wall-clock time that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 def echo_policy(**kwargs: Any) -> Policy:
@@ -54,7 +41,7 @@ class Tokens:
     """Issues tokens the servers trust (and some they should not)."""
 
     key: SigningKey
-    clock: FakeClock
+    clock: FrozenClock
 
     @property
     def jwks(self) -> dict[str, Any]:

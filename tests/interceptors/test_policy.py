@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import Policy, PolicyError
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2
 from tests.harness import LoopThread
 from tests.interceptors.echo import SERVICE, Calls, path, serve_aio, serve_sync
@@ -20,7 +21,6 @@ from tests.interceptors.support import (
     AUDIENCE,
     ISSUER,
     SCOPE,
-    FakeClock,
     Server,
     Tokens,
     assert_refused,
@@ -107,7 +107,7 @@ def _strict_policy() -> Policy:
 
 @pytest.fixture(params=["sync", "aio"])
 def strict_server(
-    request: pytest.FixtureRequest, tokens: Tokens, clock: FakeClock, loop: LoopThread
+    request: pytest.FixtureRequest, tokens: Tokens, clock: FrozenClock, loop: LoopThread
 ) -> Iterator[tuple[grpc.Channel, Calls]]:
     """A server of each flavour whose strict policy covers only Unary and Public."""
     calls = Calls()

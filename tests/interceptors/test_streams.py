@@ -15,10 +15,10 @@ import grpc
 import pytest
 
 from bearer_grpc.core.tokens import IssuedToken
+from bearer_grpc.testing import FrozenClock
 from tests.interceptors.echo import path
 from tests.interceptors.support import (
     TIMEOUT,
-    FakeClock,
     Server,
     Tokens,
     assert_refused,
@@ -32,7 +32,7 @@ PAST_EXPIRY = LIFETIME + 31  # beyond the default 30 s leeway
 
 
 def _invalidate(
-    what: str, server: Server, clock: FakeClock, token: IssuedToken
+    what: str, server: Server, clock: FrozenClock, token: IssuedToken
 ) -> Callable[[], None]:
     if what == "expired":
         return lambda: clock.advance(PAST_EXPIRY)
@@ -47,7 +47,7 @@ def _assert_ended(error: grpc.RpcError, what: str) -> None:
 
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_server_stream_ends_at_next_response(
-    what: str, server: Server, tokens: Tokens, clock: FakeClock
+    what: str, server: Server, tokens: Tokens, clock: FrozenClock
 ) -> None:
     token = tokens.issue(lifetime=LIFETIME)
     server.calls.between = _invalidate(what, server, clock, token)
@@ -62,7 +62,7 @@ def test_server_stream_ends_at_next_response(
 @pytest.mark.parametrize("method", ["BidiStream", "BidiReadWrite"])
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_bidi_stream_ends_at_next_request(
-    what: str, method: str, server: Server, tokens: Tokens, clock: FakeClock
+    what: str, method: str, server: Server, tokens: Tokens, clock: FrozenClock
 ) -> None:
     token = tokens.issue(lifetime=LIFETIME)
     outbox: queue.Queue[bytes | None] = queue.Queue()
@@ -87,7 +87,7 @@ def test_bidi_stream_ends_at_next_request(
 
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_client_stream_ends_at_next_request(
-    what: str, server: Server, tokens: Tokens, clock: FakeClock
+    what: str, server: Server, tokens: Tokens, clock: FrozenClock
 ) -> None:
     token = tokens.issue(lifetime=LIFETIME)
     invalidate = _invalidate(what, server, clock, token)
@@ -101,7 +101,9 @@ def test_client_stream_ends_at_next_request(
     _assert_ended(refusal(lambda: call(requests(), metadata=bearer(token), timeout=TIMEOUT)), what)
 
 
-def test_stream_within_the_leeway_goes_on(server: Server, tokens: Tokens, clock: FakeClock) -> None:
+def test_stream_within_the_leeway_goes_on(
+    server: Server, tokens: Tokens, clock: FrozenClock
+) -> None:
     token = tokens.issue(lifetime=LIFETIME)
     server.calls.between = lambda: clock.advance(LIFETIME + 29)  # past exp, within leeway
     responses = server.channel.unary_stream(path("ServerStream"))(

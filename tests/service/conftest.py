@@ -29,6 +29,7 @@ from grpc_status import rpc_status
 
 from bearer_grpc.core.secrets import hash_password
 from bearer_grpc.store import Account, AccountKind, sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.harness import RunningService, running_service
@@ -38,24 +39,10 @@ USER_SCOPES = ("orders.read", "orders.write")
 USER_AUDIENCES = ("orders", "billing")
 
 
-class MutableClock:
-    """A wall clock that only moves when a test moves it (thread-safe enough: one float)."""
-
-    def __init__(self, start: float) -> None:
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> MutableClock:
+def clock() -> FrozenClock:
     """A frozen clock at a whole second near the real time."""
-    return MutableClock(int(time.time()))
+    return FrozenClock(float(int(time.time())))
 
 
 @contextmanager
@@ -77,7 +64,7 @@ def serving(store_url: str, **kwargs: Any) -> Iterator[RunningService]:
 
 
 @pytest.fixture
-def clocked_service(data_dir: Path, clock: MutableClock) -> Iterator[RunningService]:
+def clocked_service(data_dir: Path, clock: FrozenClock) -> Iterator[RunningService]:
     """A TokenService on SQLite whose time is ``clock``."""
     with serving(sqlite_url(data_dir), clock=clock) as running:
         yield running

@@ -10,11 +10,11 @@ import pytest
 
 from bearer_grpc.service.settings import MAX_ACCESS_TTL, ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import (
     PASSWORD,
-    MutableClock,
     add_user,
     call_error,
     client_request,
@@ -225,7 +225,7 @@ def test_malformed_password_grant_is_invalid_argument(
 # -- lifetimes -------------------------------------------------------------------------------
 
 
-def test_configured_lifetimes_are_honoured(data_dir: Path, clock: MutableClock) -> None:
+def test_configured_lifetimes_are_honoured(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=120, refresh_ttl=600)
     with serving(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         add_user(service, "alice")

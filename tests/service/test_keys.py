@@ -16,9 +16,10 @@ from bearer_grpc.core.tokens import TokenVerifier
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService, wait_until
-from tests.service.conftest import MutableClock, jwt_segment, serving, verify
+from tests.service.conftest import jwt_segment, serving, verify
 
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -86,7 +87,7 @@ def test_token_verifies_locally_with_published_jwks(service: RunningService) -> 
 
 
 def test_staged_rotation_publishes_before_signing_and_retires_after_last_token(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     service = clocked_service
     settings = service.authority.settings
@@ -151,9 +152,7 @@ def test_other_algorithms_issue_tokens_that_verify(data_dir: Path, algorithm: Al
         assert verify(service.stub(), issued.access_token).active
 
 
-def test_rotation_to_another_algorithm(
-    clocked_service: RunningService, clock: MutableClock
-) -> None:
+def test_rotation_to_another_algorithm(clocked_service: RunningService, clock: FrozenClock) -> None:
     client = clocked_service.add_client()
     before = clocked_service.issue(client).access_token
     Admin(clocked_service.store, clock=clock).rotate_key(algorithm="EdDSA", delay=1, kek=None)
@@ -166,7 +165,7 @@ def test_rotation_to_another_algorithm(
 
 
 def test_rotation_without_delay_takes_over_by_the_next_second_whatever_its_kid(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     """Keys take over in the order they were added, never by kid: ``rotate_key(delay=0)``
     in the same second as the current key gets a strictly later ``not_before`` (no tie

@@ -16,10 +16,10 @@ import pytest
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import wait_until
 from tests.service.conftest import (
-    MutableClock,
     add_user,
     call_error,
     jwt_segment,
@@ -93,7 +93,7 @@ def test_refresh_token_works_after_restart_and_reuse_is_still_detected(store_url
 
 
 def test_revocation_survives_restart_within_leeway_after_exp(
-    store_url: str, clock: MutableClock
+    store_url: str, clock: FrozenClock
 ) -> None:
     """After a restart, a revoked token must not verify in the leeway window past exp."""
     with serving(store_url, clock=clock) as first:

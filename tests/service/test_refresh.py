@@ -11,10 +11,10 @@ import grpc
 
 from bearer_grpc.store import AccountKind
 from bearer_grpc.store._engine import DATABASE_FILENAME
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import (
-    MutableClock,
     add_user,
     call_error,
     jwt_segment,
@@ -170,7 +170,7 @@ def test_refresh_checks_the_users_current_audiences(
 
 
 def test_expired_refresh_token_is_unauthenticated(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     login = _login(clocked_service)
     clock.advance(clocked_service.authority.settings.refresh_ttl)
@@ -179,7 +179,7 @@ def test_expired_refresh_token_is_unauthenticated(
 
 
 def test_refresh_token_valid_until_just_before_expiry(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     login = _login(clocked_service)
     clock.advance(clocked_service.authority.settings.refresh_ttl - 1)

@@ -6,22 +6,15 @@ from pathlib import Path
 
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import running_service
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_revoked_token_stays_refused_within_leeway_after_sync_and_housekeeping(
     data_dir: Path,
 ) -> None:
-    clock = Clock(1_800_000_000.0)
+    clock = FrozenClock(1_800_000_000.0)
     settings = ServiceSettings(access_ttl=60, leeway=30)
     with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         client = service.add_client()

@@ -7,10 +7,10 @@ import re
 import grpc
 import pytest
 
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import (
-    MutableClock,
     add_user,
     bearer,
     call_error,
@@ -99,7 +99,7 @@ def test_revoke_garbage_value_is_invalid_argument(service: RunningService, token
 
 
 def test_revoke_expired_token_value_is_ok_with_sequence_zero(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     issued = clocked_service.issue(clocked_service.add_client())
     exp = jwt_segment(issued.access_token, 1)["exp"]
@@ -251,7 +251,7 @@ def test_revoke_by_id_with_invalid_caller_token_is_token_invalid(service: Runnin
 
 
 def test_revoke_by_id_with_expired_caller_token_is_token_expired(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     issued = clocked_service.issue(clocked_service.add_client())
     claims = jwt_segment(issued.access_token, 1)

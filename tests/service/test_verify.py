@@ -11,9 +11,10 @@ import pytest
 from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
-from tests.service.conftest import MutableClock, call_error, jwt_segment, serving, verify
+from tests.service.conftest import call_error, jwt_segment, serving, verify
 
 
 def test_active_token_fields(service: RunningService) -> None:
@@ -101,7 +102,7 @@ def test_token_of_another_running_deployment_is_invalid(
 
 
 def test_token_expires_after_exp_plus_leeway(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     issued = clocked_service.issue(clocked_service.add_client())
     exp = jwt_segment(issued.access_token, 1)["exp"]
@@ -124,7 +125,7 @@ def test_revoked_token_is_revoked(service: RunningService) -> None:
 
 
 def test_revoked_token_stays_revoked_within_leeway_after_exp(
-    clocked_service: RunningService, clock: MutableClock
+    clocked_service: RunningService, clock: FrozenClock
 ) -> None:
     """A revoked token must not come back to life in the leeway window after ``exp``.
 

@@ -15,8 +15,9 @@ from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store
+from bearer_grpc.testing import FrozenClock
 from tests.harness import RunningService, wait_until
-from tests.service.conftest import MutableClock, jwt_segment
+from tests.service.conftest import jwt_segment
 from tests.verifier.conftest import (
     Flavour,
     closed_port_target,
@@ -100,7 +101,7 @@ def test_reconnects_and_applies_revocation_missed_while_disconnected(
 def test_expired_revocations_are_pruned_at_each_resync(
     flavour: Flavour, service: RunningService
 ) -> None:
-    clock = MutableClock(time.time())
+    clock = FrozenClock(time.time())
     verifier = flavour.from_token_service(service.target, clock=clock, resync_interval=0.2)
     token = issue(service)
     verifier.verify(token)

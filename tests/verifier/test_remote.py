@@ -17,8 +17,9 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import FrozenClock
 from tests.harness import RunningService, running_service, wait_until
-from tests.service.conftest import MutableClock, jwt_segment
+from tests.service.conftest import jwt_segment
 from tests.verifier.conftest import (
     SETTINGS,
     Flavour,
@@ -63,20 +64,20 @@ def test_remote_malformed_token_is_token_malformed(
 
 
 @pytest.fixture
-def clock() -> MutableClock:
+def clock() -> FrozenClock:
     """The TokenService's clock, moved by the test."""
-    return MutableClock(int(time.time()))
+    return FrozenClock(float(int(time.time())))
 
 
 @pytest.fixture
-def clocked(tmp_path: Path, clock: MutableClock) -> Iterator[RunningService]:
+def clocked(tmp_path: Path, clock: FrozenClock) -> Iterator[RunningService]:
     """A TokenService whose time is ``clock``."""
     with running_service(sqlite_url(tmp_path / "clocked"), settings=SETTINGS, clock=clock) as s:
         yield s
 
 
 def test_remote_expired_is_token_expired(
-    flavour: Flavour, clocked: RunningService, clock: MutableClock
+    flavour: Flavour, clocked: RunningService, clock: FrozenClock
 ) -> None:
     verifier = flavour.remote(clocked.target)
     token = issue(clocked)
