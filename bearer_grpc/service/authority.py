@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import (
     InsufficientScope,
@@ -114,6 +115,18 @@ class Issued:
     refresh_lifetime: int = 0
 
 
+@dataclass(frozen=True)
+class _Verification:
+    """A verifier and the cache of tokens it verified, replaced together as one value.
+
+    A verification that started before :meth:`TokenAuthority.sync` dropped a key puts
+    its result into the cache of its own pair, which is no longer consulted.
+    """
+
+    verifier: TokenVerifier
+    cache: TokenCache
+
+
 def load_secret_hasher(store: Store) -> SecretHasher:
     """The deployment's client-secret hasher, creating its key on first use."""
     fresh = base64.b64encode(new_secret().encode()).decode()
@@ -130,6 +143,7 @@ class TokenAuthority:
         settings: Issuing and verification settings.
         kek: Key-encryption key for private keys at rest, or None.
         clock: Wall-clock time source.
+        cache_size: Verified tokens :meth:`verify` keeps (0 disables the cache).
     """
 
     def __init__(
@@ -139,6 +153,7 @@ class TokenAuthority:
         *,
         kek: KeyEncryptionKey | None = None,
         clock: Clock = system_clock,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.settings = settings or ServiceSettings()
         self.store = store
@@ -147,12 +162,18 @@ class TokenAuthority:
         self._clock = clock
         self._sync_lock = threading.Lock()
         self._hasher: SecretHasher | None = None
-        self._verifier: TokenVerifier | None = None
+        self._verification: _Verification | None = None
+        self._cache_size = cache_size
         self.epoch = ""
         """Id of the store's revocation log (sequences restart only with a new one)."""
 
     def __repr__(self) -> str:
         return f"TokenAuthority(issuer={self.settings.issuer!r})"
+
+    @property
+    def clock(self) -> Clock:
+        """The wall-clock time source every rule here reads."""
+        return self._clock
 
     def _now(self) -> int:
         return math.floor(self._clock())
@@ -184,16 +205,29 @@ class TokenAuthority:
         now = self._now()
         with self._sync_lock:
             self.keys.load(now=now, algorithm=self.settings.key_algorithm)
-            self._verifier = TokenVerifier(
+            verifier = TokenVerifier(
                 self.keys.public_key_set(now),
                 issuer=self.settings.issuer,
                 clock=self._clock,
                 leeway=self.settings.leeway,
                 is_revoked=self.revocations.is_revoked,
             )
+            self._verification = _Verification(verifier, self._cache_for(verifier))
             added = self.revocations.catch_up(self.store, horizon=self._horizon(now))
             self.revocations.prune(self._horizon(now))
         return added
+
+    def _cache_for(self, verifier: TokenVerifier) -> TokenCache:
+        """The current cache if ``verifier`` trusts every key the current one did, else a
+        new one: a token whose key is no longer published must not outlive it in a cache.
+        The hit and miss counts carry over (they feed the metrics)."""
+        current = self._verification
+        if current is not None and set(current.verifier.keys) <= set(verifier.keys):
+            return current.cache
+        cache = TokenCache(self._cache_size, leeway=self.settings.leeway)
+        if current is not None:
+            cache.hits, cache.misses = current.cache.hits, current.cache.misses
+        return cache
 
     def housekeeping(self) -> int:
         """Delete expired revocations, refresh tokens and retired keys from the store."""
@@ -203,12 +237,21 @@ class TokenAuthority:
             removed += int(self.store.delete_key(record.kid))
         return removed
 
+    def _current(self) -> _Verification:
+        current = self._verification
+        if current is None:
+            raise RuntimeError("TokenAuthority.start() was not called")
+        return current
+
     @property
     def verifier(self) -> TokenVerifier:
         """The verifier over the currently published keys."""
-        if self._verifier is None:
-            raise RuntimeError("TokenAuthority.start() was not called")
-        return self._verifier
+        return self._current().verifier
+
+    @property
+    def cache(self) -> TokenCache:
+        """The cache of tokens :meth:`verify` accepted (replaced when a key is dropped)."""
+        return self._current().cache
 
     @property
     def hasher(self) -> SecretHasher:
@@ -361,13 +404,28 @@ class TokenAuthority:
     ) -> Principal:
         """Verify an access token (see :meth:`TokenVerifier.verify`).
 
+        A token verified before is found in a bounded cache by its exact string; the
+        cache holds the verified principal, never a decision, so every hit is checked
+        again for expiry (with the leeway, by this authority's clock), audience,
+        revocation by ``jti`` and the required scopes, in the order a full verification
+        checks them. Entries go when :meth:`sync` stops trusting a key.
+
         Raises:
             InvalidRequest: ``audience`` or a required scope is missing or malformed.
             AuthError: The token is not valid for this audience and these scopes.
         """
         check_audience(audience)
         required = check_scopes(required_scopes, what="required scope")
-        return self.verifier.verify(token, audience=audience, required_scopes=required)
+        current = self._current()
+        principal = current.cache.get(token, self._clock())
+        if principal is None:
+            principal = current.verifier.authenticate(token, audience=audience)
+            current.cache.put(token, principal)
+        elif audience not in principal.audience:
+            raise TokenInvalid()
+        elif self.revocations.is_revoked(principal.token_id):
+            raise TokenRevoked()
+        return TokenVerifier.authorize(principal, required)
 
     # -- revoking ------------------------------------------------------------------------
     def revoke_token(self, token: str) -> int:
