@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.errors import InsufficientScope, TokenExpired, TokenInvalid, TokenRevoked
 from bearer_grpc.service.admin import Admin, NewClient
 from bearer_grpc.service.authority import ClientCredentialsGrant, TokenAuthority
@@ -34,8 +35,10 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-def _authority(store: SqlStore, clock: FrozenClock, **kwargs: int) -> TokenAuthority:
-    authority = TokenAuthority(store, SETTINGS, clock=clock, **kwargs)
+def _authority(
+    store: SqlStore, clock: FrozenClock, cache_size: int = DEFAULT_CACHE_SIZE
+) -> TokenAuthority:
+    authority = TokenAuthority(store, SETTINGS, clock=clock, cache_size=cache_size)
     authority.start()
     return authority
 
