@@ -149,19 +149,22 @@ class Admin:
 
         Keys take over in the order they were added: a new key's ``not_before`` is always
         later than every existing key's (so with ``delay=0`` it signs from the next second
-        at the latest, never ties with the key it replaces).
+        at the latest, never ties with the key it replaces). The choice and the insert are
+        one transaction under the store's keys lock, so rotations started at once on
+        several machines still take over one after the other.
+
+        Every replica and verifier must know the key before it signs: ``delay`` should
+        exceed the verifiers' ``resync_interval`` (60 s by default; see
+        :data:`~bearer_grpc.service.keyring.PUBLISH_DELAY`).
 
         Raises:
             InvalidRequest: ``delay`` negative.
+            KeyError_: The stored keys are encrypted and ``kek`` is missing or wrong.
         """
         if delay < 0:
             raise InvalidRequest("delay must not be negative")
-        now = self._now()
-        latest = max((r.not_before for r in self._store.list_keys()), default=now - 1)
         ring = KeyRing(self._store, kek=kek, retention=0)
-        record = ring.new_record(algorithm, not_before=max(now + delay, latest + 1), now=now)
-        self._store.add_key(record)
-        return record
+        return ring.stage(algorithm, delay=delay, now=self._now())
 
     def key_states(self) -> list[tuple[KeyRecord, KeyState]]:
         """Every stored key with its state, oldest first."""

@@ -5,6 +5,16 @@ signs. A key is published in the JWKS from its creation (so verifiers know it be
 signs) until ``retention`` seconds after the next key took over (so every token it
 signed can still be verified until it expires). Nothing else is stored: both follow
 from the ordered list.
+
+Every key is added through :meth:`Store.add_key_if`, which decides and inserts under the
+store's keys lock: replicas starting together create one first key, not one each, and
+of several replicas due for a scheduled rotation exactly one stages the next key.
+
+**The publication rule.** A staged key must be known to everyone who verifies before it
+signs: its ``not_before`` lies at least :data:`PUBLISH_DELAY` ahead. Replicas see a new
+key at once (PostgreSQL ``NOTIFY``; at the latest after ``sync_interval``); verifiers
+attached with ``Verifier.from_token_service`` refetch the JWKS every ``resync_interval``
+(60 s by default) and on an unknown ``kid`` (at most once per ``refetch_interval``).
 """
 
 from __future__ import annotations
@@ -12,9 +22,22 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
 
-from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey, PublicKeySet, SigningKey
+from bearer_grpc.core.keys import (
+    Algorithm,
+    KeyEncryptionKey,
+    KeyError_,
+    PublicKeySet,
+    SigningKey,
+    is_sealed,
+)
 from bearer_grpc.store import KeyRecord, Store
+
+PUBLISH_DELAY: Final = 120
+"""Seconds a scheduled rotation publishes a key before it signs: twice the verifiers'
+default ``resync_interval``, so every verifier has refreshed its keys at least once."""
 
 
 class KeyRing:
@@ -48,7 +71,10 @@ class KeyRing:
         """
         records = self._store.list_keys()
         if not any(r.not_before <= now for r in records):
-            self._store.add_key(self.new_record(algorithm, not_before=now, now=now))
+            first = self.new_record(algorithm, not_before=now, now=now)
+            self._store.add_key_if(
+                lambda stored: None if any(r.not_before <= now for r in stored) else first
+            )
             records = self._store.list_keys()
         with self._lock:
             loaded = {r.kid: self._loaded.get(r.kid) or self._load(r) for r in records}
@@ -68,6 +94,65 @@ class KeyRing:
             created_at=now,
             not_before=not_before,
         )
+
+    def stage(self, algorithm: Algorithm, *, delay: int, now: int) -> KeyRecord:
+        """Stage a new key: published from now, signing after ``delay`` seconds and always
+        after every stored key (so keys take over in the order they were added).
+
+        Raises:
+            KeyError_: The stored keys are sealed and this ring has no key-encryption key,
+                or not the one that sealed them (a key nobody can load would be staged).
+            StoreUnavailable: The store cannot be written.
+        """
+        fresh = self.new_record(algorithm, not_before=now + delay, now=now)
+
+        def after_latest(stored: list[KeyRecord]) -> KeyRecord:
+            self._check_kek(stored)
+            latest = max((r.not_before for r in stored), default=now - 1)
+            return replace(fresh, not_before=max(fresh.not_before, latest + 1))
+
+        staged = self._store.add_key_if(after_latest)
+        assert staged is not None  # after_latest always picks one
+        return staged
+
+    def rotate_if_due(self, algorithm: Algorithm, *, every: int, now: int) -> KeyRecord | None:
+        """Stage a key (see :meth:`stage`, with :data:`PUBLISH_DELAY`) if the newest key was
+        created ``every`` seconds ago or longer; None if it is not due.
+
+        Safe to call from every replica at once: the store decides under its keys lock,
+        so one of them stages the key and the others find it there.
+
+        Raises:
+            KeyError_: See :meth:`stage`.
+            StoreUnavailable: The store cannot be written.
+        """
+
+        def due(records: Sequence[KeyRecord]) -> bool:
+            return all(r.created_at <= now - every for r in records)
+
+        if not due(self._records):  # as last loaded: no store access until it is due
+            return None
+        fresh = self.new_record(algorithm, not_before=now + PUBLISH_DELAY, now=now)
+
+        def if_due(stored: list[KeyRecord]) -> KeyRecord | None:
+            if not due(stored):
+                return None
+            self._check_kek(stored)
+            latest = max((r.not_before for r in stored), default=now - 1)
+            return replace(fresh, not_before=max(fresh.not_before, latest + 1))
+
+        return self._store.add_key_if(if_due)
+
+    def _check_kek(self, stored: Sequence[KeyRecord]) -> None:
+        """Refuse to add a key the other replicas could not load, or one in the clear
+        next to sealed ones."""
+        sealed = [r for r in stored if is_sealed(r.private_key)]
+        if not sealed:
+            return
+        if self._kek is None:
+            raise KeyError_("the stored private keys are encrypted: give the key-encryption key")
+        newest = sealed[-1]
+        SigningKey.load(newest.kid, newest.alg, newest.private_key, self._kek)
 
     @property
     def records(self) -> Sequence[KeyRecord]:

@@ -1,9 +1,14 @@
 """``bearer-grpc serve``: the TokenService with health, reflection, TLS and graceful stop.
 
 The server is a ``grpc.aio`` server, so that many long-lived ``WatchRevocations``
-streams cost no threads. A background loop reads the store every ``sync_interval``
-for keys and revocations other processes wrote, wakes watchers, and reports
-NOT_SERVING on the health service while the store cannot be reached.
+streams cost no threads. A background loop reads the store for keys and revocations
+other processes wrote, wakes watchers, and reports NOT_SERVING on the health service
+while the store cannot be reached. It reads when the store's change listener wakes it
+(PostgreSQL ``LISTEN/NOTIFY``: a revocation committed by any replica arrives within
+milliseconds), after the listener (re)connects, and at the latest every
+``sync_interval`` (the safety net: a lost notification delays a change, never loses
+it, since every read resumes after the last sequence read). The same loop prunes
+expired rows and, when asked to, stages scheduled key rotations.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +27,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.servicer import (
     SERVICE_NAME,
@@ -93,19 +100,25 @@ class TokenServer:
     Args:
         authority: The rules and state (``start()`` is called here).
         config: Where and how to listen.
+        clock: Wall-clock time source of scheduled key rotations.
     """
 
-    def __init__(self, authority: TokenAuthority, config: ServeConfig) -> None:
+    def __init__(
+        self, authority: TokenAuthority, config: ServeConfig, *, clock: Clock = system_clock
+    ) -> None:
         self.authority = authority
         self.config = config
+        self._clock = clock
         self.notifier = RevocationNotifier()
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._servicer: TokenServiceServicer | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._store_ok = True
-        self._stopping = asyncio.Event()
+        self._stopping = False
+        self._wake = asyncio.Event()
         # The sync loop has a thread of its own: busy request threads never delay it.
         self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="bearer-grpc-sync")
 
@@ -141,6 +154,7 @@ class TokenServer:
         self._server = server
         await self._set_serving(True)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="bearer-grpc-sync")
+        self._listen_task = asyncio.create_task(self._listen(), name="bearer-grpc-listen")
         log.info(
             "listening",
             extra={
@@ -160,24 +174,34 @@ class TokenServer:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, status)
 
+    async def _listen(self) -> None:
+        """Wake the sync loop whenever the store announces a change (until cancelled)."""
+        try:
+            await self.authority.store.change_listener().listen(self._wake.set)
+        except Exception:  # the periodic read still runs: slower, nothing lost
+            log.exception("store change listener failed: polling only")
+
     async def _sync_loop(self) -> None:
         interval = self.authority.settings.sync_interval
         loop = asyncio.get_running_loop()
-        since_housekeeping = HOUSEKEEPING_EVERY
-        while not self._stopping.is_set():
+        housekeeping_due = loop.time()
+        while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), interval)
+            if self._stopping:
                 return
+            self._wake.clear()  # a change announced during this read wakes the next one
             try:
                 await loop.run_in_executor(self._sync_pool, self.authority.sync)
-                since_housekeeping += interval
-                if since_housekeeping >= HOUSEKEEPING_EVERY:
-                    since_housekeeping = 0.0
+                if loop.time() >= housekeeping_due:
+                    housekeeping_due = loop.time() + HOUSEKEEPING_EVERY
                     removed = await loop.run_in_executor(
                         self._sync_pool, self.authority.housekeeping
                     )
                     if removed:
                         log.info("pruned expired rows", extra={"count": removed})
+                if self.authority.settings.rotate_keys_every:
+                    await loop.run_in_executor(self._sync_pool, self._rotate_if_due)
             except StoreUnavailable:
                 if self._store_ok:
                     log.warning("store unavailable: reporting NOT_SERVING")
@@ -193,10 +217,33 @@ class TokenServer:
                 await self._set_serving(True)
             self.notifier.notify(self.authority.revocations.cursor)
 
+    def _rotate_if_due(self) -> None:
+        """Stage the next signing key if the newest is older than ``rotate_keys_every``.
+
+        The new key reaches this server's key ring on the next read, which its commit
+        announces (and so wakes).
+        """
+        settings = self.authority.settings
+        staged = self.authority.keys.rotate_if_due(
+            settings.key_algorithm,
+            every=settings.rotate_keys_every,
+            now=math.floor(self._clock()),
+        )
+        if staged is not None:
+            log.info(
+                "staged scheduled signing key",
+                extra={"kid": staged.kid},
+            )
+
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""
         await self.health.enter_graceful_shutdown()
-        self._stopping.set()
+        self._stopping = True
+        self._wake.set()
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
         if self._sync_task is not None:
             await self._sync_task  # lets a sync already running in a thread finish first
         self._sync_pool.shutdown(wait=True)

@@ -12,6 +12,10 @@ MAX_ACCESS_TTL: Final = 24 * 3600
 """Longest access-token lifetime accepted (one day)."""
 MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 """Longest refresh-token lifetime accepted (one year)."""
+MIN_KEY_ROTATION: Final = 60
+"""Shortest scheduled key rotation interval (seconds)."""
+MAX_KEY_ROTATION: Final = 365 * 24 * 3600
+"""Longest scheduled key rotation interval (one year)."""
 ADMIN_SCOPE: Final = "bearer-grpc:admin"
 """Scope that allows revoking any token by id (with a token for :data:`ADMIN_AUDIENCE`)."""
 ADMIN_AUDIENCE: Final = "bearer-grpc"
@@ -38,6 +42,10 @@ class ServiceSettings:
             Default 2.
         password_queue: Password grants running or waiting before more are refused with
             RESOURCE_EXHAUSTED (a login flood cannot starve the rest). Default 32.
+        rotate_keys_every: Seconds after which the server stages a new signing key when
+            the newest one is at least that old (0: never, the default; at least 60
+            otherwise). Every replica checks; one of them stages the key, published
+            ``keyring.PUBLISH_DELAY`` seconds before it signs.
     """
 
     issuer: str = "bearer-grpc"
@@ -49,6 +57,7 @@ class ServiceSettings:
     sync_interval: float = 1.0
     password_workers: int = 2
     password_queue: int = 32
+    rotate_keys_every: int = 0
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_ttl <= MAX_ACCESS_TTL:
@@ -65,6 +74,12 @@ class ServiceSettings:
             raise ValueError("need 1 <= password workers <= password queue")
         if not 0.05 <= self.sync_interval <= 60:
             raise ValueError("sync interval must be 0.05..60 seconds")
+        if self.rotate_keys_every and not (
+            MIN_KEY_ROTATION <= self.rotate_keys_every <= MAX_KEY_ROTATION
+        ):
+            raise ValueError(
+                f"key rotation interval must be {MIN_KEY_ROTATION}..{MAX_KEY_ROTATION} seconds"
+            )
 
     @property
     def key_retention(self) -> int:

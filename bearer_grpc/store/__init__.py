@@ -8,11 +8,14 @@ migrates its schema::
     store = open_store(sqlite_url(Path("bearer-grpc-data")))
     store = open_store("postgresql://tokens@db.internal/tokens")
 
-Every method is one transaction. Failures raise :class:`StoreError`, or its subclasses
+Every method is one transaction. A committed revocation or new key wakes the
+:class:`ChangeListener` of every process sharing a PostgreSQL store (``LISTEN/NOTIFY``),
+or of this process on SQLite. Failures raise :class:`StoreError`, or its subclasses
 :class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
 """
 
 from bearer_grpc.store._engine import open_store, sqlite_url
+from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
@@ -32,6 +35,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "AlreadyExists",
+    "ChangeListener",
     "KeyRecord",
     "RefreshToken",
     "Revocation",

@@ -5,8 +5,10 @@
   write transaction starts with ``BEGIN IMMEDIATE`` (the pysqlite event-hook recipe
   below), so writers queue on the database lock for up to ``busy_timeout_s`` and then
   fail as StoreUnavailable. Transactions marked :data:`READ_ONLY` begin DEFERRED instead.
-- **PostgreSQL** (``postgresql://...``, driven by psycopg 3): pre-ping on checkout and a
-  default connect timeout.
+- **PostgreSQL** (``postgresql://...``, driven by psycopg 3): pre-ping on checkout (a
+  connection the server dropped, e.g. on restart, is replaced before use), and connect,
+  keepalive and TCP timeouts so a lost server fails calls within seconds instead of
+  hanging them (:func:`postgres_defaults`).
 
 Both engines hide statement parameters from error messages (``hide_parameters=True``).
 """
@@ -17,7 +19,7 @@ import importlib.util
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
@@ -43,6 +45,7 @@ _PSYCOPG_MISSING = (
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 _PG_CONNECT_TIMEOUT_S = 10
+_PG_TCP_USER_TIMEOUT_MS = 15_000
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -165,12 +168,39 @@ def _postgres_engine(url: URL) -> Engine:
         installed = False
     if not installed:
         raise StoreError(_PSYCOPG_MISSING)
-    connect_args = (
-        {} if "connect_timeout" in url.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
-    )
     return create_engine(
         url.set(drivername="postgresql+psycopg"),
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args=connect_args,
+        connect_args=postgres_defaults(url, "bearer-grpc"),
     )
+
+
+def postgres_defaults(url: URL, application: str) -> dict[str, object]:
+    """libpq connection parameters the URL does not set itself.
+
+    - ``connect_timeout``: an unreachable server fails a call (StoreUnavailable) instead of
+      hanging it.
+    - TCP keepalives and ``tcp_user_timeout``: a connection whose peer vanished without a
+      word (a failover, a dropped network path) is noticed within seconds, not hours.
+    - ``application_name`` ``APPLICATION/PID``: operators (and the tests) can tell this
+      process's sessions apart in ``pg_stat_activity``.
+    """
+    defaults: dict[str, object] = {
+        "connect_timeout": _PG_CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": 15,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": _PG_TCP_USER_TIMEOUT_MS,
+        "application_name": f"{application}/{os.getpid()}",
+    }
+    return {name: value for name, value in defaults.items() if name not in url.query}
+
+
+def listener_connect_kwargs(engine: Engine) -> dict[str, Any]:
+    """psycopg arguments for a connection of its own to the engine's database (the
+    ``LISTEN`` connection): the engine's URL with :func:`postgres_defaults`."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)  # SQLAlchemy's type adapters: not for a raw connection
+    return {**kwargs, **postgres_defaults(engine.url, "bearer-grpc-listener")}

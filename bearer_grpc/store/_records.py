@@ -9,8 +9,11 @@ a clock), so behaviour is the same under a frozen test clock.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from bearer_grpc.store._notify import ChangeListener
 
 
 class AccountKind(enum.StrEnum):
@@ -184,6 +187,12 @@ class Store(Protocol):
         """Insert a key. Raises AlreadyExists for a duplicate kid."""
         ...
 
+    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
+        """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time
+        (the decision and the insert are one transaction under the store's keys lock).
+        Returns the inserted record or None. Raises AlreadyExists for a duplicate kid."""
+        ...
+
     def list_keys(self) -> list[KeyRecord]:
         """All keys, oldest ``not_before`` first (ties by kid)."""
         ...
@@ -247,6 +256,11 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
+        ...
+
+    def change_listener(self) -> ChangeListener:
+        """A listener woken after revocations and new keys are committed (by any process
+        where the backend can tell; at least by this one)."""
         ...
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """The Store on SQLite or PostgreSQL, through SQLAlchemy Core: the queries and transactions.
 
 Both dialects run the same statements; engines are built by ``_engine`` (:func:`open_store`)
-and driver errors mapped by ``_errors``. What differs is kept to three places:
+and driver errors mapped by ``_errors``. What differs is kept to four places:
 
 - **Write serialization.** SQLite starts every write transaction with ``BEGIN IMMEDIATE``
   (the pysqlite event-hook recipe in ``_engine``), so writers queue on the database lock
@@ -15,8 +15,14 @@ and driver errors mapped by ``_errors``. What differs is kept to three places:
   - ``("revocations",)``: taken before a revocation row draws its sequence number and held
     until commit, so sequence order is commit order and a watcher that resumes after
     sequence N can never miss a row that commits late.
+  - ``("keys",)``: held by :meth:`SqlStore.add_key_if` while it reads the keys and adds one,
+    so one rotator at a time decides from the current set (two replicas cannot both stage
+    a scheduled rotation).
 
   Lock order is always subject, then rows, then revocations, so they cannot deadlock.
+- **Announcements** (``_notify``): a committed revocation or new key wakes the other
+  replicas through ``pg_notify`` in the same transaction on PostgreSQL, and this
+  process's listeners after the commit on SQLite.
 - **Upserts** (``INSERT ... ON CONFLICT DO NOTHING``) need the dialect's own ``insert``.
 - **Error mapping** (``_errors``): driver errors become StoreUnavailable (cannot connect,
   locked, I/O, deadlock: retry later), AlreadyExists (unique violation) or StoreError.
@@ -26,7 +32,7 @@ and driver errors mapped by ``_errors``. What differs is kept to three places:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -40,13 +46,15 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bearer_grpc.store import _migrations
-from bearer_grpc.store._engine import READ_ONLY
+from bearer_grpc.store import _migrations, _notify
+from bearer_grpc.store._engine import READ_ONLY, listener_connect_kwargs
 from bearer_grpc.store._errors import translated_errors
+from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
@@ -66,6 +74,11 @@ from bearer_grpc.store._schema import (
     settings,
     signing_keys,
 )
+
+_ANNOUNCED = "bearer_grpc_announced"
+"""``Connection.info`` flag: the transaction announced a change (SQLite)."""
+# Delivered at commit, and only then. The schema tells stores in one database apart.
+_NOTIFY = text("SELECT pg_notify(:channel, CAST(:head AS text) || current_schema())")
 
 # -- rows ------------------------------------------------------------------------------------
 
@@ -112,6 +125,22 @@ def _key(row: Row[Any]) -> KeyRecord:
         created_at=row.created_at,
         not_before=row.not_before,
     )
+
+
+def _key_values(key: KeyRecord) -> dict[str, Any]:
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "public_jwk": key.public_jwk,
+        "private_key": key.private_key,
+        "created_at": key.created_at,
+        "not_before": key.not_before,
+    }
+
+
+def _sorted_keys(rows: Iterable[Row[Any]]) -> list[KeyRecord]:
+    """Keys oldest ``not_before`` first, ties by kid (code point order on every backend)."""
+    return sorted((_key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
 
 
 def _refresh_values(token: RefreshToken) -> dict[str, Any]:
@@ -178,6 +207,7 @@ class SqlStore(Store):
         self._engine = engine
         self._reader = engine.execution_options(**{READ_ONLY: True})
         self._backend = "PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite"
+        self._local = _notify.LocalChanges()
         with self._write() as conn:
             _migrations.migrate(conn)
 
@@ -188,8 +218,13 @@ class SqlStore(Store):
 
     @contextmanager
     def _write(self, conflict: str = "row already exists") -> Iterator[Connection]:
-        with translated_errors(self._backend, conflict), self._engine.begin() as conn:
-            yield conn
+        with translated_errors(self._backend, conflict):
+            with self._engine.begin() as conn:
+                conn.info.pop(_ANNOUNCED, None)
+                yield conn
+                announced = conn.info.pop(_ANNOUNCED, False)
+            if announced:  # committed: now wake this process's listeners (SQLite)
+                self._local.announce()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -249,22 +284,40 @@ class SqlStore(Store):
         Raises:
             AlreadyExists: A key with that kid exists.
         """
-        values = {
-            "kid": key.kid,
-            "alg": key.alg,
-            "public_jwk": key.public_jwk,
-            "private_key": key.private_key,
-            "created_at": key.created_at,
-            "not_before": key.not_before,
-        }
         with self._write(f"key {key.kid!r} already exists") as conn:
-            conn.execute(insert(signing_keys).values(values))
+            conn.execute(insert(signing_keys).values(_key_values(key)))
+            _announce(conn, _notify.KEY, 0)
+
+    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
+        """Add the key ``decide`` returns after seeing every stored key, one caller at a time.
+
+        ``decide`` runs inside the write transaction, holding the store's keys lock, so
+        that two processes never decide from the same set of keys (both staging a
+        scheduled rotation, or both taking the same ``not_before``). It must be quick and
+        must not touch the store.
+
+        Args:
+            decide: Gets every key (ordered as :meth:`list_keys`); returns the record to
+                insert, or None to insert nothing.
+
+        Returns:
+            The inserted record, or None.
+
+        Raises:
+            AlreadyExists: A key with the returned kid exists.
+        """
+        with self._write("key already exists") as conn:
+            _migrations.xact_lock(conn, "keys")
+            chosen = decide(_sorted_keys(conn.execute(select(signing_keys)).all()))
+            if chosen is not None:
+                conn.execute(insert(signing_keys).values(_key_values(chosen)))
+                _announce(conn, _notify.KEY, 0)
+        return chosen
 
     def list_keys(self) -> list[KeyRecord]:
         """All keys, oldest ``not_before`` first (ties by kid, code point order)."""
         with self._read() as conn:
-            rows = conn.execute(select(signing_keys)).all()
-        return sorted((_key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
+            return _sorted_keys(conn.execute(select(signing_keys)).all())
 
     def delete_key(self, kid: str) -> bool:
         """Delete a key. True if it existed."""
@@ -363,7 +416,11 @@ class SqlStore(Store):
             with self._write() as conn:
                 _migrations.xact_lock(conn, "revocations")
                 existing = _find_revocation(conn, jti)
-                return existing or _append_revocation(conn, jti, expires_at, now)
+                if existing is not None:
+                    return existing
+                revocation = _append_revocation(conn, jti, expires_at, now)
+                _announce(conn, _notify.REVOCATION, revocation.sequence)
+                return revocation
         except AlreadyExists:
             # Lost an insert race to a writer that did not take the lock: use its row.
             with self._read() as conn:
@@ -427,6 +484,16 @@ class SqlStore(Store):
         with self._read() as conn:
             conn.execute(select(literal(1)))
 
+    def change_listener(self) -> ChangeListener:
+        """A listener woken by every revocation and new key committed (see ``_notify``).
+
+        On PostgreSQL: by any process, through a ``LISTEN`` connection of its own. On
+        SQLite: by this process only (others are seen by polling).
+        """
+        if self._engine.dialect.name == "postgresql":
+            return _notify.PostgresListener(listener_connect_kwargs(self._engine))
+        return self._local
+
     def close(self) -> None:
         """Release connections. The store reconnects if used again."""
         self._engine.dispose()
@@ -479,7 +546,17 @@ def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocati
     for jti, expires_at in access:
         if jti not in written and _find_revocation(conn, jti) is None:
             written[jti] = _append_revocation(conn, jti, expires_at, now)
+    if written:
+        _announce(conn, _notify.REVOCATION, max(r.sequence for r in written.values()))
     return tuple(written.values())
+
+
+def _announce(conn: Connection, kind: str, sequence: int) -> None:
+    """Wake every listener once the current transaction commits (see ``_notify``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"channel": _notify.CHANNEL, "head": _notify.payload(kind, sequence)})
+    else:
+        conn.info[_ANNOUNCED] = True
 
 
 def _find_revocation(conn: Connection, jti: str) -> Revocation | None:

@@ -207,6 +207,61 @@ def test_delete_key_reports_whether_it_existed(store: SqlStore) -> None:
     assert [k.kid for k in store.list_keys()] == ["k2"]
 
 
+def test_add_key_if_shows_every_key_and_inserts_the_choice(store: SqlStore) -> None:
+    store.add_key(key("k-b", NOW + 60))
+    store.add_key(key("k-a"))
+    seen: list[list[str]] = []
+
+    def after_latest(stored: list[KeyRecord]) -> KeyRecord:
+        seen.append([k.kid for k in stored])
+        return key("k-c", stored[-1].not_before + 1)
+
+    assert store.add_key_if(after_latest) == key("k-c", NOW + 61)
+    assert seen == [["k-a", "k-b"]]
+    assert [k.kid for k in store.list_keys()] == ["k-a", "k-b", "k-c"]
+
+
+def test_add_key_if_none_inserts_nothing(store: SqlStore) -> None:
+    store.add_key(key("k1"))
+    assert store.add_key_if(lambda stored: None) is None
+    assert store.list_keys() == [key("k1")]
+
+
+def test_add_key_if_with_taken_kid_raises(store: SqlStore) -> None:
+    store.add_key(key("k1"))
+    with pytest.raises(AlreadyExists):
+        store.add_key_if(lambda stored: key("k1", NOW + 1))
+    assert store.list_keys() == [key("k1")]
+
+
+def test_concurrent_add_key_if_decide_one_at_a_time(open_: OpenStore) -> None:
+    """Every rotator stages "after the latest": no two may see the same latest key."""
+    stores = [open_() for _ in range(THREADS)]
+    stores[0].add_key(key("k-first"))
+
+    def stage(index: int) -> KeyRecord | None:
+        return stores[index].add_key_if(lambda stored: key(f"k-{index}", stored[-1].not_before + 1))
+
+    run_concurrently(stage)
+    not_befores = [k.not_before for k in stores[0].list_keys()]
+    assert not_befores == list(range(NOW, NOW + THREADS + 1))
+
+
+def test_concurrent_add_key_if_stages_a_due_rotation_once(open_: OpenStore) -> None:
+    """Replicas that all find a rotation due: exactly one stages the new key."""
+    stores = [open_() for _ in range(THREADS)]
+    stores[0].add_key(key("k-old", NOW - HOUR))
+
+    def rotate(index: int) -> KeyRecord | None:
+        return stores[index].add_key_if(
+            lambda stored: None if len(stored) > 1 else key(f"k-{index}", NOW + 120)
+        )
+
+    staged = [k for k in run_concurrently(rotate) if k is not None]
+    assert len(staged) == 1
+    assert stores[0].list_keys() == [key("k-old", NOW - HOUR), staged[0]]
+
+
 # -- settings ----------------------------------------------------------------------------------
 
 
