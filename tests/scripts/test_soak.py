@@ -1,0 +1,41 @@
+"""Smoke test of scripts/soak: its quick mode passes and prints the one summary line.
+
+No thresholds on speed: tests never time (DESIGN 6). The bounds the soak checks itself
+(zero unexpected errors, cache size within its maximum, RSS growth) decide its exit status.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WRAPPER = ROOT / "scripts" / "soak"
+
+SUMMARY = re.compile(
+    r"^soak: PASS duration=[\d.]+s clients=64 calls=(?P<calls>\d+) "
+    r"\(unary_unary=(?P<uu>\d+) unary_stream=(?P<us>\d+) stream_unary=(?P<su>\d+) "
+    r"stream_stream=(?P<ss>\d+)\) .*errors=0 revocations=(?P<revocations>\d+) "
+    r"refused_revoked=\d+ .*p50=[\d.]+ms p99=[\d.]+ms peak_rss=[\d.]+MiB .*"
+    r"cache=sync=(?P<sync>\d+)/100 aio=(?P<aio>\d+)/100$"
+)
+
+
+def test_quick_soak_passes_and_prints_one_summary_line() -> None:
+    done = subprocess.run(
+        [str(WRAPPER), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("soak:")]
+    assert len(lines) == 1, done.stdout
+    match = SUMMARY.match(lines[0])
+    assert match, lines[0]
+    assert all(int(match[kind]) > 0 for kind in ("uu", "us", "su", "ss"))
+    assert int(match["revocations"]) > 0
+    assert 0 < int(match["sync"]) <= 100 and 0 < int(match["aio"]) <= 100
