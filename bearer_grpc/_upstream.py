@@ -6,7 +6,8 @@ call and wait (a daemon thread with a sync channel, or a task on the event loop)
 - :class:`Upstream`: where the TokenService is and how to talk to it;
 - :class:`~bearer_grpc.core.backoff.Backoff` (in the pure core, shared with the token
   sources): the delays between reconnection attempts;
-- :class:`RefetchGate`: at most one unknown-``kid`` key refetch per interval;
+- :class:`RefetchGate`: at most one key refetch per unknown ``kid`` per interval, and
+  one per second overall;
 - :func:`verify_flow`, :func:`step`: a local verification that asks its driver for one
   key refetch when the token names an unknown ``kid``;
 - :func:`apply_jwks`, :func:`keys_fetched`, :func:`apply_revocation`, :func:`prune`:
@@ -27,6 +28,7 @@ import enum
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -46,11 +48,17 @@ from bearer_grpc.core.errors import (
     TokenRevoked,
 )
 from bearer_grpc.core.flow import LocalVerification
+from bearer_grpc.core.flow import _peek_kid as peek_kid  # the one header peek
 from bearer_grpc.core.keys import KeyError_, PublicKeySet
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.v1 import token_service_pb2 as pb
 
 log = logging.getLogger("bearer_grpc.verifier")
+
+REFETCH_SPACING: Final = 1.0
+"""Least time between two unknown-``kid`` key refetches of one verifier, seconds."""
+REMEMBERED_KIDS: Final = 256
+"""Unknown ``kid`` values a verifier remembers having looked for."""
 
 _MAX_SEQUENCE_DIGITS: Final = 20
 
@@ -104,25 +112,54 @@ class Upstream:
 
 
 class RefetchGate:
-    """Lets one key refetch through per ``interval`` seconds (not thread-safe by itself:
+    """Decides which unknown-``kid`` key refetches may start (not thread-safe by itself:
     the sync driver holds a lock around it, the asyncio driver runs on one loop).
 
+    Two limits: each ``kid`` is looked for at most once per ``interval`` (a refetch that
+    did not find it is not repeated for it), and refetches start at least ``spacing``
+    seconds apart whatever the ``kid`` (so tokens naming ever new ``kid`` values cost at
+    most one ``GetJwks`` per ``spacing``). The ``kid`` values looked for are remembered,
+    at most ``remember`` of them (the oldest are forgotten first).
+
+    A single gate for every ``kid`` would let one token with a made-up ``kid`` (or a key
+    rotation) block the refetch of a genuinely new key for a whole ``interval``, so that
+    valid tokens of a key staged with a short delay were refused meanwhile.
+
     Args:
-        interval: Least time between two refetches, seconds.
+        interval: Least time between two refetches for the same ``kid``, seconds.
         clock: Monotonic time source.
+        spacing: Least time between any two refetches, seconds (at most ``interval``).
+        remember: Most ``kid`` values remembered.
     """
 
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        spacing: float = REFETCH_SPACING,
+        remember: int = REMEMBERED_KIDS,
+    ) -> None:
         self._interval = interval
+        self._spacing = min(spacing, interval)
         self._clock = clock
+        self._remember = remember
         self._next = -math.inf
+        self._tried: OrderedDict[str | None, float] = OrderedDict()  # kid -> may retry at
 
-    def try_pass(self) -> bool:
-        """True, and close the gate for ``interval``, if a refetch may start now."""
+    def try_pass(self, kid: str | None = None) -> bool:
+        """True, and note the refetch, if one may start now for ``kid``."""
         now = self._clock()
-        if now < self._next:
+        tried = self._tried
+        while tried and next(iter(tried.values())) <= now:  # forget what expired
+            tried.popitem(last=False)
+        if now < self._next or now < tried.get(kid, -math.inf):
             return False
-        self._next = now + self._interval
+        self._next = now + self._spacing
+        tried.pop(kid, None)
+        tried[kid] = now + self._interval  # entries stay ordered by expiry
+        while len(tried) > self._remember:
+            tried.popitem(last=False)
         return True
 
 
@@ -171,6 +208,11 @@ def status_of(error: BaseException) -> grpc.StatusCode | None:
 def _describe(error: BaseException) -> str:
     status = status_of(error)
     return status.name if status is not None else type(error).__name__
+
+
+def token_kid(token: str) -> str | None:
+    """The ``kid`` a token's header names (None if it names none or is malformed)."""
+    return peek_kid(token)
 
 
 def unknown_kid(local: LocalVerification, token: str) -> bool:

@@ -38,6 +38,7 @@ from bearer_grpc._upstream import (
     step,
     stream_ended,
     stream_start,
+    token_kid,
     verify_flow,
 )
 from bearer_grpc.core.backoff import Backoff
@@ -128,8 +129,10 @@ class VerifierBase:
         hygiene); revocations arrive by ``WatchRevocations``, followed from the start and
         resumed after the last sequence seen when the stream breaks, so none is missed.
         On the call path only one thing may touch the network: a token whose ``kid`` is
-        unknown refetches the keys, at most once per ``refetch_interval`` however many
-        calls ask at once; if the ``kid`` is still unknown the token is invalid.
+        unknown refetches the keys, at most once per ``refetch_interval`` for each
+        ``kid`` and at most once a second overall, however many calls ask at once; if
+        the ``kid`` is still unknown the token is invalid. (So a made-up ``kid`` cannot
+        hold back the refetch that learns a newly staged key.)
 
         A failed fetch keeps the last known good keys. Before the first key set ever
         arrived, and before the revocation backlog announced by a ``WatchRevocations``
@@ -153,7 +156,8 @@ class VerifierBase:
             credentials: Channel credentials (TLS, mTLS); None for plaintext.
             leeway: Clock skew tolerated, seconds (default 30).
             cache_size: Verified tokens kept in memory (default 10,000; 0 disables).
-            refetch_interval: Least time between unknown-``kid`` refetches (default 30 s).
+            refetch_interval: Least time between two refetches for the same unknown
+                ``kid`` (default 30 s).
             startup_timeout: Longest wait for the first keys and revocation backlog
                 (default 5 s).
             timeout: Deadline of each ``GetJwks`` call (default 2 s).
@@ -292,7 +296,7 @@ class Verifier(VerifierBase):
             raise VerifierUnavailable()
         flow = verify_flow(self.local, token)
         while (principal := step(flow)) is None:
-            follower.refetch_keys()
+            follower.refetch_keys(token_kid(token))
         return principal
 
     def close(self) -> None:
@@ -360,10 +364,11 @@ class _Follower:
         if self.thread is not threading.current_thread():
             self.thread.join(self.upstream.timeout + 1)
 
-    def refetch_keys(self) -> None:
-        """Refetch the keys for an unknown ``kid`` unless one was fetched too recently."""
+    def refetch_keys(self, kid: str | None) -> None:
+        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no
+        (this ``kid`` was looked for, or any was, too recently)."""
         with self._fetch_lock:
-            if self._gate.try_pass():
+            if self._gate.try_pass(kid):
                 self._fetch_keys_locked()
 
     def verify_remote(self, token: str) -> Principal:

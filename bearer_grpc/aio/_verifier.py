@@ -39,6 +39,7 @@ from bearer_grpc._upstream import (
     step,
     stream_ended,
     stream_start,
+    token_kid,
     verify_flow,
 )
 from bearer_grpc.core.errors import VerifierUnavailable
@@ -132,7 +133,7 @@ class Verifier(_verifier.VerifierBase):
             raise VerifierUnavailable()
         flow = verify_flow(self.local, token)
         while (principal := step(flow)) is None:
-            await follower.refetch_keys(session)
+            await follower.refetch_keys(session, token_kid(token))
         return principal
 
     def close(self) -> None:
@@ -268,12 +269,12 @@ class _TaskFollower:
             await asyncio.wait(tasks)
         await session.channel.close()  # again, in case the task was cancelled unstarted
 
-    async def refetch_keys(self, session: _Session) -> None:
-        """Refetch the keys for an unknown ``kid`` unless fetched too recently; every
-        concurrent caller awaits the same fetch."""
+    async def refetch_keys(self, session: _Session, kid: str | None) -> None:
+        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no;
+        every concurrent caller awaits the same fetch."""
         task = session.refetch
         if task is None or task.done():
-            if not self._gate.try_pass():
+            if not self._gate.try_pass(kid):
                 return
             task = session.refetch = session.loop.create_task(self._fetch_keys(session))
         await asyncio.shield(task)

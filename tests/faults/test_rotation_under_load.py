@@ -1,9 +1,10 @@
 """``bearer-grpc keys rotate`` against the store of a serving TokenService while clients
 hammer protected servers (sync and aio, attached with ``from_token_service``).
 
-Client threads keep issuing tokens (before, during and after the rotation) and calling
-every RPC kind with them, and with tokens issued before the rotation. No valid token may
-be refused, and tokens signed by the new key must verify on both servers once it signs.
+Client threads keep issuing tokens (before, during and after two rotations in a row) and
+calling every RPC kind with them, and with tokens issued before the rotations. No valid
+token may be refused, and tokens signed by each new key must verify on both servers once
+it signs (the second one well within the verifiers' ``refetch_interval`` of the first).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ FRESH_EVERY = 5
 """A client issues itself a new token every this many calls."""
 NEW_KEY_CALLS = 20
 """Calls with new-key tokens each server must serve before the load stops."""
+ROTATIONS = 2
 LOAD_SECONDS = 60.0
 """Upper bound of the whole load phase (a deadline: it normally ends much sooner)."""
 
@@ -111,14 +113,10 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
                 thread.start()
             try:
                 wait_until(lambda: all(load.served(n, old_kid) >= 10 for n in servers))
-                rotated = deployment.cli().ok("keys", "rotate", "--delay", "1", "--json")
-                new_kid = json.loads(rotated.stdout)["kid"]
-                deadline = dict(timeout=LOAD_SECONDS / 2)
-                wait_until(lambda: _issued_kid(target, secret) == new_kid, **deadline)
-                wait_until(
-                    lambda: all(load.served(n, new_kid) >= NEW_KEY_CALLS for n in servers),
-                    **deadline,
-                )
+                # Twice in a row: the second new key must not wait for the first one's
+                # refetch_interval (30 s) to verify.
+                for _ in range(ROTATIONS):
+                    _rotate_and_wait(deployment, secret, load, list(servers))
             finally:
                 load.stop.set()
                 for thread in threads:
@@ -132,6 +130,19 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
         loop.close()
     assert load.refused == []
     assert all(load.served(name, old_kid) > 0 for name in servers)
+
+
+def _rotate_and_wait(deployment: Deployment, secret: str, load: Load, servers: list[str]) -> None:
+    """``keys rotate --delay 1``; wait until the service signs with the new key and every
+    server served ``NEW_KEY_CALLS`` calls with its tokens."""
+    rotated = deployment.cli().ok("keys", "rotate", "--delay", "1", "--json")
+    new_kid = json.loads(rotated.stdout)["kid"]
+    timeout = LOAD_SECONDS / 2 / ROTATIONS
+    wait_until(lambda: _issued_kid(deployment.target, secret) == new_kid, timeout=timeout)
+    wait_until(
+        lambda: all(load.served(name, new_kid) >= NEW_KEY_CALLS for name in servers),
+        timeout=timeout,
+    )
 
 
 def _issued_kid(target: str, secret: str) -> str:

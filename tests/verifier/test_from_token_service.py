@@ -178,14 +178,37 @@ def test_unknown_kid_refetch_is_single_flight_and_rate_limited(
     verifier = flavour.from_token_service(service.target, refetch_interval=30)
     verifier.verify(issue(service))  # started, keys known
     calls = _count_get_jwks(service, monkeypatch)
+    stranger = SigningKey.generate("ES256")  # a kid nobody publishes
 
-    results = verifier.verify_all([foreign_token(ISSUER) for _ in range(50)])
+    results = verifier.verify_all([_sign(stranger) for _ in range(50)])
     assert all(isinstance(result, TokenInvalid) for result in results)
     assert calls[0] == 1
 
     with pytest.raises(TokenInvalid):
-        verifier.verify(foreign_token(ISSUER))
-    assert calls[0] == 1  # within refetch_interval: no second fetch
+        verifier.verify(_sign(stranger))
+    assert calls[0] == 1  # this kid was looked for within refetch_interval: no second fetch
+
+
+def test_made_up_kid_does_not_hold_back_a_new_keys_refetch(
+    flavour: Flavour, service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = flavour.from_token_service(service.target, refetch_interval=30)
+    verifier.verify(issue(service))
+    calls = _count_get_jwks(service, monkeypatch)
+    with pytest.raises(TokenInvalid):
+        verifier.verify(foreign_token(ISSUER))  # an unknown kid: one refetch, in vain
+    assert calls[0] == 1
+
+    record = service.admin.rotate_key(algorithm="ES256", delay=0, kek=None)
+    service.authority.sync()
+    key = SigningKey.load(record.kid, record.alg, record.private_key, None)
+    token = _sign(key)
+
+    def verified() -> bool:  # refetches stay a second apart; then this kid gets its own
+        return not refused(lambda: verifier.verify(token), TokenInvalid)
+
+    wait_until(verified, timeout=10)  # well inside the 30 s refetch_interval
+    assert calls[0] == 2
 
 
 def test_first_jwks_never_arrived_fails_closed(flavour: Flavour) -> None:

@@ -78,7 +78,36 @@ def test_refetch_gate_lets_one_through_per_interval() -> None:
     assert gate.try_pass()
 
 
-# -- keys and revocations ---------------------------------------------------------------
+def test_refetch_gate_is_per_kid_with_a_spacing_for_all() -> None:
+    now = [100.0]
+    gate = RefetchGate(30, clock=lambda: now[0], spacing=1)
+    assert gate.try_pass("made-up")
+    assert not gate.try_pass("new-key")  # within the spacing of any refetch
+    now[0] += 1
+    assert gate.try_pass("new-key")  # a made-up kid does not hold it back for 30 s
+    now[0] += 1
+    assert not gate.try_pass("made-up")  # looked for 2 s ago
+    assert not gate.try_pass("new-key")
+    now[0] += 28
+    assert gate.try_pass("made-up")
+
+
+def test_refetch_gate_remembers_a_bounded_number_of_kids() -> None:
+    now = [100.0]
+    gate = RefetchGate(30, clock=lambda: now[0], spacing=0.001, remember=3)
+    for kid in ("a", "b", "c", "d"):
+        assert gate.try_pass(kid)
+        now[0] += 0.001
+    assert len(gate._tried) == 3
+    assert gate.try_pass("a")  # forgotten (the oldest), so looked for again
+    assert not gate.try_pass("d")
+
+
+def test_refetch_gate_spacing_never_exceeds_the_interval() -> None:
+    now = [100.0]
+    gate = RefetchGate(0, clock=lambda: now[0])
+    assert gate.try_pass("a")
+    assert gate.try_pass("a")  # refetch_interval=0: no limit at all
 
 
 def test_apply_jwks_takes_keys_and_issuer() -> None:
