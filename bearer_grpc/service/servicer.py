@@ -28,6 +28,7 @@ from bearer_grpc.core.errors import (
     InvalidRequest,
     Overloaded,
     TokenMissing,
+    Unavailable,
 )
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.service.authority import (
@@ -38,6 +39,7 @@ from bearer_grpc.service.authority import (
     RefreshGrant,
     TokenAuthority,
 )
+from bearer_grpc.service.metrics import ServiceMetrics
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -123,6 +125,10 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         notifier: Wakes revocation watchers; the server's sync loop notifies it too.
         watch_poll: Longest a watcher waits without a notification before re-reading
             the in-memory log (a safety net; notifications normally wake it at once).
+        metrics: Where calls are counted (a new :class:`ServiceMetrics` when None).
+
+    Attributes:
+        metrics: The service's metrics (serve them with ``metrics.start_http``).
     """
 
     def __init__(
@@ -131,10 +137,13 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         notifier: RevocationNotifier,
         *,
         watch_poll: float = 5.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._authority = authority
         self._notifier = notifier
         self._watch_poll = watch_poll
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.metrics.track_cache(lambda: authority.cache)
         # Password checks (scrypt: ~0.4 s and 128 MiB each) get threads of their own and a
         # bounded queue, so a flood of logins cannot starve issuing, revoking or the sync.
         settings = authority.settings
@@ -173,11 +182,18 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         """Issue an access token (see the proto)."""
 
         async def work() -> pb.IssueTokenResponse:
-            grant = _grant(request)
+            kind = request.WhichOneof("grant") or "none"
             try:
+                grant = _grant(request)
                 issued = await self._issue(grant, list(request.scopes), request.audience)
+            except Exception as err:
+                self.metrics.issued(kind, err)
+                if isinstance(err, Unavailable):
+                    self.metrics.store_error("issue")
+                raise
             finally:
                 self._revocations_changed()  # refresh-token reuse revokes a family
+            self.metrics.issued(kind, None)
             return pb.IssueTokenResponse(
                 access_token=issued.access.token,
                 token_type="Bearer",  # noqa: S106 (the scheme name)
@@ -195,34 +211,48 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         """Introspect a token: OK with ``active=false`` and a reason when it is not valid."""
 
         async def work() -> pb.VerifyTokenResponse:
-            if not request.token:
-                raise InvalidRequest("token is required")
-            if not request.audience:
-                raise InvalidRequest("audience is required")
+            started = time.perf_counter()
             try:
-                principal = self._authority.verify(
-                    request.token,
-                    audience=request.audience,
-                    required_scopes=list(request.required_scopes),
-                )
-            except AuthError as err:
-                return pb.VerifyTokenResponse(active=False, reason=err.reason)
-            claims = struct_pb2.Struct()
-            claims.update(dict(principal.claims))
-            return pb.VerifyTokenResponse(
-                active=True,
-                subject=principal.subject,
-                scopes=sorted(principal.scopes),
-                audience=principal.audience,
-                issuer=principal.issuer,
-                token_id=principal.token_id,
-                issued_at=principal.issued_at,
-                expires_at=principal.expires_at,
-                claims=claims,
-                client_id=principal.client_id,
-            )
+                response, refused = self._introspect(request)
+            except Exception as err:
+                self.metrics.verification(err, time.perf_counter() - started)
+                raise
+            self.metrics.verification(refused, time.perf_counter() - started)
+            return response
 
         return await _unary("VerifyToken", context, work)
+
+    def _introspect(
+        self, request: pb.VerifyTokenRequest
+    ) -> tuple[pb.VerifyTokenResponse, AuthError | None]:
+        """The VerifyToken answer, and the error that made the token inactive (if any)."""
+        if not request.token:
+            raise InvalidRequest("token is required")
+        if not request.audience:
+            raise InvalidRequest("audience is required")
+        try:
+            principal = self._authority.verify(
+                request.token,
+                audience=request.audience,
+                required_scopes=request.required_scopes,
+            )
+        except AuthError as err:
+            return pb.VerifyTokenResponse(active=False, reason=err.reason), err
+        claims = struct_pb2.Struct()
+        claims.update(dict(principal.claims))
+        response = pb.VerifyTokenResponse(
+            active=True,
+            subject=principal.subject,
+            scopes=sorted(principal.scopes),
+            audience=principal.audience,
+            issuer=principal.issuer,
+            token_id=principal.token_id,
+            issued_at=principal.issued_at,
+            expires_at=principal.expires_at,
+            claims=claims,
+            client_id=principal.client_id,
+        )
+        return response, None
 
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: Context
@@ -231,15 +261,20 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
 
         async def work() -> pb.RevokeTokenResponse:
             target = request.WhichOneof("target")
-            if target == "token":
-                sequence = await asyncio.to_thread(self._authority.revoke_token, request.token)
-            elif target == "token_id":
-                caller = _caller_token(context)
-                sequence = await asyncio.to_thread(
-                    self._authority.revoke_token_id, request.token_id, caller_token=caller
-                )
-            else:
-                raise InvalidRequest("token or token_id is required")
+            try:
+                if target == "token":
+                    sequence = await asyncio.to_thread(self._authority.revoke_token, request.token)
+                elif target == "token_id":
+                    caller = _caller_token(context)
+                    sequence = await asyncio.to_thread(
+                        self._authority.revoke_token_id, request.token_id, caller_token=caller
+                    )
+                else:
+                    raise InvalidRequest("token or token_id is required")
+            except Unavailable:
+                self.metrics.store_error("revoke")
+                raise
+            self.metrics.revocation_accepted(target)
             self._revocations_changed()
             return pb.RevokeTokenResponse(sequence=sequence)
 
@@ -267,21 +302,25 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             _log_call("WatchRevocations", peer, started, status_code(error))
             await abort_async(context, error)
         cursor = request.after_sequence
-        log_, notifier = self._authority.revocations, self._notifier
+        log_, notifier, metrics = self._authority.revocations, self._notifier, self.metrics
+        clock = self._authority.clock
         backlog = log_.after(cursor)
         end = backlog[-1].sequence if backlog else cursor
-        await context.send_initial_metadata(
-            (
-                (BACKLOG_END_KEY, str(end)),
-                (EPOCH_KEY, self._authority.epoch),
-                (CURSOR_KEY, str(log_.cursor)),
-            )
-        )
+        metrics.watch_opened()
         try:
+            await context.send_initial_metadata(
+                (
+                    (BACKLOG_END_KEY, str(end)),
+                    (EPOCH_KEY, self._authority.epoch),
+                    (CURSOR_KEY, str(log_.cursor)),
+                )
+            )
             while not notifier.closing:
                 for revocation in log_.after(cursor):
                     if notifier.closing:
                         break
+                    if revocation.sequence > end:  # live, not the backlog asked for
+                        metrics.revocation_delivered(clock() - revocation.revoked_at)
                     yield pb.WatchRevocationsResponse(
                         sequence=revocation.sequence,
                         token_id=revocation.jti,
@@ -290,6 +329,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
                     cursor = revocation.sequence
                 await notifier.wait(self._watch_poll)
         finally:
+            metrics.watch_closed()
             code = grpc.StatusCode.OK if notifier.closing else grpc.StatusCode.CANCELLED
             _log_call("WatchRevocations", peer, started, code)
 

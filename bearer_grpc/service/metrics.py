@@ -1,0 +1,339 @@
+"""Prometheus metrics of the TokenService, on a registry of their own.
+
+Every metric is named ``bearer_grpc_*`` and labelled only from small fixed sets (grant
+type, outcome, result, reason, operation): never a subject, client, token or ``jti``, so
+a scrape reveals nothing about who called and its series count stays bounded.
+
+Each :class:`ServiceMetrics` has its own ``CollectorRegistry`` (never the global one), so
+several servers, and tests, can live in one process. :meth:`ServiceMetrics.start_http`
+serves ``/metrics`` on a daemon thread. Recording costs a counter increment (about a
+microsecond) or a histogram observation on the per-call path; the label children are
+resolved once, here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bearer_grpc.core.cache import TokenCache
+from bearer_grpc.core.errors import (
+    AuthError,
+    Forbidden,
+    InsufficientScope,
+    InvalidGrant,
+    InvalidRequest,
+    Overloaded,
+    TokenExpired,
+    TokenInvalid,
+    TokenMalformed,
+    TokenRevoked,
+    Unavailable,
+)
+
+GRANTS: Final = ("client_credentials", "password", "refresh_token", "none")
+"""``grant`` label values of ``bearer_grpc_tokens_issued_total`` ("none": no grant sent)."""
+ISSUE_OUTCOMES: Final = (
+    "issued",
+    "invalid_request",
+    "invalid_grant",
+    "forbidden",
+    "overloaded",
+    "unavailable",
+    "error",
+)
+"""``outcome`` label values of ``bearer_grpc_tokens_issued_total``."""
+VERIFY_REASONS: Final = (
+    "malformed",
+    "invalid",
+    "expired",
+    "revoked",
+    "insufficient_scope",
+    "other",
+)
+"""``reason`` label values of inactive verifications (from the error class; "invalid"
+covers signature, unknown key, issuer, audience and claim errors alike)."""
+STORE_OPERATIONS: Final = ("issue", "revoke", "sync", "housekeeping", "other")
+"""``operation`` label values of ``bearer_grpc_store_errors_total``; anything else is
+counted as "other"."""
+LATENCY_BUCKETS: Final = (
+    50e-6,
+    100e-6,
+    250e-6,
+    500e-6,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    10e-3,
+    25e-3,
+    50e-3,
+    100e-3,
+    250e-3,
+    500e-3,
+    1.0,
+)
+"""Seconds: VerifyToken answers from the cache in tens of microseconds, a signature
+check takes a few hundred; beyond a second something else is wrong."""
+LAG_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Seconds from revocation to delivery (the store keeps whole seconds, see
+:meth:`ServiceMetrics.revocation_delivered`)."""
+
+_PREFIX: Final = "bearer_grpc_"
+_REASONS: Final[tuple[tuple[type[AuthError], str], ...]] = (
+    (TokenMalformed, "malformed"),
+    (TokenExpired, "expired"),
+    (TokenRevoked, "revoked"),
+    (InsufficientScope, "insufficient_scope"),
+    (TokenInvalid, "invalid"),
+)
+_OUTCOMES: Final[tuple[tuple[type[Exception], str], ...]] = (
+    (InvalidRequest, "invalid_request"),
+    (InvalidGrant, "invalid_grant"),
+    (Forbidden, "forbidden"),
+    (Overloaded, "overloaded"),
+    (Unavailable, "unavailable"),
+)
+
+
+def verify_reason(error: AuthError) -> str:
+    """The ``reason`` label of an inactive verification (one of :data:`VERIFY_REASONS`)."""
+    for cls, reason in _REASONS:
+        if isinstance(error, cls):
+            return reason
+    return "other"
+
+
+def issue_outcome(error: BaseException | None) -> str:
+    """The ``outcome`` label of an IssueToken call (one of :data:`ISSUE_OUTCOMES`)."""
+    if error is None:
+        return "issued"
+    for cls, outcome in _OUTCOMES:
+        if isinstance(error, cls):
+            return outcome
+    return "error"
+
+
+class _CacheCollector(Collector):
+    """Reads the verify cache's size and hit counts at scrape time (nothing per call)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], TokenCache] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterable[Metric]:
+        source = self.source
+        if source is None:
+            return
+        try:
+            cache = source()
+        except RuntimeError:  # the authority has not started yet
+            return
+        hits, misses = cache.hits, cache.misses
+        lookups = hits + misses
+        yield GaugeMetricFamily(
+            f"{_PREFIX}verify_cache_entries", "Verified tokens in the cache.", value=len(cache)
+        )
+        yield GaugeMetricFamily(
+            f"{_PREFIX}verify_cache_capacity",
+            "Most verified tokens the cache keeps.",
+            value=cache.max_size,
+        )
+        yield CounterMetricFamily(
+            f"{_PREFIX}verify_cache_hits", "VerifyToken lookups found in the cache.", value=hits
+        )
+        yield CounterMetricFamily(
+            f"{_PREFIX}verify_cache_misses",
+            "VerifyToken lookups not in the cache (verified in full).",
+            value=misses,
+        )
+        yield GaugeMetricFamily(
+            f"{_PREFIX}verify_cache_hit_ratio",
+            "Hits over lookups since start (0 before the first lookup).",
+            value=hits / lookups if lookups else 0.0,
+        )
+
+
+class ServiceMetrics:
+    """The TokenService's metrics and, optionally, the HTTP endpoint serving them.
+
+    Attributes:
+        registry: The registry every metric here is registered in (not the global one).
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        issued = Counter(
+            f"{_PREFIX}tokens_issued",
+            "IssueToken calls by grant type and outcome.",
+            ("grant", "outcome"),
+            registry=registry,
+        )
+        self._issued = {(g, o): issued.labels(g, o) for g in GRANTS for o in ISSUE_OUTCOMES}
+        verifications = Counter(
+            f"{_PREFIX}verifications",
+            "VerifyToken calls by result (active, inactive, error) and reason.",
+            ("result", "reason"),
+            registry=registry,
+        )
+        self._active = verifications.labels("active", "none")
+        self._inactive: Mapping[str, Counter] = {
+            reason: verifications.labels("inactive", reason) for reason in VERIFY_REASONS
+        }
+        self._invalid_request = verifications.labels("error", "invalid_request")
+        self._failed = verifications.labels("error", "other")
+        self._latency = Histogram(
+            f"{_PREFIX}verify_duration_seconds",
+            "Time VerifyToken spends verifying and building its answer.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        revocations = Counter(
+            f"{_PREFIX}revocations_accepted",
+            "RevokeToken calls that succeeded, by what named the token (token or token_id).",
+            ("target",),
+            registry=registry,
+        )
+        self._revocations = {t: revocations.labels(t) for t in ("token", "token_id")}
+        self._lag = Histogram(
+            f"{_PREFIX}revocation_lag_seconds",
+            "Seconds from a revocation to its delivery on a WatchRevocations stream here "
+            "(live deliveries only; whole-second revocation times, so up to 1 s high).",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        store_errors = Counter(
+            f"{_PREFIX}store_errors",
+            "Store operations that failed because the store could not answer.",
+            ("operation",),
+            registry=registry,
+        )
+        self._store_errors = {op: store_errors.labels(op) for op in STORE_OPERATIONS}
+        self._watchers = Gauge(
+            f"{_PREFIX}watch_streams_open",
+            "WatchRevocations streams currently open.",
+            registry=registry,
+        )
+        self._cache = _CacheCollector()
+        registry.register(self._cache)
+        self._http: tuple[WSGIServer, threading.Thread] | None = None
+        self._http_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ServiceMetrics(http={'on' if self._http else 'off'})"
+
+    # -- recording -----------------------------------------------------------------------
+    def track_cache(self, source: Callable[[], TokenCache]) -> None:
+        """Report the cache ``source()`` returns at each scrape (it may raise RuntimeError
+        while there is none yet: nothing is reported then)."""
+        self._cache.source = source
+
+    def issued(self, grant: str, error: BaseException | None) -> None:
+        """Count an IssueToken call: ``grant`` from :data:`GRANTS`, ``error`` None if issued."""
+        child = self._issued.get((grant, issue_outcome(error)))
+        if child is None:
+            child = self._issued["none", issue_outcome(error)]
+        child.inc()
+
+    def verification(self, error: BaseException | None, seconds: float) -> None:
+        """Count a VerifyToken call and observe its duration.
+
+        Args:
+            error: None when the token was active; the AuthError that made it inactive;
+                any other error when the request itself failed.
+            seconds: Time spent in the handler.
+        """
+        if error is None:
+            self._active.inc()
+        elif isinstance(error, AuthError):
+            self._inactive[verify_reason(error)].inc()
+        elif isinstance(error, InvalidRequest):
+            self._invalid_request.inc()
+        else:
+            self._failed.inc()
+        self._latency.observe(seconds)
+
+    def revocation_accepted(self, target: str) -> None:
+        """Count a successful RevokeToken (``target`` is "token" or "token_id")."""
+        self._revocations[target].inc()
+
+    def revocation_delivered(self, lag: float) -> None:
+        """Observe the seconds between a revocation's ``revoked_at`` and its delivery.
+
+        The store keeps ``revoked_at`` in whole seconds (rounded down), so each value is
+        up to a second higher than the true lag; negative values (clock steps) count as 0.
+        """
+        self._lag.observe(lag if lag > 0 else 0.0)
+
+    def store_error(self, operation: str) -> None:
+        """Count a failed store operation (see :data:`STORE_OPERATIONS`)."""
+        self._store_errors.get(operation, self._store_errors["other"]).inc()
+
+    def watch_opened(self) -> None:
+        """A WatchRevocations stream started."""
+        self._watchers.inc()
+
+    def watch_closed(self) -> None:
+        """A WatchRevocations stream ended."""
+        self._watchers.dec()
+
+    # -- exposition --------------------------------------------------------------------
+    def start_http(self, listen: str) -> int:
+        """Serve ``/metrics`` over HTTP on a daemon thread.
+
+        Args:
+            listen: ``HOST:PORT`` (``[::1]:PORT`` for IPv6), or ``:PORT`` or ``PORT`` for
+                the loopback interface. Port 0 picks a free port. The endpoint has no
+                authentication: keep it on loopback or a private network.
+
+        Returns:
+            The bound port.
+
+        Raises:
+            ValueError: ``listen`` is not HOST:PORT, or the address cannot be bound.
+            RuntimeError: Already serving.
+        """
+        host, port = parse_listen(listen)
+        with self._http_lock:
+            if self._http is not None:
+                raise RuntimeError("metrics are already served over HTTP")
+            try:
+                server, thread = start_http_server(port, addr=host, registry=self.registry)
+            except OSError as err:
+                raise ValueError(f"cannot listen for metrics on {listen}") from err
+            self._http = (server, thread)
+            return int(server.server_port)
+
+    def stop_http(self) -> None:
+        """Stop serving ``/metrics`` (nothing happens when not serving)."""
+        with self._http_lock:
+            http, self._http = self._http, None
+        if http is not None:
+            server, thread = http
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split ``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT`` or ``PORT`` (the last two on
+    loopback) into host and port.
+
+    Raises:
+        ValueError: Not one of those forms, or a port outside 0-65535.
+    """
+    host, _, port = listen.rpartition(":")
+    host = host or "127.0.0.1"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"metrics address must be HOST:PORT with a port of 0-65535: {listen!r}")
+    return host, int(port)
