@@ -74,6 +74,31 @@ def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
     return KeyEncryptionKey(value.encode()) if value else None
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str) -> int:
+    """``"90s"``, ``"15m"``, ``"12h"``, ``"30d"`` or plain seconds → seconds (argparse type).
+
+    Raises:
+        argparse.ArgumentTypeError: Not a whole number with an optional unit s, m, h or d.
+    """
+    text = value.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not (number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {value!r}: use a whole number with s, m, h or d (e.g. 30d)"
+        )
+    return int(number) * _UNITS[unit]
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """Whether a ``--store`` URL names PostgreSQL (any driver spelling)."""
+    if not url:
+        return False
+    return url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres"}
+
+
 def csv(value: str) -> list[str]:
     """``"a,b, c"`` → ``["a", "b", "c"]`` (argparse type)."""
     return [item.strip() for item in value.split(",") if item.strip()]

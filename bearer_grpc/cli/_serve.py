@@ -10,6 +10,8 @@ from pathlib import Path
 from bearer_grpc import _logging
 from bearer_grpc.cli._options import (
     add_store_options,
+    duration,
+    is_postgres_url,
     key_encryption_key,
     open_configured_store,
     option,
@@ -78,6 +80,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
+        "--rotate-keys-every",
+        type=duration,
+        help="stage a new signing key whenever the newest is this old (30d, 12h, 90s...); "
+        "every replica checks, one of them stages it; off unless given",
+    )
+    option(
+        parser,
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error"),
@@ -95,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         leeway=args.leeway,
         key_algorithm=args.key_algorithm,
         sync_interval=args.sync_interval,
+        rotate_keys_every=args.rotate_keys_every or 0,
     )
     config = ServeConfig(
         listen=args.listen,
@@ -106,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     config.credentials()  # fail on bad TLS options before touching the store
     kek = key_encryption_key(args)
     store = open_configured_store(args)
-    if kek is None and (args.store or "").startswith(("postgresql:", "postgres:")):
+    if kek is None and is_postgres_url(args.store):
         log.warning(
             "private signing keys are stored unencrypted in PostgreSQL: "
             "give --key-encryption-key-file (or BEARER_GRPC_KEY_ENCRYPTION_KEY)"

@@ -293,6 +293,20 @@ def test_rotations_within_one_second_take_over_in_order(cli: Cli, tmp_path: Path
     assert states == {kid: "signing" if kid == kids[-1] else "retired" for kid in kids}
 
 
+def test_rotate_on_an_encrypted_store_needs_the_right_kek(cli: Cli, tmp_path: Path) -> None:
+    """A key staged in the clear next to sealed ones, or sealed with another key-encryption
+    key, would leave every replica unable to load its key ring: refused."""
+    kek, other = tmp_path / "kek", tmp_path / "other"
+    kek.write_text("k" * 32)
+    other.write_text("o" * 32)
+    cli.ok("keys", "rotate", "--key-encryption-key-file", str(kek))
+    assert "encrypted" in assert_one_line_error(cli("keys", "rotate"))
+    wrong = cli("keys", "rotate", "--key-encryption-key-file", str(other))
+    assert "key-encryption key" in assert_one_line_error(wrong)
+    assert len(json.loads(cli.ok("keys", "list", "--json").stdout)) == 1
+    cli.ok("keys", "rotate", env={"BEARER_GRPC_KEY_ENCRYPTION_KEY": "k" * 32})
+
+
 def test_rotate_negative_delay(cli: Cli) -> None:
     assert_one_line_error(cli("keys", "rotate", "--delay", "-5"))
 

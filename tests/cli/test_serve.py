@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime
 import ipaddress
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bearer_grpc.cli._options import duration
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.cli._support import (
@@ -371,6 +373,25 @@ def test_bad_listen(tmp_path: Path, listen: str, request: pytest.FixtureRequest)
 )
 def test_out_of_range_settings(cli: Cli, args: tuple[str, ...]) -> None:
     assert_one_line_error(cli("serve", "--listen", "127.0.0.1:0", *args))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400), ("12h", 43200), ("15m", 900), ("90s", 90), ("120", 120), ("2H", 7200)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "d", "-5s", "1.5h", "1w", "30 d", "12hh", "\u00b2s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid duration"):
+        duration(text)
+
+
+def test_rotate_keys_every_below_a_minute_is_refused(cli: Cli) -> None:
+    result = cli("serve", "--listen", "127.0.0.1:0", "--rotate-keys-every", "30s")
+    assert "60" in assert_one_line_error(result)
 
 
 def test_private_keys_sealed_with_kek(tmp_path: Path) -> None:
