@@ -76,6 +76,19 @@ def _stale_token(call: grpc.Call) -> bool:
         return False
 
 
+def _invalidate_if_stale(source: TokenSource, call: Any, token: str) -> None:
+    """Once ``call`` ends, invalidate ``token`` if the server called it stale (a call
+    not retried: a stream, or a unary call still running when intercepted)."""
+
+    def done(finished: Any) -> None:
+        if _stale_token(finished):
+            source.invalidate(token)
+
+    add_done_callback = getattr(call, "add_done_callback", None)
+    if add_done_callback is not None:
+        add_done_callback(done)
+
+
 @dataclass(frozen=True)
 class _CallDetails(grpc.ClientCallDetails):
     """``grpc.ClientCallDetails`` has no constructor; this is the same six fields."""
@@ -112,7 +125,9 @@ class BearerClientInterceptor(
     ``ErrorInfo`` reason ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED`` is sent once more, after
     ``token_source.invalidate(old)``, if the source then has a different token. Streams
     are never retried (their requests may be consumed), nor are ``.future()`` calls
-    still running when the interceptor returns (retrying would block the caller).
+    still running when the interceptor returns (retrying would block the caller); when
+    such a call ends rejected that way, its token is invalidated all the same, so the
+    next call carries a fresh one instead of failing until the token's renewal.
 
     Args:
         token_source: Where tokens come from, e.g. :class:`ClientCredentials`.
@@ -133,7 +148,10 @@ class BearerClientInterceptor(
         """Send the call with the token; retry once if it was stale (see the class)."""
         token = self._source.token()
         outcome = continuation(_details_with(client_call_details, token), request)
-        if not outcome.done() or not _stale_token(outcome):
+        if not outcome.done():
+            _invalidate_if_stale(self._source, outcome, token)
+            return outcome
+        if not _stale_token(outcome):
             return outcome
         self._source.invalidate(token)
         fresh = self._source.token()
@@ -147,8 +165,11 @@ class BearerClientInterceptor(
         client_call_details: grpc.ClientCallDetails,
         request: _Request,
     ) -> _CallIterator[_Response]:
-        """Send the call with the token."""
-        return continuation(_details_with(client_call_details, self._source.token()), request)
+        """Send the call with the token (see the class for a stale one)."""
+        token = self._source.token()
+        call = continuation(_details_with(client_call_details, token), request)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
     def intercept_stream_unary(
         self,
@@ -158,9 +179,11 @@ class BearerClientInterceptor(
         client_call_details: grpc.ClientCallDetails,
         request_iterator: Iterator[_Request],
     ) -> _CallFuture[_Response]:
-        """Send the call with the token."""
-        details = _details_with(client_call_details, self._source.token())
-        return continuation(details, request_iterator)
+        """Send the call with the token (see the class for a stale one)."""
+        token = self._source.token()
+        call = continuation(_details_with(client_call_details, token), request_iterator)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
     def intercept_stream_stream(
         self,
@@ -170,9 +193,11 @@ class BearerClientInterceptor(
         client_call_details: grpc.ClientCallDetails,
         request_iterator: Iterator[_Request],
     ) -> _CallIterator[_Response]:
-        """Send the call with the token."""
-        details = _details_with(client_call_details, self._source.token())
-        return continuation(details, request_iterator)
+        """Send the call with the token (see the class for a stale one)."""
+        token = self._source.token()
+        call = continuation(_details_with(client_call_details, token), request_iterator)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
 
 class _BearerPlugin(grpc.AuthMetadataPlugin):

@@ -49,6 +49,25 @@ async def _stale_token(call: grpc.aio.Call) -> bool:
         return False
 
 
+_checks: set[asyncio.Task[None]] = set()  # running stale checks (tasks need a reference)
+
+
+def _invalidate_if_stale(source: TokenSource, call: grpc.aio.Call, token: str) -> None:
+    """Once the stream ``call`` ends, invalidate ``token`` if the server called it stale
+    (streams are not retried, but the next call should not carry it again)."""
+
+    async def check() -> None:
+        if await _stale_token(call):
+            source.invalidate(token)
+
+    def done(_call: object) -> None:
+        task = asyncio.get_running_loop().create_task(check())
+        _checks.add(task)
+        task.add_done_callback(_checks.discard)
+
+    call.add_done_callback(done)
+
+
 class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token_source: TokenSource) -> None:
         self._source = token_source
@@ -87,9 +106,11 @@ class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: _Request,
     ) -> AsyncIterator[_Response] | grpc.aio.UnaryStreamCall[_Request, _Response]:
-        """Send the call with the token."""
+        """Send the call with the token (invalidated if the server calls it stale)."""
         token = await self._source.token()
-        return await continuation(_details_with(client_call_details, token), request)
+        call = await continuation(_details_with(client_call_details, token), request)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
 
 class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
@@ -105,9 +126,11 @@ class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: _Requests[_Request],
     ) -> grpc.aio.StreamUnaryCall[_Request, _Response]:
-        """Send the call with the token."""
+        """Send the call with the token (invalidated if the server calls it stale)."""
         token = await self._source.token()
-        return await continuation(_details_with(client_call_details, token), request_iterator)
+        call = await continuation(_details_with(client_call_details, token), request_iterator)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
 
 class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
@@ -123,9 +146,11 @@ class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: _Requests[_Request],
     ) -> AsyncIterator[_Response] | grpc.aio.StreamStreamCall[_Request, _Response]:
-        """Send the call with the token."""
+        """Send the call with the token (invalidated if the server calls it stale)."""
         token = await self._source.token()
-        return await continuation(_details_with(client_call_details, token), request_iterator)
+        call = await continuation(_details_with(client_call_details, token), request_iterator)
+        _invalidate_if_stale(self._source, call, token)
+        return call
 
 
 class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
@@ -147,7 +172,8 @@ class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
     only the ``authorization`` entry is set or replaced, never duplicated. A unary-unary
     call rejected UNAUTHENTICATED with ``ErrorInfo`` reason ``TOKEN_EXPIRED`` or
     ``TOKEN_REVOKED`` is sent once more, after ``token_source.invalidate(old)``, if the
-    source then has a different token; streams are never retried.
+    source then has a different token; streams are never retried, but a stream rejected
+    that way invalidates its token too, so the next call carries a fresh one.
 
     Args:
         token_source: Where tokens come from, e.g. :class:`ClientCredentials`.

@@ -27,7 +27,7 @@ from tests.client._echo import (
     reject_all,
     reject_first_token,
 )
-from tests.client.conftest import IssueSpy
+from tests.client.conftest import DEADLINE, IssueSpy
 from tests.harness import RunningService
 
 TOKEN = "header.payload.signature"
@@ -174,17 +174,26 @@ def test_static_token_not_resent() -> None:
 
 
 @pytest.mark.parametrize("kind", ["unary_stream", "stream_unary", "stream_stream"])
-def test_streams_not_retried(
+def test_streams_not_retried_but_their_stale_token_is_dropped(
     service: RunningService, client: NewClient, spy: IssueSpy, kind: str
 ) -> None:
-    async def scenario(channel: grpc.aio.Channel, _gate: Gate) -> None:
+    async def scenario(channel: grpc.aio.Channel, gate: Gate) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await ainvoke(channel, kind)
         assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert len(gate.seen) == 1  # not retried
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while True:  # the next calls succeed once the token was dropped (a deadline)
+            try:
+                await ainvoke(channel, kind)
+                return
+            except grpc.aio.AioRpcError:
+                assert asyncio.get_running_loop().time() < deadline, "stale token kept"
 
     gate = run_credentials(service, client, scenario, Gate(reject=reject_first_token()))
-    assert len(gate.seen) == 1
-    assert spy.count == 1
+    tokens = gate.tokens()
+    assert tokens[0] != tokens[-1]
+    assert spy.count == 2
 
 
 def test_token_failure_is_the_calls_status() -> None:

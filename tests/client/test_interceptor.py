@@ -25,7 +25,7 @@ from tests.client._echo import (
     sync_echo_server,
 )
 from tests.client.conftest import IssueSpy
-from tests.harness import RunningService
+from tests.harness import RunningService, wait_until
 
 TOKEN = "header.payload.signature"
 
@@ -146,16 +146,22 @@ def test_static_token_not_resent(echo: EchoServer) -> None:
 
 
 @pytest.mark.parametrize("kind", ["unary_stream", "stream_unary", "stream_stream"])
-def test_streams_not_retried(
+def test_streams_not_retried_but_their_stale_token_is_dropped(
     service: RunningService, client: NewClient, spy: IssueSpy, kind: str
 ) -> None:
     with sync_echo_server(Gate(reject=reject_first_token())) as echo:
         tokens, channel = _credentials_channel(service, client, echo)
-        with tokens, channel, pytest.raises(grpc.RpcError) as info:
-            invoke(channel, kind)
-        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
-        assert len(echo.gate.seen) == 1
-    assert spy.count == 1
+        with tokens, channel:
+            with pytest.raises(grpc.RpcError) as info:
+                invoke(channel, kind)
+            assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert len(echo.gate.seen) == 1  # not retried
+            stale = echo.gate.tokens()[0]
+            wait_until(lambda: tokens.token() != stale)  # invalidated when the call ended
+            invoke(channel, kind)  # the next call carries the fresh token
+        first, second = echo.gate.tokens()
+        assert first == stale != second
+    assert spy.count == 2
 
 
 # -- call credentials ---------------------------------------------------------------------
