@@ -9,9 +9,13 @@ client_id, scope``. Verification, in order, refusing at the first failure:
    ``x5u``, ``x5c`` (key material and extensions in a token are never trusted);
 3. signature, with the algorithm bound to the key (PyJWT ``PyJWK``);
 4. claims: ``exp, iat, iss, aud, sub, jti`` present and well typed (NumericDates are
-   integers, not booleans), ``iss`` and ``aud`` exact, ``exp``/``nbf``/``iat`` against
-   the injected clock with leeway;
+   integers, not booleans, from 0 to the end of year 9999), ``iss`` and ``aud`` exact,
+   ``exp``/``nbf``/``iat`` against the injected clock with leeway;
 5. revocation by ``jti``; then the required scopes.
+
+The header and the claims are strict JSON objects: a member name given twice is refused
+(never "first wins" or "last wins", so no other JSON parser in front of or behind this
+one can read a different token), as are NaN and the infinities.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ DEFAULT_LEEWAY: Final = 30
 """Seconds of clock skew tolerated on exp, nbf and iat."""
 MAX_TOKEN_BYTES: Final = 8192
 """Longest token looked at; anything longer is refused before decoding."""
+MAX_NUMERIC_DATE: Final = 253_402_300_799
+"""Latest NumericDate accepted (9999-12-31T23:59:59Z): later values are refused, so no
+store column, ``datetime`` or other language's integer overflows on a signed ``exp``."""
 
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
 _FORBIDDEN_HEADERS: Final = frozenset({"crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t", "zip"})
@@ -278,7 +285,7 @@ class TokenVerifier:
         if any(name not in claims for name in _REQUIRED_CLAIMS):
             raise TokenInvalid()
         exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
-        if not (_is_int(exp) and _is_int(iat) and _is_int(nbf)):
+        if not (_is_numeric_date(exp) and _is_numeric_date(iat) and _is_numeric_date(nbf)):
             raise TokenInvalid()
         sub, jti, iss = claims["sub"], claims["jti"], claims["iss"]
         if not (_is_nonempty_str(sub) and _is_nonempty_str(jti) and iss == self.issuer):
@@ -311,8 +318,8 @@ class TokenVerifier:
         )
 
 
-def _is_int(value: object) -> bool:
-    return type(value) is int
+def _is_numeric_date(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_NUMERIC_DATE
 
 
 def _is_nonempty_str(value: object) -> bool:
@@ -340,7 +347,11 @@ def _json_object(segment: str, error: type[TokenMalformed] | type[TokenInvalid])
 
 def _json_object_bytes(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_members,
+        )
     except (ValueError, RecursionError, UnicodeDecodeError) as err:
         raise TokenInvalid() from err
     if not isinstance(value, dict):
@@ -350,3 +361,11 @@ def _json_object_bytes(raw: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError("non-finite number")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members; a name given twice makes the whole document invalid."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("duplicate member name")
+    return members

@@ -407,6 +407,70 @@ def test_exp_with_thousands_of_digits_is_invalid(key: SigningKey, verifier: Toke
         verify(verifier, signed(key, raw_claims(exp="9" * 5000)))
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [2**63, 2**64, 10**30, 253_402_300_800, -1])
+def test_numeric_date_out_of_range_is_invalid(
+    key: SigningKey, verifier: TokenVerifier, claim: str, value: int
+) -> None:
+    # Beyond year 9999 (or before 1970) no store column or datetime has to hold it.
+    with pytest.raises(TokenInvalid):
+        verify(verifier, signed(key, claims(**{claim: value})))
+
+
+def test_numeric_date_at_the_end_of_year_9999_is_accepted(
+    key: SigningKey, verifier: TokenVerifier
+) -> None:
+    assert verify(verifier, signed(key, claims(exp=253_402_300_799))).expires_at == 253_402_300_799
+
+
+def _with_duplicate(document: dict[str, Any], name: str, first: Any, last: Any) -> bytes:
+    text = json.dumps({k: v for k, v in document.items() if k != name})
+    return f"{text[:-1]}, {json.dumps(name)}: {json.dumps(first)}, {json.dumps(name)}: {json.dumps(last)}}}".encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "last"),
+    [
+        ("alg", "none", "ES256"),
+        ("alg", "ES256", "ES256"),
+        ("kid", "other", None),
+        ("typ", "JWT", "at+jwt"),
+    ],
+)
+def test_duplicate_header_member_is_refused(
+    key: SigningKey, verifier: TokenVerifier, name: str, first: Any, last: Any
+) -> None:
+    last = key.kid if last is None else last
+    header = _with_duplicate(header_for(key), name, first, last)
+    with pytest.raises((TokenMalformed, TokenInvalid)):
+        verify(verifier, forge(header, claims(), key=key.private_key, alg=key.alg))
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "last"),
+    [
+        ("sub", "root", "svc-checkout"),
+        ("sub", "svc-checkout", "root"),
+        ("exp", EXP, EXP),
+        ("scope", "orders.admin", "orders.read"),
+    ],
+)
+def test_duplicate_claim_is_refused(
+    key: SigningKey, verifier: TokenVerifier, name: str, first: Any, last: Any
+) -> None:
+    # Refused rather than "last wins": a proxy reading "first wins" could not disagree.
+    with pytest.raises(TokenInvalid):
+        verify(verifier, signed(key, _with_duplicate(claims(), name, first, last)))
+
+
+def test_duplicate_member_in_a_nested_object_is_refused(
+    key: SigningKey, verifier: TokenVerifier
+) -> None:
+    payload = json.dumps(claims(ext="X")).replace('"X"', '{"a": 1, "a": 2}').encode()
+    with pytest.raises(TokenInvalid):
+        verify(verifier, signed(key, payload))
+
+
 @pytest.mark.parametrize("claim", ["sub", "jti"])
 @pytest.mark.parametrize("value", ["", 1, None, ["a"], True], ids=repr)
 def test_sub_and_jti_must_be_non_empty_strings(
