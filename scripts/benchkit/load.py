@@ -1,0 +1,121 @@
+"""The load generator: a closed loop of N unary calls in flight on one ``grpc.aio`` channel.
+
+Requests and responses are raw bytes (no serializers), so one generator drives the echo,
+``VerifyToken`` and ``IssueToken`` alike. A window records calls/s, latency percentiles,
+the CPU the server and this process used per call, and the CPU other processes of the
+machine used meanwhile ("foreign cores": noise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from benchkit.procs import machine_busy, proc_cpu
+from benchkit.stats import percentile
+
+Metadata = tuple[tuple[str, str], ...] | None
+
+
+@dataclass
+class Window:
+    """One measurement window against one server."""
+
+    calls_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_us: float | None
+    client_cpu_us: float
+    foreign_cores: float | None
+    calls: int
+    errors: int = 0
+    error_sample: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Load:
+    """What to call: ``method`` on ``target`` with ``request``; metadata per call index."""
+
+    target: str
+    method: str
+    request: bytes
+    metadata: Callable[[int], Metadata]
+    server_pid: int
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(load: Load, concurrency: int, warmup: float, seconds: float) -> Window:
+    """Run ``concurrency`` callers for ``warmup + seconds``; time the last ``seconds``."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = 0
+    async with grpc.aio.insecure_channel(load.target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        call: Any = channel.unary_unary(load.method)
+        begin = time.perf_counter()
+        start, end = begin + warmup, begin + warmup + seconds
+
+        async def worker() -> None:
+            nonlocal counter
+            clock = time.perf_counter
+            while True:
+                sent = clock()
+                if sent >= end:
+                    return
+                metadata = load.metadata(counter)
+                counter += 1
+                try:
+                    await call(load.request, metadata=metadata, timeout=30)
+                except grpc.aio.AioRpcError as err:
+                    errors.append(f"{err.code().name}: {err.details()}")
+                    continue
+                done = clock()
+                if start <= done < end:
+                    latencies.append(done - sent)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        cpu0 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        cpu1 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
+        await asyncio.gather(*tasks)
+
+    wall = cpu1[3] - cpu0[3]
+    count = len(latencies)
+    server_cpu = cpu1[0] - cpu0[0] if cpu0[0] is not None and cpu1[0] is not None else None
+    client_cpu = cpu1[1] - cpu0[1]
+    foreign = None
+    if server_cpu is not None and cpu0[2] is not None and cpu1[2] is not None:
+        foreign = max(0.0, (cpu1[2] - cpu0[2] - server_cpu - client_cpu) / wall)
+    latencies.sort()
+    per_call = 1e6 / count if count else math.nan
+    return Window(
+        calls_per_s=count / seconds,
+        p50_ms=percentile(latencies, 50) * 1e3,
+        p99_ms=percentile(latencies, 99) * 1e3,
+        server_cpu_us=server_cpu * per_call if server_cpu is not None else None,
+        client_cpu_us=client_cpu * per_call,
+        foreign_cores=foreign,
+        calls=count,
+        errors=len(errors),
+        error_sample=errors[:3],
+    )
+
+
+def checked(name: str, window: Window) -> Window:
+    """``window``, unless calls failed or none completed (then SystemExit)."""
+    if window.errors or not window.calls:
+        raise SystemExit(f"{name}: {window.errors} failed calls, e.g. {window.error_sample}")
+    return window

@@ -1,0 +1,211 @@
+"""Section "micro": verifying one token, in process, per algorithm (µs per call).
+
+For each of ES256, EdDSA, RS256 and HS256, on the same token:
+
+- ``raw``: ``cryptography`` verifying the token's signature over its signing input (the
+  floor; base64 decoding and DER conversion done beforehand);
+- ``pyjwt``: ``jwt.decode(token, key, algorithms=[alg], audience=..., issuer=...)``;
+- ``miss``: ``bearer_grpc.Verifier.verify`` with the cache disabled (``cache_size=0``), so
+  every call is a full verification of the same token;
+- ``hit``: ``Verifier.lookup`` on a verifier whose cache holds the token (what the
+  interceptor does first on every call).
+
+bearer_grpc verifies asymmetric keys only (DESIGN 3.5), so HS256 has the raw and PyJWT
+rows only. A last row times the sync interceptor itself: ``intercept_service`` plus the
+handler call on a cache hit, minus the bare handler.
+
+Every (algorithm, variant) gets one window per round; rounds alternate direction (ABBA);
+ratios (miss / PyJWT) are taken per round, then medianed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import secrets
+import time
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+import bearer_grpc
+from bearer_grpc.testing import TestIssuer
+from benchkit.stats import median, ratios, round_order
+
+AUDIENCE = "bench"
+ALGORITHMS = ("ES256", "EdDSA", "RS256", "HS256")
+VARIANTS = ("raw", "pyjwt", "miss", "hit")
+ASYMMETRIC = ("ES256", "EdDSA", "RS256")
+
+Calls = dict[str, dict[str, Callable[[], object]]]
+
+
+def _b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _raw_verify(alg: str, token: str, key: Any) -> Callable[[], object]:
+    signing_input, _, signature_b64 = token.rpartition(".")
+    data, signature = signing_input.encode(), _b64(signature_b64)
+    if alg == "ES256":
+        half = len(signature) // 2
+        der = encode_dss_signature(
+            int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+        )
+        algorithm = ec.ECDSA(hashes.SHA256())
+        return lambda: key.verify(der, data, algorithm)
+    if alg == "EdDSA":
+        return lambda: key.verify(signature, data)
+    if alg == "RS256":
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        return lambda: key.verify(signature, data, pkcs1, sha256)
+
+    def hmac_verify() -> None:
+        mac = crypto_hmac.HMAC(key, hashes.SHA256())
+        mac.update(data)
+        mac.verify(signature)
+
+    return hmac_verify
+
+
+def _token_and_key(alg: str) -> tuple[str, Any, Any, str, TestIssuer | None]:
+    """(token, PyJWT key, raw-verify key, issuer name, TestIssuer or None for HS256)."""
+    if alg == "HS256":
+        secret = secrets.token_bytes(32)
+        template = TestIssuer()
+        claims = jwt.decode(
+            template.token(subject="bench-client", audience=AUDIENCE, lifetime=86_400),
+            options={"verify_signature": False},
+        )
+        token = jwt.encode(claims, secret, algorithm="HS256", headers={"typ": "at+jwt"})
+        return token, secret, secret, template.issuer, None
+    issuer = TestIssuer(algorithm=alg)  # type: ignore[arg-type]
+    token = issuer.token(subject="bench-client", audience=AUDIENCE, lifetime=86_400)
+    key = jwt.PyJWK(issuer.jwks["keys"][0]).key
+    return token, key, key, issuer.issuer, issuer
+
+
+def calls() -> Calls:
+    """The callables to time, by algorithm and variant (each checked once here)."""
+    table: Calls = {}
+    for alg in ALGORITHMS:
+        token, key, raw_key, iss, issuer = _token_and_key(alg)
+
+        def decode(token: str = token, key: Any = key, alg: str = alg, iss: str = iss) -> object:
+            return jwt.decode(token, key, algorithms=[alg], audience=AUDIENCE, issuer=iss)
+
+        table[alg] = {"raw": _raw_verify(alg, token, raw_key), "pyjwt": decode}
+        if issuer is not None:
+            uncached = issuer.verifier(audience=AUDIENCE, cache_size=0)
+            cached = issuer.verifier(audience=AUDIENCE)
+            cached.verify(token)
+            if cached.lookup(token) is None:
+                raise SystemExit(f"{alg}: a verified token was not cached")
+            table[alg]["miss"] = functools.partial(uncached.verify, token)
+            table[alg]["hit"] = functools.partial(cached.lookup, token)
+    table["interceptor"] = _interceptor_calls()
+    for variants in table.values():
+        for call in variants.values():
+            call()  # warm: the first interceptor call verifies and caches
+    return table
+
+
+HandlerCallDetails = namedtuple("HandlerCallDetails", ("method", "invocation_metadata"))
+
+
+class _Context:
+    """The parts of ``grpc.ServicerContext`` an admitted unary call touches."""
+
+    def abort(self, code: Any, details: str) -> Any:
+        raise SystemExit(f"the interceptor refused a good token: {code}")
+
+    def abort_with_status(self, status: Any) -> Any:
+        raise SystemExit(f"the interceptor refused a good token: {status.code}")
+
+    def set_code(self, code: Any) -> None:
+        pass
+
+    def set_details(self, details: str) -> None:
+        pass
+
+
+def _interceptor_calls() -> dict[str, Callable[[], object]]:
+    issuer = TestIssuer()
+    token = issuer.token(subject="bench-client", audience=AUDIENCE, lifetime=86_400)
+    handler: Any = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    details = HandlerCallDetails(
+        "/bench.Echo/Echo",
+        (
+            ("user-agent", f"grpc-python/{grpc.__version__} grpc-c (linux; chttp2)"),
+            ("authorization", f"Bearer {token}"),
+        ),
+    )
+    context = _Context()
+    interceptor = bearer_grpc.BearerServerInterceptor(issuer.verifier(audience=AUDIENCE))
+    intercept: Any = interceptor.intercept_service
+
+    def continuation(_details: Any) -> Any:
+        return handler
+
+    def bare() -> object:
+        return continuation(details).unary_unary(b"x", context)
+
+    def hit() -> object:
+        return intercept(continuation, details).unary_unary(b"x", context)
+
+    return {"bare": bare, "hit": hit}
+
+
+def time_call(fn: Callable[[], object], seconds: float) -> float:
+    """µs per call of ``fn`` in a tight loop for about ``seconds``."""
+    count, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(20):
+            fn()
+        count += 20
+        now = time.perf_counter()
+        if now >= deadline:
+            return (now - start) / count * 1e6
+
+
+def run(settings: dict[str, Any]) -> dict[str, Any]:
+    """Time every call in interleaved rounds; return the "micro" section."""
+    table = calls()
+    cells = [(alg, variant) for alg, variants in table.items() for variant in variants]
+    samples: dict[tuple[str, str], list[float]] = {cell: [] for cell in cells}
+    for index in range(settings["micro_rounds"]):
+        for alg, variant in round_order(cells, index):
+            samples[alg, variant].append(time_call(table[alg][variant], settings["micro_seconds"]))
+    section: dict[str, Any] = {
+        "settings": {k: settings[k] for k in ("micro_rounds", "micro_seconds")},
+        "miss_mode": "cache disabled (cache_size=0), the same token every call",
+        "hit_mode": "Verifier.lookup with the token cached",
+        "hs256": "raw and PyJWT only: bearer_grpc refuses symmetric keys (DESIGN 3.5)",
+    }
+    for alg in ALGORITHMS:
+        entry: dict[str, Any] = {}
+        for variant in VARIANTS:
+            values = samples.get((alg, variant))
+            if values:
+                entry[f"{variant}_us"] = median(values)
+                entry[f"{variant}_rounds_us"] = values
+        if "miss_us" in entry:
+            entry["miss_over_pyjwt"] = median(ratios(samples[alg, "miss"], samples[alg, "pyjwt"]))
+            entry["miss_over_raw"] = median(ratios(samples[alg, "miss"], samples[alg, "raw"]))
+        section[alg] = entry
+    bare, hit = samples["interceptor", "bare"], samples["interceptor", "hit"]
+    section["interceptor"] = {
+        "label": "sync intercept_service + handler, cache hit (ES256)",
+        "bare_us": median(bare),
+        "hit_us": median(hit),
+        "added_us": median(h - b for h, b in zip(hit, bare, strict=True)),
+    }
+    return section

@@ -1,0 +1,186 @@
+"""The summary table: one row per figure, with the target beside it where there is one.
+
+Targets (issue 5) are checked and marked, never enforced: the bench prints, it does not
+fail (and ``--quick`` figures are too short to judge).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    section: str
+    measurement: str
+    result: str
+    target: str = ""
+    met: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row for the JSON document."""
+        return self.__dict__.copy()
+
+
+def _check(value: float, ok: Callable[[float], bool]) -> bool | None:
+    return None if value is None or math.isnan(value) else ok(value)
+
+
+def _micro(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for alg in ("ES256", "EdDSA", "RS256", "HS256"):
+        m = section[alg]
+        rows.append(
+            Row(
+                "micro",
+                f"{alg}: raw verify / PyJWT decode",
+                f"{m['raw_us']:,.1f} / {m['pyjwt_us']:,.1f} µs",
+            )
+        )
+        if "miss_us" not in m:
+            rows.append(Row("micro", f"{alg}: bearer_grpc", "n/a: symmetric keys refused"))
+            continue
+        ratio = m["miss_over_pyjwt"]
+        rows.append(
+            Row(
+                "micro",
+                f"{alg}: bearer_grpc miss (cache off) / PyJWT",
+                f"{m['miss_us']:,.1f} µs = {ratio:.2f}x",
+                "<= 1.15x",
+                _check(ratio, lambda r: r <= 1.15),
+            )
+        )
+        rows.append(
+            Row(
+                "micro",
+                f"{alg}: bearer_grpc hit (lookup)",
+                f"{m['hit_us']:.2f} µs",
+                "< 5 µs",
+                _check(m["hit_us"], lambda v: v < 5),
+            )
+        )
+    i = section["interceptor"]
+    rows.append(Row("micro", "sync interceptor on a hit, added", f"{i['added_us']:.2f} µs"))
+    return rows
+
+
+def _echo(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for flavour in ("sync", "aio"):
+        variants = section[flavour]
+        for name, entry in variants.items():
+            text = (
+                f"{entry['calls_per_s']:,.0f}/s, p50 {entry['p50_ms']:.1f} / "
+                f"p99 {entry['p99_ms']:.1f} ms"
+            )
+            if name != "bare":
+                text += f", {entry['ratio_to_bare']:.2f}x bare"
+            target, met = "", None
+            if name.startswith("bearer"):
+                text += f", {entry['ratio_to_naive']:.2f}x naive"
+            if name == "bearer":
+                target = ">= 0.90x bare, >= 2x naive"
+                met = _check(entry["ratio_to_bare"], lambda r: r >= 0.90)
+                if met is not None:
+                    met = met and entry["ratio_to_naive"] >= 2.0
+            rows.append(Row("echo", f"{flavour}: {entry['label']}", text, target, met))
+    return rows
+
+
+def _service(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name in ("echo", "verify", "issue_sqlite", "issue_postgresql"):
+        if name not in section:
+            continue
+        entry = section[name]
+        text = f"{entry['calls_per_s']:,.0f}/s, p99 {entry['p99_ms']:.1f} ms"
+        target, met = "", None
+        if name != "echo":
+            text += f", {entry['ratio_to_echo']:.2f}x echo"
+        if name == "verify":
+            target = ">= 0.80x bare echo"
+            met = _check(entry["ratio_to_echo"], lambda r: r >= 0.80)
+        rows.append(Row("service", entry["label"], text, target, met))
+    if not section.get("postgresql"):
+        rows.append(Row("service", "IssueToken, PostgreSQL", "skipped: no --pg-dsn"))
+    return rows
+
+
+def _revocation(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    labels = {
+        "single": "revoke -> verifier refuses (same replica)",
+        "cross_replica": "revoke on A -> verifier on B refuses (PostgreSQL)",
+    }
+    for name, label in labels.items():
+        if name not in section:
+            rows.append(Row("revocation", label, "skipped: no --pg-dsn"))
+            continue
+        r = section[name]
+        text = (
+            f"p50 {r['p50_ms']:.1f} / p99 {r['p99_ms']:.1f} ms over {r['revocations']} "
+            f"(from the request: {r['from_send_p50_ms']:.1f} / {r['from_send_p99_ms']:.1f})"
+        )
+        if r["timeouts"]:
+            text += f", {r['timeouts']} timed out"
+        met = _check(r["p99_ms"], lambda v: v < 100) if not r["timeouts"] else False
+        rows.append(Row("revocation", label, text, "p99 < 100 ms", met))
+    return rows
+
+
+def _memory(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for size in section["sizes"]:
+        rows.append(
+            Row(
+                "memory",
+                f"cache, {size['tokens']:,} tokens",
+                f"{size['bytes_per_token']:,.0f} B/token "
+                f"({size['token_string_bytes_per_token']:,.0f} B of it the token)",
+                "< 1 KiB/token",
+                _check(size["bytes_per_token"], lambda v: v < 1024),
+            )
+        )
+    b = section["bound"]
+    rows.append(
+        Row(
+            "memory",
+            f"cache_size={b['max_size']:,}, {b['filled']:,} verified",
+            f"{b['size_after_2x_max']:,} entries kept",
+            "= max size",
+            b["bounded"],
+        )
+    )
+    return rows
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "micro": _micro,
+    "echo": _echo,
+    "service": _service,
+    "revocation": _revocation,
+    "memory": _memory,
+}
+
+
+def rows(document: dict[str, Any]) -> list[Row]:
+    """Every row of the sections present in ``document``."""
+    return [
+        row for name, build in BUILDERS.items() if name in document for row in build(document[name])
+    ]
+
+
+def markdown(table: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    marks = {True: "yes", False: "**no**", None: ""}
+    lines = ["| section | measurement | result | target | met |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r.section} | {r.measurement} | {r.result} | {r.target} | {marks[r.met]} |"
+        for r in table
+    ]
+    return "\n".join(lines)
