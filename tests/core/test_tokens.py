@@ -425,7 +425,8 @@ def test_numeric_date_at_the_end_of_year_9999_is_accepted(
 
 def _with_duplicate(document: dict[str, Any], name: str, first: Any, last: Any) -> bytes:
     text = json.dumps({k: v for k, v in document.items() if k != name})
-    return f"{text[:-1]}, {json.dumps(name)}: {json.dumps(first)}, {json.dumps(name)}: {json.dumps(last)}}}".encode()
+    key = json.dumps(name)
+    return f"{text[:-1]}, {key}: {json.dumps(first)}, {key}: {json.dumps(last)}}}".encode()
 
 
 @pytest.mark.parametrize(
