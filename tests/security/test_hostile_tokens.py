@@ -1,0 +1,171 @@
+"""Hostile tokens: every case of the catalogue, refused on every path.
+
+One test per (algorithm, case, path): the TokenService's VerifyToken (sync and aio
+clients: OK with ``active=false``) and a protected server (sync and aio interceptors:
+UNAUTHENTICATED, handler never run). The controls prove each path accepts the genuine
+token, so a refusal can only come from what the case changed. Advisories get named
+regression tests that drive the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness import LoopThread
+from tests.security._catalogue import CASES, Case, assert_unique_names, case_id, expand
+from tests.security._paths import PATHS, assert_accepted, assert_refused
+from tests.security.conftest import Deployments
+
+EXPANDED = list(expand())
+
+
+@pytest.fixture(scope="session")
+def hostile(deployments: Deployments) -> Callable[[str, Case], str]:
+    """The token of a case for a deployment, built once per session."""
+    built: dict[tuple[str, str], str] = {}
+
+    def get(alg: str, entry: Case) -> str:
+        if (alg, entry.name) not in built:
+            built[(alg, entry.name)] = entry.build(deployments[alg].kit)
+        return built[(alg, entry.name)]
+
+    return get
+
+
+def by_name(name: str) -> Case:
+    """The catalogue case called ``name``."""
+    return next(entry for entry in CASES if entry.name == name)
+
+
+def test_case_names_are_unique() -> None:
+    assert_unique_names()
+
+
+@pytest.mark.parametrize("where", PATHS)
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
+def test_control_genuine_token_is_accepted(
+    deployments: Deployments, security_loop: LoopThread, alg: str, where: str
+) -> None:
+    """Each path accepts a genuine token built like the hostile ones (the control)."""
+    deployment = deployments[alg]
+    assert_accepted(deployment, security_loop, deployment.kit.legit(), where, "svc-checkout")
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_control_issued_token_is_accepted(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """A token from IssueToken passes too: the protected servers trust the service."""
+    deployment = deployments["ES256"]
+    name = f"security-control-{where}"
+    client = deployment.service.add_client(name, scopes=("echo.use",), audiences=("echo",))
+    issued = deployment.service.issue(client, audience="echo")
+    assert_accepted(deployment, security_loop, issued.access_token, where, name)
+
+
+@pytest.mark.parametrize("where", PATHS)
+@pytest.mark.parametrize(
+    ("alg", "entry"), EXPANDED, ids=[case_id(alg, entry) for alg, entry in EXPANDED]
+)
+def test_hostile_token_is_refused(
+    deployments: Deployments,
+    security_loop: LoopThread,
+    hostile: Callable[[str, Case], str],
+    alg: str,
+    entry: Case,
+    where: str,
+) -> None:
+    assert_refused(deployments[alg], security_loop, hostile(alg, entry), where)
+
+
+# --- named regressions: advisories and CVEs ---------------------------------------------
+
+
+def _refused(deployments: Deployments, loop: LoopThread, alg: str, name: str, where: str) -> None:
+    assert_refused(deployments[alg], loop, by_name(name).build(deployments[alg].kit), where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2022_29217_hmac_with_public_key(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """PyJWT < 2.4: HS256 keyed with an ``ssh-ed25519`` public key verified."""
+    _refused(deployments, security_loop, "EdDSA", "key_confusion.hs256_openssh", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2017_11424_hmac_with_pkcs1_public_key(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """PyJWT < 1.5.1: HS256 keyed with a PKCS#1 RSA public key PEM verified."""
+    _refused(deployments, security_loop, "RS256", "key_confusion.hs256_compressed_or_pkcs1", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_ghsa_xgmm_8j9v_c9wx_hmac_with_jwk_json(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """PyJWT < 2.13: HS256 keyed with the public JWK's JSON text verified."""
+    _refused(deployments, security_loop, "ES256", "key_confusion.hs256_jwk_json", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2022_21449_psychic_signature(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """Java 15-18 accepted ECDSA r = s = 0 for any message and key."""
+    _refused(deployments, security_loop, "ES256", "ecdsa.psychic_r0_s0_raw", where)
+    _refused(deployments, security_loop, "ES256", "ecdsa.psychic_r0_s0_der", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2018_0114_embedded_jwk(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """node-jose < 0.11: a key carried in the token's ``jwk`` header was trusted."""
+    _refused(deployments, security_loop, "ES256", "attacker.embedded_jwk_own_kid", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2022_39227_json_polyglot(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """python-jwt < 3.3.4: a JSON/compact polyglot swapped in forged claims."""
+    _refused(deployments, security_loop, "ES256", "serialization.polyglot_cve_2022_39227", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2026_32597_unknown_crit_extension(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """PyJWT < 2.12: a ``crit`` extension the verifier does not know was ignored."""
+    _refused(deployments, security_loop, "ES256", "crit.unknown_extension_validly_signed", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2024_53861_partial_iss_match(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """PyJWT 2.10.0 accepted an ``iss`` that was a substring of the expected one."""
+    _refused(deployments, security_loop, "ES256", "claims.iss_prefix", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_cve_2025_27144_many_segments(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """go-jose: splitting a token of a million dots exhausted memory."""
+    _refused(deployments, security_loop, "ES256", "oversized.many_dots_1mb", where)
+
+
+@pytest.mark.parametrize("where", PATHS)
+def test_mclean_2015_alg_none(
+    deployments: Deployments, security_loop: LoopThread, where: str
+) -> None:
+    """The original JWT bypass: ``alg: none`` with the signature stripped."""
+    for spelling in ("none", "None", "NONE", "nOnE"):
+        _refused(
+            deployments, security_loop, "ES256", f"alg_none.{spelling}_without_signature", where
+        )
