@@ -31,6 +31,7 @@ from bearer_grpc.core.errors import (
     Unavailable,
 )
 from bearer_grpc.core.header import bearer_token
+from bearer_grpc.core.tokens import Principal
 from bearer_grpc.service.authority import (
     ClientCredentialsGrant,
     Grant,
@@ -48,6 +49,8 @@ log = logging.getLogger("bearer_grpc.service")
 
 SERVICE_NAME: Final = "bearer_grpc.v1.TokenService"
 _R = TypeVar("_R")
+_ANSWERS_KEPT: Final = 1024
+"""VerifyToken answers kept for reuse (the busiest tokens; about 1 KiB each)."""
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -144,6 +147,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self._watch_poll = watch_poll
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.metrics.track_cache(lambda: authority.cache)
+        self._answers = _ActiveAnswers()
         # Password checks (scrypt: ~0.4 s and 128 MiB each) get threads of their own and a
         # bounded queue, so a flood of logins cannot starve issuing, revoking or the sync.
         settings = authority.settings
@@ -238,21 +242,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             )
         except AuthError as err:
             return pb.VerifyTokenResponse(active=False, reason=err.reason), err
-        claims = struct_pb2.Struct()
-        claims.update(dict(principal.claims))
-        response = pb.VerifyTokenResponse(
-            active=True,
-            subject=principal.subject,
-            scopes=sorted(principal.scopes),
-            audience=principal.audience,
-            issuer=principal.issuer,
-            token_id=principal.token_id,
-            issued_at=principal.issued_at,
-            expires_at=principal.expires_at,
-            claims=claims,
-            client_id=principal.client_id,
-        )
-        return response, None
+        return self._answers.active(principal), None
 
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: Context
@@ -332,6 +322,47 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             metrics.watch_closed()
             code = grpc.StatusCode.OK if notifier.closing else grpc.StatusCode.CANCELLED
             _log_call("WatchRevocations", peer, started, code)
+
+
+class _ActiveAnswers:
+    """The ``active=true`` VerifyToken answer of recently verified principals.
+
+    Building the answer (its ``claims`` Struct above all) costs more than the cached
+    verification it reports. The answer depends on nothing but the principal, and the
+    authority's cache hands out the same principal object for every hit that passed its
+    checks, so the answer is kept by that object's identity (the entry holds the object,
+    so its id cannot be reused while kept). Bounded; used from the event loop only.
+    The messages are never modified after they are built.
+    """
+
+    def __init__(self, max_size: int = _ANSWERS_KEPT) -> None:
+        self._max_size = max_size
+        self._answers: dict[int, tuple[Principal, pb.VerifyTokenResponse]] = {}
+
+    def active(self, principal: Principal) -> pb.VerifyTokenResponse:
+        """The answer for ``principal``, built once while it stays in use."""
+        entry = self._answers.get(id(principal))
+        if entry is not None and entry[0] is principal:
+            return entry[1]
+        claims = struct_pb2.Struct()
+        claims.update(dict(principal.claims))
+        answer = pb.VerifyTokenResponse(
+            active=True,
+            subject=principal.subject,
+            scopes=sorted(principal.scopes),
+            audience=principal.audience,
+            issuer=principal.issuer,
+            token_id=principal.token_id,
+            issued_at=principal.issued_at,
+            expires_at=principal.expires_at,
+            claims=claims,
+            client_id=principal.client_id,
+        )
+        answers = self._answers
+        if len(answers) >= self._max_size:
+            del answers[next(iter(answers))]  # the oldest
+        answers[id(principal)] = (principal, answer)
+        return answer
 
 
 def _grant(request: pb.IssueTokenRequest) -> Grant:
