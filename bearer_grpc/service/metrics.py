@@ -59,7 +59,7 @@ VERIFY_REASONS: Final = (
 )
 """``reason`` label values of inactive verifications (from the error class; "invalid"
 covers signature, unknown key, issuer, audience and claim errors alike)."""
-STORE_OPERATIONS: Final = ("issue", "revoke", "sync", "housekeeping", "other")
+STORE_OPERATIONS: Final = ("issue", "revoke", "sync", "housekeeping", "rotate", "listen", "other")
 """``operation`` label values of ``bearer_grpc_store_errors_total``; anything else is
 counted as "other"."""
 LATENCY_BUCKETS: Final = (
