@@ -1,32 +1,45 @@
 """A bounded cache of verified tokens: a reused token costs a dict lookup, not a signature.
 
 Keyed by the exact token string that was fully verified (a different spelling of the
-same token is a miss and gets verified on its own). Entries leave at ``exp + leeway``
-(checked on every hit) or when the cache is full (least recently inserted first).
-Revocation is checked by ``jti`` on every hit by the caller, never cached.
+same token is a miss and gets verified on its own); only b64tokens (RFC 6750 §2.1) are
+stored, which the interceptors' cache-hit shortcut relies on (see
+:mod:`bearer_grpc.core.flow`). Entries leave at ``exp + leeway`` (checked on every hit)
+or when the cache is full (least recently inserted first). Revocation is checked by
+``jti`` on every hit by the caller, never cached.
+
+Memory. A cached principal is compacted: its claim names, issuer, audiences, client id
+and scope set are replaced by equal objects shared with the other entries (through a
+small bounded pool), instead of each token keeping its own copies from JSON decoding.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final
 
+from bearer_grpc.core.header import B64TOKEN
 from bearer_grpc.core.tokens import Principal, is_expired
 
 DEFAULT_CACHE_SIZE: Final = 10_000
-"""Entries kept by default (about 1 KiB each)."""
+"""Entries kept by default (about 1 KiB each besides the token string)."""
+
+_POOL_SIZE: Final = 4096
+_SHARED_CLAIMS: Final = frozenset({"iss", "aud", "client_id", "scope", "typ", "azp"})
 
 
 class TokenCache:
     """Verified principals by token string, bounded in size, evicted at expiry.
 
-    Thread-safe enough for its use: single dict operations are atomic under the GIL and a
-    lost insert only costs a later re-verification.
+    Thread-safe enough for its use, and without locks: single dict operations are atomic
+    under the GIL and a lost insert only costs a later re-verification.
 
     Args:
         max_size: Most entries kept; 0 disables caching.
         leeway: Seconds past ``exp`` an entry may still be returned.
     """
+
+    __slots__ = ("_entries", "_leeway", "_pool", "hits", "max_size", "misses")
 
     def __init__(self, max_size: int = DEFAULT_CACHE_SIZE, *, leeway: int = 30) -> None:
         if max_size < 0:
@@ -34,6 +47,7 @@ class TokenCache:
         self.max_size = max_size
         self._leeway = leeway
         self._entries: OrderedDict[str, Principal] = OrderedDict()
+        self._pool = _Pool(_POOL_SIZE)
         self.hits = 0
         self.misses = 0
 
@@ -57,11 +71,14 @@ class TokenCache:
         return principal
 
     def put(self, token: str, principal: Principal) -> None:
-        """Remember a verified token, evicting the oldest entry when full."""
-        if self.max_size == 0:
+        """Remember a verified token, evicting the oldest entry when full.
+
+        A ``token`` that is not a b64token is not stored (no verified token is one).
+        """
+        if self.max_size == 0 or B64TOKEN.fullmatch(token) is None:
             return
         entries = self._entries
-        entries[token] = principal
+        entries[token] = self._pool.compact(principal)
         while len(entries) > self.max_size:
             try:
                 entries.popitem(last=False)
@@ -71,3 +88,56 @@ class TokenCache:
     def clear(self) -> None:
         """Forget every entry (e.g. after the trusted keys changed)."""
         self._entries.clear()
+
+
+class _Pool:
+    """Shares equal immutable values between cached principals; at most ``size`` kept.
+
+    Only values many tokens have in common go in (claim names, issuer, audiences, client
+    id, scope set), never per-token ones (``jti``, ``sub``, times): once full, values are
+    used as they come.
+    """
+
+    __slots__ = ("_size", "_values")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: dict[Any, Any] = {}
+
+    def share(self, value: Any) -> Any:
+        """The pooled object equal to ``value`` (``value`` itself if new or full)."""
+        values = self._values
+        pooled = values.get(value)
+        if pooled is not None and type(pooled) is type(value):
+            return pooled
+        if len(values) < self._size:
+            values[value] = value
+        return value
+
+    def compact(self, principal: Principal) -> Principal:
+        """``principal`` itself, its fields replaced by equal shared objects.
+
+        In place (as the dataclass's own ``__init__`` sets fields), so that the caller's
+        principal and the cached one stay the same object; nothing observable changes
+        but the identity of equal values.
+        """
+        share = self.share
+        claims: dict[str, Any] = {}
+        for name, value in principal.claims.items():
+            if name in _SHARED_CLAIMS and type(value) is str:
+                value = share(value)
+            claims[share(name)] = value
+        iat = principal.issued_at
+        if type(claims.get("nbf")) is int and claims["nbf"] == iat:
+            claims["nbf"] = iat
+        client_id = principal.client_id
+        fields = {
+            "scopes": share(principal.scopes),
+            "issuer": share(principal.issuer),
+            "audience": share(principal.audience),
+            "client_id": principal.subject if client_id == principal.subject else share(client_id),
+            "claims": MappingProxyType(claims),
+        }
+        for name, value in fields.items():
+            object.__setattr__(principal, name, value)
+        return principal
