@@ -1,9 +1,14 @@
 """What the sync and the asyncio server interceptors share; nothing here waits.
 
-- :func:`admit` runs the auth flow (:func:`bearer_grpc.core.flow.auth_flow`) up to its
-  first yield, as ``intercept_service`` must: public, a cache hit and every refusal are
-  decided there without crypto; a cache miss comes back :class:`Pending`, for the wrapped
-  handler to verify on the server's worker thread (sync) or in the call's task (asyncio).
+- :meth:`InterceptorBase._admit` runs the auth flow (:func:`bearer_grpc.core.flow.admit`)
+  as far as it goes without I/O, as ``intercept_service`` must: public, a cache hit and
+  every refusal are decided there without crypto; a cache miss comes back
+  :class:`Pending`, for the wrapped handler to verify on the server's worker thread
+  (sync) or in the call's task (asyncio).
+- :meth:`InterceptorBase._route` hands grpc the handler to serve an admitted call with.
+  Per method that has a handler it keeps a :class:`_Route` (bounded by the methods that
+  exist): the method's rule, the application's handler, and the last handler it built,
+  reused when the next call comes from the same cached principal.
 - :func:`same_kind` re-creates a method handler of the same kind (unary or streaming,
   each side) around a new behaviour, and :func:`any_kind` makes one for a method that
   does not exist.
@@ -14,79 +19,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
-from typing import Any, Final, TypeAlias, cast
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeAlias
 
 import grpc
 from google.protobuf import descriptor_pool
 
 from bearer_grpc._verifier import VerifierBase
 from bearer_grpc.core.errors import AuthError, TokenExpired, TokenRevoked
-from bearer_grpc.core.flow import CachedLookup, LocalVerification, Metadata, auth_flow
-from bearer_grpc.core.policy import Policy, PolicyError
+from bearer_grpc.core.flow import LocalVerification, Pending, admit
+from bearer_grpc.core.policy import Policy, PolicyError, Rule
 from bearer_grpc.core.tokens import Principal, is_expired
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behaviour: TypeAlias = Callable[..., Any]
 
-
-class Pending:
-    """A call whose token missed the cache: verify :attr:`token`, then :meth:`finish`.
-
-    Args:
-        token: The bearer token to verify.
-        flow: The suspended auth flow, waiting for the verified principal.
-    """
-
-    __slots__ = ("_flow", "token")
-
-    def __init__(self, token: str, flow: Generator[str, Principal, Principal | None]) -> None:
-        self.token = token
-        self._flow = flow
-
-    def __repr__(self) -> str:
-        return "Pending(token=<hidden>)"
-
-    def finish(self, principal: Principal) -> Principal:
-        """Hand the verified principal back to the flow, which checks the scopes.
-
-        Raises:
-            InsufficientScope: The method needs scopes the token lacks.
-        """
-        try:
-            self._flow.send(principal)
-        except StopIteration as done:
-            return cast(Principal, done.value)
-        raise RuntimeError("auth_flow yielded twice")  # pragma: no cover (flow contract)
-
+__all__ = [
+    "Admission",
+    "Behaviour",
+    "Handler",
+    "InterceptorBase",
+    "Pending",
+    "any_kind",
+    "behaviour_of",
+    "copy_thread_pool",
+    "recheck",
+    "same_kind",
+    "service_methods",
+]
 
 Admission: TypeAlias = Principal | AuthError | Pending | None
 """What ``intercept_service`` knows: the caller (cache hit), a refusal, a pending
 verification, or None for a public method."""
-
-
-def admit(
-    method: str, metadata: Metadata | None, policy: Policy, verifier: CachedLookup
-) -> Admission:
-    """Run the auth flow of one call as far as it goes without a verification.
-
-    Args:
-        method: Full method name.
-        metadata: The call's invocation metadata.
-        policy: The access rules.
-        verifier: Answers cache lookups.
-
-    Returns:
-        See :data:`Admission`.
-    """
-    flow = auth_flow(method, metadata, policy, verifier)
-    try:
-        token = next(flow)
-    except StopIteration as done:
-        return cast(Principal | None, done.value)
-    except AuthError as err:
-        return err
-    return Pending(token, flow)
 
 
 def recheck(principal: Principal, local: LocalVerification) -> AuthError | None:
@@ -100,7 +64,7 @@ def recheck(principal: Principal, local: LocalVerification) -> AuthError | None:
     """
     if is_expired(principal.expires_at, local.clock(), local.leeway):
         return TokenExpired()
-    if principal.token_id in local.revocations:
+    if principal.token_id in local.revocations.ids:
         return TokenRevoked()
     return None
 
@@ -180,6 +144,54 @@ def service_methods(
     return methods
 
 
+class _Handler(grpc.RpcMethodHandler):  # type: ignore[type-arg]
+    """A method handler like grpc's own, but cheaper to make: one per call on a miss."""
+
+    __slots__ = (
+        "request_deserializer",
+        "request_streaming",
+        "response_serializer",
+        "response_streaming",
+        "stream_stream",
+        "stream_unary",
+        "unary_stream",
+        "unary_unary",
+    )
+
+    def __init__(self, template: Handler, kind: str, behaviour: Behaviour) -> None:
+        self.request_streaming = template.request_streaming
+        self.response_streaming = template.response_streaming
+        self.request_deserializer = template.request_deserializer
+        self.response_serializer = template.response_serializer
+        self.unary_unary = self.unary_stream = self.stream_unary = self.stream_stream = None
+        setattr(self, kind, behaviour)
+
+
+def _kind(handler: Handler) -> str:
+    if handler.request_streaming:
+        return "stream_stream" if handler.response_streaming else "stream_unary"
+    return "unary_stream" if handler.response_streaming else "unary_unary"
+
+
+class _Route:
+    """What an existing method's calls are served with (see the module docstring).
+
+    Args:
+        handler: The application's handler (identity-checked on every call: a generic
+            handler may return another one later, and then a new route is made).
+        rule: The method's policy rule.
+    """
+
+    __slots__ = ("behaviour", "handler", "kind", "last", "rule")
+
+    def __init__(self, handler: Handler, rule: Rule) -> None:
+        self.handler = handler
+        self.rule = rule
+        self.kind = _kind(handler)
+        self.behaviour = behaviour_of(handler)
+        self.last: tuple[Principal | None, Handler | None] = (None, None)
+
+
 class InterceptorBase:
     """Configuration and strict-policy checks of both server interceptors.
 
@@ -193,7 +205,7 @@ class InterceptorBase:
         self._policy = policy if policy is not None else Policy()
         self._lookup = verifier
         self._local = verifier.local
-        self._covered: set[str] = set()
+        self._routes: dict[str, _Route] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lookup!r}, {self._policy!r})"
@@ -218,7 +230,15 @@ class InterceptorBase:
         self._policy.check_covers(service_methods(services, pool))
 
     def _admit(self, details: grpc.HandlerCallDetails) -> Admission:
-        return admit(details.method, details.invocation_metadata, self._policy, self._lookup)
+        """The auth flow of one call up to its first wait (see :data:`Admission`)."""
+        route = self._routes.get(details.method)
+        rule = route.rule if route is not None else self._policy.rule_for(details.method)
+        if rule.public:
+            return None
+        try:
+            return admit(rule, details.invocation_metadata, self._lookup)
+        except AuthError as err:
+            return err
 
     def _route(
         self, admission: Principal | Pending | AuthError, handler: Handler | None, method: str
@@ -228,13 +248,32 @@ class InterceptorBase:
         Unknown method: UNIMPLEMENTED (None) for a known caller, else the caller's refusal.
         Known method: the refusal, or the application's handler wrapped to verify a cache
         miss and bind the caller (same kind, same serializers).
+
+        Raises:
+            PolicyError: Strict mode, and no rule covers this existing method.
         """
         if handler is None:
             return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
-        self._require_rule(method)
+        route = self._routes.get(method)
+        if route is None or route.handler is not handler:
+            route = self._new_route(handler, method)
         if isinstance(admission, AuthError):
             return same_kind(handler, self._refusing(admission), deserialize=False)
-        return same_kind(handler, self._wrap(behaviour_of(handler), handler, admission))
+        last_principal, last_handler = route.last
+        if admission is last_principal and last_handler is not None:
+            return last_handler
+        wrapped = _Handler(handler, route.kind, self._wrap(route.behaviour, handler, admission))
+        if isinstance(admission, Principal):
+            route.last = (admission, wrapped)
+        return wrapped
+
+    def _new_route(self, handler: Handler, method: str) -> _Route:
+        """Strict mode: refuse an existing method that no rule names (raises PolicyError)."""
+        if self._policy.strict:
+            self._policy.check_covers((method,))
+        route = _Route(handler, self._policy.rule_for(method))
+        self._routes[method] = route  # bounded: only methods that have a handler get here
+        return route
 
     def _unknown(self, admission: AuthError | Pending) -> Behaviour:
         """Hook: a behaviour for a method that does not exist."""
@@ -249,9 +288,3 @@ class InterceptorBase:
     ) -> Behaviour:
         """Hook: ``behaviour`` wrapped to finish authentication and bind the caller."""
         raise NotImplementedError
-
-    def _require_rule(self, method: str) -> None:
-        """Strict mode: refuse an existing method that no rule names (raises PolicyError)."""
-        if self._policy.strict and method not in self._covered:
-            self._policy.check_covers((method,))
-            self._covered.add(method)  # bounded: only methods that have a handler get here

@@ -46,7 +46,7 @@ from bearer_grpc._handlers import (
     copy_thread_pool,
     recheck,
 )
-from bearer_grpc._principal import _bind
+from bearer_grpc._principal import _bind, _reset, _set
 from bearer_grpc._status import abort
 from bearer_grpc._verifier import Verifier
 from bearer_grpc.core.errors import AuthError
@@ -112,17 +112,31 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
 
             return copy_thread_pool(behaviour, stream)
 
-        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if not request_streaming:
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                principal = (
+                    admission
+                    if isinstance(admission, Principal)
+                    else self._enter(admission, context)
+                )
+                bound = _set(principal)
+                try:
+                    return behaviour(request, context)
+                finally:
+                    _reset(bound)
+
+            return copy_thread_pool(behaviour, unary)
+
+        def client_stream(request: Any, context: grpc.ServicerContext) -> Any:
             principal = self._enter(admission, context)
-            if request_streaming:
-                request = self._requests(request, principal, context)
+            request = self._requests(request, principal, context)
             with _bind(principal):
                 response = behaviour(request, context)
-            if request_streaming:
-                self._recheck(principal, context)
+            self._recheck(principal, context)
             return response
 
-        return copy_thread_pool(behaviour, unary)
+        return copy_thread_pool(behaviour, client_stream)
 
     def _enter(self, admission: Principal | Pending, context: grpc.ServicerContext) -> Principal:
         """The caller, verifying a cache miss here (on the worker thread)."""

@@ -29,7 +29,7 @@ from bearer_grpc._handlers import (
     Pending,
     recheck,
 )
-from bearer_grpc._principal import _bind
+from bearer_grpc._principal import _bind, _reset, _set
 from bearer_grpc._status import abort_async
 from bearer_grpc.aio._verifier import Verifier
 from bearer_grpc.core.errors import AuthError
@@ -111,14 +111,28 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             return generate
 
         if inspect.iscoroutinefunction(behaviour):
+            if not streaming:
+
+                async def unary(request: Any, context: Context) -> Any:
+                    principal = (
+                        admission
+                        if isinstance(admission, Principal)
+                        else await self._enter(admission, context)
+                    )
+                    bound = _set(principal)
+                    try:
+                        return await behaviour(request, context)
+                    finally:
+                        _reset(bound)
+
+                return unary
 
             async def call(request: Any, context: Context) -> Any:
                 principal = await self._enter(admission, context)
                 if request_streaming:
                     request = self._requests(request, principal, context)
-                guarded = self._guarded(principal, context) if streaming else context
                 with _bind(principal):
-                    result = await behaviour(request, guarded)
+                    result = await behaviour(request, self._guarded(principal, context))
                 if request_streaming and not handler.response_streaming:
                     await self._recheck(principal, context)
                 return result

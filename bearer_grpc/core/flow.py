@@ -1,19 +1,28 @@
 """The authentication flow of one call, written once for sync and asyncio.
 
-:func:`auth_flow` is a generator that does every check that needs no I/O and *yields*
-the token when (and only when) it needs a verification that may block: a cache miss,
-which costs a signature check, or in remote mode a ``VerifyToken`` RPC. The sync and the
-asyncio interceptors drive it; they differ only in how they wait for that one answer::
+:func:`admit` does every check that needs no I/O: the method's rule, the single
+``authorization`` entry, a cache lookup (expiry and revocation re-checked), the scopes.
+It returns the caller (a cache hit), or a :class:`Pending` step when (and only when) a
+verification that may block is needed: a cache miss, which costs a signature check, or
+in remote mode a ``VerifyToken`` RPC. The sync and the asyncio interceptors drive it;
+they differ only in how they wait for that one answer::
 
-    flow = auth_flow(method, metadata, policy, verifier)
-    try:
-        token = next(flow)
-        principal = verifier.verify(token)            # or: await verifier.verify(token)
-        flow.send(principal)
-    except StopIteration as done:
-        principal = done.value                        # None for public methods
+    step = admit(rule, metadata, verifier)
+    if isinstance(step, Pending):
+        principal = step.finish(verifier.verify(step.token))   # or: await verifier.verify
+    else:
+        principal = step
 
 Errors are raised as :class:`~bearer_grpc.core.errors.AuthError` subclasses.
+
+The cache-hit shortcut. Parsing the ``Bearer`` value costs a regular expression over
+the whole token; a hit skips it, and is still exactly what :func:`bearer_token` decides:
+the single ``authorization`` entry is found and bounded as there, and only a value that
+is literally ``"Bearer " + key`` for a key of the cache is a hit. Cache keys are
+b64tokens (:meth:`TokenCache.put` stores nothing else), so for such a value the full
+parse returns that very key. Anything else (another spelling of the scheme, two spaces,
+a trailing space, ...) goes through :func:`bearer_token` and is looked up as what it
+yields, never as a normalised form of something cached.
 """
 
 from __future__ import annotations
@@ -21,18 +30,20 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Container, Iterable
 from typing import Protocol
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock
 from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
-from bearer_grpc.core.header import bearer_token
+from bearer_grpc.core.header import MAX_AUTHORIZATION_BYTES, bearer_token
 from bearer_grpc.core.keys import PublicKeySet
-from bearer_grpc.core.policy import Policy
+from bearer_grpc.core.policy import Rule
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal, TokenVerifier
 
 Metadata = Iterable[tuple[str, str | bytes]]
+
+_SCHEME = "Bearer "
 
 
 class CachedLookup(Protocol):
@@ -47,31 +58,79 @@ class CachedLookup(Protocol):
         ...
 
 
-def auth_flow(
-    method: str, metadata: Metadata | None, policy: Policy, verifier: CachedLookup
-) -> Generator[str, Principal, Principal | None]:
-    """Authenticate and authorise one call (see the module docstring for the protocol).
+class Pending:
+    """A call whose token missed the cache: verify :attr:`token`, then :meth:`finish`.
 
     Args:
-        method: Full method name, ``/pkg.Service/Method``.
+        token: The bearer token to verify (hidden from ``repr``).
+        scopes: Scopes the method requires.
+    """
+
+    __slots__ = ("scopes", "token")
+
+    def __init__(self, token: str, scopes: tuple[str, ...]) -> None:
+        self.token = token
+        self.scopes = scopes
+
+    def __repr__(self) -> str:
+        return "Pending(token=<hidden>)"
+
+    def finish(self, principal: Principal) -> Principal:
+        """The verified caller, once it is known to carry the method's scopes.
+
+        Raises:
+            InsufficientScope: The method needs scopes the token lacks.
+        """
+        return TokenVerifier.authorize(principal, self.scopes)
+
+
+def admit(rule: Rule, metadata: Metadata | None, verifier: CachedLookup) -> Principal | Pending:
+    """Authenticate and authorise one call of a method that is not public, without I/O.
+
+    Args:
+        rule: The method's rule (``policy.rule_for(method)``; not public).
         metadata: The call's invocation metadata.
-        policy: Which methods need what.
-        verifier: Answers cache lookups; the driver verifies what the flow yields.
+        verifier: Answers cache lookups; the driver verifies a :class:`Pending` token.
 
     Returns:
-        The caller, or None for a public method.
+        The caller (a cache hit with the required scopes), or the verification to do.
 
     Raises:
-        AuthError: Missing or bad token, or missing scopes.
+        AuthError: Missing or malformed token, revoked (cached) token, or missing scopes.
     """
-    rule = policy.rule_for(method)
-    if rule.public:
-        return None
+    candidate = _cache_candidate(metadata)
+    if candidate is not None:
+        principal = verifier.lookup(candidate)
+        if principal is not None:
+            return TokenVerifier.authorize(principal, rule.scopes) if rule.scopes else principal
     token = bearer_token(metadata)
-    principal = verifier.lookup(token)
-    if principal is None:
-        principal = yield token
-    return TokenVerifier.authorize(principal, rule.scopes)
+    if token != candidate:
+        principal = verifier.lookup(token)
+        if principal is not None:
+            return TokenVerifier.authorize(principal, rule.scopes) if rule.scopes else principal
+    return Pending(token, rule.scopes)
+
+
+def _cache_candidate(metadata: Metadata | None) -> str | None:
+    """What follows ``"Bearer "`` in the single, bounded ``authorization`` entry, if any.
+
+    The same entry rules as :func:`bearer_token` (one entry, a str, at most
+    ``MAX_AUTHORIZATION_BYTES``); None whenever they fail, so that it decides.
+    """
+    found: str | bytes | None = None
+    count = 0
+    for key, value in metadata or ():
+        if key == "authorization" or (len(key) == 13 and key.lower() == "authorization"):
+            count += 1
+            found = value
+    if (
+        count != 1
+        or not isinstance(found, str)
+        or len(found) > MAX_AUTHORIZATION_BYTES
+        or not found.startswith(_SCHEME)
+    ):
+        return None
+    return found[len(_SCHEME) :]
 
 
 class RevocationSet:
@@ -83,6 +142,9 @@ class RevocationSet:
 
     def __init__(self) -> None:
         self._revoked: dict[str, int] = {}
+        self.ids: Container[str] = self._revoked
+        """Read-only view for the per-call check (``jti in ids``): the same dict, updated in
+        place, without the cost of a Python ``__contains__`` call."""
         self.sequence = 0
         self._lock = threading.Lock()
 
@@ -169,7 +231,7 @@ class LocalVerification:
             issuer=new_issuer,
             clock=self.clock,
             leeway=self.leeway,
-            is_revoked=self.revocations.__contains__,
+            is_revoked=self.revocations.ids.__contains__,
         )
         self._verifier, self.issuer = verifier, new_issuer  # one swap: never keys without issuer
         if old_keys is not None and (new_issuer != old_issuer or not set(old_keys) <= set(keys)):
@@ -189,7 +251,7 @@ class LocalVerification:
     def lookup(self, token: str) -> Principal | None:
         """A cache hit, re-checked against revocations (see :class:`CachedLookup`)."""
         principal = self.cache.get(token, self.clock())
-        if principal is not None and principal.token_id in self.revocations:
+        if principal is not None and principal.token_id in self.revocations.ids:
             raise TokenRevoked()
         return principal
 

@@ -79,3 +79,31 @@ def test_cached_token_still_needs_the_scope(
 
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert signature_checks == [token.token]
+
+
+def test_reused_handlers_never_carry_another_callers_principal(
+    server: Server, tokens: Tokens
+) -> None:
+    # The interceptor reuses the handler it built for the last cached caller of a
+    # method; alternating callers must each still see themselves.
+    plain, wider = tokens.issue(), tokens.issue(scopes=["echo.use", "echo.extra"])
+    unary = server.channel.unary_unary(path("Unary"))
+    seen = [
+        unary(b"hi", metadata=bearer(token), timeout=10)
+        for token in (plain, plain, wider, wider, plain, wider)
+    ]
+    assert seen == [b"alice|echo.use"] * 2 + [b"alice|echo.extra echo.use"] * 2 + [
+        b"alice|echo.use",
+        b"alice|echo.extra echo.use",
+    ]
+
+
+def test_a_reused_handler_still_checks_revocation(server: Server, tokens: Tokens) -> None:
+    token = tokens.issue()
+    unary = server.channel.unary_unary(path("Unary"))
+    for _ in range(2):
+        assert unary(b"hi", metadata=bearer(token), timeout=10) == b"alice|echo.use"
+    server.revoke(token)
+    error = refusal(lambda: unary(b"hi", metadata=bearer(token), timeout=10))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert server.calls.count == 2
