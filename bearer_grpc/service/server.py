@@ -230,10 +230,7 @@ class TokenServer:
             now=math.floor(self._clock()),
         )
         if staged is not None:
-            log.info(
-                "staged scheduled signing key",
-                extra={"kid": staged.kid},
-            )
+            log.info("staged scheduled signing key", extra={"kid": staged.kid})
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""

@@ -102,8 +102,9 @@ class LocalChanges:
 class PostgresListener:
     """A ``LISTEN`` connection of its own that wakes its reader on every announced change.
 
-    It reconnects by itself after a lost connection (at once, then with backoff while the
-    server stays unreachable) and wakes the reader after each reconnection.
+    It reconnects by itself after a lost connection (within a fraction of a second, then
+    backing off while the server stays unreachable) and wakes the reader after each
+    reconnection.
 
     Args:
         connect_kwargs: psycopg connection arguments (host, dbname, user, password,
@@ -138,10 +139,9 @@ class PostgresListener:
                 self._failures += 1
             finally:
                 self.connected = False
-            # The first retry is immediate (a terminated session, a failover); further
-            # ones back off while the server stays unreachable.
-            if self._failures > 1:
-                await asyncio.sleep(_delay(self._backoff, self._failures - 1))
+            # A fraction of a second after a lost session (a failover, a terminated
+            # backend), longer while the server stays unreachable; never a tight loop.
+            await asyncio.sleep(_delay(self._backoff, self._failures))
 
     async def _follow(self, on_change: Callable[[], None]) -> None:
         import psycopg
