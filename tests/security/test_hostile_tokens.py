@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
 import pytest
 
+from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import LoopThread
 from tests.security._catalogue import CASES, Case, assert_unique_names, case_id, expand
 from tests.security._paths import PATHS, assert_accepted, assert_refused
@@ -78,6 +80,38 @@ def test_hostile_token_is_refused(
     where: str,
 ) -> None:
     assert_refused(deployments[alg], security_loop, hostile(alg, entry), where)
+
+
+OTHER_AUDIENCE = frozenset(
+    f"claims.aud_{name}" for name in ("other", "prefix", "superstring", "case", "list_without_ours")
+)
+"""Genuine tokens of this issuer for another audience: revoking one by value is allowed
+(possession suffices), so they are no hostile input to RevokeToken."""
+REVOCABLE = [
+    (alg, entry) for alg, entry in EXPANDED if alg == "ES256" and entry.name not in OTHER_AUDIENCE
+]
+
+
+@pytest.mark.parametrize(
+    ("alg", "entry"), REVOCABLE, ids=[case_id(alg, entry) for alg, entry in REVOCABLE]
+)
+def test_hostile_token_revokes_nothing(
+    deployments: Deployments, hostile: Callable[[str, Case], str], alg: str, entry: Case
+) -> None:
+    """RevokeToken by value: a hostile token is an unknown token (INVALID_ARGUMENT), or
+    too big for a request; never INTERNAL (a signed ``exp`` of 2**64 overflowed the
+    store's integer column before NumericDates were bounded) and never a revocation."""
+    deployment = deployments[alg]
+    request = pb.RevokeTokenRequest(token=hostile(alg, entry))
+    try:
+        response = deployment.stub.RevokeToken(request, timeout=10)
+    except grpc.RpcError as err:
+        assert err.code() in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ), err
+    else:  # an expired token needs no revocation: OK, nothing written
+        assert response.sequence == 0
 
 
 # --- named regressions: advisories and CVEs ---------------------------------------------
