@@ -569,3 +569,13 @@ def test_key_set_repr_names_kids_only(signing_keys: dict[str, SigningKey]) -> No
     for key in signing_keys.values():
         assert key.kid in text
         assert key.jwk["x" if "x" in key.jwk else "n"][:16] not in text
+
+
+@pytest.mark.parametrize("exponent", [b"\x01", b"\x02", b""], ids=["e=1", "e=2", "e-empty"])
+def test_key_set_rejects_rsa_public_exponent_1_or_even(
+    signing_keys: dict[str, SigningKey], exponent: bytes
+) -> None:
+    # Wycheproof rejectsPublicExponent1: with e = 1 every "signature" is its own message.
+    jwk = dict(signing_keys["RS256"].jwk)
+    jwk["e"] = base64.urlsafe_b64encode(exponent).rstrip(b"=").decode()
+    _reject({"keys": [jwk]})

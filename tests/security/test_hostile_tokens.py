@@ -17,6 +17,7 @@ import pytest
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import LoopThread
 from tests.security._catalogue import CASES, Case, assert_unique_names, case_id, expand
+from tests.security._forge import b64url, unb64url
 from tests.security._paths import PATHS, assert_accepted, assert_refused
 from tests.security.conftest import Deployments
 
@@ -112,6 +113,30 @@ def test_hostile_token_revokes_nothing(
         ), err
     else:  # an expired token needs no revocation: OK, nothing written
         assert response.sequence == 0
+
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def test_gray_ecdsa_high_s_twin_is_the_same_token_for_revocation(
+    deployments: Deployments,
+) -> None:
+    """S7: (r, n - s) is a second valid ES256 signature over the same bytes, so a token
+    string is malleable. Whatever the verifier says about the twin, revoking the
+    original (by its jti) must refuse the twin too: nothing is keyed on the raw string."""
+    deployment = deployments["ES256"]
+    kit = deployment.kit
+    original = kit.legit(jti="jti-gray-high-s")
+    head, body, sig = original.split(".")
+    raw = unb64url(sig)
+    r, s = raw[:32], int.from_bytes(raw[32:], "big")
+    twin = f"{head}.{body}.{b64url(r + (P256_N - s).to_bytes(32, 'big'))}"
+    assert twin != original
+    request = pb.VerifyTokenRequest(token=twin, audience="echo")
+    assert deployment.stub.VerifyToken(request, timeout=10).active  # cached as its own string
+    deployment.stub.RevokeToken(pb.RevokeTokenRequest(token=original), timeout=10)
+    answer = deployment.stub.VerifyToken(request, timeout=10)
+    assert (answer.active, answer.reason) == (False, "TOKEN_REVOKED")
 
 
 # --- named regressions: advisories and CVEs ---------------------------------------------
