@@ -17,6 +17,8 @@ call and wait (a daemon thread with a sync channel, or a task on the event loop)
   what a ``WatchRevocations`` stream announces before its first event, whether the
   verifier may resume there or must start over from sequence 0, when it has caught up,
   and whether the stream was healthy when it ended;
+- :func:`silent_link`: when a call's silence means the connection is dead (the driver
+  then replaces its channel);
 - :func:`accept_remote`: a ``VerifyToken`` answer as a principal or the matching error.
 
 Nothing here does I/O: the drivers make the calls and hand the answers over.
@@ -104,10 +106,13 @@ class Upstream:
             raise ValueError("refetch_interval and startup_timeout must not be negative")
 
     def channel_options(self) -> list[tuple[str, Any]]:
-        """gRPC channel arguments: reconnect no slower than :attr:`backoff` allows."""
+        """gRPC channel arguments: reconnect no slower than :attr:`backoff` allows, on
+        connections of the verifier's own (gRPC shares them between channels with the
+        same arguments otherwise, so a replacement channel could inherit a dead one)."""
         return [
             ("grpc.initial_reconnect_backoff_ms", math.ceil(self.backoff.initial * 1000)),
             ("grpc.max_reconnect_backoff_ms", math.ceil(self.backoff.maximum * 1000)),
+            ("grpc.use_local_subchannel_pool", 1),
         ]
 
 
@@ -440,14 +445,17 @@ def stream_ended(
     backoff: Backoff,
     error: BaseException | None = None,
     *,
+    started: bool = True,
     quiet: bool = False,
 ) -> bool:
     """Whether a followed ``WatchRevocations`` stream was healthy when it ended (then the
     driver reconnects at once, else after the next backoff delay).
 
-    Healthy: it ended by its own deadline (``DEADLINE_EXCEEDED``, after
-    ``resync_interval``), or it delivered events, or it lived at least
-    ``backoff.maximum`` seconds. Any other failure means the link is down (not logged
+    Healthy: it started (the server's initial metadata arrived) and then ended by its own
+    deadline (``DEADLINE_EXCEEDED``, after ``resync_interval``), or delivered events, or
+    lived at least ``backoff.maximum`` seconds. A stream that never started is not
+    healthy however long it waited: the link is down (see :func:`silent_link`). Any
+    failure but the deadline of a started stream means the link is down (not logged
     when ``quiet``: the driver is stopping).
 
     Args:
@@ -456,14 +464,32 @@ def stream_ended(
         lived: How long it lived, seconds.
         backoff: The reconnection delays.
         error: What it failed with (None: it ended normally).
+        started: Whether its initial metadata (or an event) arrived.
         quiet: Do not log a failure.
     """
+    started = started or events > 0
     if error is not None:
-        if status_of(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
+        if started and status_of(error) == grpc.StatusCode.DEADLINE_EXCEEDED:
             return True
         if not quiet:
             link.down(error)
-    return events > 0 or lived >= backoff.maximum
+    return started and (events > 0 or lived >= backoff.maximum)
+
+
+def silent_link(outcome: object, *, started: bool = False) -> bool:
+    """Whether a call's outcome suggests its connection died silently (a partition, a
+    peer or middlebox that vanished without a reset): it ran into its deadline without
+    any answer (for a stream: before its initial metadata).
+
+    gRPC keeps using such a connection until TCP gives up, which may take many
+    minutes or never happen (no keepalive is assumed of the server): the driver replaces
+    its channel, so the next attempt opens a new connection.
+    """
+    return (
+        isinstance(outcome, BaseException)
+        and not started
+        and status_of(outcome) == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
 
 
 def prune(local: LocalVerification) -> int:

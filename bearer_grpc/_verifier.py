@@ -35,6 +35,7 @@ from bearer_grpc._upstream import (
     log,
     prune,
     remote_request,
+    silent_link,
     step,
     stream_ended,
     stream_start,
@@ -311,20 +312,16 @@ class _Follower:
     The thread loops: fetch the keys (local mode), follow ``WatchRevocations`` until the
     stream ends (at the latest after ``resync_interval``), prune, and after a failure wait
     the next backoff delay. All key fetches share one lock, so they apply in order and
-    concurrent unknown-``kid`` refetches collapse into one.
+    concurrent unknown-``kid`` refetches collapse into one. When a call's silence says
+    the connection died unnoticed (:func:`silent_link`), the channel is replaced.
     """
 
     def __init__(self, local: LocalVerification, upstream: Upstream) -> None:
         self.local = local
         self.upstream = upstream
         self.closed = False
-        options = upstream.channel_options()
-        if upstream.credentials is None:
-            self._channel = grpc.insecure_channel(upstream.target, options=options)
-        else:
-            self._channel = grpc.secure_channel(
-                upstream.target, upstream.credentials, options=options
-            )
+        self._channel_lock = threading.Lock()  # guards closed and swapping the channel
+        self._channel = self._open_channel()
         self._stub = pb_grpc.TokenServiceStub(self._channel)
         self._stopping = threading.Event()
         self._first_keys = threading.Event()
@@ -335,6 +332,23 @@ class _Follower:
         self._gate = RefetchGate(upstream.refetch_interval)
         self._link = LinkLog(upstream.target)
         self.thread = threading.Thread(target=self._run, name="bearer-grpc-verifier", daemon=True)
+
+    def _open_channel(self) -> grpc.Channel:
+        upstream = self.upstream
+        options = upstream.channel_options()
+        if upstream.credentials is None:
+            return grpc.insecure_channel(upstream.target, options=options)
+        return grpc.secure_channel(upstream.target, upstream.credentials, options=options)
+
+    def _replace_channel(self) -> None:
+        """Use a new channel (a new connection) from now on; close the old one."""
+        with self._channel_lock:
+            if self.closed:
+                return
+            old, self._channel = self._channel, self._open_channel()
+            self._stub = pb_grpc.TokenServiceStub(self._channel)
+        old.close()
+        log.info("TokenService silent: reconnecting", extra={"target": self.upstream.target})
 
     def start(self) -> None:
         """Start the thread; in local mode wait up to ``startup_timeout`` for the keys and
@@ -356,11 +370,13 @@ class _Follower:
 
     def close(self) -> None:
         """Stop the thread, cancel its calls, close the channel, wait for the thread."""
-        if self.closed:
-            return
-        self.closed = True
+        with self._channel_lock:
+            if self.closed:
+                return
+            self.closed = True
+            channel = self._channel
         self._stopping.set()
-        self._channel.close()  # ends the watch stream and any fetch in flight
+        channel.close()  # ends the watch stream and any fetch in flight
         if self.thread is not threading.current_thread():
             self.thread.join(self.upstream.timeout + 1)
 
@@ -380,7 +396,7 @@ class _Follower:
             raise VerifierUnavailable() from err
         return accept_remote(self.local, token, response)
 
-    def _fetch_keys_locked(self) -> None:
+    def _fetch_keys_locked(self) -> pb.GetJwksResponse | BaseException:
         outcome: pb.GetJwksResponse | BaseException
         try:
             outcome = self._stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
@@ -388,6 +404,7 @@ class _Follower:
             outcome = err
         quiet = self._stopping.is_set()
         keys_fetched(self.local, self._link, outcome, self._first_keys.set, quiet=quiet)
+        return outcome
 
     def _run(self) -> None:
         delays = self.upstream.backoff.delays()
@@ -406,7 +423,10 @@ class _Follower:
     def _round(self) -> bool:
         if not self.upstream.remote:
             with self._fetch_lock:
-                self._fetch_keys_locked()
+                outcome = self._fetch_keys_locked()
+            if silent_link(outcome):
+                self._replace_channel()
+                return False
         healthy = self._follow_revocations()
         prune(self.local)
         return healthy
@@ -414,14 +434,17 @@ class _Follower:
     def _follow_revocations(self) -> bool:
         """Follow one ``WatchRevocations`` stream to its end; True if it was healthy
         (delivered events, lived long, or reached its own deadline)."""
-        started = time.monotonic()
+        began = time.monotonic()
         after = self.local.revocations.sequence
         request = pb.WatchRevocationsRequest(after_sequence=after)
         events = 0
+        started = False
         error: grpc.RpcError | None = None
         try:
             call = self._stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
             start = stream_start(call.initial_metadata())
+            # the metadata came, not the end of the call (the rendezvous is a grpc.Future)
+            started = not (isinstance(call, grpc.Future) and call.done())
             if self.feed.open(after, start) is Resume.RESET:
                 call.cancel()
                 return True  # reconnect at once, from sequence 0
@@ -434,9 +457,13 @@ class _Follower:
             error = err
         except ValueError:  # the channel was closed: we are stopping
             return False
-        lived = time.monotonic() - started
+        lived = time.monotonic() - began
         quiet = self._stopping.is_set()
-        return stream_ended(self._link, events, lived, self.upstream.backoff, error, quiet=quiet)
+        if not quiet and silent_link(error, started=started or events > 0):
+            self._replace_channel()
+        return stream_ended(
+            self._link, events, lived, self.upstream.backoff, error, started=started, quiet=quiet
+        )
 
     def _advance(self, start: StreamStart) -> None:
         if self.feed.advance(start):

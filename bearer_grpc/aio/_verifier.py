@@ -36,6 +36,7 @@ from bearer_grpc._upstream import (
     log,
     prune,
     remote_request,
+    silent_link,
     step,
     stream_ended,
     stream_start,
@@ -224,15 +225,23 @@ class _TaskFollower:
         self.session = session = self._open(loop)
         return session
 
-    def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
+    def _open_channel(self) -> grpc.aio.Channel:
         upstream = self.upstream
         options = upstream.channel_options()
         if upstream.credentials is None:
-            channel = grpc.aio.insecure_channel(upstream.target, options=options)
-        else:
-            channel = grpc.aio.secure_channel(
-                upstream.target, upstream.credentials, options=options
-            )
+            return grpc.aio.insecure_channel(upstream.target, options=options)
+        return grpc.aio.secure_channel(upstream.target, upstream.credentials, options=options)
+
+    async def _replace_channel(self, session: _Session) -> None:
+        """Use a new channel (a new connection) from now on; close the old one."""
+        old, session.channel = session.channel, self._open_channel()
+        session.stub = pb_grpc.TokenServiceStub(session.channel)
+        await old.close()
+        log.info("TokenService silent: reconnecting", extra={"target": self.upstream.target})
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
+        upstream = self.upstream
+        channel = self._open_channel()
         session = _Session(
             loop=loop,
             channel=channel,
@@ -286,15 +295,27 @@ class _TaskFollower:
             response = await session.stub.VerifyToken(request, timeout=self.upstream.timeout)
         except (grpc.RpcError, grpc.aio.UsageError) as err:
             raise VerifierUnavailable() from err
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise  # our caller gave up
+            raise VerifierUnavailable() from None  # the channel was closed or replaced
         return accept_remote(self.local, token, response)
 
     async def _fetch_keys(self, session: _Session) -> None:
+        await self._get_jwks(session)
+
+    async def _get_jwks(self, session: _Session) -> pb.GetJwksResponse | BaseException:
         outcome: pb.GetJwksResponse | BaseException
         try:
             outcome = await session.stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
         except (grpc.RpcError, grpc.aio.UsageError) as err:
             outcome = err
+        except asyncio.CancelledError as err:
+            if _cancelling():
+                raise
+            outcome = err  # the channel was replaced under the call
         keys_fetched(self.local, self._link, outcome, session.first_keys.set)
+        return outcome
 
     async def _run(self, session: _Session) -> None:
         delays = self.upstream.backoff.delays()
@@ -314,22 +335,25 @@ class _TaskFollower:
             await session.channel.close()
 
     async def _round(self, session: _Session) -> bool:
-        if not self.upstream.remote:
-            await self._fetch_keys(session)
+        if not self.upstream.remote and silent_link(await self._get_jwks(session)):
+            await self._replace_channel(session)
+            return False
         healthy = await self._follow_revocations(session)
         prune(self.local)
         return healthy
 
     async def _follow_revocations(self, session: _Session) -> bool:
         """Follow one ``WatchRevocations`` stream to its end; True if it was healthy."""
-        started = time.monotonic()
+        began = time.monotonic()
         after = self.local.revocations.sequence
         request = pb.WatchRevocationsRequest(after_sequence=after)
         call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
         events = 0
+        started = False
         error: grpc.RpcError | None = None
         try:
             start = stream_start(await call.initial_metadata())
+            started = not call.done()  # the metadata came, not the end of the call
             if self.feed.open(after, start) is Resume.RESET:
                 return True  # reconnect at once, from sequence 0 (finally ends the call)
             self._advance(session, start)
@@ -341,12 +365,21 @@ class _TaskFollower:
             error = err
         finally:
             call.cancel()
-        lived = time.monotonic() - started
-        return stream_ended(self._link, events, lived, self.upstream.backoff, error)
+        lived = time.monotonic() - began
+        if silent_link(error, started=started or events > 0):
+            await self._replace_channel(session)
+        backoff = self.upstream.backoff
+        return stream_ended(self._link, events, lived, backoff, error, started=started)
 
     def _advance(self, session: _Session, start: StreamStart) -> None:
         if self.feed.advance(start):
             session.caught_up.set()
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (not just a call it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _ended(session: _Session) -> bool:

@@ -1,0 +1,108 @@
+"""A TCP proxy that can cut the network silently (a partition, not a refused port).
+
+``Proxy(upstream)`` listens on 127.0.0.1, a free port, and forwards every connection to
+``upstream``. :meth:`Proxy.partition` makes the link silent both ways: bytes in flight
+are dropped, new connections are accepted and then hear nothing, and nothing is closed
+(no RST, no FIN: the peers cannot tell). :meth:`Proxy.heal` forwards again for new
+connections; the connections caught in the partition stay silent, as after a NAT or
+firewall forgot them, so each side must notice on its own (deadlines, keepalive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+from tests.harness import LoopThread
+
+CHUNK = 65536
+
+
+class Proxy:
+    """A silent-partition TCP proxy in front of ``upstream`` (``host:port``)."""
+
+    def __init__(self, upstream: str, loop: LoopThread) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+        self._loop = loop
+        self._cut = False
+        self._generation = 0  # connections opened before the last partition stay dead
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server = loop.run(self._start())
+        self.target = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    def partition(self) -> None:
+        """Go silent: drop everything, close nothing."""
+        self._cut = True
+        self._generation += 1
+
+    def heal(self) -> None:
+        """Forward new connections again (the ones caught in the partition stay silent)."""
+        self._cut = False
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        generation = self._generation
+        if self._cut:  # accepted, then silence
+            await self._drain(reader)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.close()
+            return
+        self._writers.append(up_writer)
+        await asyncio.gather(
+            self._pump(reader, up_writer, generation),
+            self._pump(up_reader, writer, generation),
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(CHUNK):
+                if self._generation != generation:
+                    continue  # caught in a partition: dropped, for good
+                writer.write(data)
+                await writer.drain()
+            if self._generation == generation:
+                writer.close()
+
+    async def _drain(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(OSError):
+            while await reader.read(CHUNK):
+                pass
+
+    def close(self) -> None:
+        """Stop listening and close every connection."""
+
+        async def stop() -> None:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+            await self._server.wait_closed()
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        self._loop.run(stop())
+
+
+@contextlib.contextmanager
+def proxy(upstream: str) -> Iterator[Proxy]:
+    """A :class:`Proxy` to ``upstream`` on a loop of its own, for the block."""
+    loop = LoopThread()
+    try:
+        held = Proxy(upstream, loop)
+        try:
+            yield held
+        finally:
+            held.close()
+    finally:
+        loop.close()
