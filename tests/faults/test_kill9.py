@@ -30,7 +30,7 @@ from tests.faults.conftest import AUDIENCE, TIMEOUT, Deployment, token_stub
 
 ISSUERS = 3
 REVOKERS = 3
-KILL_AFTER = 40
+KILL_AFTER = 25
 """Acknowledged revocations (and issued tokens) before the server is killed."""
 BURST_SECONDS = 60.0
 

@@ -36,7 +36,7 @@ from tests.interceptors.echo import KIND_METHODS
 CLIENTS_PER_SERVER = 3
 FRESH_EVERY = 5
 """A client issues itself a new token every this many calls."""
-NEW_KEY_CALLS = 20
+NEW_KEY_CALLS = 8
 """Calls with new-key tokens each server must serve before the load stops."""
 ROTATIONS = 2
 LOAD_SECONDS = 60.0
