@@ -27,9 +27,9 @@ def _tokens(issuer: TestIssuer, count: int, tag: str) -> list[str]:
     ]
 
 
-def bytes_per_token(issuer: TestIssuer, count: int) -> dict[str, Any]:
-    """Fill a cache of ``count`` entries through ``Verifier.verify``; bytes each."""
-    tokens = _tokens(issuer, count, f"m{count}")
+def bytes_per_token(issuer: TestIssuer, tokens: list[str]) -> dict[str, Any]:
+    """Fill a cache of ``len(tokens)`` entries through ``Verifier.verify``; bytes each."""
+    count = len(tokens)
     verifier = issuer.verifier(audience=AUDIENCE, cache_size=count)
     token_bytes = sum(sys.getsizeof(token) for token in tokens)
     gc.collect()
@@ -84,8 +84,9 @@ def run(settings: dict[str, Any], progress: bool) -> dict[str, Any]:
         "plus the token strings the cache keeps alive",
         "sizes": [],
     }
+    tokens = _tokens(issuer, max(settings["memory_sizes"]), "m")  # each size a fresh verifier
     for count in settings["memory_sizes"]:
-        result = bytes_per_token(issuer, count)
+        result = bytes_per_token(issuer, tokens[:count])
         section["sizes"].append(result)
         if progress:
             print(
