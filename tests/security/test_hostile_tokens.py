@@ -88,8 +88,16 @@ OTHER_AUDIENCE = frozenset(
 )
 """Genuine tokens of this issuer for another audience: revoking one by value is allowed
 (possession suffices), so they are no hostile input to RevokeToken."""
+GENUINELY_SIGNED = ("claims.", "duplicate.", "json.", "typ.", "encoding.")
+"""Families whose tokens carry our key's signature over the hostile content (plus every
+``*_validly_signed`` case): the only ones that get past the signature into the claims
+and the store, so the ones RevokeToken must be tried with."""
 REVOCABLE = [
-    (alg, entry) for alg, entry in EXPANDED if alg == "ES256" and entry.name not in OTHER_AUDIENCE
+    (alg, entry)
+    for alg, entry in EXPANDED
+    if alg == "ES256"
+    and entry.name not in OTHER_AUDIENCE
+    and (entry.name.startswith(GENUINELY_SIGNED) or entry.name.endswith("validly_signed"))
 ]
 
 
@@ -142,8 +150,13 @@ def test_gray_ecdsa_high_s_twin_is_the_same_token_for_revocation(
 # --- named regressions: advisories and CVEs ---------------------------------------------
 
 
+_BUILT: dict[tuple[str, str], str] = {}
+
+
 def _refused(deployments: Deployments, loop: LoopThread, alg: str, name: str, where: str) -> None:
-    assert_refused(deployments[alg], loop, by_name(name).build(deployments[alg].kit), where)
+    if (alg, name) not in _BUILT:
+        _BUILT[(alg, name)] = by_name(name).build(deployments[alg].kit)
+    assert_refused(deployments[alg], loop, _BUILT[(alg, name)], where)
 
 
 @pytest.mark.parametrize("where", PATHS)

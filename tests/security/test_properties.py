@@ -63,7 +63,7 @@ values = st.one_of(
 )
 
 
-@steady(300)
+@steady(150)
 @given(metadata=st.none() | st.lists(st.tuples(keys, values), max_size=4))
 def test_header_parser_returns_a_b64token_or_raises_token_errors(metadata: Any) -> None:
     try:
