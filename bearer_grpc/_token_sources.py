@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol, Self
 
 import grpc
 
+from bearer_grpc._upstream import silent_link
 from bearer_grpc.core.backoff import Backoff, BackoffPolicy
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.header import B64TOKEN
@@ -120,10 +121,13 @@ def failure_text(target: str, error: BaseException) -> tuple[grpc.StatusCode, st
 
 
 def channel_options(backoff: BackoffPolicy) -> list[tuple[str, Any]]:
-    """Channel arguments: gRPC reconnects no slower than ``backoff`` retries."""
+    """Channel arguments: gRPC reconnects no slower than ``backoff`` retries, on
+    connections of the source's own (not shared with other channels, so a replacement
+    channel opens a new one: see :func:`~bearer_grpc._upstream.silent_link`)."""
     return [
         ("grpc.initial_reconnect_backoff_ms", max(1, round(backoff.initial * 1000))),
         ("grpc.max_reconnect_backoff_ms", max(1, round(backoff.maximum * 1000))),
+        ("grpc.use_local_subchannel_pool", 1),
     ]
 
 
@@ -306,6 +310,9 @@ class ClientCredentials(_ClientCredentialsBase):
 
     def _setup(self) -> None:
         self._state = _Worker()
+        self._open_channel()
+
+    def _open_channel(self) -> None:
         config = self._config
         options = channel_options(config.backoff)
         if config.credentials is None:
@@ -313,6 +320,16 @@ class ClientCredentials(_ClientCredentialsBase):
         else:
             self._channel = grpc.secure_channel(config.target, config.credentials, options=options)
         self._issue = pb_grpc.TokenServiceStub(self._channel).IssueToken
+
+    def _replace_channel(self) -> None:
+        """A request died unanswered at its deadline: the connection may be silently
+        dead, and gRPC would keep using it. Open a new channel; close the old one."""
+        with self._state.cond:
+            if self._state.closed:
+                return
+            old = self._channel
+            self._open_channel()
+        old.close()
 
     def __enter__(self) -> Self:
         return self
@@ -369,7 +386,9 @@ class ClientCredentials(_ClientCredentialsBase):
             state.closed = True
             state.cond.notify_all()
             thread = state.thread
-        self._channel.close()  # also cancels a request in flight
+        with state.cond:
+            channel = self._channel
+        channel.close()  # also cancels a request in flight
         if thread is not None and thread is not threading.current_thread():
             thread.join(self._config.timeout)
 
@@ -406,6 +425,8 @@ class ClientCredentials(_ClientCredentialsBase):
         try:
             return issued_token(self._issue(config.request, timeout=config.timeout))
         except Exception as err:  # the thread must live on; callers get the error
+            if silent_link(err):
+                self._replace_channel()
             return err
 
 

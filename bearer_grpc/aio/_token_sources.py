@@ -30,6 +30,7 @@ from bearer_grpc._token_sources import (
     failure_text,
     issued_token,
 )
+from bearer_grpc._upstream import silent_link
 from bearer_grpc.core.renewal import Failed, Ready
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
@@ -214,16 +215,25 @@ class ClientCredentials(_ClientCredentialsBase):
             raise RuntimeError("ClientCredentials is in use on another event loop")
         if self._closed:
             raise RuntimeError("ClientCredentials is closed")
-        config = self._config
-        options = channel_options(config.backoff)
-        if config.credentials is None:
-            channel = grpc.aio.insecure_channel(config.target, options=options)
-        else:
-            channel = grpc.aio.secure_channel(config.target, config.credentials, options=options)
+        channel = self._open_channel()
         session = _Session(loop, channel, pb_grpc.TokenServiceStub(channel), asyncio.Event())
         session.renewer = loop.create_task(self._renew(session), name="bearer-grpc-renewal")
         self._session = session
         return session
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        config = self._config
+        options = channel_options(config.backoff)
+        if config.credentials is None:
+            return grpc.aio.insecure_channel(config.target, options=options)
+        return grpc.aio.secure_channel(config.target, config.credentials, options=options)
+
+    async def _replace_channel(self, session: _Session) -> None:
+        """A request died unanswered at its deadline: the connection may be silently
+        dead, and gRPC would keep using it. Open a new channel; close the old one."""
+        old, session.channel = session.channel, self._open_channel()
+        session.stub = pb_grpc.TokenServiceStub(session.channel)
+        await old.close()
 
     def _shared_request(self, session: _Session) -> asyncio.Task[None]:
         if session.request is None or session.request.done():
@@ -243,6 +253,8 @@ class ClientCredentials(_ClientCredentialsBase):
             outcome = err
         if not self._closed:
             self._record(outcome, requested_at)
+            if silent_link(outcome):
+                await self._replace_channel(session)
 
     async def _renew(self, session: _Session) -> None:
         try:

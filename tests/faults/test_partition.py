@@ -1,20 +1,22 @@
-"""A silent network partition between verifiers and their TokenService (a proxy that
-drops every byte and closes nothing), sync and aio.
+"""A silent network partition between the TokenService and its verifiers and clients
+(a proxy that drops every byte and closes nothing), sync and aio.
 
 While cut off, local verifiers keep verifying with their last known keys and remote ones
 refuse fresh tokens with VerifierUnavailable within their timeout (fail closed, no hang).
-A token revoked on the service meanwhile is refused once the link heals, although the
-connections caught in the partition never hear an end: each verifier must notice by its
-own deadlines.
+A token revoked on the service meanwhile is refused once the link heals, and
+``ClientCredentials`` sources get tokens again, although the connections caught in the
+partition never hear an end: each must notice by its own deadlines.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 
-from bearer_grpc import Backoff
+from bearer_grpc import Backoff, ClientCredentials
+from bearer_grpc import aio as bearer_aio
 from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.faults._proxy import proxy
@@ -94,3 +96,45 @@ def test_verifiers_ride_out_a_silent_partition(deployment: Deployment) -> None:
             for verifier in verifiers.values():
                 verifier.close()
             loop.close()
+
+
+def test_client_credentials_get_tokens_again_after_a_silent_partition(
+    deployment: Deployment,
+) -> None:
+    secret = deployment.add_client("svc")
+    deployment.start()
+    loop = LoopThread()
+    options: dict[str, Any] = {"backoff": FAST, "timeout": 0.5}
+    with proxy(deployment.target) as link:
+        sync_source = ClientCredentials(link.target, "svc", secret, **options)
+        aio_source = bearer_aio.ClientCredentials(link.target, "svc", secret, **options)
+        sources = {
+            "sync": sync_source.token,
+            "aio": lambda: loop.run(aio_source.token()),
+        }
+        try:
+            first = {name: token() for name, token in sources.items()}
+            link.partition()
+            sync_source.invalidate(first["sync"])  # a new token is needed
+            aio_source.invalidate(first["aio"])
+            for name, token in sources.items():
+                with pytest.raises(grpc.RpcError) as info:
+                    token()
+                assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED, name  # type: ignore[attr-defined]
+
+            link.heal()
+            for name, token in sources.items():
+                fresh = wait_until(lambda t=token: _token_or_none(t), timeout=RECOVERY)
+                assert fresh != first[name]
+        finally:
+            sync_source.close()
+            loop.run(aio_source.aclose())
+            loop.close()
+
+
+def _token_or_none(token: Any) -> str | None:
+    try:
+        value: str = token()
+    except grpc.RpcError:
+        return None
+    return value
