@@ -348,7 +348,7 @@ class _Follower:
             old, self._channel = self._channel, self._open_channel()
             self._stub = pb_grpc.TokenServiceStub(self._channel)
         old.close()
-        log.info("TokenService silent: reconnecting", extra={"target": self.upstream.target})
+        log.debug("TokenService silent: new connection", extra={"target": self.upstream.target})
 
     def start(self) -> None:
         """Start the thread; in local mode wait up to ``startup_timeout`` for the keys and

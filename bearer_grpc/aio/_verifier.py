@@ -237,7 +237,7 @@ class _TaskFollower:
         old, session.channel = session.channel, self._open_channel()
         session.stub = pb_grpc.TokenServiceStub(session.channel)
         await old.close()
-        log.info("TokenService silent: reconnecting", extra={"target": self.upstream.target})
+        log.debug("TokenService silent: new connection", extra={"target": self.upstream.target})
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
         upstream = self.upstream
