@@ -198,18 +198,20 @@ add("ecdsa.r_zero_s_legit", _ecdsa(lambda r: 0, lambda s: s), ES)
 add("ecdsa.r_legit_s_zero", _ecdsa(lambda r: r, lambda s: 0), ES)
 add("ecdsa.r_plus_n", _ecdsa(lambda r: r + P256_N, lambda s: s), ES)
 add("ecdsa.s_n_minus_1", _ecdsa(lambda r: r, lambda s: P256_N - 1), ES)
-add(
-    "ecdsa.der_encoded_legit_signature",
-    lambda kit: (lambda t, r, s: kit.with_signature(t, encode_dss_signature(r, s)))(
-        *_legit_rs(kit)
-    ),
-    ES,
-)
-add(
-    "ecdsa.r_s_swapped",
-    lambda kit: (lambda t, r, s: kit.with_signature(t, _raw_rs(s, r)))(*_legit_rs(kit)),
-    ES,
-)
+
+
+def _der_encoded(kit: Kit) -> str:
+    token, r, s = _legit_rs(kit)
+    return kit.with_signature(token, encode_dss_signature(r, s))
+
+
+def _r_s_swapped(kit: Kit) -> str:
+    token, r, s = _legit_rs(kit)
+    return kit.with_signature(token, _raw_rs(s, r))
+
+
+add("ecdsa.der_encoded_legit_signature", _der_encoded, ES)
+add("ecdsa.r_s_swapped", _r_s_swapped, ES)
 
 
 # --- EdDSA (S4) ------------------------------------------------------------------------
@@ -769,7 +771,7 @@ for _name, _changes in _CLAIM_CASES.items():
 
     add(f"claims.{_name}", _claims_case)
 
-for _claim, _name, _raw in (
+for _claim, _name, _raw_text in (
     ("exp", "exp_nan", "NaN"),
     ("exp", "exp_infinity", "Infinity"),
     ("exp", "exp_minus_infinity", "-Infinity"),
@@ -777,7 +779,7 @@ for _claim, _name, _raw in (
 ):
     add(
         f"claims.{_name}",
-        lambda kit, n=_claim, raw=_raw: kit.forge(kit.header(), _raw_claims(kit, **{n: raw})),
+        lambda kit, n=_claim, raw=_raw_text: kit.forge(kit.header(), _raw_claims(kit, **{n: raw})),
     )
 
 add("claims.exp_5000_digits", lambda kit: kit.forge(kit.header(), _raw_claims(kit, exp="9" * 5000)))
