@@ -14,6 +14,7 @@ small bounded pool), instead of each token keeping its own copies from JSON deco
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any, Final
@@ -91,11 +92,12 @@ class TokenCache:
 
 
 class _Pool:
-    """Shares equal immutable values between cached principals; at most ``size`` kept.
+    """Shares equal values between cached principals.
 
-    Only values many tokens have in common go in (claim names, issuer, audiences, client
-    id, scope set), never per-token ones (``jti``, ``sub``, times): once full, values are
-    used as they come.
+    Strings many tokens have in common (claim names, issuer, audience, client id, scope)
+    are interned (``sys.intern``: freed again once no entry uses them); scope sets and
+    audience tuples go through a pool of at most ``size`` entries, used as they come once
+    full. Per-token values (``jti``, ``sub``, times) are kept as they are.
     """
 
     __slots__ = ("_size", "_values")
@@ -121,23 +123,27 @@ class _Pool:
         principal and the cached one stay the same object; nothing observable changes
         but the identity of equal values.
         """
-        share = self.share
-        claims: dict[str, Any] = {}
-        for name, value in principal.claims.items():
-            if name in _SHARED_CLAIMS and type(value) is str:
-                value = share(value)
-            claims[share(name)] = value
+        claims: dict[str, Any] = {
+            _intern(name): (
+                _intern(value) if type(value) is str and name in _SHARED_CLAIMS else value
+            )
+            for name, value in principal.claims.items()
+            if type(name) is str
+        }
+        if len(claims) != len(principal.claims):  # pragma: no cover (JSON names are str)
+            return principal
         iat = principal.issued_at
         if type(claims.get("nbf")) is int and claims["nbf"] == iat:
             claims["nbf"] = iat
-        client_id = principal.client_id
-        fields = {
-            "scopes": share(principal.scopes),
-            "issuer": share(principal.issuer),
-            "audience": share(principal.audience),
-            "client_id": principal.subject if client_id == principal.subject else share(client_id),
-            "claims": MappingProxyType(claims),
-        }
-        for name, value in fields.items():
-            object.__setattr__(principal, name, value)
+        subject, client_id = principal.subject, principal.client_id
+        setattr_ = object.__setattr__
+        setattr_(principal, "scopes", self.share(principal.scopes))
+        setattr_(principal, "issuer", _intern(principal.issuer))
+        setattr_(principal, "audience", self.share(principal.audience))
+        setattr_(principal, "client_id", subject if client_id == subject else _intern(client_id))
+        setattr_(principal, "claims", MappingProxyType(claims))
         return principal
+
+
+def _intern(value: str) -> str:
+    return sys.intern(value) if type(value) is str else value
