@@ -89,6 +89,12 @@ def _echo(section: dict[str, Any]) -> list[Row]:
                 if met is not None:
                     met = met and entry["ratio_to_naive"] >= 2.0
             rows.append(Row("echo", f"{flavour}: {entry['label']}", text, target, met))
+    foreign = max(
+        entry["foreign_cores_max"]
+        for flavour in ("sync", "aio")
+        for entry in section[flavour].values()
+    )
+    rows.append(Row("echo", "noise: other processes' CPU in a window, max", f"{foreign:.2f} cores"))
     return rows
 
 
