@@ -16,6 +16,7 @@ from bearer_grpc.cli._options import (
 from bearer_grpc.cli._output import emit, table
 from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.admin import Admin
+from bearer_grpc.service.keyring import PUBLISH_DELAY
 from bearer_grpc.store import Account, AccountKind
 
 
@@ -46,8 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate.add_argument(
         "--delay",
         type=int,
-        default=60,
-        help="seconds the new key is published before it signs (default 60)",
+        default=PUBLISH_DELAY,
+        help=(
+            f"seconds the new key is published before it signs (default {PUBLISH_DELAY}:"
+            " longer than verifiers take to refetch keys)"
+        ),
     )
     for sub in (listing, rotate):
         add_store_options(sub)
