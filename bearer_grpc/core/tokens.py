@@ -7,7 +7,9 @@ client_id, scope``. Verification, in order, refusing at the first failure:
 2. header: a JSON object, ``typ`` ``at+jwt``, a string ``kid`` found in the trusted key
    set, ``alg`` equal to that key's algorithm; no ``crit``, ``b64``, ``jwk``, ``jku``,
    ``x5u``, ``x5c`` (key material and extensions in a token are never trusted);
-3. signature, with the algorithm bound to the key (PyJWT ``PyJWK``);
+3. every segment the canonical base64url of its bytes; the signature, with the
+   algorithm object bound to the key (PyJWT ``PyJWK.Algorithm``, minimum key lengths
+   enforced), never one named by the token;
 4. claims: ``exp, iat, iss, aud, sub, jti`` present and well typed (NumericDates are
    integers, not booleans, from 0 to the end of year 9999), ``iss`` and ``aud`` exact,
    ``exp``/``nbf``/``iat`` against the injected clock with leeway;
@@ -54,10 +56,13 @@ store column, ``datetime`` or other language's integer overflows on a signed ``e
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
 _FORBIDDEN_HEADERS: Final = frozenset({"crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t", "zip"})
 _REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub", "jti")
-_JWS = jwt.PyJWS(options={"verify_signature": True, "enforce_minimum_key_length": True})
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_UNUSED_BITS: Final = {0: 0, 2: 0b1111, 3: 0b11}
+"""Mask of the bits the last character of a segment carries beyond the data, by the
+segment's length modulo 4 (1 is an impossible length)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """The verified caller: who the token was issued to and what it may do.
 
@@ -248,13 +253,28 @@ class TokenVerifier:
         match = _COMPACT.fullmatch(token)
         if match is None:
             raise TokenMalformed()
-        header = _json_object(match.group(1), TokenMalformed)
+        header_b64, payload_b64, signature_b64 = match.groups()
+        header = _json_object(header_b64, TokenMalformed)
         key = self._key_for(header)
+        # What PyJWS.decode_complete does after its own parse, without it: _COMPACT has
+        # already checked the base64url alphabet (PyJWS does it again per byte in Python)
+        # and the header is parsed once, strictly. Every segment must be the canonical
+        # encoding of its bytes (one text per token, as PyJWS requires).
+        algorithm = key.Algorithm
         try:
-            decoded = _JWS.decode_complete(token, key=key, algorithms=[key.algorithm_name])
-        except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as err:
+            signature = _b64decode_canonical(signature_b64)
+            payload = _b64decode_canonical(payload_b64)
+            _b64decode_canonical(header_b64)
+            prepared = algorithm.prepare_key(key.key)
+            if algorithm.check_key_length(prepared):
+                raise TokenInvalid()
+            signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+            valid = algorithm.verify(signing_input, prepared, signature)
+        except (jwt.PyJWTError, ValueError, TypeError) as err:
             raise TokenInvalid() from err
-        return _json_object_bytes(decoded["payload"])
+        if not valid:
+            raise TokenInvalid()
+        return _json_object_bytes(payload)
 
     def _key_for(self, header: Mapping[str, Any]) -> jwt.PyJWK:
         typ = header.get("typ")
@@ -334,9 +354,26 @@ def _audiences(value: object) -> tuple[str, ...]:
     raise TokenInvalid()
 
 
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _b64decode_canonical(segment: str) -> bytes:
+    """The bytes of a base64url segment (alphabet already checked) that encodes them
+    canonically: a possible length, and no bit set beyond the data in its last character.
+
+    Raises:
+        ValueError: Not such a segment.
+    """
+    unused = _UNUSED_BITS.get(len(segment) % 4)
+    if unused is None or _B64URL_ALPHABET.index(segment[-1]) & unused:
+        raise ValueError("not a canonical base64url segment")
+    return _b64decode(segment)
+
+
 def _json_object(segment: str, error: type[TokenMalformed] | type[TokenInvalid]) -> dict[str, Any]:
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = _b64decode(segment)
     except (binascii.Error, ValueError) as err:
         raise error() from err
     try:
@@ -347,11 +384,7 @@ def _json_object(segment: str, error: type[TokenMalformed] | type[TokenInvalid])
 
 def _json_object_bytes(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_unique_members,
-        )
+        value = _JSON.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError, UnicodeDecodeError) as err:
         raise TokenInvalid() from err
     if not isinstance(value, dict):
@@ -369,3 +402,8 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(members) != len(pairs):
         raise ValueError("duplicate member name")
     return members
+
+
+_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
+"""The one decoder of every header and claims object (``json.loads`` with hooks builds a
+new one per call)."""

@@ -740,6 +740,39 @@ def test_ecdsa_der_signature_is_invalid(key: SigningKey, verifier: TokenVerifier
         verify(verifier, f"{h}.{p}.{b64url(der)}")
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _non_canonical(text: str) -> str:
+    """The same bytes as ``text`` (not a multiple of 4 long), with an unused bit set."""
+    unused = {2: 0b1111, 3: 0b11}[len(text) % 4]
+    return text[:-1] + _ALPHABET[_ALPHABET.index(text[-1]) | unused]
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "signature"])
+def test_non_canonical_segment_is_invalid_even_validly_signed(
+    key: SigningKey, verifier: TokenVerifier, where: str
+) -> None:
+    # One token, one text: a segment whose last character carries bits beyond its bytes
+    # decodes like the canonical one, so it would be a second string for the same token.
+    pad = ""
+    while True:
+        head, body = segment(header_for(key, x=pad)), segment(claims(x=pad))
+        if len(head) % 4 and len(body) % 4:
+            break
+        pad += "x"
+    if where == "header":
+        head = _non_canonical(head)
+    elif where == "payload":
+        body = _non_canonical(body)
+    algorithm = jwt.get_algorithm_by_name(key.alg)
+    sig = b64url(algorithm.sign(f"{head}.{body}".encode(), key.private_key))
+    if where == "signature":
+        sig = _non_canonical(sig)
+    with pytest.raises(TokenInvalid):
+        verify(verifier, f"{head}.{body}.{sig}")
+
+
 def test_signature_is_checked_before_claims(key: SigningKey, keyset: PublicKeySet) -> None:
     # An expired token with a bad signature must not reveal that it is expired (RFC 8725 §3.10).
     late = make_verifier(keyset, now=EXP + 86_400)
