@@ -16,13 +16,15 @@ they differ only in how they wait for that one answer::
 Errors are raised as :class:`~bearer_grpc.core.errors.AuthError` subclasses.
 
 The cache-hit shortcut. Parsing the ``Bearer`` value costs a regular expression over
-the whole token; a hit skips it, and is still exactly what :func:`bearer_token` decides:
-the single ``authorization`` entry is found and bounded as there, and only a value that
-is literally ``"Bearer " + key`` for a key of the cache is a hit. Cache keys are
-b64tokens (:meth:`TokenCache.put` stores nothing else), so for such a value the full
-parse returns that very key. Anything else (another spelling of the scheme, two spaces,
-a trailing space, ...) goes through :func:`bearer_token` and is looked up as what it
-yields, never as a normalised form of something cached.
+the whole token; a hit skips it, and is still exactly what
+:func:`~bearer_grpc.core.header.bearer_token` decides:
+the single ``authorization`` entry is found and bounded by the same
+:func:`~bearer_grpc.core.header.authorization_value`, and only a value that is
+literally ``"Bearer " + token`` for a token in the cache is a hit. Cached tokens are
+b64tokens (:meth:`TokenCache.put` stores nothing else), so for such a value
+:func:`~bearer_grpc.core.header.parse_bearer` returns that very token. Anything else
+(another spelling of the scheme, two spaces, a trailing space, ...) is parsed and looked
+up as what the parse yields, never as a normalised form of something cached.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Protocol
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock
 from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
-from bearer_grpc.core.header import MAX_AUTHORIZATION_BYTES, bearer_token
+from bearer_grpc.core.header import authorization_value, parse_bearer
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.policy import Rule
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal, TokenVerifier
@@ -98,12 +100,13 @@ def admit(rule: Rule, metadata: Metadata | None, verifier: CachedLookup) -> Prin
     Raises:
         AuthError: Missing or malformed token, revoked (cached) token, or missing scopes.
     """
-    candidate = _cache_candidate(metadata)
+    value = authorization_value(metadata)
+    candidate = _cache_candidate(value)
     if candidate is not None:
         principal = verifier.lookup(candidate)
         if principal is not None:
             return TokenVerifier.authorize(principal, rule.scopes) if rule.scopes else principal
-    token = bearer_token(metadata)
+    token = parse_bearer(value)
     if token != candidate:
         principal = verifier.lookup(token)
         if principal is not None:
@@ -111,26 +114,13 @@ def admit(rule: Rule, metadata: Metadata | None, verifier: CachedLookup) -> Prin
     return Pending(token, rule.scopes)
 
 
-def _cache_candidate(metadata: Metadata | None) -> str | None:
-    """What follows ``"Bearer "`` in the single, bounded ``authorization`` entry, if any.
+def _cache_candidate(value: str) -> str | None:
+    """What follows ``"Bearer "`` in the ``authorization`` value, if it starts so.
 
-    The same entry rules as :func:`bearer_token` (one entry, a str, at most
-    ``MAX_AUTHORIZATION_BYTES``); None whenever they fail, so that it decides.
+    Only worth a cache lookup: a hit is a cached b64token, which is what
+    :func:`parse_bearer` would return for this value; a miss decides nothing.
     """
-    found: str | bytes | None = None
-    count = 0
-    for key, value in metadata or ():
-        if key == "authorization" or (len(key) == 13 and key.lower() == "authorization"):
-            count += 1
-            found = value
-    if (
-        count != 1
-        or not isinstance(found, str)
-        or len(found) > MAX_AUTHORIZATION_BYTES
-        or not found.startswith(_SCHEME)
-    ):
-        return None
-    return found[len(_SCHEME) :]
+    return value[len(_SCHEME) :] if value.startswith(_SCHEME) else None
 
 
 class RevocationSet:

@@ -23,6 +23,30 @@ B64TOKEN = re.compile(_B64TOKEN, re.ASCII)
 """The b64token grammar: what may follow ``Bearer `` (use ``fullmatch``)."""
 
 
+def authorization_value(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+    *,
+    max_bytes: int = MAX_AUTHORIZATION_BYTES,
+) -> str:
+    """Return the value of the single ``authorization`` entry, unparsed.
+
+    Raises:
+        TokenMissing: No ``authorization`` entry.
+        TokenMalformed: Several entries, or an oversized or binary value.
+    """
+    found: str | bytes | None = None
+    count = 0
+    for key, value in metadata or ():
+        if key == "authorization" or (len(key) == 13 and key.lower() == "authorization"):
+            count += 1
+            found = value
+    if count == 0:
+        raise TokenMissing()
+    if count > 1 or not isinstance(found, str) or len(found) > max_bytes:
+        raise TokenMalformed()
+    return found
+
+
 def bearer_token(
     metadata: Iterable[tuple[str, str | bytes]] | None,
     *,
@@ -42,17 +66,16 @@ def bearer_token(
         TokenMalformed: Several entries, an oversized or binary value, another scheme, or
             a value that is not exactly one b64token.
     """
-    found: str | bytes | None = None
-    count = 0
-    for key, value in metadata or ():
-        if key == "authorization" or (len(key) == 13 and key.lower() == "authorization"):
-            count += 1
-            found = value
-    if count == 0:
-        raise TokenMissing()
-    if count > 1 or not isinstance(found, str) or len(found) > max_bytes:
-        raise TokenMalformed()
-    match = _BEARER.fullmatch(found)
+    return parse_bearer(authorization_value(metadata, max_bytes=max_bytes))
+
+
+def parse_bearer(value: str) -> str:
+    """The b64token of an ``authorization`` value ``Bearer <token>``.
+
+    Raises:
+        TokenMalformed: Another scheme, or not exactly one b64token.
+    """
+    match = _BEARER.fullmatch(value)
     if match is None:
         raise TokenMalformed()
     return match.group(1)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bearer_grpc.core.errors import TokenMalformed, TokenMissing
-from bearer_grpc.core.header import MAX_AUTHORIZATION_BYTES, bearer_token
+from bearer_grpc.core.header import (
+    MAX_AUTHORIZATION_BYTES,
+    authorization_value,
+    bearer_token,
+    parse_bearer,
+)
 
 
 def auth(value: str | bytes) -> list[tuple[str, str | bytes]]:
@@ -223,3 +230,40 @@ def test_property_any_metadata_yields_the_single_entry_or_an_auth_error(
     assert len(entries) == 1
     assert isinstance(entries[0], str)
     assert token in entries[0]
+
+
+def test_authorization_value_is_the_single_entry_unparsed() -> None:
+    assert authorization_value([("x-other", "a"), ("authorization", "Basic  x ")]) == "Basic  x "
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        (None, TokenMissing),
+        ([("authorization-bin", b"Bearer abc")], TokenMissing),
+        ([("authorization", "Bearer a"), ("Authorization", "Bearer a")], TokenMalformed),
+        ([("authorization", b"Bearer abc")], TokenMalformed),
+        ([("authorization", "Bearer " + "a" * MAX_AUTHORIZATION_BYTES)], TokenMalformed),
+    ],
+)
+def test_authorization_value_refuses_what_bearer_token_refuses(
+    metadata: list[tuple[str, str | bytes]] | None, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        authorization_value(metadata)
+    with pytest.raises(error):
+        bearer_token(metadata)
+
+
+@settings(database=None, max_examples=200, deadline=None)
+@given(value=_values)
+def test_property_bearer_token_is_parse_bearer_of_authorization_value(value: str) -> None:
+    def outcome(decide: Any) -> object:
+        try:
+            return decide()
+        except (TokenMissing, TokenMalformed) as err:
+            return type(err)
+
+    assert outcome(lambda: bearer_token(auth(value))) == outcome(
+        lambda: parse_bearer(authorization_value(auth(value)))
+    )
