@@ -87,6 +87,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
+        "--metrics-listen",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
+        "no authentication: keep it on loopback or a private network; off unless given",
+    )
+    option(
+        parser,
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error"),
@@ -112,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         grace=args.grace,
+        metrics_listen=args.metrics_listen,
     )
     config.credentials()  # fail on bad TLS options before touching the store
     kek = key_encryption_key(args)

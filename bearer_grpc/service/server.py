@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
 from bearer_grpc.service.servicer import (
     SERVICE_NAME,
     RevocationNotifier,
@@ -56,6 +57,8 @@ class ServeConfig:
         tls_client_ca: PEM CA bundle; when given, clients must present a certificate it
             signed (mTLS).
         grace: Seconds in-flight calls get to finish after SIGTERM. Default 10.
+        metrics_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve Prometheus metrics
+            at ``/metrics``; off when None (the default).
     """
 
     listen: str = "127.0.0.1:50051"
@@ -63,6 +66,7 @@ class ServeConfig:
     tls_key: Path | None = field(default=None, repr=False)
     tls_client_ca: Path | None = None
     grace: float = 10.0
+    metrics_listen: str | None = None
 
     def __post_init__(self) -> None:
         host, _, port = self.listen.rpartition(":")
@@ -70,6 +74,8 @@ class ServeConfig:
             raise ValueError(f"--listen must be HOST:PORT with a port of 0-65535: {self.listen!r}")
         if self.grace < 0:
             raise ValueError("--grace must not be negative")
+        if self.metrics_listen is not None:
+            parse_listen(self.metrics_listen)
 
     def credentials(self) -> grpc.ServerCredentials | None:
         """Server credentials for TLS/mTLS, or None for plaintext.
@@ -101,14 +107,23 @@ class TokenServer:
         authority: The rules and state (``start()`` is called here).
         config: Where and how to listen.
         clock: Wall-clock time source of scheduled key rotations.
+        metrics: Where calls and store errors are counted (a new :class:`ServiceMetrics`
+            when None); served over HTTP when ``config.metrics_listen`` is set.
     """
 
     def __init__(
-        self, authority: TokenAuthority, config: ServeConfig, *, clock: Clock = system_clock
+        self,
+        authority: TokenAuthority,
+        config: ServeConfig,
+        *,
+        clock: Clock = system_clock,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.authority = authority
         self.config = config
         self._clock = clock
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.metrics_port = 0
         self.notifier = RevocationNotifier()
         self.health = health.aio.HealthServicer()
         self.port = 0
@@ -127,7 +142,7 @@ class TokenServer:
 
         Raises:
             StoreUnavailable: The store cannot be read at start.
-            ValueError: The address cannot be bound.
+            ValueError: The address (or the metrics address) cannot be bound.
         """
         await asyncio.to_thread(self.authority.start)
         server = grpc.aio.server(
@@ -136,7 +151,7 @@ class TokenServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        self._servicer = TokenServiceServicer(self.authority, self.notifier)
+        self._servicer = TokenServiceServicer(self.authority, self.notifier, metrics=self.metrics)
         add_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -150,6 +165,12 @@ class TokenServer:
                 self.port = server.add_secure_port(self.config.listen, credentials)
         except RuntimeError as err:  # grpc's way of saying the address cannot be bound
             raise ValueError(f"cannot listen on {self.config.listen}") from err
+        if self.config.metrics_listen is not None:
+            self.metrics_port = self.metrics.start_http(self.config.metrics_listen)
+            log.info(
+                "metrics listening",
+                extra={"listen": self.config.metrics_listen, "port": self.metrics_port},
+            )
         await server.start()
         self._server = server
         await self._set_serving(True)
@@ -179,6 +200,7 @@ class TokenServer:
         try:
             await self.authority.store.change_listener().listen(self._wake.set)
         except Exception:  # the periodic read still runs: slower, nothing lost
+            self.metrics.store_error("listen")
             log.exception("store change listener failed: polling only")
 
     async def _sync_loop(self) -> None:
@@ -191,9 +213,11 @@ class TokenServer:
             if self._stopping:
                 return
             self._wake.clear()  # a change announced during this read wakes the next one
+            operation = "sync"
             try:
                 await loop.run_in_executor(self._sync_pool, self.authority.sync)
                 if loop.time() >= housekeeping_due:
+                    operation = "housekeeping"
                     housekeeping_due = loop.time() + HOUSEKEEPING_EVERY
                     removed = await loop.run_in_executor(
                         self._sync_pool, self.authority.housekeeping
@@ -201,8 +225,10 @@ class TokenServer:
                     if removed:
                         log.info("pruned expired rows", extra={"count": removed})
                 if self.authority.settings.rotate_keys_every:
+                    operation = "rotate"
                     await loop.run_in_executor(self._sync_pool, self._rotate_if_due)
             except StoreUnavailable:
+                self.metrics.store_error(operation)
                 if self._store_ok:
                     log.warning("store unavailable: reporting NOT_SERVING")
                     self._store_ok = False
@@ -248,6 +274,7 @@ class TokenServer:
             self._servicer.close()
         if self._server is not None:
             await self._server.stop(self.config.grace if grace is None else grace)
+        self.metrics.stop_http()
         if self._servicer is not None:
             self._servicer.shutdown()
         log.info("stopped")

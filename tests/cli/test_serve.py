@@ -12,6 +12,7 @@ import signal
 import socket
 import stat
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from bearer_grpc.cli._options import duration
 from bearer_grpc.store import open_store, sqlite_url
@@ -429,3 +431,43 @@ def test_restart_keeps_keys_tokens_and_revocations(tmp_path: Path) -> None:
         inactive = cli("token", "verify", "--audience", "orders", input=revoked, env=target)
         assert (inactive.returncode, inactive.stdout.strip()) == (1, "inactive: TOKEN_REVOKED")
         assert server.stop() == 0
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_metrics_listen_serves_the_calls_of_this_process(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    env = _add_client(cli)
+    with running_server(tmp_path, "--metrics-listen", "127.0.0.1:0") as server:
+        (line,) = [r for r in server.records() if r.get("message") == "metrics listening"]
+        target = {"BEARER_GRPC_TARGET": server.target}
+        token = cli.ok("token", "issue", "--client-id", "svc", env={**env, **target}).stdout
+        cli.ok("token", "verify", "--audience", "orders", input=token, env=target)
+        refused = cli("token", "verify", "--audience", "other", input=token, env=target)
+        assert refused.returncode == 1, describe(refused)
+        url = f"http://127.0.0.1:{line['port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        assert server.stop() == 0
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    issued = (
+        "bearer_grpc_tokens_issued_total",
+        (("grant", "client_credentials"), ("outcome", "issued")),
+    )
+    assert samples[issued] == 1
+    active = ("bearer_grpc_verifications_total", (("reason", "none"), ("result", "active")))
+    assert samples[active] == 1
+    assert (
+        sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "bearer_grpc_verifications_total" and ("result", "inactive") in labels
+        )
+        == 1
+    )
+    assert token.strip() not in text and "svc" not in text
