@@ -13,7 +13,6 @@ Protected servers are the interceptor tests' echo service (all four RPC kinds) b
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections import Counter
@@ -36,8 +35,8 @@ from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.cli._support import Cli, ServerProcess, start_server
 from tests.harness import LoopThread
 from tests.interceptors.echo import Calls, serve_aio, serve_sync
+from tests.store.conftest import pg_dsn, pg_schema_url
 
-PG_DSN_ENV = "BEARER_GRPC_TEST_PG_DSN"
 AUDIENCE = "orders"
 TIMEOUT = 10.0
 """Deadline of every call a test makes."""
@@ -135,25 +134,6 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     built.close()
 
 
-@contextmanager
-def pg_schema_url(dsn: str) -> Iterator[str]:
-    """A store URL on a fresh PostgreSQL schema, dropped on exit (tests/store's pattern)."""
-    import secrets
-
-    import psycopg
-    from psycopg import sql
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        separator = "&" if "?" in dsn else "?"
-        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """A deployment on each backend (PostgreSQL when ``BEARER_GRPC_TEST_PG_DSN`` is set)."""
@@ -162,10 +142,7 @@ def any_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[D
         yield built
         built.close()
         return
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_ENV} not set")
-    with pg_schema_url(dsn) as url:
+    with pg_schema_url(pg_dsn()) as url:
         built = Deployment(tmp_path, store=url)
         yield built
         built.close()

@@ -19,9 +19,9 @@ from bearer_grpc import Backoff, ClientCredentials
 from bearer_grpc import aio as bearer_aio
 from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.faults._proxy import proxy
 from tests.faults.conftest import TIMEOUT, Deployment, build_verifier, issue_token, token_stub
 from tests.harness import LoopThread, wait_until
+from tests.proxy import proxy
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 RESYNC = 1.0

@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.cli._support import NOT_SERVING, SERVING, ServerProcess, health_status, start_server
-from tests.fleet._proxy import CuttableProxy
 from tests.fleet.conftest import Fleet, new_fleet
 from tests.harness import wait_until
+from tests.proxy import Proxy, proxy
 
 pytestmark = pytest.mark.postgres
 
@@ -99,12 +99,12 @@ def test_kill_9_of_a_replica_under_load(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, CuttableProxy, ServerProcess]]:
+def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, Proxy, ServerProcess]]:
     """A fleet whose one replica reaches PostgreSQL through a cuttable proxy."""
     with new_fleet(tmp_path) as fleet:
         url = make_url(fleet.url)
-        with CuttableProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
-            via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+        with proxy(f"{url.host or '127.0.0.1'}:{url.port or 5432}") as link:
+            via_proxy = url.set(port=link.port).render_as_string(hide_password=False)
             server = start_server(
                 fleet.cwd,
                 "--store",
@@ -116,19 +116,19 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, CuttableProxy, ServerProces
                 env=fleet.env,
             )
             fleet.replicas["r"] = server
-            yield fleet, proxy, server
+            yield fleet, link, server
 
 
 def test_postgres_unreachable_is_unavailable_and_not_serving_then_recovers(
-    proxied: tuple[Fleet, CuttableProxy, ServerProcess],
+    proxied: tuple[Fleet, Proxy, ServerProcess],
 ) -> None:
-    fleet, proxy, server = proxied
+    fleet, link, server = proxied
     stub = fleet.at("r")
     revoked = fleet.issue("r")
     stub.RevokeToken(pb.RevokeTokenRequest(token=revoked), timeout=10)  # acknowledged
     kept = fleet.issue("r")
 
-    proxy.cut()
+    link.cut()
     started = time.monotonic()
     assert _outcome(lambda: stub.IssueToken(_client_request(fleet), timeout=20)) == (
         grpc.StatusCode.UNAVAILABLE
@@ -144,7 +144,7 @@ def test_postgres_unreachable_is_unavailable_and_not_serving_then_recovers(
     assert fleet.verify("r", revoked).reason == "TOKEN_REVOKED"
     assert fleet.verify("r", kept).active
 
-    proxy.restore()
+    link.heal()
     wait_until(lambda: health_status(server.target) == SERVING, timeout=15)
     assert fleet.issue("r")
     stub.RevokeToken(pb.RevokeTokenRequest(token=kept), timeout=10)

@@ -1,11 +1,17 @@
-"""A TCP proxy that can cut the network silently (a partition, not a refused port).
+"""A TCP proxy on loopback that a test can break in the two ways networks break.
 
 ``Proxy(upstream)`` listens on 127.0.0.1, a free port, and forwards every connection to
-``upstream``. :meth:`Proxy.partition` makes the link silent both ways: bytes in flight
-are dropped, new connections are accepted and then hear nothing, and nothing is closed
-(no RST, no FIN: the peers cannot tell). :meth:`Proxy.heal` forwards again for new
-connections; the connections caught in the partition stay silent, as after a NAT or
-firewall forgot them, so each side must notice on its own (deadlines, keepalive).
+``upstream``. Neither peer is touched (the machine's PostgreSQL is never restarted):
+
+- :meth:`Proxy.partition` makes the link silent both ways: bytes in flight are dropped,
+  new connections are accepted and then hear nothing, and nothing is closed (no RST, no
+  FIN: the peers cannot tell). The connections caught in it stay silent after
+  :meth:`Proxy.heal`, as after a NAT or firewall forgot them, so each side must notice on
+  its own (deadlines, keepalive).
+- :meth:`Proxy.cut` closes every forwarded connection and accepts-then-closes new ones:
+  what a client sees when the server restarts or fails over.
+
+:meth:`Proxy.heal` forwards new connections again after either.
 """
 
 from __future__ import annotations
@@ -20,17 +26,19 @@ CHUNK = 65536
 
 
 class Proxy:
-    """A silent-partition TCP proxy in front of ``upstream`` (``host:port``)."""
+    """A breakable TCP proxy in front of ``upstream`` (``host:port``)."""
 
     def __init__(self, upstream: str, loop: LoopThread) -> None:
         host, _, port = upstream.rpartition(":")
         self._upstream = (host, int(port))
         self._loop = loop
         self._cut = False
+        self._refusing = False
         self._generation = 0  # connections opened before the last partition stay dead
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server = loop.run(self._start())
-        self.target = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        self.port: int = self._server.sockets[0].getsockname()[1]
+        self.target = f"127.0.0.1:{self.port}"
 
     async def _start(self) -> asyncio.Server:
         return await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -40,11 +48,27 @@ class Proxy:
         self._cut = True
         self._generation += 1
 
+    def cut(self) -> None:
+        """Close every forwarded connection; accept new ones and close them at once."""
+        self._refusing = True
+        self._generation += 1
+
+        async def close_all() -> None:
+            for writer in self._writers:
+                writer.close()
+            self._writers.clear()
+
+        self._loop.run(close_all())
+
     def heal(self) -> None:
-        """Forward new connections again (the ones caught in the partition stay silent)."""
+        """Forward new connections again (the ones caught in a partition stay silent)."""
         self._cut = False
+        self._refusing = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            writer.close()
+            return
         self._writers.append(writer)
         generation = self._generation
         if self._cut:  # accepted, then silence
