@@ -1,21 +1,31 @@
 """A bounded cache of verified tokens: a reused token costs a dict lookup, not a signature.
 
 Keyed by the exact token string that was fully verified (a different spelling of the
-same token is a miss and gets verified on its own); only b64tokens (RFC 6750 §2.1) are
-stored, which the interceptors' cache-hit shortcut relies on (see
-:mod:`bearer_grpc.core.flow`). Entries leave at ``exp + leeway`` (checked on every hit)
-or when the cache is full (least recently inserted first). Revocation is checked by
-``jti`` on every hit by the caller, never cached.
+same token is a miss and gets verified on its own). The key held is the SHA-256 digest
+of the string's UTF-8 bytes, not the string: an encoding that maps distinct strings to
+distinct bytes, then a collision-resistant hash, so two strings sharing a key is
+infeasible to find and a lookup hits exactly when that very string was verified, as
+with the string itself as the key (DESIGN §6: the cache of verified tokens is per token
+string; revocation stays keyed by ``jti``). Only b64tokens (RFC 6750 §2.1) are stored,
+which the interceptors' cache-hit shortcut relies on (see :mod:`bearer_grpc.core.flow`):
+any other string has a digest no stored token has, so it never hits. Entries leave at
+``exp + leeway`` (checked on every hit) or when the cache is full (least recently
+inserted first). Revocation is checked by ``jti`` on every hit by the caller, never
+cached.
 
-Memory. A cached principal is compacted: its claim names, issuer, audiences, client id
-and scope set are replaced by equal objects shared with the other entries (through a
-small bounded pool), instead of each token keeping its own copies from JSON decoding.
+Memory. The digest replaces the token string as the key, so the cache keeps 65 bytes
+per token instead of the whole string alive (about 500 bytes for an ES256 token). A
+cached principal is compacted: its claim names, issuer, audiences, client id and scope
+set are replaced by equal objects shared with the other entries (through a small bounded
+pool), instead of each token keeping its own copies from JSON decoding. The token
+string itself is not kept, not even in the principal.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from hashlib import sha256
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -23,14 +33,14 @@ from bearer_grpc.core.header import B64TOKEN
 from bearer_grpc.core.tokens import Principal, is_expired
 
 DEFAULT_CACHE_SIZE: Final = 10_000
-"""Entries kept by default (about 1 KiB each besides the token string)."""
+"""Entries kept by default (under 1 KiB each for typical ES256 tokens)."""
 
 _POOL_SIZE: Final = 4096
 _SHARED_CLAIMS: Final = frozenset({"iss", "aud", "client_id", "scope", "typ", "azp"})
 
 
 class TokenCache:
-    """Verified principals by token string, bounded in size, evicted at expiry.
+    """Verified principals by token string (its digest), bounded in size, evicted at expiry.
 
     Thread-safe enough for its use, and without locks: single dict operations are atomic
     under the GIL and a lost insert only costs a later re-verification.
@@ -47,7 +57,7 @@ class TokenCache:
             raise ValueError("max_size must not be negative")
         self.max_size = max_size
         self._leeway = leeway
-        self._entries: OrderedDict[str, Principal] = OrderedDict()
+        self._entries: OrderedDict[bytes, Principal] = OrderedDict()
         self._pool = _Pool(_POOL_SIZE)
         self.hits = 0
         self.misses = 0
@@ -60,12 +70,16 @@ class TokenCache:
 
     def get(self, token: str, now: float) -> Principal | None:
         """The principal cached for ``token``, unless absent or expired at ``now``."""
-        principal = self._entries.get(token)
+        try:
+            key = sha256(token.encode()).digest()
+        except UnicodeEncodeError:  # a lone surrogate: no b64token, never stored
+            key = b""
+        principal = self._entries.get(key)
         if principal is None:
             self.misses += 1
             return None
         if is_expired(principal.expires_at, now, self._leeway):
-            self._entries.pop(token, None)
+            self._entries.pop(key, None)
             self.misses += 1
             return None
         self.hits += 1
@@ -79,7 +93,7 @@ class TokenCache:
         if self.max_size == 0 or B64TOKEN.fullmatch(token) is None:
             return
         entries = self._entries
-        entries[token] = self._pool.compact(principal)
+        entries[sha256(token.encode()).digest()] = self._pool.compact(principal)
         while len(entries) > self.max_size:
             try:
                 entries.popitem(last=False)

@@ -1,5 +1,5 @@
-"""The verified-token cache: exact keys, b64tokens only, bounded, expiry on every hit,
-and compacted entries equal to what was verified."""
+"""The verified-token cache: exact keys (held as SHA-256 digests, not strings), b64tokens
+only, bounded, expiry on every hit, and compacted entries equal to what was verified."""
 
 from __future__ import annotations
 
@@ -81,6 +81,37 @@ def test_keys_are_exact_strings() -> None:
     for other in ("tok.en=", "Tok.en", "tok.en "):
         assert cache.get(other, NOW) is None
     assert cache.get("tok.en", NOW) is not None
+
+
+def test_keys_are_exact_strings_near_the_stored_one() -> None:
+    # Digest keys: a one-character change anywhere, or a prefix, is a different key.
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    cache = TokenCache(10)
+    cache.put(token, principal(1))
+    for i in range(len(token)):
+        swapped = "A" if token[i] != "A" else "B"
+        assert cache.get(token[:i] + swapped + token[i + 1 :], NOW) is None
+        assert cache.get(token[:i], NOW) is None
+    assert cache.get(token, NOW) is not None
+
+
+def test_the_cache_keeps_no_token_string() -> None:
+    # Memory: what is kept per token is a 32-byte SHA-256 digest, not the string.
+    token = "tok.en." + "x" * 400
+    cache = TokenCache(10)
+    cache.put(token, principal(1))
+    keys = list(cache._entries)
+    assert [type(k) for k in keys] == [bytes] and len(keys[0]) == 32
+    assert token.encode() not in keys[0]
+
+
+@pytest.mark.parametrize("key", ["tok.en\ud800", "\udfff", "tok\u00e9en"])
+def test_strings_that_are_no_b64token_are_misses_not_errors(key: str) -> None:
+    cache = TokenCache(10)
+    cache.put("tok.en", principal(1))
+    cache.put(key, principal(2))
+    assert cache.get(key, NOW) is None
+    assert len(cache) == 1
 
 
 def test_expired_entries_are_missed_and_dropped() -> None:
