@@ -109,7 +109,8 @@ class _Pool:
     """Shares equal values between cached principals.
 
     Strings many tokens have in common (claim names, issuer, audience, client id, scope)
-    are interned (``sys.intern``: freed again once no entry uses them); scope sets and
+    are interned (``sys.intern``: freed again once no entry uses them), except a client
+    id equal to the subject, which shares the subject's string; scope sets and
     audience tuples go through a pool of at most ``size`` entries, used as they come once
     full. Per-token values (``jti``, ``sub``, times) are kept as they are.
     """
@@ -137,9 +138,14 @@ class _Pool:
         principal and the cached one stay the same object; nothing observable changes
         but the identity of equal values.
         """
+        subject, client_id = principal.subject, principal.client_id
         claims: dict[str, Any] = {
             _intern(name): (
-                _intern(value) if type(value) is str and name in _SHARED_CLAIMS else value
+                value
+                if type(value) is not str or name not in _SHARED_CLAIMS
+                else subject
+                if value == subject  # a client acting for itself: no string of its own
+                else _intern(value)
             )
             for name, value in principal.claims.items()
             if type(name) is str
@@ -149,7 +155,6 @@ class _Pool:
         iat = principal.issued_at
         if type(claims.get("nbf")) is int and claims["nbf"] == iat:
             claims["nbf"] = iat
-        subject, client_id = principal.subject, principal.client_id
         setattr_ = object.__setattr__
         setattr_(principal, "scopes", self.share(principal.scopes))
         setattr_(principal, "issuer", _intern(principal.issuer))

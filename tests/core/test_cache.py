@@ -62,6 +62,7 @@ def test_entries_share_what_tokens_have_in_common() -> None:
     assert one.claims["scope"] is two.claims["scope"]
     assert next(iter(one.claims)) is next(iter(two.claims))
     assert one.client_id is one.subject
+    assert one.claims["client_id"] is one.claims["sub"] is one.subject
     assert one.subject != two.subject and one.token_id != two.token_id
 
 
