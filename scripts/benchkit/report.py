@@ -146,8 +146,7 @@ def _memory(section: dict[str, Any]) -> list[Row]:
             Row(
                 "memory",
                 f"cache, {size['tokens']:,} tokens",
-                f"{size['bytes_per_token']:,.0f} B/token "
-                f"({size['token_string_bytes_per_token']:,.0f} B of it the token)",
+                f"{size['bytes_per_token']:,.0f} B/token ({size['token_length']} B tokens)",
                 "< 1 KiB/token",
                 _check(size["bytes_per_token"], lambda v: v < 1024),
             )
