@@ -93,6 +93,29 @@ def test_one_call_record_per_rpc_and_no_secrets_logged(
                 assert secret not in text, f"{what} in log record {record.name}: {text[:200]}"
 
 
+def test_verify_token_ok_lines_are_debug_errors_stay_info(
+    service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = service.add_client()
+    stub = service.stub()
+    token = stub.IssueToken(client_request(client.client_id, client.client_secret), timeout=10)
+    caplog.set_level(logging.INFO, logger="bearer_grpc")
+    caplog.clear()
+
+    assert verify(stub, token.access_token).active
+    assert not verify(stub, "not-a-token").active  # inactive is still an OK call
+    err = call_error(stub.VerifyToken, pb.VerifyTokenRequest(token=token.access_token))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    stub.RevokeToken(pb.RevokeTokenRequest(token=token.access_token), timeout=10)
+
+    calls = [
+        (r.__dict__.get("method"), r.__dict__.get("code"))
+        for r in caplog.records
+        if r.name.startswith("bearer_grpc") and r.getMessage() == "call"
+    ]
+    assert calls == [("VerifyToken", "INVALID_ARGUMENT"), ("RevokeToken", "OK")]
+
+
 def test_failed_refresh_reuse_logs_no_token(
     service: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:
