@@ -368,6 +368,22 @@ def test_bad_listen(tmp_path: Path, listen: str, request: pytest.FixtureRequest)
     assert stderr.strip().splitlines()[-1].startswith(ERROR_PREFIX), stderr
 
 
+@pytest.mark.parametrize("metrics", ["nonsense", "127.0.0.1:99999", "busy"])
+def test_bad_metrics_listen(tmp_path: Path, metrics: str, request: pytest.FixtureRequest) -> None:
+    if metrics == "busy":
+        metrics = f"127.0.0.1:{request.getfixturevalue('busy_port')}"
+    server = start_server(tmp_path, "--metrics-listen", metrics, wait=False)
+    try:
+        status = server.wait_exit_or_listening()
+    finally:
+        server.kill()
+    stderr = server.stderr()
+    assert status == 1, f"serve --metrics-listen {metrics} exited {status}:\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(ERROR_PREFIX) and "metrics" in last, stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [("--access-ttl", "10"), ("--refresh-ttl", "60")],
