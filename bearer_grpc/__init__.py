@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bearer_grpc._client import BearerClientInterceptor, bearer_call_credentials
-    from bearer_grpc._principal import NoPrincipal, current_principal
+    from bearer_grpc._principal import current_principal
     from bearer_grpc._server import BearerServerInterceptor
     from bearer_grpc._token_sources import ClientCredentials, StaticToken, TokenRequestError
     from bearer_grpc._verifier import Verifier
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
         AuthError,
         BearerGrpcError,
         InsufficientScope,
+        KeyMaterialError,
+        NoPrincipal,
+        PolicyError,
         TokenExpired,
         TokenInvalid,
         TokenMalformed,
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
         VerifierUnavailable,
     )
     from bearer_grpc.core.keys import PublicKeySet, SigningKey
-    from bearer_grpc.core.policy import Policy, PolicyError
+    from bearer_grpc.core.policy import Policy
     from bearer_grpc.core.tokens import Principal, TokenVerifier
 
 _SOURCES: dict[str, str] = {
@@ -43,9 +46,10 @@ _SOURCES: dict[str, str] = {
     "BearerServerInterceptor": "bearer_grpc._server",
     "ClientCredentials": "bearer_grpc._token_sources",
     "InsufficientScope": "bearer_grpc.core.errors",
-    "NoPrincipal": "bearer_grpc._principal",
+    "KeyMaterialError": "bearer_grpc.core.errors",
+    "NoPrincipal": "bearer_grpc.core.errors",
     "Policy": "bearer_grpc.core.policy",
-    "PolicyError": "bearer_grpc.core.policy",
+    "PolicyError": "bearer_grpc.core.errors",
     "Principal": "bearer_grpc.core.tokens",
     "PublicKeySet": "bearer_grpc.core.keys",
     "SigningKey": "bearer_grpc.core.keys",
@@ -71,6 +75,7 @@ __all__ = [
     "BearerServerInterceptor",
     "ClientCredentials",
     "InsufficientScope",
+    "KeyMaterialError",
     "NoPrincipal",
     "Policy",
     "PolicyError",

@@ -26,9 +26,9 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from bearer_grpc._verifier import VerifierBase
-from bearer_grpc.core.errors import AuthError, TokenExpired, TokenRevoked
+from bearer_grpc.core.errors import AuthError, PolicyError, TokenExpired, TokenRevoked
 from bearer_grpc.core.flow import LocalVerification, Pending, admit
-from bearer_grpc.core.policy import Policy, PolicyError, Rule
+from bearer_grpc.core.policy import Policy, Rule
 from bearer_grpc.core.tokens import Principal, is_expired
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"

@@ -13,20 +13,10 @@ from __future__ import annotations
 from contextvars import ContextVar, Token
 from types import TracebackType
 
+from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.tokens import Principal
 
 _CURRENT: ContextVar[Principal | None] = ContextVar("bearer_grpc.principal", default=None)
-
-
-class NoPrincipal(LookupError):
-    """:func:`current_principal` was called outside an authenticated call.
-
-    That is: not inside a handler behind a ``BearerServerInterceptor``, or inside one for
-    a public method (public methods have no verified caller, even when a token is sent).
-    """
-
-    def __init__(self) -> None:
-        super().__init__("current_principal() called outside an authenticated call")
 
 
 def current_principal() -> Principal:

@@ -30,6 +30,7 @@ import grpc
 from bearer_grpc._upstream import silent_link
 from bearer_grpc.core.backoff import Backoff, BackoffPolicy
 from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.core.errors import BearerGrpcError, UnusableAnswer
 from bearer_grpc.core.header import B64TOKEN
 from bearer_grpc.core.renewal import DEFAULT_RENEW_BEFORE, Failed, Ready, Renewal
 from bearer_grpc.v1 import token_service_pb2 as pb
@@ -84,13 +85,6 @@ def issue_request(
     return pb.IssueTokenRequest(client_credentials=grant, scopes=list(scopes), audience=audience)
 
 
-class UnusableAnswer(Exception):
-    """The token service answered OK without a usable bearer token."""
-
-    def __init__(self) -> None:
-        super().__init__("the answer holds no usable bearer token")
-
-
 def issued_token(response: pb.IssueTokenResponse) -> tuple[str, int]:
     """The token and lifetime of an ``IssueToken`` answer.
 
@@ -131,7 +125,7 @@ def channel_options(backoff: BackoffPolicy) -> list[tuple[str, Any]]:
     ]
 
 
-class TokenRequestError(grpc.RpcError):
+class TokenRequestError(BearerGrpcError, grpc.RpcError):
     """No usable access token could be had from the token service.
 
     A ``grpc.RpcError``, so code that handles failed calls handles this too: ``code()``

@@ -43,6 +43,7 @@ from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import (
     AuthError,
+    KeyMaterialError,
     TokenExpired,
     TokenInvalid,
     TokenMalformed,
@@ -51,7 +52,7 @@ from bearer_grpc.core.errors import (
 )
 from bearer_grpc.core.flow import LocalVerification
 from bearer_grpc.core.flow import _peek_kid as peek_kid  # the one header peek
-from bearer_grpc.core.keys import KeyError_, PublicKeySet
+from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.v1 import token_service_pb2 as pb
 
@@ -195,7 +196,7 @@ class LinkLog:
                 extra={"target": self._target, "error": _describe(error)},
             )
 
-    def bad_keys(self, error: KeyError_) -> None:
+    def bad_keys(self, error: KeyMaterialError) -> None:
         """The TokenService answered with a key set that fails hygiene (kept the old one)."""
         log.warning(
             "TokenService published an unusable key set: keeping the last known good",
@@ -262,14 +263,14 @@ def apply_jwks(local: LocalVerification, response: pb.GetJwksResponse) -> None:
     """Trust the keys and issuer of a ``GetJwks`` answer.
 
     Raises:
-        KeyError_: The key set breaks a hygiene rule, is empty, or names no issuer; the
+        KeyMaterialError: The key set breaks a hygiene rule, is empty, or names no issuer; the
             keys trusted so far stay (last known good).
     """
     keys = PublicKeySet.from_json(response.jwks_json)
     if not keys:
-        raise KeyError_("TokenService published an empty key set")
+        raise KeyMaterialError("TokenService published an empty key set")
     if not response.issuer:
-        raise KeyError_("TokenService published no issuer")
+        raise KeyMaterialError("TokenService published no issuer")
     local.set_keys(keys, issuer=response.issuer)
 
 
@@ -293,7 +294,7 @@ def keys_fetched(
         return
     try:
         apply_jwks(local, outcome)
-    except KeyError_ as err:
+    except KeyMaterialError as err:
         link.bad_keys(err)
         return
     link.up()

@@ -94,7 +94,7 @@ class VerifierBase:
             clock: Wall-clock time source.
 
         Raises:
-            KeyError_: The key set is malformed or breaks a hygiene rule.
+            KeyMaterialError: The key set is malformed or breaks a hygiene rule.
         """
         keys = PublicKeySet.from_json(jwks) if isinstance(jwks, str) else PublicKeySet(jwks)
         return cls(

@@ -31,6 +31,7 @@ from bearer_grpc._token_sources import (
     issued_token,
 )
 from bearer_grpc._upstream import silent_link
+from bearer_grpc.core.errors import BearerGrpcError
 from bearer_grpc.core.renewal import Failed, Ready
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
@@ -48,7 +49,7 @@ class TokenSource(Protocol):
         ...
 
 
-class TokenRequestError(grpc.aio.AioRpcError):
+class TokenRequestError(grpc.aio.AioRpcError, BearerGrpcError):
     """No usable access token could be had from the token service.
 
     A ``grpc.aio.AioRpcError``: an intercepted call fails with it as with any other
@@ -64,6 +65,7 @@ class TokenRequestError(grpc.aio.AioRpcError):
     def __init__(self, target: str, error: BaseException) -> None:
         code, details = failure_text(target, error)
         super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+        self.message = details
         self.target = target
 
 

@@ -1,10 +1,10 @@
-"""The one exception tree of bearer_grpc.
+"""The one exception tree of bearer_grpc: every error it raises on purpose.
 
 ::
 
     BearerGrpcError
     ├── AuthError                 a call's credentials are not good enough
-    │                             (reason = ErrorInfo.reason)
+    │   │                         (``reason`` = ErrorInfo.reason)
     │   ├── TokenMissing          no authorization entry
     │   ├── TokenMalformed        not `Bearer <b64token>`, several entries, not a compact JWS
     │   ├── TokenInvalid          signature, key, claims, audience, issuer or typ wrong
@@ -12,18 +12,35 @@
     │   ├── TokenRevoked          its jti was revoked
     │   ├── InsufficientScope     valid token, scopes not enough
     │   └── VerifierUnavailable   the verification backend cannot answer (fail closed)
-    └── ServiceError              a TokenService request cannot be served
-        ├── InvalidRequest        a field is missing, empty, oversized or malformed
-        ├── InvalidGrant          credentials or refresh token not accepted (one message for all)
-        ├── Forbidden             a known caller may not do this
-        ├── NotFound              the named object does not exist
-        ├── Conflict              the named object exists already
-        ├── Overloaded            too many requests of a costly kind at once; retry later
-        └── Unavailable           the store cannot answer; nothing was written
+    ├── ServiceError              a TokenService request cannot be served
+    │   ├── InvalidRequest        a field is missing, empty, oversized or malformed
+    │   ├── InvalidGrant          credentials or refresh token not accepted (one message for all)
+    │   ├── Forbidden             a known caller may not do this
+    │   ├── NotFound              the named object does not exist
+    │   ├── Conflict              the named object exists already
+    │   ├── Overloaded            too many requests of a costly kind at once; retry later
+    │   └── Unavailable           the store cannot answer; nothing was written
+    ├── KeyMaterialError          a key, key set or key-encryption key is unusable
+    │                             (also a ValueError)
+    ├── PolicyError               a policy is malformed, or strict mode finds a method
+    │                             without a rule (also a ValueError)
+    ├── NoPrincipal               current_principal() outside an authenticated call
+    │                             (also a LookupError)
+    ├── StoreError                the store failed (bearer_grpc.store)
+    │   ├── StoreUnavailable      cannot be reached or is locked; nothing was written
+    │   └── AlreadyExists         a row with that key exists already
+    ├── UnusableAnswer            the TokenService answered OK without a usable token
+    └── TokenRequestError         no access token could be had; also a ``grpc.RpcError``
+                                  (``grpc.aio.AioRpcError`` in bearer_grpc.aio), so code
+                                  handling failed calls handles it too
 
-Every class carries a terse public ``message`` that never contains token, secret or
-password material; the details stay in the chained cause. The mapping to gRPC status
-codes lives in one table at the edge (``bearer_grpc._status``).
+A second base class appears only where callers already catch that one: ``grpc.RpcError``
+for a client call that could not get a token, ``ValueError`` for bad configuration,
+``LookupError`` for a missing principal. Every class carries a terse public ``message``
+that never contains token, secret or password material; the details stay in the
+chained cause. The mapping of :class:`AuthError` and :class:`ServiceError` to gRPC
+status codes lives in one table at the edge (``bearer_grpc._status``); any other error
+reaching a TokenService handler is answered INTERNAL.
 """
 
 from __future__ import annotations
@@ -157,3 +174,34 @@ class Unavailable(ServiceError):
     """The store cannot answer; nothing was written. Retrying later may succeed."""
 
     default_message = "service unavailable"
+
+
+class KeyMaterialError(BearerGrpcError, ValueError):
+    """Key material, a key set or a key-encryption key is unusable.
+
+    The message names the rule that failed, never the key material.
+    """
+
+    default_message = "unusable key material"
+
+
+class PolicyError(BearerGrpcError, ValueError):
+    """A policy is contradictory or malformed, or (strict mode) does not cover a method."""
+
+    default_message = "invalid policy"
+
+
+class NoPrincipal(BearerGrpcError, LookupError):
+    """:func:`~bearer_grpc.current_principal` was called outside an authenticated call.
+
+    That is: not inside a handler behind a ``BearerServerInterceptor``, or inside one for
+    a public method (public methods have no verified caller, even when a token is sent).
+    """
+
+    default_message = "called outside an authenticated call"
+
+
+class UnusableAnswer(BearerGrpcError):
+    """The token service answered OK without a usable bearer token."""
+
+    default_message = "the answer holds no usable bearer token"

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bearer_grpc.core.errors import KeyMaterialError
+
 Algorithm = Literal["ES256", "EdDSA", "RS256"]
 """The signing algorithms bearer_grpc issues with."""
 
@@ -46,10 +48,6 @@ _ALG_KEY_TYPE: Final = {
 _SEALED_PREFIX: Final = b"bgk1:"
 
 
-class KeyError_(ValueError):
-    """Key material or a key set is unusable (message names no secret material)."""
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -63,7 +61,7 @@ def generate_private_key(alg: Algorithm) -> PrivateKey:
     """Generate a new private key for ``alg``.
 
     Raises:
-        KeyError_: ``alg`` is not supported.
+        KeyMaterialError: ``alg`` is not supported.
     """
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
@@ -71,7 +69,7 @@ def generate_private_key(alg: Algorithm) -> PrivateKey:
         return ed25519.Ed25519PrivateKey.generate()
     if alg == "RS256":
         return rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    raise KeyError_("unsupported algorithm")
+    raise KeyMaterialError("unsupported algorithm")
 
 
 def public_jwk(private_key: PrivateKey, alg: Algorithm) -> dict[str, str]:
@@ -103,11 +101,11 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key.
 
     Raises:
-        KeyError_: The key type is unknown or a required member is missing.
+        KeyMaterialError: The key type is unknown or a required member is missing.
     """
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
     if members is None or any(not isinstance(jwk.get(m), str) for m in members):
-        raise KeyError_("key has no thumbprint")
+        raise KeyMaterialError("key has no thumbprint")
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
@@ -120,13 +118,13 @@ class KeyEncryptionKey:
             an AES key is derived from it with HKDF-SHA256.
 
     Raises:
-        KeyError_: The material is shorter than 32 bytes.
+        KeyMaterialError: The material is shorter than 32 bytes.
     """
 
     def __init__(self, material: bytes) -> None:
         material = material.strip()
         if len(material) < 32:
-            raise KeyError_("key-encryption key must have at least 32 bytes")
+            raise KeyMaterialError("key-encryption key must have at least 32 bytes")
         derived = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"bearer-grpc key sealing v1"
         ).derive(material)
@@ -144,13 +142,13 @@ class KeyEncryptionKey:
         """Decrypt what :meth:`seal` produced for ``kid``.
 
         Raises:
-            KeyError_: Wrong key-encryption key, wrong kid or damaged data.
+            KeyMaterialError: Wrong key-encryption key, wrong kid or damaged data.
         """
         body = sealed[len(_SEALED_PREFIX) :]
         try:
             return self._aead.decrypt(body[:12], body[12:], kid.encode())
         except Exception as err:
-            raise KeyError_("cannot decrypt private key: wrong key-encryption key?") from err
+            raise KeyMaterialError("cannot decrypt private key: wrong key-encryption key?") from err
 
 
 def is_sealed(private_key: bytes) -> bool:
@@ -197,26 +195,26 @@ class SigningKey:
         """Load a key exported with :meth:`export_private` and check it is what it claims.
 
         Raises:
-            KeyError_: Sealed without a ``kek`` given, undecryptable, not a key of ``alg``,
+            KeyMaterialError: Sealed without a ``kek`` given, undecryptable, not a key of ``alg``,
                 or its thumbprint is not ``kid``.
         """
         if alg not in ALGORITHMS:
-            raise KeyError_("unsupported algorithm")
+            raise KeyMaterialError("unsupported algorithm")
         if is_sealed(private_key):
             if kek is None:
-                raise KeyError_("private keys are encrypted: a key-encryption key is needed")
+                raise KeyMaterialError("private keys are encrypted: a key-encryption key is needed")
             private_key = kek.open(kid, private_key)
         try:
             loaded = serialization.load_pem_private_key(private_key, password=None)
         except ValueError as err:
-            raise KeyError_("unreadable private key") from err
+            raise KeyMaterialError("unreadable private key") from err
         algorithm: Algorithm = alg
         if not isinstance(loaded, _PRIVATE_TYPES[algorithm]) or not _strong_enough(loaded):
-            raise KeyError_("private key does not match its algorithm")
+            raise KeyMaterialError("private key does not match its algorithm")
         key = cast(PrivateKey, loaded)
         jwk = public_jwk(key, algorithm)
         if jwk["kid"] != kid:
-            raise KeyError_("private key does not match its kid")
+            raise KeyMaterialError("private key does not match its kid")
         return cls(kid=kid, alg=algorithm, private_key=key, jwk=jwk)
 
     def sign(self, claims: Mapping[str, Any], *, typ: str = "at+jwt") -> str:
@@ -256,19 +254,19 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
         jwks: A JWKS object ``{"keys": [...]}``.
 
     Raises:
-        KeyError_: The set or one of its keys breaks a rule above.
+        KeyMaterialError: The set or one of its keys breaks a rule above.
     """
 
     def __init__(self, jwks: Mapping[str, Any]) -> None:
         keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
         if not isinstance(keys, list):
-            raise KeyError_("JWKS must be an object with a 'keys' list")
+            raise KeyMaterialError("JWKS must be an object with a 'keys' list")
         self._keys: dict[str, jwt.PyJWK] = {}
         self._jwks: list[dict[str, Any]] = []
         for jwk in keys:
             kid, pyjwk = _check_public_jwk(jwk)
             if kid in self._keys:
-                raise KeyError_("duplicate kid in JWKS")
+                raise KeyMaterialError("duplicate kid in JWKS")
             self._keys[kid] = pyjwk
             self._jwks.append(dict(jwk))
 
@@ -277,14 +275,14 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
         """Parse a JWKS document.
 
         Raises:
-            KeyError_: Not JSON, or not a valid key set.
+            KeyMaterialError: Not JSON, or not a valid key set.
         """
         try:
             return cls(json.loads(text))
         except (ValueError, RecursionError) as err:
-            if isinstance(err, KeyError_):
+            if isinstance(err, KeyMaterialError):
                 raise
-            raise KeyError_("JWKS is not valid JSON") from err
+            raise KeyMaterialError("JWKS is not valid JSON") from err
 
     def __getitem__(self, kid: str) -> jwt.PyJWK:
         return self._keys[kid]
@@ -305,24 +303,24 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
 
 def _check_public_jwk(jwk: object) -> tuple[str, jwt.PyJWK]:
     if not isinstance(jwk, Mapping):
-        raise KeyError_("JWKS key must be an object")
+        raise KeyMaterialError("JWKS key must be an object")
     if _PRIVATE_MEMBERS & set(jwk):
-        raise KeyError_("JWKS must hold public keys only")
+        raise KeyMaterialError("JWKS must hold public keys only")
     kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
     if not isinstance(kid, str) or not kid:
-        raise KeyError_("JWKS key needs a string kid")
+        raise KeyMaterialError("JWKS key needs a string kid")
     if not isinstance(alg, str) or alg not in _ALG_KEY_TYPE:
-        raise KeyError_("JWKS key needs a supported alg")
+        raise KeyMaterialError("JWKS key needs a supported alg")
     want_kty, want_crv = _ALG_KEY_TYPE[alg]
     if kty != want_kty or (want_crv is not None and jwk.get("crv") != want_crv):
-        raise KeyError_("JWKS key type does not match its alg")
+        raise KeyMaterialError("JWKS key type does not match its alg")
     key_ops = jwk.get("key_ops", ["verify"])
     if jwk.get("use", "sig") != "sig" or not isinstance(key_ops, list) or "verify" not in key_ops:
-        raise KeyError_("JWKS key is not a signature key")
+        raise KeyMaterialError("JWKS key is not a signature key")
     try:
         pyjwk = jwt.PyJWK(dict(jwk), algorithm=alg)
     except jwt.PyJWTError as err:
-        raise KeyError_("unusable JWKS key") from err
+        raise KeyMaterialError("unusable JWKS key") from err
     if isinstance(pyjwk.key, rsa.RSAPublicKey) and pyjwk.key.key_size < MIN_RSA_BITS:
-        raise KeyError_("RSA key shorter than 2048 bits")
+        raise KeyMaterialError("RSA key shorter than 2048 bits")
     return kid, pyjwk

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from bearer_grpc.core.errors import PolicyError
 from bearer_grpc.core.scopes import check_scopes
 
 DEFAULT_PUBLIC: Final = (
@@ -24,10 +25,6 @@ DEFAULT_PUBLIC: Final = (
 """Services public unless the policy says otherwise: probes and tools carry no token."""
 
 _METHOD = re.compile(r"/[A-Za-z_][\w.]*/(?:\*|[A-Za-z_]\w*)", re.ASCII)
-
-
-class PolicyError(ValueError):
-    """A policy is contradictory or malformed, or (strict mode) does not cover a method."""
 
 
 @dataclass(frozen=True)

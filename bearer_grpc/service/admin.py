@@ -159,7 +159,7 @@ class Admin:
 
         Raises:
             InvalidRequest: ``delay`` negative.
-            KeyError_: The stored keys are encrypted and ``kek`` is missing or wrong.
+            KeyMaterialError: The stored keys are encrypted and ``kek`` is missing or wrong.
         """
         if delay < 0:
             raise InvalidRequest("delay must not be negative")

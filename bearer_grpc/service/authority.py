@@ -190,7 +190,7 @@ class TokenAuthority:
 
         Raises:
             StoreUnavailable: The store cannot be read.
-            KeyError_: A stored private key cannot be loaded.
+            KeyMaterialError: A stored private key cannot be loaded.
         """
         self._hasher = load_secret_hasher(self.store)
         self.epoch = self.store.get_or_create_setting(EPOCH_SETTING, new_id())

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
+from bearer_grpc.core.errors import KeyMaterialError
 from bearer_grpc.core.keys import (
     Algorithm,
     KeyEncryptionKey,
-    KeyError_,
     PublicKeySet,
     SigningKey,
     is_sealed,
@@ -66,7 +66,7 @@ class KeyRing:
         or only staged keys so far).
 
         Raises:
-            KeyError_: A stored key cannot be loaded (e.g. encrypted, no or wrong KEK).
+            KeyMaterialError: A stored key cannot be loaded (e.g. encrypted, no or wrong KEK).
             StoreUnavailable: The store cannot be read.
         """
         records = self._store.list_keys()
@@ -100,7 +100,7 @@ class KeyRing:
         after every stored key (so keys take over in the order they were added).
 
         Raises:
-            KeyError_: The stored keys are sealed and this ring has no key-encryption key,
+            KeyMaterialError: The stored keys are sealed and this ring has no key-encryption key,
                 or not the one that sealed them (a key nobody can load would be staged).
             StoreUnavailable: The store cannot be written.
         """
@@ -123,7 +123,7 @@ class KeyRing:
         so one of them stages the key and the others find it there.
 
         Raises:
-            KeyError_: See :meth:`stage`.
+            KeyMaterialError: See :meth:`stage`.
             StoreUnavailable: The store cannot be written.
         """
 
@@ -150,7 +150,9 @@ class KeyRing:
         if not sealed:
             return
         if self._kek is None:
-            raise KeyError_("the stored private keys are encrypted: give the key-encryption key")
+            raise KeyMaterialError(
+                "the stored private keys are encrypted: give the key-encryption key"
+            )
         newest = sealed[-1]
         SigningKey.load(newest.kid, newest.alg, newest.private_key, self._kek)
 

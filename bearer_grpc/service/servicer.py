@@ -24,9 +24,9 @@ from bearer_grpc._status import abort_async, status_code
 from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.errors import (
     AuthError,
-    BearerGrpcError,
     InvalidRequest,
     Overloaded,
+    ServiceError,
     TokenMissing,
     Unavailable,
 )
@@ -127,7 +127,7 @@ async def _unary(
     peer = context.peer()
     try:
         result = await work()
-    except BearerGrpcError as err:
+    except (AuthError, ServiceError) as err:
         reason = err.reason if isinstance(err, AuthError) else None
         _log_call(method, peer, started, status_code(err), reason=reason)
         await abort_async(context, err)

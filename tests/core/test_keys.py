@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from bearer_grpc.core.errors import KeyMaterialError
 from bearer_grpc.core.keys import (
     ALGORITHMS,
     KeyEncryptionKey,
-    KeyError_,
     PublicKeySet,
     SigningKey,
     is_sealed,
@@ -140,7 +140,7 @@ def test_generate_default_is_es256() -> None:
 
 
 def test_generate_unsupported_algorithm_fails() -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         SigningKey.generate("HS256")  # type: ignore[arg-type]
 
 
@@ -172,7 +172,7 @@ def test_thumbprint_ignores_optional_members() -> None:
     ids=["oct", "rsa-no-e", "ec-no-y", "rsa-int-e", "empty"],
 )
 def test_thumbprint_rejects_unknown_type_or_missing_member(jwk: dict[str, Any]) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         thumbprint(jwk)
 
 
@@ -226,13 +226,13 @@ def test_plain_key_loads_even_when_a_kek_is_configured(
     assert SigningKey.load(key.kid, key.alg, key.export_private(None), kek).kid == key.kid
 
 
-def _load_failure(*args: Any) -> KeyError_:
-    with pytest.raises(KeyError_) as info:
+def _load_failure(*args: Any) -> KeyMaterialError:
+    with pytest.raises(KeyMaterialError) as info:
         SigningKey.load(*args)
     return info.value
 
 
-def _assert_error_has_no_material(err: KeyError_, key: SigningKey) -> None:
+def _assert_error_has_no_material(err: KeyMaterialError, key: SigningKey) -> None:
     secrets = [*private_secrets(key), KEK_MATERIAL.decode(), OTHER_KEK_MATERIAL.decode()]
     assert_no_secret(str(err), secrets)
     assert_no_secret(repr(err), secrets)
@@ -333,7 +333,7 @@ def test_load_rejects_rsa_key_below_2048_bits() -> None:
     "material", [b"", b"x" * 31, b" " * 40, b"  " + b"x" * 31 + b"\n"], ids=repr
 )
 def test_kek_rejects_short_material(material: bytes) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         KeyEncryptionKey(material)
 
 
@@ -343,7 +343,7 @@ def test_kek_accepts_32_bytes() -> None:
 
 
 def test_kek_open_with_other_kid_fails(kek: KeyEncryptionKey) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         kek.open("b", kek.seal("a", b"data"))
 
 
@@ -392,7 +392,7 @@ def test_key_set_accepts_an_empty_set() -> None:
 
 
 def _reject(jwks: Any) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         PublicKeySet(jwks)
 
 
@@ -543,7 +543,7 @@ def test_key_set_rejects_malformed_sets(jwks: Any) -> None:
     "text", ["", "{", "not json", "[]", "null", '{"keys": 1}', "[" * 100_000], ids=lambda t: t[:10]
 )
 def test_key_set_from_json_rejects_invalid_documents(text: str) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         PublicKeySet.from_json(text)
 
 

@@ -22,7 +22,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2_grpc
 
 from bearer_grpc import current_principal
-from bearer_grpc._principal import NoPrincipal
+from bearer_grpc.core.errors import NoPrincipal
 from tests.harness import LoopThread
 
 SERVICE = "test.v1.Echo"

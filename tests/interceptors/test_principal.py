@@ -7,7 +7,8 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import current_principal
-from bearer_grpc._principal import NoPrincipal, _bind
+from bearer_grpc._principal import _bind
+from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
 from tests.interceptors.support import AUDIENCE, ISSUER, Tokens

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey, KeyError_, PublicKeySet
+from bearer_grpc.core.errors import KeyMaterialError
+from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey, PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
@@ -211,7 +212,7 @@ def test_restart_without_kek_fails_clearly(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
     with serving(url, kek=_KEK):
         pass
-    with pytest.raises(KeyError_, match="key-encryption key"), serving(url):
+    with pytest.raises(KeyMaterialError, match="key-encryption key"), serving(url):
         pass
 
 
@@ -220,7 +221,7 @@ def test_restart_with_wrong_kek_fails_clearly(data_dir: Path) -> None:
     with serving(url, kek=_KEK):
         pass
     wrong = KeyEncryptionKey(b"another key-encryption key, 32+ bytes")
-    with pytest.raises(KeyError_, match="key-encryption key"), serving(url, kek=wrong):
+    with pytest.raises(KeyMaterialError, match="key-encryption key"), serving(url, kek=wrong):
         pass
 
 

@@ -21,13 +21,14 @@ from bearer_grpc._upstream import (
 )
 from bearer_grpc.core.errors import (
     AuthError,
+    KeyMaterialError,
     TokenExpired,
     TokenInvalid,
     TokenMalformed,
     TokenRevoked,
 )
 from bearer_grpc.core.flow import LocalVerification
-from bearer_grpc.core.keys import KeyError_, SigningKey
+from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.verifier.conftest import foreign_token
 
@@ -135,7 +136,7 @@ def test_bad_jwks_is_refused_and_the_last_known_good_keys_stay(
 ) -> None:
     local, good = _local(), SigningKey.generate()
     apply_jwks(local, pb.GetJwksResponse(jwks_json=_jwks(good), issuer="i"))
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyMaterialError):
         apply_jwks(local, response)
     assert local.keys is not None and list(local.keys) == [good.kid]
     assert local.issuer == "i"
