@@ -21,7 +21,6 @@ import grpc
 
 from bearer_grpc.cli import _admin, _serve, _token
 from bearer_grpc.core.errors import BearerGrpcError
-from bearer_grpc.store import StoreError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -60,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = err.code().name if isinstance(err, grpc.Call) else "UNKNOWN"
         details = err.details() if isinstance(err, grpc.Call) else ""
         return _fail(f"{code}: {details}")
-    except (BearerGrpcError, StoreError, ValueError) as err:
+    except (BearerGrpcError, ValueError) as err:
         return _fail(str(err))
     except OSError as err:
         return _fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))

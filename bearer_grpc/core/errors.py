@@ -201,6 +201,24 @@ class NoPrincipal(BearerGrpcError, LookupError):
     default_message = "called outside an authenticated call"
 
 
+class StoreError(BearerGrpcError):
+    """The token service's store failed (re-exported by :mod:`bearer_grpc.store`)."""
+
+    default_message = "store error"
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked; nothing was written. Retry later."""
+
+    default_message = "store unavailable"
+
+
+class AlreadyExists(StoreError):
+    """A row with that key exists already."""
+
+    default_message = "already exists"
+
+
 class UnusableAnswer(BearerGrpcError):
     """The token service answered OK without a usable bearer token."""
 

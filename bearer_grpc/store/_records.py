@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bearer_grpc.core.errors import AlreadyExists as AlreadyExists
+from bearer_grpc.core.errors import StoreError as StoreError
+from bearer_grpc.core.errors import StoreUnavailable as StoreUnavailable
 from bearer_grpc.store._notify import ChangeListener
 
 
@@ -148,18 +151,6 @@ class Rotation:
     status: RotationStatus
     previous: RefreshToken | None
     revocations: tuple[Revocation, ...] = ()
-
-
-class StoreError(Exception):
-    """Base of store failures."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached or is locked; nothing was written. Retry later."""
-
-
-class AlreadyExists(StoreError):
-    """A row with that key exists already."""
 
 
 class Store(Protocol):
