@@ -5,7 +5,8 @@ client credentials and to people with passwords; every server verifies them loca
 against the published keys, or remotely with the VerifyToken RPC.
 
 Names are imported on first use (PEP 562), so ``import bearer_grpc.core`` or the CLI
-does not load gRPC before it needs it.
+does not load gRPC before it needs it. The same names for ``grpc.aio`` are in
+:mod:`bearer_grpc.aio`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bearer_grpc._client import BearerClientInterceptor, bearer_call_credentials
-    from bearer_grpc._principal import current_principal
-    from bearer_grpc._server import BearerServerInterceptor
-    from bearer_grpc._token_sources import ClientCredentials, StaticToken, TokenRequestError
-    from bearer_grpc._verifier import Verifier
+    from bearer_grpc._client.interceptor import BearerClientInterceptor, bearer_call_credentials
+    from bearer_grpc._client.sources import ClientCredentials, StaticToken, TokenRequestError
+    from bearer_grpc._server.interceptor import BearerServerInterceptor
+    from bearer_grpc._server.principal import current_principal
+    from bearer_grpc._verifier.protocol import SupportsLookup, SupportsRecheck, SupportsVerify
+    from bearer_grpc._verifier.verifier import Verifier
     from bearer_grpc.core.backoff import Backoff
     from bearer_grpc.core.errors import (
         AuthError,
@@ -38,13 +40,15 @@ if TYPE_CHECKING:
     from bearer_grpc.core.policy import Policy
     from bearer_grpc.core.tokens import Principal, TokenVerifier
 
+# Where each public name lives. Names are imported on first use, so that importing
+# bearer_grpc (or the CLI, which sets GRPC_VERBOSITY first) loads gRPC only when needed.
 _SOURCES: dict[str, str] = {
     "AuthError": "bearer_grpc.core.errors",
     "Backoff": "bearer_grpc.core.backoff",
-    "BearerClientInterceptor": "bearer_grpc._client",
+    "BearerClientInterceptor": "bearer_grpc._client.interceptor",
     "BearerGrpcError": "bearer_grpc.core.errors",
-    "BearerServerInterceptor": "bearer_grpc._server",
-    "ClientCredentials": "bearer_grpc._token_sources",
+    "BearerServerInterceptor": "bearer_grpc._server.interceptor",
+    "ClientCredentials": "bearer_grpc._client.sources",
     "InsufficientScope": "bearer_grpc.core.errors",
     "KeyMaterialError": "bearer_grpc.core.errors",
     "NoPrincipal": "bearer_grpc.core.errors",
@@ -53,20 +57,25 @@ _SOURCES: dict[str, str] = {
     "Principal": "bearer_grpc.core.tokens",
     "PublicKeySet": "bearer_grpc.core.keys",
     "SigningKey": "bearer_grpc.core.keys",
-    "StaticToken": "bearer_grpc._token_sources",
+    "StaticToken": "bearer_grpc._client.sources",
+    "SupportsLookup": "bearer_grpc._verifier.protocol",
+    "SupportsRecheck": "bearer_grpc._verifier.protocol",
+    "SupportsVerify": "bearer_grpc._verifier.protocol",
     "TokenExpired": "bearer_grpc.core.errors",
     "TokenInvalid": "bearer_grpc.core.errors",
     "TokenMalformed": "bearer_grpc.core.errors",
     "TokenMissing": "bearer_grpc.core.errors",
-    "TokenRequestError": "bearer_grpc._token_sources",
+    "TokenRequestError": "bearer_grpc._client.sources",
     "TokenRevoked": "bearer_grpc.core.errors",
     "TokenVerifier": "bearer_grpc.core.tokens",
-    "Verifier": "bearer_grpc._verifier",
+    "Verifier": "bearer_grpc._verifier.verifier",
     "VerifierUnavailable": "bearer_grpc.core.errors",
-    "bearer_call_credentials": "bearer_grpc._client",
-    "current_principal": "bearer_grpc._principal",
+    "bearer_call_credentials": "bearer_grpc._client.interceptor",
+    "current_principal": "bearer_grpc._server.principal",
 }
 
+# Listed again for static tools (type checkers, the API reference); a test keeps the two
+# lists equal.
 __all__ = [
     "AuthError",
     "Backoff",
@@ -83,6 +92,9 @@ __all__ = [
     "PublicKeySet",
     "SigningKey",
     "StaticToken",
+    "SupportsLookup",
+    "SupportsRecheck",
+    "SupportsVerify",
     "TokenExpired",
     "TokenInvalid",
     "TokenMalformed",

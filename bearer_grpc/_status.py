@@ -31,9 +31,7 @@ from bearer_grpc.core.errors import (
     Unavailable,
     VerifierUnavailable,
 )
-
-ERROR_DOMAIN: Final = "bearer-grpc"
-"""``ErrorInfo.domain`` of every error bearer_grpc reports."""
+from bearer_grpc.core.wire import ERROR_DOMAIN
 
 _CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
     InsufficientScope: grpc.StatusCode.PERMISSION_DENIED,

@@ -24,7 +24,7 @@ from typing import Any, Final
 import grpc
 
 from bearer_grpc import aio as _aio
-from bearer_grpc._verifier import Verifier
+from bearer_grpc._verifier.verifier import Verifier
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.keys import Algorithm, SigningKey
 from bearer_grpc.core.tokens import IssuedToken, issue_access_token

@@ -1,10 +1,12 @@
 """bearer_grpc for ``grpc.aio``: the same names as :mod:`bearer_grpc`, asyncio flavoured."""
 
-from bearer_grpc._principal import current_principal
-from bearer_grpc.aio._client import BearerClientInterceptor, bearer_call_credentials
-from bearer_grpc.aio._server import BearerServerInterceptor
-from bearer_grpc.aio._token_sources import ClientCredentials, StaticToken, TokenRequestError
-from bearer_grpc.aio._verifier import Verifier
+from bearer_grpc._client.interceptor_aio import BearerClientInterceptor, bearer_call_credentials
+from bearer_grpc._client.sources_aio import ClientCredentials, StaticToken, TokenRequestError
+from bearer_grpc._server.interceptor_aio import BearerServerInterceptor
+from bearer_grpc._server.principal import current_principal
+from bearer_grpc._verifier.protocol import SupportsLookup, SupportsRecheck
+from bearer_grpc._verifier.protocol_aio import SupportsVerify
+from bearer_grpc._verifier.verifier_aio import Verifier
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.policy import Policy
@@ -17,6 +19,9 @@ __all__ = [
     "NoPrincipal",
     "Policy",
     "StaticToken",
+    "SupportsLookup",
+    "SupportsRecheck",
+    "SupportsVerify",
     "TokenRequestError",
     "Verifier",
     "bearer_call_credentials",

@@ -7,7 +7,6 @@ import asyncio
 import logging
 from pathlib import Path
 
-from bearer_grpc import _logging
 from bearer_grpc.cli._options import (
     add_store_options,
     duration,
@@ -17,6 +16,7 @@ from bearer_grpc.cli._options import (
     option,
 )
 from bearer_grpc.core.keys import ALGORITHMS
+from bearer_grpc.service import log_format
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.server import ServeConfig, serve
 from bearer_grpc.service.settings import ServiceSettings
@@ -102,7 +102,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _logging.configure(args.log_level)
+    log_format.configure(args.log_level)
     settings = ServiceSettings(
         issuer=args.issuer,
         access_ttl=args.access_ttl,

@@ -1,24 +1,13 @@
 """A bounded cache of verified tokens: a reused token costs a dict lookup, not a signature.
 
 Keyed by the exact token string that was fully verified (a different spelling of the
-same token is a miss and gets verified on its own). The key held is the SHA-256 digest
-of the string's UTF-8 bytes, not the string: an encoding that maps distinct strings to
-distinct bytes, then a collision-resistant hash, so two strings sharing a key is
-infeasible to find and a lookup hits exactly when that very string was verified, as
-with the string itself as the key (DESIGN §6: the cache of verified tokens is per token
-string; revocation stays keyed by ``jti``). Only b64tokens (RFC 6750 §2.1) are stored,
-which the interceptors' cache-hit shortcut relies on (see :mod:`bearer_grpc.core.flow`):
-any other string has a digest no stored token has, so it never hits. Entries leave at
-``exp + leeway`` (checked on every hit) or when the cache is full (least recently
-inserted first). Revocation is checked by ``jti`` on every hit by the caller, never
-cached.
-
-Memory. The digest replaces the token string as the key, so the cache keeps 65 bytes
-per token instead of the whole string alive (about 500 bytes for an ES256 token). A
-cached principal is compacted: its claim names, issuer, audiences, client id and scope
-set are replaced by equal objects shared with the other entries (through a small bounded
-pool), instead of each token keeping its own copies from JSON decoding. The token
-string itself is not kept, not even in the principal.
+same token is a miss and gets verified on its own); the key held is the SHA-256 digest of
+the string, so no token string is kept. Only b64tokens (RFC 6750) are stored, which the
+interceptors' cache-hit shortcut relies on. Entries leave at ``exp + leeway`` (checked on
+every hit) or when the cache is full (least recently inserted first). Revocation is
+checked by ``jti`` on every hit by the caller, never cached. Cached principals are
+compacted to share equal values. The argument and the memory layout are in
+docs/design/cache.md.
 """
 
 from __future__ import annotations
@@ -50,13 +39,13 @@ class TokenCache:
         leeway: Seconds past ``exp`` an entry may still be returned.
     """
 
-    __slots__ = ("_entries", "_leeway", "_pool", "hits", "max_size", "misses")
+    __slots__ = ("_entries", "_pool", "hits", "leeway", "max_size", "misses")
 
     def __init__(self, max_size: int = DEFAULT_CACHE_SIZE, *, leeway: int = 30) -> None:
         if max_size < 0:
             raise ValueError("max_size must not be negative")
         self.max_size = max_size
-        self._leeway = leeway
+        self.leeway = leeway
         self._entries: OrderedDict[bytes, Principal] = OrderedDict()
         self._pool = _Pool(_POOL_SIZE)
         self.hits = 0
@@ -78,7 +67,7 @@ class TokenCache:
         if principal is None:
             self.misses += 1
             return None
-        if is_expired(principal.expires_at, now, self._leeway):
+        if is_expired(principal.expires_at, now, self.leeway):
             self._entries.pop(key, None)
             self.misses += 1
             return None

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from bearer_grpc.core.errors import TokenMalformed, TokenMissing
+from bearer_grpc.core.wire import AUTHORIZATION
 
 MAX_AUTHORIZATION_BYTES = 8192
 """Longest ``authorization`` value read; gRPC's default metadata budget is 8 KiB."""
@@ -37,7 +38,7 @@ def authorization_value(
     found: str | bytes | None = None
     count = 0
     for key, value in metadata or ():
-        if key == "authorization" or (len(key) == 13 and key.lower() == "authorization"):
+        if key == AUTHORIZATION or (len(key) == 13 and key.lower() == AUTHORIZATION):
             count += 1
             found = value
     if count == 0:

@@ -66,27 +66,33 @@ segment's length modulo 4 (1 is an impossible length)."""
 class Principal:
     """The verified caller: who the token was issued to and what it may do.
 
+    A custom verifier builds one for a token bearer_grpc did not issue (an opaque token
+    checked elsewhere, say): only ``subject`` is required, every other field has an
+    "unknown" default.
+
     Attributes:
         subject: ``sub``: the client id or user name.
-        scopes: Granted scopes.
-        token_id: ``jti``.
-        issuer: ``iss``.
+        scopes: Granted scopes (what a ``Policy`` checks).
+        token_id: ``jti`` ("" when unknown).
+        issuer: ``iss`` ("" when unknown).
         audience: ``aud`` as a tuple.
         client_id: ``client_id`` claim ("" when absent).
-        issued_at: ``iat``.
-        expires_at: ``exp``.
+        issued_at: ``iat`` (0 when unknown).
+        expires_at: ``exp`` (0 when unknown).
         claims: Every claim of the token, read-only.
     """
 
     subject: str
-    scopes: frozenset[str]
-    token_id: str
-    issuer: str
-    audience: tuple[str, ...]
-    client_id: str
-    issued_at: int
-    expires_at: int
-    claims: Mapping[str, Any] = field(repr=False, compare=False)
+    scopes: frozenset[str] = frozenset()
+    token_id: str = ""
+    issuer: str = ""
+    audience: tuple[str, ...] = ()
+    client_id: str = ""
+    issued_at: int = 0
+    expires_at: int = 0
+    claims: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         """Whether every scope in ``required`` was granted."""

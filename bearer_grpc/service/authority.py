@@ -45,6 +45,7 @@ from bearer_grpc.core.tokens import (
     TokenVerifier,
     issue_access_token,
 )
+from bearer_grpc.core.verification import TrustedKeys
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.revocations import RevocationLog
 from bearer_grpc.service.settings import (
@@ -115,18 +116,6 @@ class Issued:
     refresh_lifetime: int = 0
 
 
-@dataclass(frozen=True)
-class _Verification:
-    """A verifier and the cache of tokens it verified, replaced together as one value.
-
-    A verification that started before :meth:`TokenAuthority.sync` dropped a key puts
-    its result into the cache of its own pair, which is no longer consulted.
-    """
-
-    verifier: TokenVerifier
-    cache: TokenCache
-
-
 def load_secret_hasher(store: Store) -> SecretHasher:
     """The deployment's client-secret hasher, creating its key on first use."""
     fresh = base64.b64encode(new_secret().encode()).decode()
@@ -162,7 +151,7 @@ class TokenAuthority:
         self._clock = clock
         self._sync_lock = threading.Lock()
         self._hasher: SecretHasher | None = None
-        self._verification: _Verification | None = None
+        self._trusted: TrustedKeys | None = None
         self._cache_size = cache_size
         self.epoch = ""
         """Id of the store's revocation log (sequences restart only with a new one)."""
@@ -212,22 +201,17 @@ class TokenAuthority:
                 leeway=self.settings.leeway,
                 is_revoked=self.revocations.is_revoked,
             )
-            self._verification = _Verification(verifier, self._cache_for(verifier))
+            current = self._trusted
+            self._trusted = (
+                current.replaced_by(verifier)
+                if current is not None
+                else TrustedKeys(
+                    verifier, TokenCache(self._cache_size, leeway=self.settings.leeway)
+                )
+            )
             added = self.revocations.catch_up(self.store, horizon=self._horizon(now))
             self.revocations.prune(self._horizon(now))
         return added
-
-    def _cache_for(self, verifier: TokenVerifier) -> TokenCache:
-        """The current cache if ``verifier`` trusts every key the current one did, else a
-        new one: a token whose key is no longer published must not outlive it in a cache.
-        The hit and miss counts carry over (they feed the metrics)."""
-        current = self._verification
-        if current is not None and set(current.verifier.keys) <= set(verifier.keys):
-            return current.cache
-        cache = TokenCache(self._cache_size, leeway=self.settings.leeway)
-        if current is not None:
-            cache.hits, cache.misses = current.cache.hits, current.cache.misses
-        return cache
 
     def housekeeping(self) -> int:
         """Delete expired revocations, refresh tokens and retired keys from the store."""
@@ -237,8 +221,8 @@ class TokenAuthority:
             removed += int(self.store.delete_key(record.kid))
         return removed
 
-    def _current(self) -> _Verification:
-        current = self._verification
+    def _current(self) -> TrustedKeys:
+        current = self._trusted
         if current is None:
             raise RuntimeError("TokenAuthority.start() was not called")
         return current

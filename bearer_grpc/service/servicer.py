@@ -21,7 +21,6 @@ import grpc
 from google.protobuf import struct_pb2
 
 from bearer_grpc._status import abort_async, status_code
-from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.errors import (
     AuthError,
     InvalidRequest,
@@ -32,6 +31,7 @@ from bearer_grpc.core.errors import (
 )
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.service.authority import (
     ClientCredentialsGrant,
     Grant,

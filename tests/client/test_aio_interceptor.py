@@ -199,7 +199,7 @@ def test_streams_not_retried_but_their_stale_token_is_dropped(
 def test_token_failure_is_the_calls_status() -> None:
     class Unreachable:
         async def token(self) -> str:
-            raise bearer_grpc.aio._token_sources.TokenRequestError(
+            raise bearer_grpc.aio.TokenRequestError(
                 "tokens:1", grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, details="down")
             )
 

@@ -9,8 +9,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 import bearer_grpc
-from bearer_grpc._client import is_stale_token, with_bearer
-from bearer_grpc._token_sources import issued_token
+from bearer_grpc._client.common import issued_token
+from bearer_grpc._client.metadata import is_stale_token, with_bearer
 from bearer_grpc.core.renewal import (
     Failed,
     Fetch,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 from sqlalchemy import create_engine, text
 
-from bearer_grpc._watch_metadata import BACKLOG_END_KEY
+from bearer_grpc.core.wire import BACKLOG_END_KEY
 from bearer_grpc.store import open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc

@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from bearer_grpc import Policy
-from bearer_grpc._verifier import VerifierBase
+from bearer_grpc._verifier.base import VerifierBase
 from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.core.tokens import IssuedToken, issue_access_token
 from bearer_grpc.testing import FrozenClock

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 
-from bearer_grpc._handlers import Pending, any_kind, behaviour_of, copy_thread_pool, same_kind
+from bearer_grpc._server.routing import Pending, any_kind, behaviour_of, copy_thread_pool, same_kind
 from tests.interceptors.echo import path
 from tests.interceptors.support import TIMEOUT, Server, Tokens, bearer, refusal
 

@@ -7,7 +7,7 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import current_principal
-from bearer_grpc._principal import _bind
+from bearer_grpc._server.principal import bind
 from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
@@ -23,9 +23,9 @@ def test_outside_a_call_there_is_no_principal() -> None:
 def test_bind_nests_and_restores(tokens: Tokens) -> None:
     verifier = TokenVerifier(PublicKeySet(tokens.jwks), issuer=ISSUER, clock=tokens.clock)
     alice = verifier.authenticate(tokens.issue().token, audience=AUDIENCE)
-    with _bind(alice):
+    with bind(alice):
         assert current_principal() is alice
-        with _bind(None), pytest.raises(NoPrincipal):
+        with bind(None), pytest.raises(NoPrincipal):
             current_principal()
         assert current_principal() is alice
     with pytest.raises(NoPrincipal):

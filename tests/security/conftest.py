@@ -25,7 +25,7 @@ import pytest
 
 import bearer_grpc
 import bearer_grpc.aio
-from bearer_grpc._verifier import VerifierBase
+from bearer_grpc._verifier.base import VerifierBase
 from bearer_grpc.core.keys import ALGORITHMS, SigningKey
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url

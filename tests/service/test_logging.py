@@ -7,7 +7,6 @@ import logging
 import grpc
 import pytest
 
-from bearer_grpc._logging import JsonFormatter
 from bearer_grpc.core.tokens import IssuedToken
 from bearer_grpc.service.admin import NewClient
 from bearer_grpc.service.authority import (
@@ -16,6 +15,7 @@ from bearer_grpc.service.authority import (
     PasswordGrant,
     RefreshGrant,
 )
+from bearer_grpc.service.log_format import JsonFormatter
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import RunningService
 from tests.service.conftest import (

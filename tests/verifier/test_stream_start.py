@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bearer_grpc._upstream import (
-    BACKLOG_END_KEY,
-    CURSOR_KEY,
-    EPOCH_KEY,
+from bearer_grpc._verifier.revocations import (
     Resume,
     RevocationFeed,
     StreamStart,
@@ -16,7 +13,8 @@ from bearer_grpc._upstream import (
     stream_start,
 )
 from bearer_grpc.core.clock import system_clock
-from bearer_grpc.core.flow import LocalVerification
+from bearer_grpc.core.verification import LocalVerification
+from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.service import servicer
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import pytest
 
-from bearer_grpc._watch_metadata import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.core.errors import TokenRevoked, VerifierUnavailable
+from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.service.servicer import SERVICE_NAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc

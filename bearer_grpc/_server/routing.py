@@ -1,10 +1,10 @@
 """What the sync and the asyncio server interceptors share; nothing here waits.
 
-- :meth:`InterceptorBase._admit` runs the auth flow (:func:`bearer_grpc.core.flow.admit`)
-  as far as it goes without I/O, as ``intercept_service`` must: public, a cache hit and
-  every refusal are decided there without crypto; a cache miss comes back
-  :class:`Pending`, for the wrapped handler to verify on the server's worker thread
-  (sync) or in the call's task (asyncio).
+- :meth:`InterceptorBase._admit` runs the admission of a call
+  (:func:`bearer_grpc.core.admission.admit`) as far as it goes without I/O, as
+  ``intercept_service`` must: public, a cache hit and every refusal are decided there
+  without crypto; a cache miss comes back :class:`Pending`, for the wrapped handler to
+  verify on the server's worker thread (sync) or in the call's task (asyncio).
 - :meth:`InterceptorBase._route` hands grpc the handler to serve an admitted call with.
   Per method that has a handler it keeps a :class:`_Route` (bounded by the methods that
   exist): the method's rule, the application's handler, and the last handler it built,
@@ -12,9 +12,8 @@
 - :func:`same_kind` re-creates a method handler of the same kind (unary or streaming,
   each side) around a new behaviour, and :func:`any_kind` makes one for a method that
   does not exist.
-- :func:`recheck` is the per-message check of long-lived streams (see the mid-stream
-  policy in :mod:`bearer_grpc._server`).
-- :class:`InterceptorBase` holds the configuration and the strict-policy checks.
+- :class:`InterceptorBase` holds the configuration, the verifier's optional parts and
+  the strict-policy checks.
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ from typing import Any, Final, TypeAlias
 import grpc
 from google.protobuf import descriptor_pool
 
-from bearer_grpc._verifier import VerifierBase
-from bearer_grpc.core.errors import AuthError, PolicyError, TokenExpired, TokenRevoked
-from bearer_grpc.core.flow import LocalVerification, Pending, admit
+from bearer_grpc._verifier.base import VerifierBase
+from bearer_grpc.core.admission import Lookup, Pending, admit
+from bearer_grpc.core.errors import AuthError, PolicyError
 from bearer_grpc.core.policy import Policy, Rule
-from bearer_grpc.core.tokens import Principal, is_expired
+from bearer_grpc.core.tokens import Principal
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behaviour: TypeAlias = Callable[..., Any]
@@ -43,7 +42,6 @@ __all__ = [
     "any_kind",
     "behaviour_of",
     "copy_thread_pool",
-    "recheck",
     "same_kind",
     "service_methods",
 ]
@@ -51,22 +49,6 @@ __all__ = [
 Admission: TypeAlias = Principal | AuthError | Pending | None
 """What ``intercept_service`` knows: the caller (cache hit), a refusal, a pending
 verification, or None for a public method."""
-
-
-def recheck(principal: Principal, local: LocalVerification) -> AuthError | None:
-    """Whether a token that was valid when its call started has expired or been revoked.
-
-    Same rules as a cache hit (:meth:`LocalVerification.lookup`): expired once the clock
-    reaches ``exp + leeway``, revoked once its ``jti`` is in the revocation set.
-
-    Returns:
-        The error to end the call with, or None while the token is still good.
-    """
-    if is_expired(principal.expires_at, local.clock(), local.leeway):
-        return TokenExpired()
-    if principal.token_id in local.revocations.ids:
-        return TokenRevoked()
-    return None
 
 
 _FACTORIES: Final = {
@@ -192,23 +174,37 @@ class _Route:
         self.last: tuple[Principal | None, Handler | None] = (None, None)
 
 
+def _no_lookup(token: str) -> None:
+    """The fast path of a verifier that has none: every call is verified."""
+    return None
+
+
 class InterceptorBase:
     """Configuration and strict-policy checks of both server interceptors.
 
     Args:
-        verifier: Checks tokens; its ``local`` state answers the per-message rechecks.
+        verifier: Checks tokens: any object with ``verify`` (see
+            :mod:`bearer_grpc._verifier.protocol`); its ``lookup`` and ``recheck``
+            are used when it has them.
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
     """
 
-    def __init__(self, verifier: VerifierBase, policy: Policy | None = None) -> None:
+    def __init__(self, verifier: object, policy: Policy | None = None) -> None:
         self._policy = policy if policy is not None else Policy()
-        self._lookup = verifier
-        self._local = verifier.local
+        self._verifier_object = verifier
+        self._lookup: Lookup = getattr(verifier, "lookup", _no_lookup)
+        self._recheck_caller: Callable[[Principal], AuthError | None] | None = getattr(
+            verifier, "recheck", None
+        )
+        # The cache-hit shortcut skips parsing a value whose candidate token a lookup can
+        # only find if it was verified as exactly that b64token: true of our verifiers'
+        # caches, not known of anyone else's.
+        self._exact_lookup = isinstance(verifier, VerifierBase)
         self._routes: dict[str, _Route] = {}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._lookup!r}, {self._policy!r})"
+        return f"{type(self).__name__}({self._verifier_object!r}, {self._policy!r})"
 
     def check_services(
         self, services: Iterable[str], *, pool: descriptor_pool.DescriptorPool | None = None
@@ -236,7 +232,9 @@ class InterceptorBase:
         if rule.public:
             return None
         try:
-            return admit(rule, details.invocation_metadata, self._lookup)
+            return admit(
+                rule, details.invocation_metadata, self._lookup, shortcut=self._exact_lookup
+            )
         except AuthError as err:
             return err
 

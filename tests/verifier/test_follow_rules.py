@@ -1,4 +1,4 @@
-"""The rules verifiers follow a TokenService by (``bearer_grpc._upstream``), no network."""
+"""The rules verifiers follow a TokenService by (``bearer_grpc._verifier``), no network."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import pytest
 from google.protobuf import struct_pb2
 
 from bearer_grpc import Backoff
-from bearer_grpc._upstream import (
-    RefetchGate,
-    Upstream,
-    accept_remote,
-    apply_jwks,
-    apply_revocation,
-    prune,
-    unknown_kid,
-)
+from bearer_grpc._channel import Endpoint
+from bearer_grpc._verifier.keys import RefetchGate, apply_jwks
+from bearer_grpc._verifier.remote import accept_remote
+from bearer_grpc._verifier.revocations import apply_revocation, prune
 from bearer_grpc.core.errors import (
     AuthError,
     KeyMaterialError,
@@ -27,8 +22,8 @@ from bearer_grpc.core.errors import (
     TokenMalformed,
     TokenRevoked,
 )
-from bearer_grpc.core.flow import LocalVerification
 from bearer_grpc.core.keys import SigningKey
+from bearer_grpc.core.verification import LocalVerification
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.verifier.conftest import foreign_token
 
@@ -63,7 +58,7 @@ def test_backoff_rejects_nonsense(options: dict[str, float]) -> None:
 
 
 def test_channel_reconnects_no_slower_than_the_backoff() -> None:
-    options = dict(Upstream("t:1", backoff=Backoff(initial=0.05, maximum=0.5)).channel_options())
+    options = dict(Endpoint("t:1", backoff=Backoff(initial=0.05, maximum=0.5)).options())
     assert options["grpc.initial_reconnect_backoff_ms"] == 50
     assert options["grpc.max_reconnect_backoff_ms"] == 500
 
@@ -145,9 +140,9 @@ def test_bad_jwks_is_refused_and_the_last_known_good_keys_stay(
 def test_unknown_kid_only_once_keys_are_known() -> None:
     local, key = _local(), SigningKey.generate()
     token = foreign_token("i")
-    assert not unknown_kid(local, token)  # no keys yet: fail closed, nothing to refetch
+    assert not local.needs_key_refetch(token)  # no keys yet: fail closed, nothing to refetch
     apply_jwks(local, pb.GetJwksResponse(jwks_json=_jwks(key), issuer="i"))
-    assert unknown_kid(local, token)
+    assert local.needs_key_refetch(token)
 
 
 def test_revocation_events_advance_the_sequence_and_expire() -> None:

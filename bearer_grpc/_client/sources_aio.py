@@ -1,15 +1,13 @@
-"""Token sources, asyncio flavour: the names of :mod:`bearer_grpc._token_sources`, with
-``async token()``.
+"""Token sources for asyncio clients: the names of :mod:`bearer_grpc._client.sources`,
+with ``async token()``.
 
 :class:`ClientCredentials` requests with the ``grpc.aio`` stub on the caller's event
 loop (never blocking it) and renews in a task; concurrent callers share one request
 (one task, awaited through ``asyncio.shield``). The request, the answer check, the
-error texts and the timing rules are the sync flavour's.
+error texts and the timing rules are shared with the sync flavour
+(:mod:`bearer_grpc._client.common`).
 
-Lifecycle: construction starts nothing, so a source can be built before any loop
-exists. The channel and the renewal task start on the first ``token()`` inside a
-running loop; ``await aclose()`` (or ``async with``) stops them. One source serves one
-loop at a time; used from a new loop after the old one closed, it starts again there.
+Construction starts nothing, so a source can be built before any loop exists.
 """
 
 from __future__ import annotations
@@ -22,19 +20,17 @@ from typing import Protocol, Self
 
 import grpc
 
-from bearer_grpc._token_sources import (
+from bearer_grpc._channel import ConnectionAio, silent_link
+from bearer_grpc._client.common import (
     MAX_IDLE_WAIT,
-    _ClientCredentialsBase,
-    _StaticTokenBase,
-    channel_options,
+    ClientCredentialsBase,
+    StaticTokenBase,
     failure_text,
     issued_token,
 )
-from bearer_grpc._upstream import silent_link
 from bearer_grpc.core.errors import BearerGrpcError
 from bearer_grpc.core.renewal import Failed, Ready
 from bearer_grpc.v1 import token_service_pb2 as pb
-from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 
 class TokenSource(Protocol):
@@ -69,7 +65,7 @@ class TokenRequestError(grpc.aio.AioRpcError, BearerGrpcError):
         self.target = target
 
 
-class StaticToken(_StaticTokenBase):
+class StaticToken(StaticTokenBase):
     """A token that comes from elsewhere, used as it is (``repr`` hides it).
 
     Args:
@@ -89,8 +85,7 @@ class _Session:
     """A source's channel and tasks on one event loop."""
 
     loop: asyncio.AbstractEventLoop
-    channel: grpc.aio.Channel
-    stub: pb_grpc.TokenServiceAsyncStub
+    connection: ConnectionAio
     wake: asyncio.Event
     renewer: asyncio.Task[None] | None = None
     request: asyncio.Task[None] | None = None
@@ -107,34 +102,17 @@ class _Session:
             self.loop.call_soon_threadsafe(task.cancel)
 
 
-class ClientCredentials(_ClientCredentialsBase):
+class ClientCredentials(ClientCredentialsBase):
     """Access tokens for a service, from the TokenService's client-credentials grant.
 
     The asyncio flavour of :class:`bearer_grpc.ClientCredentials`, with the same
-    arguments and rules: one shared request for concurrent first calls, renewal in a
-    task ``renew_before`` ahead of expiry (calls never wait for it), capped jittered
-    backoff while the service is down, :class:`TokenRequestError` when no usable token
-    can be had. See the module docstring for when the task starts and stops.
-
-    Args:
-        target: The TokenService address, ``host:port`` (any gRPC target).
-        client_id: The client's id.
-        client_secret: The client's secret; never shown in ``repr``, logs or errors.
-        scopes: Scopes to request; empty (default) means all the client may have.
-        audience: Audience to request; empty (default) means the client's default.
-        credentials: Channel credentials for the token service (TLS); None (default)
-            for a plaintext channel.
-        renew_before: When to renew: below 1, a fraction of the token's lifetime left
-            (default 0.2); from 1 on, seconds before expiry. At most half the lifetime.
-        backoff: Bounds of the delays between failed requests (default
-            ``bearer_grpc.Backoff()``: up to 0.1 s, doubling up to 5 s); the channel
-            reconnects within the same bounds.
-        timeout: Deadline of one ``IssueToken`` request, seconds (default 10).
-        clock: Time source for the token timetable (default wall-clock ``time.time``).
-
-    Raises:
-        ValueError: An empty client id or secret, or a bad ``renew_before``.
-        TypeError: ``scopes`` is one string instead of a sequence of them.
+    arguments (documented there) and rules: one shared request for concurrent first
+    calls, renewal in a task ``renew_before`` ahead of expiry (calls never wait for it),
+    capped jittered backoff while the service is down, :class:`TokenRequestError` when
+    no usable token can be had. Nothing starts before the first ``await token()``
+    inside a running loop; ``await aclose()`` (or ``async with``) stops the task and
+    the channel. One source serves one loop at a time; used from a new loop after the
+    old one closed, it starts again there.
     """
 
     def _setup(self) -> None:
@@ -206,7 +184,7 @@ class ClientCredentials(_ClientCredentialsBase):
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        await session.channel.close()
+        await session.connection.close()
 
     def _session_here(self) -> _Session:
         loop = asyncio.get_running_loop()
@@ -217,37 +195,22 @@ class ClientCredentials(_ClientCredentialsBase):
             raise RuntimeError("ClientCredentials is in use on another event loop")
         if self._closed:
             raise RuntimeError("ClientCredentials is closed")
-        channel = self._open_channel()
-        session = _Session(loop, channel, pb_grpc.TokenServiceStub(channel), asyncio.Event())
+        session = _Session(loop, ConnectionAio(self._config.endpoint), asyncio.Event())
         session.renewer = loop.create_task(self._renew(session), name="bearer-grpc-renewal")
         self._session = session
         return session
 
-    def _open_channel(self) -> grpc.aio.Channel:
-        config = self._config
-        options = channel_options(config.backoff)
-        if config.credentials is None:
-            return grpc.aio.insecure_channel(config.target, options=options)
-        return grpc.aio.secure_channel(config.target, config.credentials, options=options)
-
-    async def _replace_channel(self, session: _Session) -> None:
-        """A request died unanswered at its deadline: the connection may be silently
-        dead, and gRPC would keep using it. Open a new channel; close the old one."""
-        old, session.channel = session.channel, self._open_channel()
-        session.stub = pb_grpc.TokenServiceStub(session.channel)
-        await old.close()
-
     def _shared_request(self, session: _Session) -> asyncio.Task[None]:
         if session.request is None or session.request.done():
-            session.request = session.loop.create_task(self._issue(session))
+            session.request = session.loop.create_task(self._request_token(session))
         return session.request
 
-    async def _issue(self, session: _Session) -> None:
+    async def _request_token(self, session: _Session) -> None:
         config = self._config
         requested_at = config.clock()
         outcome: tuple[str, int] | BaseException
         try:
-            response: pb.IssueTokenResponse = await session.stub.IssueToken(
+            response: pb.IssueTokenResponse = await session.connection.stub.IssueToken(
                 config.request, timeout=config.timeout
             )
             outcome = issued_token(response)
@@ -255,8 +218,8 @@ class ClientCredentials(_ClientCredentialsBase):
             outcome = err
         if not self._closed:
             self._record(outcome, requested_at)
-            if silent_link(outcome):
-                await self._replace_channel(session)
+            if silent_link(outcome):  # a silently dead connection: gRPC would keep using it
+                await session.connection.replace()
 
     async def _renew(self, session: _Session) -> None:
         try:
@@ -270,4 +233,4 @@ class ClientCredentials(_ClientCredentialsBase):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(session.wake.wait(), wait)
         finally:
-            await session.channel.close()
+            await session.connection.close()

@@ -35,17 +35,18 @@ def current_principal() -> Principal:
     return principal
 
 
-_set = _CURRENT.set
-"""Bind a principal in the current context; returns what :data:`_reset` takes back.
+set_principal = _CURRENT.set
+"""Bind a principal in the current context; returns what :data:`reset_principal` takes
+back.
 
 The hot path's way to bind around one call of a behaviour (``try``/``finally``): a
-fraction of the cost of entering and leaving :class:`_bind`.
+fraction of the cost of entering and leaving :class:`bind`.
 """
-_reset = _CURRENT.reset
-"""Undo a :data:`_set`."""
+reset_principal = _CURRENT.reset
+"""Undo a :data:`set_principal`."""
 
 
-class _bind:
+class bind:
     """Bind ``principal`` (None: nobody) for the duration of a ``with`` block.
 
     A class rather than ``@contextmanager``: it runs on every call and every stream

@@ -1,35 +1,10 @@
 """``bearer_grpc.BearerServerInterceptor``: bearer-token authentication for ``grpc.server``.
 
-Where the work happens. A sync server runs ``intercept_service`` on its single dispatch
-thread under the server lock, so only cheap work is done there: the auth flow runs to its
-first yield (policy, header, cache lookup). Public methods pass through untouched; a
-cache hit and every refusal are decided there. The signature check of a cache miss runs in
-the wrapped handler, on the server's worker thread, before the application's behaviour
-starts (so before a streaming request is read). The wrapped handler keeps the kind and
-the (de)serializers of the application's handler and binds the caller for
-:func:`~bearer_grpc.current_principal`.
-
-Refusals set the code and the details first (so tracing interceptors record them), then
-abort with the rich status of :func:`bearer_grpc._status.to_status` (``ErrorInfo`` and a
-``www-authenticate`` trailer). Handlers that only refuse parse nothing the caller sent.
-
-Unknown methods: without a valid token the caller gets UNAUTHENTICATED, as for any
-method, so methods cannot be probed; with one, UNIMPLEMENTED (DESIGN 3.2).
-
-Long-lived streams (the mid-stream policy). A token is valid for a stream only while it
-is valid: once its ``exp + leeway`` has passed, or its ``jti`` reaches the verifier's
-revocation set, the stream is ended with UNAUTHENTICATED ``TOKEN_EXPIRED`` or
-``TOKEN_REVOKED`` at its next message, i.e. when a request arrives (before the handler
-sees it) or when the handler produces a response (before it is sent). The check is a
-clock read and a set lookup per message. Unary calls are checked once, at the start; a
-stream that sends nothing is not interrupted (there are no timers: bound idle streams
-with deadlines). Clients keeping streams open longer than a token lives must reopen them
-with a fresh token.
-
-Strict policies (``Policy(strict=True)``): :meth:`BearerServerInterceptor.check_services`
-refuses to start with a method no rule covers; at run time, the first call to such a
-method raises :class:`~bearer_grpc.PolicyError` in ``intercept_service`` (grpc answers
-UNKNOWN and logs it).
+A sync server runs ``intercept_service`` on its single dispatch thread under the server
+lock, so only cheap work is done there (policy, header, cache lookup); the verification
+of a cache miss runs in the wrapped handler, on the worker thread, before the
+application's behaviour starts. See :mod:`bearer_grpc._server` for the rules both
+flavours follow.
 """
 
 from __future__ import annotations
@@ -39,16 +14,10 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from bearer_grpc._handlers import (
-    Behaviour,
-    InterceptorBase,
-    Pending,
-    copy_thread_pool,
-    recheck,
-)
-from bearer_grpc._principal import _bind, _reset, _set
+from bearer_grpc._server.principal import bind, reset_principal, set_principal
+from bearer_grpc._server.routing import Behaviour, InterceptorBase, Pending, copy_thread_pool
 from bearer_grpc._status import abort
-from bearer_grpc._verifier import Verifier
+from bearer_grpc._verifier.protocol import SupportsVerify
 from bearer_grpc.core.errors import AuthError
 from bearer_grpc.core.policy import Policy
 from bearer_grpc.core.tokens import Principal
@@ -61,16 +30,22 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     """Authenticates every call of a ``grpc.server`` with a bearer token.
 
     ``grpc.server(pool, interceptors=[BearerServerInterceptor(verifier, policy)])``. Covers
-    all four RPC kinds; see the module docstring for where work happens, unknown methods
-    and the mid-stream policy.
+    all four RPC kinds and keeps each method's kind. Public methods pass through; a
+    method the policy scopes needs a valid token with those scopes; any other method
+    needs a valid token. Refusals carry ``ErrorInfo`` and a ``www-authenticate``
+    trailer; a method that does not exist answers UNAUTHENTICATED to a caller without
+    a valid token, UNIMPLEMENTED to one with it. A stream ends UNAUTHENTICATED at its
+    next message once its token expired or was revoked (when the verifier can
+    ``recheck``). Handlers read the caller with :func:`bearer_grpc.current_principal`.
 
     Args:
-        verifier: Checks tokens (``bearer_grpc.Verifier``).
+        verifier: Checks tokens: ``bearer_grpc.Verifier``, or any object with
+            ``verify(token) -> Principal`` (:class:`bearer_grpc.SupportsVerify`).
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
     """
 
-    def __init__(self, verifier: Verifier, policy: Policy | None = None) -> None:
+    def __init__(self, verifier: SupportsVerify, policy: Policy | None = None) -> None:
         super().__init__(verifier, policy)
         self._verifier = verifier
 
@@ -81,7 +56,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[_TRequest, _TResponse] | None:
-        """Decide what is cheap to decide, and wrap the handler (see the module docstring).
+        """Decide what is cheap to decide, and wrap the handler to finish the rest.
 
         Raises:
             PolicyError: Strict mode, and no rule covers this existing method.
@@ -106,7 +81,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
                 principal = self._enter(admission, context)
                 if request_streaming:
                     request = self._requests(request, principal, context)
-                with _bind(principal):
+                with bind(principal):
                     responses = iter(behaviour(request, context))
                 return self._responses(responses, principal, context)
 
@@ -120,18 +95,18 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
                     if isinstance(admission, Principal)
                     else self._enter(admission, context)
                 )
-                bound = _set(principal)
+                bound = set_principal(principal)
                 try:
                     return behaviour(request, context)
                 finally:
-                    _reset(bound)
+                    reset_principal(bound)
 
             return copy_thread_pool(behaviour, unary)
 
         def client_stream(request: Any, context: grpc.ServicerContext) -> Any:
             principal = self._enter(admission, context)
             request = self._requests(request, principal, context)
-            with _bind(principal):
+            with bind(principal):
                 response = behaviour(request, context)
             self._recheck(principal, context)
             return response
@@ -148,7 +123,8 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
             abort(context, err)
 
     def _recheck(self, principal: Principal, context: grpc.ServicerContext) -> None:
-        error = recheck(principal, self._local)
+        recheck = self._recheck_caller
+        error = recheck(principal) if recheck is not None else None
         if error is not None:
             abort(context, error)
 
@@ -164,7 +140,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     ) -> Iterator[Any]:
         try:
             while True:
-                with _bind(principal):
+                with bind(principal):
                     try:
                         response = next(responses)
                     except StopIteration:
@@ -174,7 +150,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         finally:
             close = getattr(responses, "close", None)
             if close is not None:
-                with _bind(principal):
+                with bind(principal):
                     close()
 
     def _refusing(self, error: AuthError) -> Behaviour:

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bearer_grpc.core.admission import Pending, admit
 from bearer_grpc.core.errors import AuthError, InsufficientScope, TokenRevoked
-from bearer_grpc.core.flow import LocalVerification, Pending, admit
 from bearer_grpc.core.header import MAX_AUTHORIZATION_BYTES, bearer_token
 from bearer_grpc.core.keys import PublicKeySet, SigningKey
 from bearer_grpc.core.policy import Rule
 from bearer_grpc.core.tokens import TokenVerifier, issue_access_token
+from bearer_grpc.core.verification import LocalVerification
 from bearer_grpc.testing import FrozenClock
 
 ISSUER = "https://issuer.test"
@@ -72,7 +73,7 @@ def reference(metadata: Any, local: LocalVerification) -> tuple[str, Any]:
 
 def decided(metadata: Any, local: LocalVerification) -> tuple[str, Any]:
     try:
-        step = admit(RULE, metadata, local)
+        step = admit(RULE, metadata, local.lookup)
     except AuthError as err:
         return ("refused", type(err))
     if isinstance(step, Pending):
@@ -146,12 +147,12 @@ def test_a_hit_is_refused_once_revoked_and_needs_the_scopes(
     local, cached, _ = setup
     metadata = (("authorization", f"Bearer {cached}"),)
     with pytest.raises(InsufficientScope):
-        admit(Rule(scopes=("orders.write",)), metadata, local)
+        admit(Rule(scopes=("orders.write",)), metadata, local.lookup)
     jti = local.lookup(cached).token_id  # type: ignore[union-attr]
     local.revocations.add(jti, NOW + 600)
     try:
         with pytest.raises(TokenRevoked):
-            admit(RULE, metadata, local)
+            admit(RULE, metadata, local.lookup)
     finally:
         local.revocations._revoked.pop(jti)
 
@@ -160,7 +161,7 @@ def test_a_miss_is_pending_with_the_parsed_token(
     setup: tuple[LocalVerification, str, str],
 ) -> None:
     local, _, fresh = setup
-    step = admit(RULE, (("authorization", f"bearer   {fresh}"),), local)
+    step = admit(RULE, (("authorization", f"bearer   {fresh}"),), local.lookup)
     assert isinstance(step, Pending) and step.token == fresh
     assert step.finish(local.verify(fresh)).subject == "svc"
 

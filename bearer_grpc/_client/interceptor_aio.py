@@ -1,9 +1,10 @@
-"""The client side, asyncio flavour: the interceptor and call credentials of
-:mod:`bearer_grpc._client`, for ``grpc.aio`` channels.
+"""The client side for ``grpc.aio`` channels: the interceptor and call credentials of
+:mod:`bearer_grpc._client.interceptor`, asyncio flavoured.
 
-Both take an asyncio token source (:mod:`bearer_grpc.aio._token_sources`). The metadata
-rewrite and the retry test are the sync flavour's. :class:`BearerClientInterceptor` is
-a sequence of four single-kind interceptors (see there why).
+Both take an asyncio token source (:mod:`bearer_grpc._client.sources_aio`). The metadata
+rewrite and the retry test are shared (:mod:`bearer_grpc._client.metadata`).
+:class:`BearerClientInterceptor` is a sequence of four single-kind interceptors (see
+there why).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
-from bearer_grpc._client import AUTHORIZATION, is_stale_token, with_bearer
-from bearer_grpc._token_sources import DEFAULT_TIMEOUT
-from bearer_grpc.aio._token_sources import TokenSource
+from bearer_grpc._client.common import DEFAULT_TIMEOUT
+from bearer_grpc._client.metadata import is_stale_token, with_bearer
+from bearer_grpc._client.sources_aio import TokenSource
+from bearer_grpc.core.wire import AUTHORIZATION
 
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
@@ -206,7 +208,7 @@ class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
         return len(self._parts)
 
 
-class _LoopBearerPlugin(grpc.AuthMetadataPlugin):
+class _MetadataPlugin(grpc.AuthMetadataPlugin):
     """Puts an asyncio source's token on a call. gRPC runs plugins on threads of its own,
     so the token is awaited on the source's event loop and handed back here."""
 
@@ -218,7 +220,7 @@ class _LoopBearerPlugin(grpc.AuthMetadataPlugin):
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return f"_LoopBearerPlugin({self._source!r})"
+        return f"_MetadataPlugin({self._source!r})"
 
     def __call__(
         self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
@@ -254,5 +256,5 @@ def bearer_call_credentials(
     Raises:
         RuntimeError: Not called inside a running event loop.
     """
-    plugin = _LoopBearerPlugin(token_source, asyncio.get_running_loop(), timeout)
+    plugin = _MetadataPlugin(token_source, asyncio.get_running_loop(), timeout)
     return grpc.metadata_call_credentials(plugin, name="bearer")

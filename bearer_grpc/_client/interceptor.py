@@ -1,4 +1,4 @@
-"""The client side, sync flavour: the client interceptor and call credentials.
+"""The client side for sync channels: the client interceptor and call credentials.
 
 - :class:`BearerClientInterceptor` puts ``authorization: Bearer <token>`` on every call
   of a ``grpc.intercept_channel`` channel and retries a unary call once when the server
@@ -6,65 +6,29 @@
 - :func:`bearer_call_credentials` does the same as ``grpc.CallCredentials`` (no retry),
   for TLS and local channel credentials.
 
-Both take a token source (:mod:`bearer_grpc._token_sources`). The rules shared with
-:mod:`bearer_grpc.aio` live here once: the metadata rewrite (:func:`with_bearer`) and
-the retry test (:func:`is_stale_token`).
+Both take a token source (:mod:`bearer_grpc._client.sources`). The metadata rewrite and
+the retry test are shared with the asyncio flavour (:mod:`bearer_grpc._client.metadata`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from bearer_grpc._status import ERROR_DOMAIN
-from bearer_grpc._token_sources import TokenSource
-from bearer_grpc.core.errors import TokenExpired, TokenRevoked
+from bearer_grpc._client.metadata import Metadata, is_stale_token, with_bearer
+from bearer_grpc._client.sources import TokenSource
+from bearer_grpc.core.wire import AUTHORIZATION
 
 if TYPE_CHECKING:
     from grpc import _CallFuture, _CallIterator
 
-AUTHORIZATION: Final = "authorization"
-"""The metadata key (gRPC requires lower-case keys)."""
-STALE_TOKEN_REASONS: Final = frozenset({TokenExpired.reason, TokenRevoked.reason})
-"""``ErrorInfo`` reasons after which a unary call is retried once with a fresh token."""
-
-_Metadata = tuple[tuple[str, str | bytes], ...]
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
-
-
-def with_bearer(metadata: Iterable[tuple[str, str | bytes]] | None, token: str) -> _Metadata:
-    """Call metadata with exactly one ``authorization: Bearer <token>`` entry.
-
-    Every other entry is kept, in order; any ``authorization`` entry already there (in
-    any letter case) is dropped, and the new one goes last.
-    """
-    kept = tuple(entry for entry in metadata or () if entry[0].lower() != AUTHORIZATION)
-    return (*kept, (AUTHORIZATION, f"Bearer {token}"))
-
-
-def is_stale_token(status: Any) -> bool:
-    """True if a ``google.rpc.Status`` says the token expired or was revoked.
-
-    That is, it carries an ``ErrorInfo`` of domain ``bearer-grpc`` with reason
-    ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED``. Both come from the server's authentication
-    step, before any handler ran, so repeating the call cannot repeat its effects.
-    """
-    if status is None:
-        return False
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if info.domain == ERROR_DOMAIN and info.reason in STALE_TOKEN_REASONS:
-                return True
-    return False
 
 
 def _stale_token(call: grpc.Call) -> bool:
@@ -95,7 +59,7 @@ class _CallDetails(grpc.ClientCallDetails):
 
     method: str
     timeout: float | None
-    metadata: _Metadata | None
+    metadata: Metadata | None
     credentials: grpc.CallCredentials | None
     wait_for_ready: bool | None
     compression: grpc.Compression | None
@@ -200,14 +164,14 @@ class BearerClientInterceptor(
         return call
 
 
-class _BearerPlugin(grpc.AuthMetadataPlugin):
+class _MetadataPlugin(grpc.AuthMetadataPlugin):
     """Puts the source's token on a call; gRPC runs it on a thread of its own."""
 
     def __init__(self, token_source: TokenSource) -> None:
         self._source = token_source
 
     def __repr__(self) -> str:
-        return f"_BearerPlugin({self._source!r})"
+        return f"_MetadataPlugin({self._source!r})"
 
     def __call__(
         self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
@@ -238,4 +202,4 @@ def bearer_call_credentials(token_source: TokenSource) -> grpc.CallCredentials:
         Call credentials for ``composite_channel_credentials`` or a call's
         ``credentials=`` argument.
     """
-    return grpc.metadata_call_credentials(_BearerPlugin(token_source), name="bearer")
+    return grpc.metadata_call_credentials(_MetadataPlugin(token_source), name="bearer")

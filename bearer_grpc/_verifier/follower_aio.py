@@ -1,15 +1,4 @@
-"""``bearer_grpc.aio.Verifier``: the asyncio flavour, same constructors, ``async verify``.
-
-Lifecycle of a verifier that follows a TokenService (``from_token_service``,
-``remote``): construction is synchronous and starts nothing, so the verifier can be
-built before any event loop exists (typically before ``grpc.aio.server(interceptors=
-[...])``). Its background task and ``grpc.aio`` channel start on first use inside a
-running loop (the first ``lookup``/``verify``, i.e. the first call the interceptor sees),
-or earlier with ``await verifier.start()`` or ``async with verifier:``. Stop them with
-``await verifier.aclose()``; the synchronous ``close()`` only cancels the task (which
-then closes its channel). One verifier serves one event loop at a time; used from a new
-loop after the old one ended, it starts again there.
-"""
+"""How an asyncio verifier follows its TokenService: one task and one channel per loop."""
 
 from __future__ import annotations
 
@@ -17,138 +6,27 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import grpc
 
-from bearer_grpc import _verifier
-from bearer_grpc._upstream import (
-    LinkLog,
-    RefetchGate,
+from bearer_grpc._channel import ConnectionAio, LinkLog, silent_link
+from bearer_grpc._verifier.base import TokenServiceLink
+from bearer_grpc._verifier.keys import RefetchGate, keys_fetched
+from bearer_grpc._verifier.remote import accept_remote, remote_request
+from bearer_grpc._verifier.revocations import (
     Resume,
     RevocationFeed,
     StreamStart,
-    Upstream,
-    accept_remote,
     apply_revocation,
-    keys_fetched,
     log,
     prune,
-    remote_request,
-    silent_link,
-    step,
     stream_ended,
     stream_start,
-    token_kid,
-    verify_flow,
 )
 from bearer_grpc.core.errors import VerifierUnavailable
-from bearer_grpc.core.flow import LocalVerification
 from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.verification import LocalVerification
 from bearer_grpc.v1 import token_service_pb2 as pb
-from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-
-
-class Verifier(_verifier.VerifierBase):
-    """Checks bearer tokens for one audience, for ``grpc.aio`` servers.
-
-    Local verification is CPU work in memory and runs inline; only remote verification
-    (and, rarely, a key refetch for an unknown ``kid``) awaits the network. See the
-    module docstring for when a verifier following a TokenService starts and stops.
-    After closing it refuses every token with :class:`VerifierUnavailable`.
-
-    Args:
-        local: The in-memory verification state.
-        upstream: The TokenService to follow, or None for a fixed key set.
-    """
-
-    def __init__(self, local: LocalVerification, upstream: Upstream | None = None) -> None:
-        super().__init__(local, upstream)
-        self._follower = _TaskFollower(local, upstream) if upstream is not None else None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        """The background task following the TokenService (None before it started)."""
-        session = self._follower.session if self._follower is not None else None
-        return session.task if session is not None else None
-
-    async def start(self) -> None:
-        """Start following the TokenService now, on the running loop (idempotent).
-
-        In local mode, wait up to ``startup_timeout`` for the first keys and the
-        revocation backlog, then return either way (without them, ``verify`` fails closed
-        until they arrive).
-
-        Raises:
-            VerifierUnavailable: The verifier was closed.
-        """
-        if self._follower is not None:
-            await self._follower.start()
-
-    def lookup(self, token: str) -> Principal | None:
-        """A cached verification of ``token``, re-checked for expiry and revocation.
-
-        Inside a running loop this also starts the background task if needed.
-
-        Raises:
-            TokenRevoked: The cached token was revoked since.
-            VerifierUnavailable: The verifier was closed.
-        """
-        if self._follower is not None:
-            self._follower.ensure_started()
-        return self.local.lookup(token)
-
-    async def verify(self, token: str) -> Principal:
-        """Fully verify ``token`` (no scopes: the policy checks those).
-
-        Raises:
-            VerifierUnavailable: The token cannot be checked: closed; (local mode) no keys
-                or revocation backlog yet, ``startup_timeout`` after the start; (remote
-                mode) the TokenService did not answer.
-            AuthError: The token is not valid.
-        """
-        follower = self._follower
-        if follower is None:
-            return self.local.verify(token)
-        session = follower.ensure_started()
-        if session is None:  # pragma: no cover - a coroutine runs inside a loop
-            raise VerifierUnavailable()
-        if follower.upstream.remote:
-            return await follower.verify_remote(session, token)
-        if self.local.keys is None or not session.caught_up.is_set():
-            await session.wait_first_keys()
-        if not follower.feed.caught_up:
-            raise VerifierUnavailable()
-        flow = verify_flow(self.local, token)
-        while (principal := step(flow)) is None:
-            await follower.refetch_keys(session, token_kid(token))
-        return principal
-
-    def close(self) -> None:
-        """Stop following: cancel the background task (it closes its channel).
-
-        Prefer ``await aclose()`` inside the loop, which also waits for that. Idempotent.
-        """
-        if self._follower is not None:
-            self._follower.close()
-
-    async def aclose(self) -> None:
-        """Stop following and wait until the task ended and the channel is closed."""
-        if self._follower is not None:
-            await self._follower.aclose()
 
 
 @dataclass
@@ -156,14 +34,13 @@ class _Session:
     """The background work of a verifier on one event loop."""
 
     loop: asyncio.AbstractEventLoop
-    channel: grpc.aio.Channel
-    stub: pb_grpc.TokenServiceAsyncStub
+    connection: ConnectionAio
     startup_deadline: float
     first_keys: asyncio.Event = field(default_factory=asyncio.Event)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a revocation backlog has been applied (on any session of the verifier)."""
     task: asyncio.Task[None] | None = None
-    refetch: asyncio.Task[None] | None = None
+    refetch: asyncio.Task[pb.GetJwksResponse | BaseException] | None = None
 
     async def wait_first_keys(self) -> None:
         """Wait for the first keys and the revocation backlog until the startup deadline
@@ -188,22 +65,26 @@ class _Session:
             self.loop.call_soon_threadsafe(self.task.cancel)
 
 
-class _TaskFollower:
+class Follower:
     """Follows a TokenService for an asyncio verifier: one task, one ``grpc.aio`` channel.
 
-    The same loop as the sync ``_Follower``: fetch the keys (local mode), follow
+    The same loop as the sync follower: fetch the keys (local mode), follow
     ``WatchRevocations`` until the stream ends, prune, back off after a failure.
     Unknown-``kid`` refetches are single-flight: one task, awaited by every caller.
+
+    Args:
+        local: The in-memory verification state it keeps up to date.
+        link: The TokenService to follow.
     """
 
-    def __init__(self, local: LocalVerification, upstream: Upstream) -> None:
+    def __init__(self, local: LocalVerification, link: TokenServiceLink) -> None:
         self.local = local
-        self.upstream = upstream
+        self.link = link
         self.closed = False
         self.session: _Session | None = None
-        self._gate = RefetchGate(upstream.refetch_interval)
-        self._link = LinkLog(upstream.target)
-        self.feed = RevocationFeed(local, upstream.target)
+        self._gate = RefetchGate(link.refetch_interval)
+        self._log = LinkLog(log, link.target)
+        self.feed = RevocationFeed(local, link.target)
 
     def ensure_started(self) -> _Session | None:
         """The session on the running loop, started if needed (None outside a loop).
@@ -225,28 +106,16 @@ class _TaskFollower:
         self.session = session = self._open(loop)
         return session
 
-    def _open_channel(self) -> grpc.aio.Channel:
-        upstream = self.upstream
-        options = upstream.channel_options()
-        if upstream.credentials is None:
-            return grpc.aio.insecure_channel(upstream.target, options=options)
-        return grpc.aio.secure_channel(upstream.target, upstream.credentials, options=options)
-
     async def _replace_channel(self, session: _Session) -> None:
-        """Use a new channel (a new connection) from now on; close the old one."""
-        old, session.channel = session.channel, self._open_channel()
-        session.stub = pb_grpc.TokenServiceStub(session.channel)
-        await old.close()
-        log.debug("TokenService silent: new connection", extra={"target": self.upstream.target})
+        """Use a new connection from now on (the old one went silent)."""
+        await session.connection.replace()
+        log.debug("TokenService silent: new connection", extra={"target": self.link.target})
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
-        upstream = self.upstream
-        channel = self._open_channel()
         session = _Session(
             loop=loop,
-            channel=channel,
-            stub=pb_grpc.TokenServiceStub(channel),
-            startup_deadline=time.monotonic() + upstream.startup_timeout,
+            connection=ConnectionAio(self.link.endpoint),
+            startup_deadline=time.monotonic() + self.link.startup_timeout,
         )
         if self.feed.caught_up:  # last known good from an earlier loop
             session.caught_up.set()
@@ -256,7 +125,7 @@ class _TaskFollower:
     async def start(self) -> None:
         """Start on the running loop and wait for the first keys (local mode)."""
         session = self.ensure_started()
-        if session is not None and not self.upstream.remote:
+        if session is not None and not self.link.remote:
             await session.wait_first_keys()
 
     def close(self) -> None:
@@ -276,7 +145,7 @@ class _TaskFollower:
         tasks = [t for t in (session.task, session.refetch) if t is not None]
         if tasks:
             await asyncio.wait(tasks)
-        await session.channel.close()  # again, in case the task was cancelled unstarted
+        await session.connection.close()  # again, in case the task was cancelled unstarted
 
     async def refetch_keys(self, session: _Session, kid: str | None) -> None:
         """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no;
@@ -292,7 +161,8 @@ class _TaskFollower:
         """Ask the TokenService (see :meth:`VerifierBase.remote`)."""
         request = remote_request(self.local, token)
         try:
-            response = await session.stub.VerifyToken(request, timeout=self.upstream.timeout)
+            stub = session.connection.stub
+            response = await stub.VerifyToken(request, timeout=self.link.timeout)
         except (grpc.RpcError, grpc.aio.UsageError) as err:
             raise VerifierUnavailable() from err
         except asyncio.CancelledError:
@@ -301,24 +171,23 @@ class _TaskFollower:
             raise VerifierUnavailable() from None  # the channel was closed or replaced
         return accept_remote(self.local, token, response)
 
-    async def _fetch_keys(self, session: _Session) -> None:
-        await self._get_jwks(session)
-
-    async def _get_jwks(self, session: _Session) -> pb.GetJwksResponse | BaseException:
+    async def _fetch_keys(self, session: _Session) -> pb.GetJwksResponse | BaseException:
+        """One ``GetJwks`` call and its outcome applied."""
         outcome: pb.GetJwksResponse | BaseException
         try:
-            outcome = await session.stub.GetJwks(pb.GetJwksRequest(), timeout=self.upstream.timeout)
+            stub = session.connection.stub
+            outcome = await stub.GetJwks(pb.GetJwksRequest(), timeout=self.link.timeout)
         except (grpc.RpcError, grpc.aio.UsageError) as err:
             outcome = err
         except asyncio.CancelledError as err:
             if _cancelling():
                 raise
             outcome = err  # the channel was replaced under the call
-        keys_fetched(self.local, self._link, outcome, session.first_keys.set)
+        keys_fetched(self.local, self._log, outcome, session.first_keys.set)
         return outcome
 
     async def _run(self, session: _Session) -> None:
-        delays = self.upstream.backoff.delays()
+        delays = self.link.backoff.delays()
         try:
             while True:
                 try:
@@ -327,15 +196,15 @@ class _TaskFollower:
                     log.exception("verifier background task failed; continuing")
                     healthy = False
                 if healthy:
-                    self._link.up()
-                    delays = self.upstream.backoff.delays()
+                    self._log.up()
+                    delays = self.link.backoff.delays()
                 else:
                     await asyncio.sleep(next(delays))
         finally:
-            await session.channel.close()
+            await session.connection.close()
 
     async def _round(self, session: _Session) -> bool:
-        if not self.upstream.remote and silent_link(await self._get_jwks(session)):
+        if not self.link.remote and silent_link(await self._fetch_keys(session)):
             await self._replace_channel(session)
             return False
         healthy = await self._follow_revocations(session)
@@ -347,7 +216,8 @@ class _TaskFollower:
         began = time.monotonic()
         after = self.local.revocations.sequence
         request = pb.WatchRevocationsRequest(after_sequence=after)
-        call = session.stub.WatchRevocations(request, timeout=self.upstream.resync_interval)
+        stub = session.connection.stub
+        call = stub.WatchRevocations(request, timeout=self.link.resync_interval)
         events = 0
         started = False
         error: grpc.RpcError | None = None
@@ -368,8 +238,8 @@ class _TaskFollower:
         lived = time.monotonic() - began
         if silent_link(error, started=started or events > 0):
             await self._replace_channel(session)
-        backoff = self.upstream.backoff
-        return stream_ended(self._link, events, lived, backoff, error, started=started)
+        backoff = self.link.backoff
+        return stream_ended(self._log, events, lived, backoff, error, started=started)
 
     def _advance(self, session: _Session, start: StreamStart) -> None:
         if self.feed.advance(start):

@@ -1,8 +1,8 @@
 """``bearer_grpc.aio.BearerServerInterceptor``: the same interceptor for ``grpc.aio`` servers.
 
-Same rules, same refusals, same mid-stream policy as :mod:`bearer_grpc._server` (read its
-docstring); only the waiting differs. A cache miss is verified with ``await
-verifier.verify(token)`` in the call's own task, before the behaviour starts.
+Same rules, same refusals, same mid-stream policy as the sync interceptor (see
+:mod:`bearer_grpc._server`); only the waiting differs. A cache miss is verified with
+``await verifier.verify(token)`` in the call's own task, before the behaviour starts.
 
 Behaviours are wrapped in the style grpc.aio dispatches on: a coroutine function stays a
 coroutine function (unary responses, or the ``context.read()``/``context.write()`` API,
@@ -23,15 +23,10 @@ from typing import Any, NoReturn, TypeVar, cast
 import grpc
 import grpc.aio
 
-from bearer_grpc._handlers import (
-    Behaviour,
-    InterceptorBase,
-    Pending,
-    recheck,
-)
-from bearer_grpc._principal import _bind, _reset, _set
+from bearer_grpc._server.principal import bind, reset_principal, set_principal
+from bearer_grpc._server.routing import Behaviour, InterceptorBase, Pending
 from bearer_grpc._status import abort_async
-from bearer_grpc.aio._verifier import Verifier
+from bearer_grpc._verifier.protocol_aio import SupportsVerify
 from bearer_grpc.core.errors import AuthError
 from bearer_grpc.core.policy import Policy
 from bearer_grpc.core.tokens import Principal
@@ -45,16 +40,18 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
     """Authenticates every call of a ``grpc.aio`` server with a bearer token.
 
     ``grpc.aio.server(interceptors=[BearerServerInterceptor(verifier, policy)])``.
-    Covers all four RPC kinds; see :mod:`bearer_grpc._server` for unknown methods and
-    the mid-stream policy.
+    The rules are those of :class:`bearer_grpc.BearerServerInterceptor`; behaviours
+    must be ``async`` (coroutine or async generator functions).
 
     Args:
-        verifier: Checks tokens (``bearer_grpc.aio.Verifier``).
+        verifier: Checks tokens: ``bearer_grpc.aio.Verifier``, or any object with
+            ``async def verify(token) -> Principal``
+            (:class:`bearer_grpc.aio.SupportsVerify`).
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
     """
 
-    def __init__(self, verifier: Verifier, policy: Policy | None = None) -> None:
+    def __init__(self, verifier: SupportsVerify, policy: Policy | None = None) -> None:
         super().__init__(verifier, policy)
         self._verifier = verifier
 
@@ -93,11 +90,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                 principal = await self._enter(admission, context)
                 if request_streaming:
                     request = self._requests(request, principal, context)
-                with _bind(principal):
+                with bind(principal):
                     responses = behaviour(request, self._guarded(principal, context))
                 try:
                     while True:
-                        with _bind(principal):
+                        with bind(principal):
                             try:
                                 response = await anext(responses)
                             except StopAsyncIteration:
@@ -105,7 +102,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                         await self._recheck(principal, context)
                         yield response
                 finally:
-                    with _bind(principal):
+                    with bind(principal):
                         await responses.aclose()
 
             return generate
@@ -119,11 +116,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                         if isinstance(admission, Principal)
                         else await self._enter(admission, context)
                     )
-                    bound = _set(principal)
+                    bound = set_principal(principal)
                     try:
                         return await behaviour(request, context)
                     finally:
-                        _reset(bound)
+                        reset_principal(bound)
 
                 return unary
 
@@ -131,7 +128,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                 principal = await self._enter(admission, context)
                 if request_streaming:
                     request = self._requests(request, principal, context)
-                with _bind(principal):
+                with bind(principal):
                     result = await behaviour(request, self._guarded(principal, context))
                 if request_streaming and not handler.response_streaming:
                     await self._recheck(principal, context)
@@ -154,7 +151,8 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             await abort_async(context, err)
 
     async def _recheck(self, principal: Principal, context: Context) -> None:
-        error = recheck(principal, self._local)
+        recheck = self._recheck_caller
+        error = recheck(principal) if recheck is not None else None
         if error is not None:
             await abort_async(context, error)
 

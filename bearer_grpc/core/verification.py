@@ -1,0 +1,247 @@
+"""What a local verifier holds in memory, written once for every flavour and the service.
+
+- :class:`TrustedKeys`: a :class:`~bearer_grpc.core.tokens.TokenVerifier` over a key set
+  and the cache of the tokens it verified, replaced together. The one rule for a key
+  change: a key that is no longer trusted takes its cache with it.
+- :class:`RevocationSet`: revoked token ids, consulted by a dict lookup on every call.
+- :class:`LocalVerification`: the keys, the revocations and the cache of one verifier,
+  and the per-message re-check of long-lived streams.
+- :func:`peek_kid`: the ``kid`` a token's header names, without verifying anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Container
+from dataclasses import dataclass
+
+from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
+from bearer_grpc.core.clock import Clock
+from bearer_grpc.core.errors import AuthError, TokenExpired, TokenRevoked, VerifierUnavailable
+from bearer_grpc.core.keys import PublicKeySet
+from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal, TokenVerifier, is_expired
+
+_MAX_HEADER_PEEK = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKeys:
+    """A verifier and the cache of the tokens it verified, swapped as one value.
+
+    A verification that started before the keys changed puts its result into the cache
+    of its own pair, which is no longer consulted: nothing verified with a key that has
+    gone can be found afterwards.
+
+    Attributes:
+        verifier: Verifies tokens against exactly these keys and this issuer.
+        cache: The principals this verifier accepted.
+    """
+
+    verifier: TokenVerifier
+    cache: TokenCache
+
+    def replaced_by(self, verifier: TokenVerifier) -> TrustedKeys:
+        """The pair for a new key set: same cache when the issuer is unchanged and every
+        key still trusted, else a new empty one (hit and miss counts carry over)."""
+        old = self.verifier
+        if old.issuer == verifier.issuer and set(old.keys) <= set(verifier.keys):
+            return TrustedKeys(verifier, self.cache)
+        cache = TokenCache(self.cache.max_size, leeway=self.cache.leeway)
+        cache.hits, cache.misses = self.cache.hits, self.cache.misses
+        return TrustedKeys(verifier, cache)
+
+
+class RevocationSet:
+    """Revoked token ids with their expiry, and the sequence they were read up to.
+
+    Filled from ``WatchRevocations`` events (or the store); consulted on every call by a
+    dict lookup. Thread-safe for one writer and many readers.
+    """
+
+    def __init__(self) -> None:
+        self._revoked: dict[str, int] = {}
+        self.ids: Container[str] = self._revoked
+        """Read-only view for the per-call check (``jti in ids``): the same dict, updated in
+        place, without the cost of a Python ``__contains__`` call."""
+        self.sequence = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def __contains__(self, jti: object) -> bool:
+        return jti in self._revoked
+
+    def add(self, jti: str, expires_at: int, sequence: int = 0) -> None:
+        """Record a revocation (and advance :attr:`sequence` to ``sequence``)."""
+        with self._lock:
+            self._revoked[jti] = expires_at
+            self.sequence = max(self.sequence, sequence)
+
+    def restart(self) -> None:
+        """Resume from sequence 0 (the source's log restarted); known jtis are kept."""
+        with self._lock:
+            self.sequence = 0
+
+    def prune(self, horizon: float) -> int:
+        """Forget revocations of tokens that expired before ``horizon`` (now - leeway)."""
+        with self._lock:
+            stale = [jti for jti, exp in self._revoked.items() if exp < horizon]
+            for jti in stale:
+                del self._revoked[jti]
+            return len(stale)
+
+
+class LocalVerification:
+    """Verifies tokens locally against keys held in memory, with a cache.
+
+    The shared state of every local verifier, sync or asyncio: the trusted keys (replaced
+    whole when a new JWKS arrives), the revocation set and the verified-token cache.
+
+    Args:
+        issuer: The exact ``iss`` required (None: learnt with the first key set).
+        audience: This service's audience.
+        clock: Wall-clock time.
+        keys: Initial trusted keys (None: none yet; verification is unavailable).
+        leeway: Clock skew tolerated, seconds.
+        cache_size: Verified tokens kept (0 disables the cache).
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str | None,
+        audience: str,
+        clock: Clock,
+        keys: PublicKeySet | None = None,
+        leeway: int = DEFAULT_LEEWAY,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.clock = clock
+        self.leeway = leeway
+        self.revocations = RevocationSet()
+        self._cache_size = cache_size
+        self._trusted: TrustedKeys | None = None
+        self._empty = TokenCache(cache_size, leeway=leeway)
+        if keys is not None:
+            self.set_keys(keys)
+
+    @property
+    def keys(self) -> PublicKeySet | None:
+        """The trusted keys, or None before the first key set arrived."""
+        trusted = self._trusted
+        return trusted.verifier.keys if trusted is not None else None
+
+    @property
+    def cache(self) -> TokenCache:
+        """The cache of the tokens verified with the current keys."""
+        trusted = self._trusted
+        return trusted.cache if trusted is not None else self._empty
+
+    def set_keys(self, keys: PublicKeySet, *, issuer: str | None = None) -> None:
+        """Trust exactly ``keys`` (and ``issuer``, if given) from now on.
+
+        The cache is kept when no key was dropped and the issuer is unchanged
+        (:meth:`TrustedKeys.replaced_by`).
+
+        Raises:
+            ValueError: No issuer was ever given.
+        """
+        new_issuer = issuer if issuer is not None else self.issuer
+        if not new_issuer:
+            raise ValueError("an issuer is required")
+        verifier = TokenVerifier(
+            keys,
+            issuer=new_issuer,
+            clock=self.clock,
+            leeway=self.leeway,
+            is_revoked=self.revocations.ids.__contains__,
+        )
+        current = self._trusted
+        if current is None:
+            trusted = TrustedKeys(verifier, self._empty)
+        else:
+            trusted = current.replaced_by(verifier)
+        self._trusted, self.issuer = trusted, new_issuer  # keys and issuer move together
+
+    def remember(self, token: str, principal: Principal) -> Principal:
+        """Cache a principal verified elsewhere (remote mode), unless it is revoked.
+
+        Raises:
+            TokenRevoked: Its ``jti`` is in the revocation set.
+        """
+        if principal.token_id in self.revocations:
+            raise TokenRevoked()
+        self.cache.put(token, principal)
+        return principal
+
+    def lookup(self, token: str) -> Principal | None:
+        """A cache hit, re-checked for expiry and against revocations, or None.
+
+        Raises:
+            TokenRevoked: The cached token was revoked since.
+        """
+        principal = self.cache.get(token, self.clock())
+        if principal is not None and principal.token_id in self.revocations.ids:
+            raise TokenRevoked()
+        return principal
+
+    def recheck(self, principal: Principal) -> AuthError | None:
+        """Whether a token that was valid when its call started has expired or been
+        revoked since (the same rules as a cache hit).
+
+        Returns:
+            The error to end the call with, or None while the token is still good.
+        """
+        if is_expired(principal.expires_at, self.clock(), self.leeway):
+            return TokenExpired()
+        if principal.token_id in self.revocations.ids:
+            return TokenRevoked()
+        return None
+
+    def knows_kid_of(self, token: str) -> bool:
+        """Whether the token's ``kid`` is one of the trusted keys (cheap header peek)."""
+        keys = self.keys
+        if keys is None:
+            return False
+        kid = peek_kid(token)
+        return kid is not None and kid in keys
+
+    def needs_key_refetch(self, token: str) -> bool:
+        """Whether ``token`` names a ``kid`` outside the trusted keys (keys already
+        known): it may be signed with a key published since they were fetched."""
+        return self.keys is not None and not self.knows_kid_of(token)
+
+    def verify(self, token: str) -> Principal:
+        """Fully verify ``token`` (signature, claims, revocation) and cache the result.
+
+        Raises:
+            VerifierUnavailable: No key set has been obtained yet.
+            AuthError: The token is not valid.
+        """
+        trusted = self._trusted
+        if trusted is None:
+            raise VerifierUnavailable()
+        principal = trusted.verifier.authenticate(token, audience=self.audience)
+        trusted.cache.put(token, principal)
+        return principal
+
+
+def peek_kid(token: str) -> str | None:
+    """The ``kid`` a token's header names (None if it names none or is malformed).
+
+    Nothing is verified: the result only selects which trusted key to try.
+    """
+    header, _, _ = token.partition(".")
+    if not header or len(header) > _MAX_HEADER_PEEK:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, RecursionError):
+        return None
+    kid = value.get("kid") if isinstance(value, dict) else None
+    return kid if isinstance(kid, str) else None
