@@ -1,7 +1,7 @@
 """The Store on SQLite or PostgreSQL, through SQLAlchemy Core: the queries and transactions.
 
 Both dialects run the same statements; engines are built by ``_engine`` (:func:`open_store`)
-and driver errors mapped by ``_errors``. What differs is kept to four places:
+and driver errors mapped by ``_translate``. What differs is kept to four places:
 
 - **Write serialization.** SQLite starts every write transaction with ``BEGIN IMMEDIATE``
   (the pysqlite event-hook recipe in ``_engine``), so writers queue on the database lock
@@ -24,7 +24,7 @@ and driver errors mapped by ``_errors``. What differs is kept to four places:
   replicas through ``pg_notify`` in the same transaction on PostgreSQL, and this
   process's listeners after the commit on SQLite.
 - **Upserts** (``INSERT ... ON CONFLICT DO NOTHING``) need the dialect's own ``insert``.
-- **Error mapping** (``_errors``): driver errors become StoreUnavailable (cannot connect,
+- **Error mapping** (``_translate``): driver errors become StoreUnavailable (cannot connect,
   locked, I/O, deadlock: retry later), AlreadyExists (unique violation) or StoreError.
   Messages are terse and never contain the URL or statement parameters
   (``hide_parameters=True``).
@@ -53,7 +53,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bearer_grpc.store import _migrations, _notify
 from bearer_grpc.store._engine import READ_ONLY, listener_connect_kwargs
-from bearer_grpc.store._errors import translated_errors
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
@@ -74,6 +73,7 @@ from bearer_grpc.store._schema import (
     settings,
     signing_keys,
 )
+from bearer_grpc.store._translate import translated_errors
 
 _ANNOUNCED = "bearer_grpc_announced"
 """``Connection.info`` flag: the transaction announced a change (SQLite)."""
