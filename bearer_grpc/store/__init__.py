@@ -15,19 +15,17 @@ or of this process on SQLite. Failures raise :class:`StoreError`, or its subclas
 """
 
 from bearer_grpc.store._engine import open_store, sqlite_url
+from bearer_grpc.store._errors import AlreadyExists, StoreError, StoreUnavailable
+from bearer_grpc.store._interface import Store
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
-    AlreadyExists,
     KeyRecord,
     RefreshToken,
     Revocation,
     Rotation,
     RotationStatus,
-    Store,
-    StoreError,
-    StoreUnavailable,
 )
 from bearer_grpc.store._sql import SqlStore
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
-from bearer_grpc.store._records import StoreError
+from bearer_grpc.store._errors import StoreError
 
 if TYPE_CHECKING:
     from bearer_grpc.store._sql import SqlStore

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, insert, select
 
 from bearer_grpc.store import _schema
-from bearer_grpc.store._records import StoreError
+from bearer_grpc.store._errors import StoreError
 
 
 @dataclass(frozen=True)

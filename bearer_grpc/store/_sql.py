@@ -53,18 +53,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bearer_grpc.store import _migrations, _notify
 from bearer_grpc.store._engine import READ_ONLY, listener_connect_kwargs
+from bearer_grpc.store._errors import AlreadyExists, StoreError
+from bearer_grpc.store._interface import Store
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
-    AlreadyExists,
     KeyRecord,
     RefreshToken,
     Revocation,
     Rotation,
     RotationStatus,
-    Store,
-    StoreError,
 )
 from bearer_grpc.store._schema import (
     accounts,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc
 
-from bearer_grpc.store._records import AlreadyExists, StoreError, StoreUnavailable
+from bearer_grpc.store._errors import AlreadyExists, StoreError, StoreUnavailable
 
 # SQLite extended error codes of a violated PRIMARY KEY or UNIQUE constraint.
 _SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
