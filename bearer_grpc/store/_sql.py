@@ -32,7 +32,7 @@ and driver errors mapped by ``_translate``. What differs is kept to four places:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -40,7 +40,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Row,
     Table,
     delete,
     insert,
@@ -51,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bearer_grpc.store import _migrations, _notify
+from bearer_grpc.store import _migrations, _notify, _rows
 from bearer_grpc.store._engine import READ_ONLY, listener_connect_kwargs
 from bearer_grpc.store._errors import AlreadyExists, StoreError
 from bearer_grpc.store._interface import Store
@@ -78,109 +77,6 @@ _ANNOUNCED = "bearer_grpc_announced"
 """``Connection.info`` flag: the transaction announced a change (SQLite)."""
 # Delivered at commit, and only then. The schema tells stores in one database apart.
 _NOTIFY = text("SELECT pg_notify(:channel, CAST(:head AS text) || current_schema())")
-
-# -- rows ------------------------------------------------------------------------------------
-
-
-def _join(values: Iterable[str], what: str) -> str:
-    for value in values:
-        if not value or any(char.isspace() for char in value):
-            raise ValueError(f"{what} must be non-empty and free of whitespace: {value!r}")
-    return " ".join(values)
-
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-def _account_values(account: Account) -> dict[str, Any]:
-    return {
-        "name": account.name,
-        "kind": account.kind.value,
-        "credential_hash": account.credential_hash,
-        "scopes": _join(account.scopes, "scopes"),
-        "audiences": _join(account.audiences, "audiences"),
-        "created_at": account.created_at,
-    }
-
-
-def _account(row: Row[Any]) -> Account:
-    return Account(
-        name=row.name,
-        kind=AccountKind(row.kind),
-        credential_hash=row.credential_hash,
-        scopes=_split(row.scopes),
-        audiences=_split(row.audiences),
-        created_at=row.created_at,
-    )
-
-
-def _key(row: Row[Any]) -> KeyRecord:
-    return KeyRecord(
-        kid=row.kid,
-        alg=row.alg,
-        public_jwk=row.public_jwk,
-        private_key=bytes(row.private_key),
-        created_at=row.created_at,
-        not_before=row.not_before,
-    )
-
-
-def _key_values(key: KeyRecord) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "alg": key.alg,
-        "public_jwk": key.public_jwk,
-        "private_key": key.private_key,
-        "created_at": key.created_at,
-        "not_before": key.not_before,
-    }
-
-
-def _sorted_keys(rows: Iterable[Row[Any]]) -> list[KeyRecord]:
-    """Keys oldest ``not_before`` first, ties by kid (code point order on every backend)."""
-    return sorted((_key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
-
-
-def _refresh_values(token: RefreshToken) -> dict[str, Any]:
-    return {
-        "token_hash": token.token_hash,
-        "family_id": token.family_id,
-        "subject": token.subject,
-        "client_id": token.client_id,
-        "scopes": _join(token.scopes, "scopes"),
-        "audience": token.audience,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "access_jti": token.access_jti,
-        "access_expires_at": token.access_expires_at,
-        "used": token.used,
-        "revoked": token.revoked,
-    }
-
-
-def _refresh_token(row: Row[Any]) -> RefreshToken:
-    return RefreshToken(
-        token_hash=row.token_hash,
-        family_id=row.family_id,
-        subject=row.subject,
-        client_id=row.client_id,
-        scopes=_split(row.scopes),
-        audience=row.audience,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        access_jti=row.access_jti,
-        access_expires_at=row.access_expires_at,
-        used=bool(row.used),
-        revoked=bool(row.revoked),
-    )
-
-
-def _revocation(row: Row[Any]) -> Revocation:
-    return Revocation(
-        sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
-    )
-
 
 # -- the store ---------------------------------------------------------------------------------
 
@@ -242,7 +138,7 @@ class SqlStore(Store):
             AlreadyExists: The name is taken, by a client or a user.
             ValueError: A scope or audience is empty or contains whitespace.
         """
-        values = _account_values(account)
+        values = _rows.account_values(account)
         with self._write(f"account {account.name!r} already exists") as conn:
             conn.execute(insert(accounts).values(values))
 
@@ -251,14 +147,14 @@ class SqlStore(Store):
         query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
         with self._read() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _account(row)
+        return None if row is None else _rows.account(row)
 
     def list_accounts(self, kind: AccountKind) -> list[Account]:
         """All accounts of a kind, ordered by name (code point order on every backend)."""
         with self._read() as conn:
             rows = conn.execute(select(accounts).where(accounts.c.kind == kind.value)).all()
         # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
-        return sorted((_account(row) for row in rows), key=lambda p: p.name)
+        return sorted((_rows.account(row) for row in rows), key=lambda p: p.name)
 
     def remove_account(self, name: str, kind: AccountKind) -> bool:
         """Delete an account and the refresh tokens whose subject it is.
@@ -284,7 +180,7 @@ class SqlStore(Store):
             AlreadyExists: A key with that kid exists.
         """
         with self._write(f"key {key.kid!r} already exists") as conn:
-            conn.execute(insert(signing_keys).values(_key_values(key)))
+            conn.execute(insert(signing_keys).values(_rows.key_values(key)))
             _announce(conn, _notify.KEY, 0)
 
     def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
@@ -307,16 +203,16 @@ class SqlStore(Store):
         """
         with self._write("key already exists") as conn:
             _migrations.xact_lock(conn, "keys")
-            chosen = decide(_sorted_keys(conn.execute(select(signing_keys)).all()))
+            chosen = decide(_rows.sorted_keys(conn.execute(select(signing_keys)).all()))
             if chosen is not None:
-                conn.execute(insert(signing_keys).values(_key_values(chosen)))
+                conn.execute(insert(signing_keys).values(_rows.key_values(chosen)))
                 _announce(conn, _notify.KEY, 0)
         return chosen
 
     def list_keys(self) -> list[KeyRecord]:
         """All keys, oldest ``not_before`` first (ties by kid, code point order)."""
         with self._read() as conn:
-            return _sorted_keys(conn.execute(select(signing_keys)).all())
+            return _rows.sorted_keys(conn.execute(select(signing_keys)).all())
 
     def delete_key(self, kid: str) -> bool:
         """Delete a key. True if it existed."""
@@ -342,7 +238,7 @@ class SqlStore(Store):
         Raises:
             AlreadyExists: A refresh token with that hash exists.
         """
-        values = _refresh_values(token)
+        values = _rows.refresh_values(token)
         with self._write("refresh token already exists") as conn:
             conn.execute(insert(refresh_tokens).values(values))
 
@@ -390,7 +286,7 @@ class SqlStore(Store):
                 used=False,
                 revoked=False,
             )
-            conn.execute(insert(refresh_tokens).values(_refresh_values(stored)))
+            conn.execute(insert(refresh_tokens).values(_rows.refresh_values(stored)))
             return Rotation(RotationStatus.ROTATED, previous)
 
     def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
@@ -443,7 +339,7 @@ class SqlStore(Store):
             .limit(limit)
         )
         with self._read() as conn:
-            return [_revocation(row) for row in conn.execute(query)]
+            return [_rows.revocation(row) for row in conn.execute(query)]
 
     def active_revocations(self, now: int) -> list[Revocation]:
         """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
@@ -453,7 +349,7 @@ class SqlStore(Store):
             .order_by(revocations.c.sequence)
         )
         with self._read() as conn:
-            return [_revocation(row) for row in conn.execute(query)]
+            return [_rows.revocation(row) for row in conn.execute(query)]
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -520,7 +416,7 @@ def _find_refresh_token(
     if for_update:
         query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
     row = conn.execute(query).first()
-    return None if row is None else _refresh_token(row)
+    return None if row is None else _rows.refresh_token(row)
 
 
 def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
@@ -560,7 +456,7 @@ def _announce(conn: Connection, kind: str, sequence: int) -> None:
 
 def _find_revocation(conn: Connection, jti: str) -> Revocation | None:
     row = conn.execute(select(revocations).where(revocations.c.jti == jti)).first()
-    return None if row is None else _revocation(row)
+    return None if row is None else _rows.revocation(row)
 
 
 def _append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
