@@ -3,7 +3,7 @@
 :class:`Store` is the one interface the service depends on; :class:`SqlStore` implements it
 on SQLite (embedded, the default: :func:`sqlite_url` names the file in a data directory) or
 on PostgreSQL (shared by several replicas). :func:`open_store` opens either from a URL and
-migrates its schema::
+migrates its schema; the URL's scheme alone decides which (:func:`is_postgres_url` asks)::
 
     store = open_store(sqlite_url(Path("bearer-grpc-data")))
     store = open_store("postgresql://tokens@db.internal/tokens")
@@ -14,7 +14,7 @@ or of this process on SQLite. Failures raise :class:`StoreError`, or its subclas
 :class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
 """
 
-from bearer_grpc.store._engine import open_store, sqlite_url
+from bearer_grpc.store._engine import is_postgres_url, open_store, sqlite_url
 from bearer_grpc.store._errors import AlreadyExists, StoreError, StoreUnavailable
 from bearer_grpc.store._interface import Store
 from bearer_grpc.store._notify import ChangeListener
@@ -43,6 +43,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "is_postgres_url",
     "open_store",
     "sqlite_url",
 ]

@@ -1,4 +1,5 @@
-"""Records to table rows and back, the same on every database.
+"""Records in and out of their rows, the same on every database: the mapping, and the
+lookups by key and the revocation insert that several store methods share.
 
 Scope and audience lists become one space-joined column (see ``_schema``): a value that is
 empty or contains whitespace is refused before anything is written.
@@ -9,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row, insert, select
 
+from bearer_grpc.store._errors import StoreError
 from bearer_grpc.store._records import Account, AccountKind, KeyRecord, RefreshToken, Revocation
+from bearer_grpc.store._schema import refresh_tokens, revocations
 
 
 def _join(values: Iterable[str], what: str) -> str:
@@ -119,3 +122,34 @@ def revocation(row: Row[Any]) -> Revocation:
     return Revocation(
         sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
     )
+
+
+def find_refresh_token(
+    conn: Connection, token_hash: str, *, for_update: bool = False
+) -> RefreshToken | None:
+    """The refresh token with this hash, or None; ``for_update`` locks its row."""
+    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
+    row = conn.execute(query).first()
+    return None if row is None else refresh_token(row)
+
+
+def find_revocation(conn: Connection, jti: str) -> Revocation | None:
+    """The revocation of ``jti``, or None."""
+    row = conn.execute(select(revocations).where(revocations.c.jti == jti)).first()
+    return None if row is None else revocation(row)
+
+
+def append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
+    """Insert a revocation and return it with the sequence the database drew.
+
+    The caller holds the revocations lock.
+    """
+    result = conn.execute(
+        insert(revocations).values(jti=jti, expires_at=expires_at, revoked_at=now)
+    )
+    key = result.inserted_primary_key  # lastrowid on SQLite, RETURNING on PostgreSQL
+    if key is None:
+        raise StoreError("the database did not report the revocation's sequence")
+    return Revocation(sequence=int(key[0]), jti=jti, expires_at=expires_at, revoked_at=now)

@@ -21,7 +21,8 @@ import pytest
 
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.store import SqlStore, open_store, sqlite_url
-from bearer_grpc.store._notify import CHANNEL, LocalChanges, PostgresListener
+from bearer_grpc.store._postgres import CHANNEL, PostgresListener
+from bearer_grpc.store._sqlite import LocalChanges
 from tests.harness import LoopThread, wait_until
 from tests.store.conftest import OpenStore, pg_dsn, pg_schema_url
 from tests.store.test_conformance import NOW, key, refresh
