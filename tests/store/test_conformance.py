@@ -32,6 +32,7 @@ from bearer_grpc.store import (
     SqlStore,
     StoreError,
     StoreUnavailable,
+    is_postgres_url,
     open_store,
     sqlite_url,
 )
@@ -688,6 +689,22 @@ def test_sqlite_missing_directory_is_a_store_error(tmp_path: Path) -> None:
 def test_unsupported_url_scheme_is_refused(url: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL scheme"):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "postgres"),
+    [
+        ("postgresql://tokens@db/tokens", True),
+        ("postgres://tokens@db/tokens", True),
+        ("postgresql+psycopg://tokens@db/tokens", True),
+        ("postgresql+asyncpg://tokens@db/tokens", False),  # refused by open_store
+        ("sqlite:///data/bearer-grpc.db", False),
+        ("mysql://root:pw@db/tokens", False),
+        ("not a url", False),
+    ],
+)
+def test_is_postgres_url_reads_the_schemes_open_store_reads(url: str, postgres: bool) -> None:
+    assert is_postgres_url(url) is postgres
 
 
 def test_invalid_url_is_refused_without_echoing_it() -> None:
