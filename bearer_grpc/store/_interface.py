@@ -1,4 +1,4 @@
-"""The one interface the token service depends on: :class:`Store`.
+"""The one interface the token service depends on, :class:`Store`, and its test extras.
 
 The store knows nothing about tokens, keys or hashing: it keeps rows and makes the
 few compound changes atomic (refresh-token rotation, family revocation). Times are
@@ -43,10 +43,6 @@ class Store(Protocol):
         ...
 
     # -- keys --------------------------------------------------------------------
-    def add_key(self, key: KeyRecord) -> None:
-        """Insert a key. Raises AlreadyExists for a duplicate kid."""
-        ...
-
     def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
         """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time
         (the decision and the insert are one transaction under the store's keys lock).
@@ -105,17 +101,9 @@ class Store(Protocol):
         """Revocations with a larger sequence, ascending, at most ``limit``."""
         ...
 
-    def active_revocations(self, now: int) -> list[Revocation]:
-        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
-        ...
-
     # -- housekeeping ----------------------------------------------------------------
     def prune(self, now: int) -> int:
         """Delete revocations and refresh tokens expired before ``now``; return rows removed."""
-        ...
-
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless the store answers."""
         ...
 
     def change_listener(self) -> ChangeListener:
@@ -126,3 +114,36 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class TestableStore(Store, Protocol):
+    """A :class:`Store` with the methods tests use to set up and probe a store.
+
+    The service never calls them, so they stay off :class:`Store`, and a store the service
+    uses need not offer them. ``SqlStore`` does, so the conformance suite runs on it.
+    """
+
+    def add_key(self, key: KeyRecord) -> None:
+        """Insert a key as it is, without a rotation's decision.
+
+        Raises:
+            AlreadyExists: A key with that kid exists.
+        """
+        ...
+
+    def active_revocations(self, now: int) -> list[Revocation]:
+        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
+        ...
+
+    def ping(self) -> None:
+        """Return once the store answers.
+
+        Raises:
+            StoreUnavailable: The store cannot be reached.
+        """
+        ...
+
+
+# pytest would take this Test* name, wherever a test imports it, for a test class. Set
+# outside the body: inside, it would become a member every implementation must have.
+TestableStore.__test__ = False  # type: ignore[attr-defined]

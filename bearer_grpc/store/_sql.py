@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Connection, delete, insert, literal, selec
 from bearer_grpc.store import _migrations, _notify, _rows
 from bearer_grpc.store._dialect import Dialect
 from bearer_grpc.store._errors import AlreadyExists
-from bearer_grpc.store._interface import Store
+from bearer_grpc.store._interface import TestableStore
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
@@ -54,8 +54,8 @@ from bearer_grpc.store._schema import (
 from bearer_grpc.store._translate import translated_errors
 
 
-class SqlStore(Store):
-    """The :class:`Store` on SQLite or PostgreSQL.
+class SqlStore(TestableStore):
+    """The :class:`Store` on SQLite or PostgreSQL, with the extras of :class:`TestableStore`.
 
     Build one with :func:`open_store`, which picks the dialect from the URL. Every method
     is one transaction, and is safe to call from several threads and several processes at
@@ -139,7 +139,7 @@ class SqlStore(Store):
     # -- keys ----------------------------------------------------------------------------
 
     def add_key(self, key: KeyRecord) -> None:
-        """Insert a key.
+        """Insert a key as it is (for tests: the service adds keys with :meth:`add_key_if`).
 
         Raises:
             AlreadyExists: A key with that kid exists.
@@ -302,7 +302,7 @@ class SqlStore(Store):
         return self._revocations(revocations.c.sequence > sequence, limit)
 
     def active_revocations(self, now: int) -> list[Revocation]:
-        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
+        """Revocations whose token has not yet expired at ``now``, ascending (for tests)."""
         return self._revocations(revocations.c.expires_at > now)
 
     def _revocations(
@@ -336,7 +336,11 @@ class SqlStore(Store):
         return removed
 
     def ping(self) -> None:
-        """Raise StoreUnavailable unless the store answers."""
+        """Return once the store answers (for tests).
+
+        Raises:
+            StoreUnavailable: The store cannot be reached.
+        """
         with self._read() as conn:
             conn.execute(select(literal(1)))
 
