@@ -144,6 +144,6 @@ class TestableStore(Store, Protocol):
         ...
 
 
-# pytest would take this Test* name, wherever a test imports it, for a test class. Set
-# outside the body: inside, it would become a member every implementation must have.
+# Not a pytest test class, though its name starts with "Test" and test modules import it.
+# Set here, not in the body, where it would become a member every store must have.
 TestableStore.__test__ = False  # type: ignore[attr-defined]
