@@ -13,11 +13,13 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bearer_grpc.core.errors import InvalidRequest
 from bearer_grpc.core.keys import KeyEncryptionKey
-from bearer_grpc.store import SqlStore, open_store, sqlite_url
+
+if TYPE_CHECKING:
+    from bearer_grpc.store import SqlStore
 
 ENV_PREFIX = "BEARER_GRPC_"
 DEFAULT_DATA_DIR = "bearer-grpc-data"
@@ -60,7 +62,9 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def open_configured_store(args: argparse.Namespace) -> SqlStore:
-    """The store named by ``--store`` or ``--data-dir``."""
+    """The store named by ``--store`` or ``--data-dir`` (needs the ``server`` extra)."""
+    from bearer_grpc.store import open_store, sqlite_url
+
     url = args.store or sqlite_url(Path(args.data_dir))
     return open_store(url)
 
