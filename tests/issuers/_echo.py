@@ -89,3 +89,9 @@ def call(channel: grpc.Channel, kind: str, token: str | None) -> bytes:
     else:
         (answer,) = channel.stream_stream(method)(iter([b"x"]), metadata=metadata, timeout=10)
     return answer
+
+
+def call_on(target: str, kind: str, token: str | None) -> bytes:
+    """:func:`call` on a new channel to ``target`` (for callers in another thread)."""
+    with grpc.insecure_channel(target) as channel:
+        return call(channel, kind, token)

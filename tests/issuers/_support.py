@@ -74,6 +74,8 @@ class OidcProvider:
         if self._process is not None:
             self._process.terminate()
             self._process.wait(10)
+            if self._process.stdout is not None:
+                self._process.stdout.close()
             self._process = None
 
     def restart(self) -> None:
@@ -176,7 +178,7 @@ class LocalServer:
         self._server.server_close()
 
 
-def test_ca(folder: Path, host: str = "localhost") -> tuple[Path, Path, Path]:
+def make_ca(folder: Path, host: str = "localhost") -> tuple[Path, Path, Path]:
     """A CA and a server certificate for ``host`` (and 127.0.0.1) it signed.
 
     Returns:
