@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bearer_grpc._verifier.protocol import SupportsLookup, SupportsRecheck, SupportsVerify
     from bearer_grpc._verifier.verifier import AnyIssuer, Verifier
     from bearer_grpc.core.backoff import Backoff
+    from bearer_grpc.core.discovery import Refresh
     from bearer_grpc.core.errors import (
         AuthError,
         BearerGrpcError,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
         VerifierUnavailable,
     )
     from bearer_grpc.core.keys import PublicKeySet, SigningKey
-    from bearer_grpc.core.discovery import Refresh
     from bearer_grpc.core.policy import Policy
     from bearer_grpc.core.profiles import TokenProfile
     from bearer_grpc.core.tokens import Principal, TokenVerifier

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import httpx
 
+from bearer_grpc._channel import LinkLog
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.discovery import (
     MAX_DISCOVERY_BYTES,
@@ -39,7 +40,6 @@ from bearer_grpc.core.discovery import (
     read_json,
     refresh_after,
 )
-from bearer_grpc._channel import LinkLog
 from bearer_grpc.core.errors import FetchError, KeyMaterialError, VerifierUnavailable
 from bearer_grpc.core.introspection import (
     basic_credentials,

@@ -22,11 +22,11 @@ class Routable(Protocol):
 
     local: LocalVerification
 
-    def lookup(self, token: str) -> Principal | None: ...  # noqa: D102
+    def lookup(self, token: str) -> Principal | None: ...
 
-    def recheck(self, principal: Principal) -> AuthError | None: ...  # noqa: D102
+    def recheck(self, principal: Principal) -> AuthError | None: ...
 
-    def close(self) -> None: ...  # noqa: D102
+    def close(self) -> None: ...
 
 
 V = TypeVar("V", bound=Routable)

@@ -85,7 +85,7 @@ class TokenProfile:
         object.__setattr__(self, "denied_audiences", frozenset(self.denied_audiences))
         if not self.types:
             raise ValueError("a profile accepts at least one typ")
-        if not ALWAYS_REQUIRED <= self.required_claims:
+        if not self.required_claims >= ALWAYS_REQUIRED:
             raise ValueError("exp, iss, aud and sub are always required")
         if not self.required_claims <= ALWAYS_REQUIRED | OPTIONAL_CLAIMS:
             raise ValueError("only exp, iat, iss, aud, sub and jti can be required")

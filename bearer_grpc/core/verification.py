@@ -190,7 +190,9 @@ class LocalVerification:
             trusted = current.replaced_by(verifier)
         self._trusted, self.issuer = trusted, new_issuer  # keys and issuer move together
 
-    def remember(self, token: str, principal: Principal, *, until: float | None = None) -> Principal:
+    def remember(
+        self, token: str, principal: Principal, *, until: float | None = None
+    ) -> Principal:
         """Cache a principal verified elsewhere (remote mode), unless it is revoked.
 
         Args:

@@ -140,7 +140,7 @@ class LocalServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 owner.requests.append((self.path, dict(self.headers)))
                 route = owner.routes.get(self.path, Route(b"not found", 404))
                 if callable(route):
@@ -157,7 +157,7 @@ class LocalServer:
                     owner.stop_stalling.wait(route.stall)
                 self.wfile.write(body)
 
-            do_POST = do_GET  # noqa: N815
+            do_POST = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -196,7 +196,10 @@ def make_ca(folder: Path, host: str = "localhost") -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)  # fmt: skip
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     leaf = (
@@ -220,9 +223,7 @@ def make_ca(folder: Path, host: str = "localhost") -> tuple[Path, Path, Path]:
     paths[0].write_bytes(ca.public_bytes(pem))
     paths[1].write_bytes(leaf.public_bytes(pem))
     paths[2].write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return paths
 

@@ -49,7 +49,9 @@ def test_stalled_jwks_times_out(server: LocalServer) -> None:
 
 def test_huge_jwks_is_capped(server: LocalServer) -> None:
     key = VendorKey()
-    huge = {"keys": [key.jwk] + [{"kty": "oct", "k": "A" * 1000, "kid": str(i)} for i in range(300)]}
+    huge = {
+        "keys": [key.jwk] + [{"kty": "oct", "k": "A" * 1000, "kid": str(i)} for i in range(300)]
+    }
     refused_for_want_of_keys(server, Route(huge), key)
 
 
@@ -57,14 +59,20 @@ def test_redirect_to_another_host_is_not_followed(server: LocalServer) -> None:
     key = VendorKey()
     with LocalServer() as other:
         other.routes["/keys"] = Route(key.jwks)
-        refused_for_want_of_keys(server, Route(status=302, headers={"Location": f"{other.url}/keys"}), key)  # fmt: skip
+        redirect = Route(status=302, headers={"Location": f"{other.url}/keys"})
+        refused_for_want_of_keys(server, redirect, key)
         assert other.requests == []
 
 
 @pytest.mark.parametrize(
     "route",
-    [Route(b"<html>keys</html>"), Route(b'{"keys": [], "keys": []}'), Route({"keys": []}, 201),
-     Route(b"", 304), Route({"keys": []}, 500)],  # fmt: skip
+    [
+        Route(b"<html>keys</html>"),
+        Route(b'{"keys": [], "keys": []}'),
+        Route({"keys": []}, 201),
+        Route(b"", 304),
+        Route({"keys": []}, 500),
+    ],
     ids=["not-json", "duplicate-member", "status-201", "304-without-cache", "status-500"],
 )
 def test_unusable_answers_fail_closed(server: LocalServer, route: Route) -> None:
@@ -98,9 +106,9 @@ def test_discovery_issuer_mismatch_fails_closed(server: LocalServer) -> None:
     server.routes["/.well-known/openid-configuration"] = Route(
         {"issuer": "https://attacker.example", "jwks_uri": f"{server.url}/keys"}
     )
-    with bearer_grpc.Verifier.from_issuer(server.url, audience=AUDIENCE, **FAST) as verifier:
-        with pytest.raises(bearer_grpc.VerifierUnavailable):
-            verifier.verify(key.sign(claims(iss=server.url), typ="at+jwt"))
+    verifier = bearer_grpc.Verifier.from_issuer(server.url, audience=AUDIENCE, **FAST)
+    with verifier, pytest.raises(bearer_grpc.VerifierUnavailable):
+        verifier.verify(key.sign(claims(iss=server.url), typ="at+jwt"))
     assert "/keys" not in server.paths()
 
 
@@ -120,7 +128,8 @@ def test_rfc8414_path_insertion_after_oidc_is_missing(server: LocalServer) -> No
 
 
 @pytest.mark.parametrize(
-    "url", ["http://idp.example", "http://10.0.0.1/realm", "ftp://127.0.0.1/", "https://u:p@idp.example"]
+    "url",
+    ["http://idp.example", "http://10.0.0.1/realm", "ftp://127.0.0.1/", "https://u:p@idp.example"],
 )
 def test_plain_http_off_loopback_and_other_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
@@ -160,7 +169,9 @@ def test_id_token_presented_as_access_token_is_refused(server: LocalServer) -> N
 
 def test_unknown_kid_refetch_is_conditional_and_rate_limited(server: LocalServer) -> None:
     key = VendorKey()
-    server.routes["/keys"] = Route(key.jwks, headers={"ETag": '"v1"', "Cache-Control": "max-age=3600"})
+    server.routes["/keys"] = Route(
+        key.jwks, headers={"ETag": '"v1"', "Cache-Control": "max-age=3600"}
+    )
     with from_url(server) as verifier:
         assert verifier.verify(key.sign(claims(), typ="at+jwt")).subject == "svc"
         server.routes["/keys"] = Route(b"", 304)

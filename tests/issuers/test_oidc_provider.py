@@ -16,7 +16,7 @@ import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc.testing import serve, serve_aio
 from tests.issuers import _echo
-from tests.issuers._support import API, ORDERS, OidcProvider, running_provider, make_ca
+from tests.issuers._support import API, ORDERS, OidcProvider, make_ca, running_provider
 
 pytestmark = pytest.mark.process
 
@@ -65,9 +65,9 @@ def test_discovery_finds_the_provider_keys(provider: OidcProvider) -> None:
 
 def test_wrong_audience_refused(provider: OidcProvider) -> None:
     token = provider.token(resource="https://other.test")
-    with bearer_grpc.Verifier.from_issuer(provider.issuer, audience=ORDERS) as verifier:
-        with pytest.raises(bearer_grpc.TokenInvalid):
-            verifier.verify(token)
+    verifier = bearer_grpc.Verifier.from_issuer(provider.issuer, audience=ORDERS)
+    with verifier, pytest.raises(bearer_grpc.TokenInvalid):
+        verifier.verify(token)
 
 
 @pytest.fixture
@@ -111,12 +111,14 @@ def test_provider_down_before_start_fails_closed(own_provider: OidcProvider) -> 
     token = own_provider.token()
     issuer = own_provider.issuer
     own_provider.stop()
-    with bearer_grpc.Verifier.from_issuer(issuer, audience=ORDERS, startup_timeout=0.5) as v:
-        with pytest.raises(bearer_grpc.VerifierUnavailable):
-            v.verify(token)
+    verifier = bearer_grpc.Verifier.from_issuer(issuer, audience=ORDERS, startup_timeout=0.5)
+    with verifier, pytest.raises(bearer_grpc.VerifierUnavailable):
+        verifier.verify(token)
 
     async def main() -> None:
-        verifier = bearer_grpc.aio.Verifier.from_issuer(issuer, audience=ORDERS, startup_timeout=0.5)
+        verifier = bearer_grpc.aio.Verifier.from_issuer(
+            issuer, audience=ORDERS, startup_timeout=0.5
+        )
         async with verifier:
             with pytest.raises(bearer_grpc.VerifierUnavailable):
                 await verifier.verify(token)
@@ -134,11 +136,13 @@ def test_jwks_over_https_with_a_test_ca(tmp_path: Path) -> None:
         ) as verifier:
             assert verifier.verify(token).subject == "svc"
         # the system CAs do not trust the test CA: no keys, fail closed
-        with bearer_grpc.Verifier.from_issuer(
-            https_provider.issuer, audience=ORDERS, startup_timeout=0.5
-        ) as untrusting:
-            with pytest.raises(bearer_grpc.VerifierUnavailable):
-                untrusting.verify(token)
+        with (
+            bearer_grpc.Verifier.from_issuer(
+                https_provider.issuer, audience=ORDERS, startup_timeout=0.5
+            ) as untrusting,
+            pytest.raises(bearer_grpc.VerifierUnavailable),
+        ):
+            untrusting.verify(token)
 
 
 def _introspection(provider: OidcProvider, **kwargs: object) -> bearer_grpc.Verifier:

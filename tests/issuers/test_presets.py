@@ -107,9 +107,9 @@ def test_vendor_token_refused_with_the_default_profile(
     server, key = published
     _, shape = PRESETS[name]
     issuer, audience, claims, typ, _ = shape()
-    with _verifier(server, issuer, audience) as verifier:
-        with pytest.raises(bearer_grpc.TokenInvalid):
-            verifier.verify(key.sign(claims, typ=typ))
+    verifier = _verifier(server, issuer, audience)
+    with verifier, pytest.raises(bearer_grpc.TokenInvalid):
+        verifier.verify(key.sign(claims, typ=typ))
 
 
 def test_keycloak_realm_roles_as_scopes(published: tuple[LocalServer, VendorKey]) -> None:
