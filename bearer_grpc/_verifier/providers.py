@@ -73,20 +73,27 @@ class ProviderConstructors:
             ValueError: The issuer is not an allowed URL, or the profile refuses the
                 audience.
         """
-        link = IssuerLink(
-            issuer,
-            http=HttpSettings(ca_file, connect_timeout, read_timeout),
-            refresh=refresh or Refresh(),
+        return cls.from_jwks_url(
+            None,
+            issuer=issuer,
+            audience=audience,
+            profile=profile,
+            ca_file=ca_file,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            refresh=refresh,
             refetch_interval=refetch_interval,
             startup_timeout=startup_timeout,
-            backoff=backoff or Backoff(initial=1.0, maximum=30.0),
+            leeway=leeway,
+            cache_size=cache_size,
+            backoff=backoff,
+            clock=clock,
         )
-        return cls._for_provider(link, audience, profile, leeway, cache_size, clock)
 
     @classmethod
     def from_jwks_url(
         cls,
-        url: str,
+        url: str | None,
         *,
         issuer: str,
         audience: str,
@@ -121,7 +128,8 @@ class ProviderConstructors:
         set. Nothing in a token (``jku``, ``x5u``, ``iss``) ever chooses where to fetch.
 
         Args:
-            url: The JWKS URL (``https://``; ``http://`` only on a loopback host).
+            url: The JWKS URL (``https://``; ``http://`` only on a loopback host);
+                None: found by discovery, as :meth:`from_issuer` does.
             issuer: The exact ``iss`` required.
             audience: This service's audience; tokens must name it in ``aud``.
             profile: See :meth:`from_issuer`.
@@ -148,18 +156,6 @@ class ProviderConstructors:
             startup_timeout=startup_timeout,
             backoff=backoff or Backoff(initial=1.0, maximum=30.0),
         )
-        return cls._for_provider(link, audience, profile, leeway, cache_size, clock)
-
-    @classmethod
-    def _for_provider(
-        cls,
-        link: IssuerLink,
-        audience: str,
-        profile: TokenProfile | None,
-        leeway: int,
-        cache_size: int,
-        clock: Clock,
-    ) -> Self:
         local = LocalVerification(
             issuer=link.issuer,
             audience=audience,

@@ -232,4 +232,4 @@ class FetchError(BearerGrpcError):
     something not to use: a status other than 200, too many bytes, not a JSON object,
     another issuer. The message names the rule, never the answer's content."""
 
-    default_message = "unusable answer from the identity provider"
+    default_message = "unusable answer from the provider"

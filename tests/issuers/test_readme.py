@@ -34,9 +34,8 @@ def test_block_runs_against_oidc_provider() -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     block = _block()
-    calls = re.findall(
-        r'^(\w+) = Verifier\.from_issuer\("([^"]+)", audience="([^"]+)"', block, re.M
-    )
+    pattern = r'^(\w+) = Verifier\.from_issuer\(\s*"([^"]+)",\s*audience="([^"]+)"'
+    calls = re.findall(pattern, block, re.M)
     assert [name for name, _, _ in calls] == list(VENDORS)
     namespace: dict[str, Any] = {}
     with ExitStack() as stack:
