@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,6 +53,25 @@ HEADER_TIMEOUT: Final = 10.0
 """Seconds a connection may stay without a complete request (idle or slow alike)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's connection-level log (requests its parser refused, broken connections):
+    one INFO line naming the error class, never a traceback, whose text may quote what
+    the client sent (a header line, with whatever secret it held)."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        """Log at INFO (DEBUG stays DEBUG), without the exception's text."""
+        error = kwargs.pop("exc_info", None)
+        if isinstance(error, BaseException):
+            name = type(error).__name__
+        elif error:
+            name = getattr(sys.exc_info()[0], "__name__", "")
+        else:
+            name = ""
+        level = logging.DEBUG if level <= logging.DEBUG else logging.INFO
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, "bad HTTP request", extra={"error": name or None})
 
 
 @dataclass(frozen=True)
@@ -162,6 +182,7 @@ class HttpFace:
             max_line_size=MAX_FIELD_BYTES,
             max_field_size=MAX_FIELD_BYTES,
             max_headers=MAX_HEADERS,
+            logger=_ProtocolLog(logging.getLogger("bearer_grpc.http")),
         )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl, reuse_port=False)

@@ -40,6 +40,7 @@ KNOWN: Final = frozenset(
 """Parameters some endpoint reads; the others are ignored (RFC 6749 §3.1)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 Form = Mapping[str, str]
 
@@ -63,11 +64,12 @@ def parse_form(body: bytes, *, media_type: str, charset: str | None) -> Form:
         raise invalid_request(f"the body must be {FORM_TYPE}")
     if charset is not None and charset.lower() not in ("utf-8", "utf8"):
         raise invalid_request("the form must be UTF-8")
-    if not body.isascii():
+    text = body.decode("ascii") if body.isascii() else ""
+    if not body.isascii() or _BAD_ESCAPE.search(text):
         raise invalid_request("the form must be percent-encoded ASCII")
     try:
         fields = urllib.parse.parse_qsl(
-            body.decode("ascii"),
+            text,
             keep_blank_values=True,
             strict_parsing=True,
             encoding="utf-8",
@@ -81,6 +83,8 @@ def parse_form(body: bytes, *, media_type: str, charset: str | None) -> Form:
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in fields:
+        if not name:
+            raise invalid_request("malformed form")
         if name in seen:
             raise invalid_request(f"{_named(name)} is repeated")
         seen.add(name)
