@@ -108,9 +108,11 @@ def test_authlib_async_client_credentials_and_refresh(http: Http, plus_client: N
 def test_authlib_wrong_secret_is_an_oauth_error(http: Http, plus_client: NewClient) -> None:
     from authlib.integrations.base_client.errors import OAuthError
 
-    with OAuth2Session(plus_client.client_id, "wrong-secret") as session:
-        with pytest.raises(OAuthError) as caught:
-            session.fetch_token(http.url("/token"), grant_type="client_credentials")
+    with (
+        OAuth2Session(plus_client.client_id, "wrong-secret") as session,
+        pytest.raises(OAuthError) as caught,
+    ):
+        session.fetch_token(http.url("/token"), grant_type="client_credentials")
     assert caught.value.error == "invalid_client"
 
 
