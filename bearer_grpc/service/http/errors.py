@@ -55,9 +55,14 @@ class OAuthError(ServiceError):
     def headers(self) -> dict[str, str]:
         """Headers of the answer: a Basic challenge for ``invalid_client`` (RFC 6749 §5.2
         requires one when the client used the Authorization header; it is sent always,
-        naming the method the client may use), ``Retry-After`` for 503."""
+        naming the method the client may use, and carries the error, since some clients
+        read a 401's challenge instead of its body), ``Retry-After`` for 503."""
         if self.status == 401:
-            return {"WWW-Authenticate": 'Basic realm="bearer-grpc", charset="UTF-8"'}
+            challenge = (
+                f'Basic realm="bearer-grpc", charset="UTF-8", error="{self.error}", '
+                f'error_description="{self.message}"'
+            )
+            return {"WWW-Authenticate": challenge}
         if self.status == 503:
             return {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return {}
