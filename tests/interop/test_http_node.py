@@ -33,7 +33,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
         yield running
 
 
-def test_openid_client_and_jose(http: Http, node: str) -> None:
+def test_openid_client_and_jose(http: Http, node: str) -> None:  # noqa: F811 (the fixture)
     missing = [p for p in NODE_PACKAGES if not (REPO / "node_modules" / p).is_dir()]
     if missing:
         pytest.skip(f"node_modules lacks {missing}: run npm ci")
