@@ -34,9 +34,9 @@ import cryptography
 import grpc
 import jwt
 
-from benchkit import chart, echo, memory, micro, report, revocation, service
+from benchkit import chart, echo, http_face, memory, micro, report, revocation, service
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "http")
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "service": lambda: asyncio.run(service.run(settings, args.pg_dsn, progress)),
         "revocation": lambda: revocation.run(settings, args.pg_dsn, progress),
         "memory": lambda: memory.run(settings, progress),
+        "http": lambda: asyncio.run(http_face.run(settings, progress)),
     }
     timings = {}
     for name in args.only:
