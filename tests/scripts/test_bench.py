@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
-SECTIONS = ("micro", "echo", "service", "revocation", "memory")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "http")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -95,6 +95,13 @@ def test_every_section_has_positive_numbers(quick_run: tuple[str, dict[str, Any]
     for size in memory["sizes"]:
         assert _positive(size["bytes_per_token"], size["tokens"])
     assert memory["bound"]["bounded"] is True  # a behaviour, not a timing
+
+    http = document["http"]
+    for name in ("grpc_issue", "http_token", "jwks", "bare_jwks"):
+        assert _positive(http[name]["calls_per_s"], http[name]["server_cpu_us"])
+    assert _positive(http["http_over_grpc"]["median"], http["jwks_over_bare"]["median"])
+    if http["oidc_provider_skipped"] is None:  # node and oidc-provider present
+        assert _positive(http["http_over_oidc_provider"]["median"])
 
 
 def test_table_and_chart(quick_run: tuple[str, dict[str, Any], Path]) -> None:
