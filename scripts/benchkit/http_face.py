@@ -46,6 +46,9 @@ LABELS = {
     "bare_jwks": "GET /jwks (bare aiohttp endpoint, same bytes)",
 }
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+WARM_UP_SECONDS = 1.0
+"""Untimed load on each HTTP server before the rounds (a cold Node process answers its
+first requests slowly enough to leave a short window empty)."""
 
 
 def _free_port() -> int:
@@ -168,6 +171,9 @@ async def run(settings: dict[str, Any], progress: bool) -> dict[str, Any]:
         order = [name for name in LABELS if name in loads]
         results: dict[str, list[Window]] = {name: [] for name in order}
         concurrency, warmup, seconds = (settings[k] for k in ("concurrency", "warmup", "seconds"))
+        for load in loads.values():  # open the connections, warm Node's JIT; not measured
+            if isinstance(load, HttpLoad):
+                await measure_http(load, concurrency, 0.0, WARM_UP_SECONDS)
         for index in range(settings["rounds"]):
             for name in round_order(order, index):
                 load = loads[name]

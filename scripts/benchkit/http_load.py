@@ -6,15 +6,12 @@ requests/s, latency percentiles, server and client CPU per request, other proces
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from benchkit.load import Window, _own_cpu
-from benchkit.procs import machine_busy, proc_cpu
-from benchkit.stats import percentile
+from benchkit.load import Window, cpu_mark, window_of
 
 
 @dataclass
@@ -62,28 +59,8 @@ async def measure_http(load: HttpLoad, concurrency: int, warmup: float, seconds:
 
         tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
-        cpu0 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
+        before = cpu_mark(load.server_pid)
         await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        cpu1 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
+        after = cpu_mark(load.server_pid)
         await asyncio.gather(*tasks)
-
-    wall = cpu1[3] - cpu0[3]
-    count = len(latencies)
-    server_cpu = cpu1[0] - cpu0[0] if cpu0[0] is not None and cpu1[0] is not None else None
-    client_cpu = cpu1[1] - cpu0[1]
-    foreign = None
-    if server_cpu is not None and cpu0[2] is not None and cpu1[2] is not None:
-        foreign = max(0.0, (cpu1[2] - cpu0[2] - server_cpu - client_cpu) / wall)
-    latencies.sort()
-    per_call = 1e6 / count if count else math.nan
-    return Window(
-        calls_per_s=count / seconds,
-        p50_ms=percentile(latencies, 50) * 1e3,
-        p99_ms=percentile(latencies, 99) * 1e3,
-        server_cpu_us=server_cpu * per_call if server_cpu is not None else None,
-        client_cpu_us=client_cpu * per_call,
-        foreign_cores=foreign,
-        calls=count,
-        errors=len(errors),
-        error_sample=errors[:3],
-    )
+    return window_of(latencies, errors, seconds, before, after)
