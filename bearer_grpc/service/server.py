@@ -222,7 +222,9 @@ class TokenServer:
         try:
             self.http_port = await self._http.start()
         except ValueError:
-            await self._server.stop(None) if self._server is not None else None
+            if self._server is not None:  # nothing half started stays behind
+                await self._server.stop(None)
+            self.metrics.stop_http()
             raise
         log.info("http listening", extra={"listen": listen, "port": self.http_port})
 
