@@ -5,13 +5,12 @@ requests/s, latency percentiles, server and client CPU per request, other proces
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from benchkit.load import Window, cpu_mark, window_of
+from benchkit.load import Window, closed_loop, window_of
 
 
 @dataclass
@@ -57,10 +56,5 @@ async def measure_http(load: HttpLoad, concurrency: int, warmup: float, seconds:
                 if start <= done < end:
                     latencies.append(done - sent)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        await asyncio.sleep(max(0.0, start - time.perf_counter()))
-        before = cpu_mark(load.server_pid)
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        after = cpu_mark(load.server_pid)
-        await asyncio.gather(*tasks)
+        before, after = await closed_loop(worker, concurrency, start, end, load.server_pid)
     return window_of(latencies, errors, seconds, before, after)

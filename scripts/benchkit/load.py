@@ -12,7 +12,7 @@ import asyncio
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,13 +85,22 @@ async def measure(load: Load, concurrency: int, warmup: float, seconds: float) -
                 if start <= done < end:
                     latencies.append(done - sent)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        await asyncio.sleep(max(0.0, start - time.perf_counter()))
-        before = cpu_mark(load.server_pid)
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        after = cpu_mark(load.server_pid)
-        await asyncio.gather(*tasks)
+        before, after = await closed_loop(worker, concurrency, start, end, load.server_pid)
     return window_of(latencies, errors, seconds, before, after)
+
+
+async def closed_loop(
+    worker: Callable[[], Awaitable[None]], concurrency: int, start: float, end: float, pid: int
+) -> tuple[Mark, Mark]:
+    """Run ``concurrency`` copies of ``worker`` (each stops by itself after ``end``); mark
+    the CPU counters of server ``pid`` at ``start`` and at ``end``."""
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = cpu_mark(pid)
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    after = cpu_mark(pid)
+    await asyncio.gather(*tasks)
+    return before, after
 
 
 Mark = tuple[float | None, float, float | None, float]
