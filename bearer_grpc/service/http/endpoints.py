@@ -137,7 +137,8 @@ class OAuthEndpoints:
     async def _issued(
         self, request: web.Request, grant: Grant, scopes: Sequence[str], audience: str
     ) -> Issued:
-        """Every grant of this face goes through here, to ``TokenAuthority.issue``."""
+        """Every grant of this face goes through here, to ``TokenAuthority.issue`` (the
+        caller's address, for limits per caller, is ``request.remote``)."""
         return await self._issue(grant, scopes, audience)
 
     async def _as_client(
