@@ -10,6 +10,7 @@ from bearer_grpc.core.errors import (
     BearerGrpcError,
     InsufficientScope,
     ServiceError,
+    TokenBindingMismatch,
     TokenExpired,
     TokenInvalid,
     TokenMalformed,
@@ -25,6 +26,7 @@ REASONS = {
     TokenInvalid: "TOKEN_INVALID",
     TokenExpired: "TOKEN_EXPIRED",
     TokenRevoked: "TOKEN_REVOKED",
+    TokenBindingMismatch: "TOKEN_BINDING_MISMATCH",
     InsufficientScope: "INSUFFICIENT_SCOPE",
     VerifierUnavailable: "VERIFIER_UNAVAILABLE",
 }
