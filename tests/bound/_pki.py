@@ -1,0 +1,109 @@
+"""A throwaway PKI for mutual TLS on loopback: one CA, a server certificate for
+127.0.0.1 and localhost, and client certificates it signed (made fresh per session,
+never stored outside the test's temporary folder)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bearer_grpc.core.binding import thumbprint
+
+_PEM = serialization.Encoding.PEM
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A certificate and its private key.
+
+    Attributes:
+        cert_pem: The certificate (PEM).
+        key_pem: Its private key (PEM, unencrypted; repr hides it).
+        der: The certificate (DER): what ``x5t#S256`` is the SHA-256 of.
+    """
+
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+    der: bytes = field(repr=False)
+
+    @property
+    def x5t(self) -> str:
+        """The certificate's ``x5t#S256``."""
+        return thumbprint(self.der)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The CA certificate, the server's identity, and clients by name."""
+
+    ca_pem: bytes
+    server: Identity
+    clients: dict[str, Identity]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _issue(
+    subject: str,
+    issuer: x509.Name,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    server: bool = False,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if server:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    else:
+        uri = x509.UniformResourceIdentifier(f"spiffe://bound.test/{subject}")
+        builder = builder.add_extension(x509.SubjectAlternativeName([uri]), critical=False)
+    return builder.sign(signer, hashes.SHA256()), key
+
+
+def _identity(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Identity:
+    key_pem = key.private_bytes(
+        _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return Identity(cert.public_bytes(_PEM), key_pem, cert.public_bytes(serialization.Encoding.DER))
+
+
+def make_pki(*client_names: str) -> Pki:
+    """A CA, a server identity and one client identity per name."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("bearer-grpc bound-token test CA")
+    now = datetime.datetime.now(datetime.UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = _identity(*_issue("127.0.0.1", ca_name, ca_key, server=True))
+    clients = {name: _identity(*_issue(name, ca_name, ca_key)) for name in client_names}
+    return Pki(ca.public_bytes(_PEM), server, clients)
