@@ -28,6 +28,13 @@ from tests.interceptors.echo import SERVICE, Calls, aio_handlers, path, sync_han
 from tests.interceptors.support import AUDIENCE, ISSUER, SCOPE
 
 BOUND_SERVICE: Final = "test.v1.BoundEcho"
+EXPECTED_OK: Final = {
+    "unary_unary": b"alice|echo.use",
+    "unary_stream": [b"alice|echo.use", b"alice|echo.use"],
+    "stream_unary": b"alice|echo.use|a,b",
+    "stream_stream": [b"alice|echo.use|a", b"alice|echo.use|b"],
+}
+"""What each kind of Echo call answers alice (the handler reads ``current_principal()``)."""
 UNBOUND: Final = object()
 """``cnf`` of a token without one."""
 

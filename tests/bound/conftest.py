@@ -20,8 +20,8 @@ from tests.interceptors.support import AUDIENCE, ISSUER, START
 
 @pytest.fixture(scope="session")
 def pki() -> Pki:
-    """A CA, the server's certificate, and the clients alice and mallory."""
-    return make_pki("alice", "mallory")
+    """A CA, the server's certificate, and the clients alice, mallory and proxy."""
+    return make_pki("alice", "mallory", "proxy")
 
 
 @pytest.fixture(scope="session")

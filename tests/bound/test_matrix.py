@@ -17,17 +17,11 @@ import grpc
 import pytest
 
 from tests.bound._pki import Pki
-from tests.bound._servers import Server, Tokens, bound_path
+from tests.bound._servers import EXPECTED_OK, Server, Tokens, bound_path
 from tests.interceptors.echo import KIND_METHODS, path
 from tests.interceptors.support import assert_refused, bearer, call, challenge, refusal
 
 REASON = "TOKEN_BINDING_MISMATCH"
-EXPECTED_OK = {
-    "unary_unary": b"alice|echo.use",
-    "unary_stream": [b"alice|echo.use", b"alice|echo.use"],
-    "stream_unary": b"alice|echo.use|a,b",
-    "stream_stream": [b"alice|echo.use|a", b"alice|echo.use|b"],
-}
 
 
 @dataclass(frozen=True)
