@@ -161,9 +161,10 @@ class Tokens:
         """The trusted key set."""
         return {"keys": [dict(self.key.jwk)]}
 
-    def token(self, cnf: Any = UNBOUND, *, scopes: tuple[str, ...] = (SCOPE,)) -> str:
-        """A token for ``alice`` with a fresh ``jti`` and, unless UNBOUND, ``cnf``."""
-        now = int(self.clock())
+    def token(self, cnf: Any = UNBOUND, *, scopes: tuple[str, ...] = (SCOPE,), age: int = 0) -> str:
+        """A token for ``alice`` with a fresh ``jti`` and, unless UNBOUND, ``cnf``, issued
+        ``age`` seconds ago, valid for 300 s."""
+        now = int(self.clock()) - age
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "sub": "alice",
