@@ -28,15 +28,20 @@ from tests.interceptors.echo import SERVICE, Calls, aio_handlers, path, sync_han
 from tests.interceptors.support import AUDIENCE, ISSUER, SCOPE
 
 BOUND_SERVICE: Final = "test.v1.BoundEcho"
-EXPECTED_OK: Final = {
-    "unary_unary": b"alice|echo.use",
-    "unary_stream": [b"alice|echo.use", b"alice|echo.use"],
-    "stream_unary": b"alice|echo.use|a,b",
-    "stream_stream": [b"alice|echo.use|a", b"alice|echo.use|b"],
-}
-"""What each kind of Echo call answers alice (the handler reads ``current_principal()``)."""
 UNBOUND: Final = object()
 """``cnf`` of a token without one."""
+
+
+def answer(kind: str, caller: str = "alice|echo.use") -> bytes | list[bytes]:
+    """What an Echo call of ``kind`` answers: its handler's ``current_principal()`` as
+    ``subject|scopes``, and the requests ``a`` and ``b`` it read."""
+    said = caller.encode()
+    return {
+        "unary_unary": said,
+        "unary_stream": [said, said],
+        "stream_unary": said + b"|a,b",
+        "stream_stream": [said + b"|a", said + b"|b"],
+    }[kind]
 
 
 def bound_path(method: str) -> str:

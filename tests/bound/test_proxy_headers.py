@@ -24,9 +24,9 @@ from bearer_grpc.core.client_cert import CLIENT_CERT, XFCC
 from bearer_grpc.testing import FrozenClock
 from tests.bound._pki import Identity, Pki
 from tests.bound._servers import (
-    EXPECTED_OK,
     Server,
     Tokens,
+    answer,
     bound_policy,
     open_channels,
     serve_aio,
@@ -102,7 +102,7 @@ def test_the_trusted_header_names_the_certificate(
     method = path(KIND_METHODS[kind])
     metadata = with_header(tokens.bound_to(alice), header, alice)
     for hop in ("plaintext", "proxy"):  # the proxy reaches the server in plaintext or mTLS
-        assert call(server.channels[hop], kind, method, metadata) == EXPECTED_OK[kind]
+        assert call(server.channels[hop], kind, method, metadata) == answer(kind)
 
 
 @pytest.mark.parametrize("kind", KIND_METHODS)
