@@ -36,12 +36,13 @@ def answer(kind: str, caller: str = "alice|echo.use") -> bytes | list[bytes]:
     """What an Echo call of ``kind`` answers: its handler's ``current_principal()`` as
     ``subject|scopes``, and the requests ``a`` and ``b`` it read."""
     said = caller.encode()
-    return {
+    answers: dict[str, bytes | list[bytes]] = {
         "unary_unary": said,
         "unary_stream": [said, said],
         "stream_unary": said + b"|a,b",
         "stream_stream": [said + b"|a", said + b"|b"],
-    }[kind]
+    }
+    return answers[kind]
 
 
 def bound_path(method: str) -> str:
@@ -71,7 +72,7 @@ class _Aliased(grpc.GenericRpcHandler):
         return self._echo.service(_Details(path(method), details.invocation_metadata))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Details:
     method: str
     invocation_metadata: Any

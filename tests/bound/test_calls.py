@@ -1,14 +1,41 @@
 """Certificate binding beyond the matrix: unknown methods, the ``context.read()`` /
-``context.write()`` style, public methods, and the order of the checks (the token, then
-its scopes, then its binding)."""
+``context.write()`` style, public methods, the order of the checks (the token, then its
+scopes, then its binding), and verifiers other than ``Verifier.from_jwks``."""
 
 from __future__ import annotations
 
-import grpc
+from types import MappingProxyType
+from typing import Any
 
+import grpc
+import pytest
+
+import bearer_grpc
+import bearer_grpc.aio
+from bearer_grpc import Principal, TokenInvalid
+from bearer_grpc.core.keys import SigningKey
 from tests.bound._pki import Pki
-from tests.bound._servers import Server, Tokens, answer, bound_path
-from tests.interceptors.support import SCOPE, assert_refused, bearer, call, challenge, refusal
+from tests.bound._servers import (
+    Server,
+    Tokens,
+    answer,
+    bound_path,
+    open_channels,
+    serve_aio,
+    serve_sync,
+)
+from tests.harness import LoopThread
+from tests.interceptors.echo import Calls
+from tests.interceptors.support import (
+    AUDIENCE,
+    ISSUER,
+    SCOPE,
+    assert_refused,
+    bearer,
+    call,
+    challenge,
+    refusal,
+)
 
 REASON = "TOKEN_BINDING_MISMATCH"
 
@@ -68,3 +95,62 @@ def test_scopes_are_checked_before_the_binding(server: Server, tokens: Tokens, p
         scopes = f'Bearer error="insufficient_scope", scope="{SCOPE}"'
         assert_refused(error, error.code(), "INSUFFICIENT_SCOPE", scopes)
     assert server.calls.count == 0
+
+
+class _OpaqueVerifier:
+    """A verifier of the application's own: one opaque token, bound to alice."""
+
+    def __init__(self, x5t: str) -> None:
+        self.principal = Principal(
+            subject="opaque", claims=MappingProxyType({"cnf": {"x5t#S256": x5t}})
+        )
+
+    def verify(self, token: str) -> Principal:
+        if token != "opaque-token":
+            raise TokenInvalid()
+        return self.principal
+
+
+class _AsyncOpaqueVerifier(_OpaqueVerifier):
+    async def verify(self, token: str) -> Principal:  # type: ignore[override]
+        return super().verify(token)
+
+
+def _any_of(flavour: str, tokens: Tokens) -> object:
+    """``any_of`` over another issuer and the one the tokens come from."""
+    other = Tokens(SigningKey.generate(), tokens.clock)
+    module: Any = bearer_grpc if flavour == "sync" else bearer_grpc.aio
+    options = {"audience": AUDIENCE, "clock": tokens.clock}
+    return module.Verifier.any_of(
+        module.Verifier.from_jwks(other.jwks, issuer="https://other.test", **options),
+        module.Verifier.from_jwks(tokens.jwks, issuer=ISSUER, **options),
+    )
+
+
+@pytest.mark.parametrize("verifier", ["custom", "any_of"])
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_any_verifiers_binding_is_enforced(
+    flavour: str, verifier: str, tokens: Tokens, pki: Pki, loop: LoopThread
+) -> None:
+    """``cnf`` is read from ``Principal.claims``, whichever verifier made it."""
+    alice = pki.clients["alice"]
+    if verifier == "custom":
+        chosen: Any = (_OpaqueVerifier if flavour == "sync" else _AsyncOpaqueVerifier)(alice.x5t)
+        token = bearer("opaque-token")
+    else:
+        chosen, token = _any_of(flavour, tokens), bearer(tokens.bound_to(alice))
+    calls = Calls()
+    if flavour == "sync":
+        serving = serve_sync(bearer_grpc.BearerServerInterceptor(chosen), calls, pki)
+    else:
+        interceptor = bearer_grpc.aio.BearerServerInterceptor(chosen)
+        serving = serve_aio(loop, interceptor, calls, pki)
+    unary = "/test.v1.Echo/Unary"
+    with serving as ports:
+        server = open_channels(Server(flavour, ports, calls, chosen), pki)
+        try:
+            assert call(server.channels["alice"], "unary_unary", unary, token)
+            error = refusal(lambda: call(server.channels["mallory"], "unary_unary", unary, token))
+            assert error.details() == "token bound to another certificate"
+        finally:
+            server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 from urllib.parse import quote
 
 import pytest
@@ -165,12 +166,12 @@ def _quote_xfcc(text: str) -> str:
     st.randoms(use_true_random=False),
 )
 def test_the_hash_is_found_among_any_other_pairs(
-    plain: dict[str, str], quoted: dict[str, str], with_cert: bool, order: object
+    plain: dict[str, str], quoted: dict[str, str], with_cert: bool, order: random.Random
 ) -> None:
     pairs = {**plain, **{key: _quote_xfcc(text) for key, text in quoted.items()}}
     pairs["Hash"] = HASH
     if with_cert:
         pairs["Cert"] = _quote_xfcc(CERT)
     items = [f"{key}={value}" for key, value in pairs.items()]
-    order.shuffle(items)  # type: ignore[attr-defined]
+    order.shuffle(items)
     assert xfcc_sha256(";".join(items)) == DIGEST

@@ -113,7 +113,9 @@ def test_a_cached_bound_token_replayed_on_other_channels_is_refused(
     assert server.verifier.lookup(token[0][1].removeprefix("Bearer ")) is not None  # cached
     for thief in ("mallory", "plaintext", "tls"):
         error = refusal(lambda: call(server.channels[thief], kind, method, token))  # noqa: B023
-        assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(error.details()))
+        assert_refused(
+            error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(error.details() or "")
+        )
     assert server.calls.count == 1
     assert call(server.channels["alice"], kind, method, token) == answer(kind)
     assert server.calls.count == 2
