@@ -22,6 +22,7 @@ Every refusal is :class:`~bearer_grpc.core.errors.TokenBindingMismatch`
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -58,13 +59,22 @@ def bound_digest(cnf: Any) -> bytes:
     if not isinstance(cnf, Mapping) or len(cnf) != 1:
         raise TokenBindingMismatch("unsupported token confirmation")
     value = cnf.get(X5T_S256)
-    if not isinstance(value, str) or _THUMBPRINT.fullmatch(value) is None:
-        raise TokenBindingMismatch("unsupported token confirmation")
-    digest = base64.urlsafe_b64decode(value + "=")
-    # the last character carries 2 unused bits: only their zero spelling is canonical
-    if encode_thumbprint(digest) != value:
+    digest = _decoded(value) if isinstance(value, str) else None
+    if digest is None:
         raise TokenBindingMismatch("unsupported token confirmation")
     return digest
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(value: str) -> bytes | None:
+    """The 32 bytes a canonical ``x5t#S256`` spells, or None. Cached: a bound token's
+    thumbprint is read on every call it makes, and decoding costs more than the rest of
+    the check."""
+    if _THUMBPRINT.fullmatch(value) is None:
+        return None
+    digest = base64.urlsafe_b64decode(value + "=")
+    # the last character carries 2 unused bits: only their zero spelling is canonical
+    return digest if encode_thumbprint(digest) == value else None
 
 
 def check_binding(
