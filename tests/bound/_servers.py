@@ -142,12 +142,16 @@ def serve_aio(
         loop.run(server.stop(None))
 
 
-def mtls_channel(target: str, pki: Pki, client: Identity) -> grpc.Channel:
-    """A channel to ``target`` presenting ``client``'s certificate."""
+def mtls_channel(
+    target: str, pki: Pki, client: Identity, server_name: str | None = None
+) -> grpc.Channel:
+    """A channel to ``target`` presenting ``client``'s certificate (``server_name``: the
+    name to check the server's certificate for, when ``target`` does not hold it)."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=pki.ca_pem, private_key=client.key_pem, certificate_chain=client.cert_pem
     )
-    return grpc.secure_channel(target, credentials)
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(target, credentials, options=options)
 
 
 def tls_channel(target: str, pki: Pki) -> grpc.Channel:
