@@ -66,7 +66,7 @@ class Policy:
         strict: When true, :meth:`check_covers` refuses methods no rule names, so a
             server cannot start with a method nobody decided about.
         default_public: Also make health checking and reflection public (unless named in
-            ``public`` or ``scopes`` already). Default true.
+            ``public``, ``scopes`` or ``certificate_bound`` already). Default true.
 
     Raises:
         PolicyError: A pattern is malformed, a scope is invalid, or one pattern is both
