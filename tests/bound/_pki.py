@@ -51,37 +51,55 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _issue(
+def _certificate(
     subject: str,
-    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
     signer: ec.EllipticCurvePrivateKey,
-    *,
-    server: bool = False,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    """``subject``'s certificate for ``key``, signed by ``issuer``'s ``signer``, valid
+    for a day; ``extensions`` are (extension, critical) pairs."""
     now = datetime.datetime.now(datetime.UTC)
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
-        .issuer_name(issuer)
+        .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _identity(
+    subject: str, issuer: str, signer: ec.EllipticCurvePrivateKey, *, server: bool = False
+) -> Identity:
+    """A leaf for a server (127.0.0.1 and localhost) or a client (a SPIFFE-style URI)."""
+    key = ec.generate_private_key(ec.SECP256R1())
     if server:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
+        names: list[x509.GeneralName] = [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]
     else:
-        uri = x509.UniformResourceIdentifier(f"spiffe://bound.test/{subject}")
-        builder = builder.add_extension(x509.SubjectAlternativeName([uri]), critical=False)
-    return builder.sign(signer, hashes.SHA256()), key
-
-
-def _identity(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Identity:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        names = [x509.UniformResourceIdentifier(f"spiffe://bound.test/{subject}")]
+    cert = _certificate(
+        subject,
+        key,
+        issuer,
+        signer,
+        [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([usage]), False),
+            (x509.SubjectAlternativeName(names), False),
+        ],
+    )
     key_pem = key.private_bytes(
         _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -91,19 +109,9 @@ def _identity(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Identi
 def make_pki(*client_names: str) -> Pki:
     """A CA, a server identity and one client identity per name."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("bearer-grpc bound-token test CA")
-    now = datetime.datetime.now(datetime.UTC)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server = _identity(*_issue("127.0.0.1", ca_name, ca_key, server=True))
-    clients = {name: _identity(*_issue(name, ca_name, ca_key)) for name in client_names}
+    ca_name = "bearer-grpc bound-token test CA"
+    constraints = x509.BasicConstraints(ca=True, path_length=0)
+    ca = _certificate(ca_name, ca_key, ca_name, ca_key, [(constraints, True)])
+    server = _identity("127.0.0.1", ca_name, ca_key, server=True)
+    clients = {name: _identity(name, ca_name, ca_key) for name in client_names}
     return Pki(ca.public_bytes(_PEM), server, clients)

@@ -17,16 +17,19 @@ from typing import Any, Final
 
 import grpc
 import grpc.aio
+import jwt
 
+import bearer_grpc
+import bearer_grpc.aio
 from bearer_grpc import Policy
-from bearer_grpc.core.keys import SigningKey
-from bearer_grpc.core.secrets import new_id
-from bearer_grpc.testing import FrozenClock
 from tests.bound._pki import Identity, Pki
 from tests.harness import LoopThread
+from tests.interceptors import support
 from tests.interceptors.echo import SERVICE, Calls, aio_handlers, path, sync_handlers
 from tests.interceptors.support import AUDIENCE, ISSUER, SCOPE
 
+REASON: Final = "TOKEN_BINDING_MISMATCH"
+"""The ErrorInfo reason of every refusal these tests expect (a wire contract)."""
 BOUND_SERVICE: Final = "test.v1.BoundEcho"
 UNBOUND: Final = object()
 """``cnf`` of a token without one."""
@@ -159,40 +162,29 @@ def tls_channel(target: str, pki: Pki) -> grpc.Channel:
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=pki.ca_pem))
 
 
-@dataclass
-class Tokens:
-    """Signs tokens the servers trust, with or without a ``cnf`` claim."""
-
-    key: SigningKey
-    clock: FrozenClock
-
-    @property
-    def jwks(self) -> dict[str, Any]:
-        """The trusted key set."""
-        return {"keys": [dict(self.key.jwk)]}
+class Tokens(support.Tokens):
+    """Signs tokens the servers trust (``alice``'s, with a fresh ``jti`` each), with or
+    without a ``cnf`` claim."""
 
     def token(self, cnf: Any = UNBOUND, *, scopes: tuple[str, ...] = (SCOPE,), age: int = 0) -> str:
-        """A token for ``alice`` with a fresh ``jti`` and, unless UNBOUND, ``cnf``, issued
-        ``age`` seconds ago, valid for 300 s."""
-        now = int(self.clock()) - age
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "sub": "alice",
-            "aud": AUDIENCE,
-            "exp": now + 300,
-            "iat": now,
-            "nbf": now,
-            "jti": new_id(),
-            "client_id": "alice",
-            "scope": " ".join(scopes),
-        }
-        if cnf is not UNBOUND:
-            claims["cnf"] = cnf
+        """A token issued ``age`` seconds ago with ``cnf`` (none if UNBOUND)."""
+        issued = self.issue(scopes=scopes, age=age).token
+        if cnf is UNBOUND:
+            return issued
+        claims = jwt.decode(issued, options={"verify_signature": False})
+        claims["cnf"] = cnf
         return self.key.sign(claims)
 
     def bound_to(self, client: Identity, **kwargs: Any) -> str:
         """A token bound to ``client``'s certificate (``cnf.x5t#S256``)."""
         return self.token({"x5t#S256": client.x5t}, **kwargs)
+
+    def verifier(self, flavour: str) -> Any:
+        """A ``Verifier`` of that flavour trusting these tokens (on their clock)."""
+        module: Any = bearer_grpc if flavour == "sync" else bearer_grpc.aio
+        return module.Verifier.from_jwks(
+            self.jwks, issuer=ISSUER, audience=AUDIENCE, clock=self.clock
+        )
 
 
 @dataclass
@@ -224,3 +216,24 @@ def open_channels(server: Server, pki: Pki) -> Server:
         "plaintext": grpc.insecure_channel(ports.plaintext),
     }
     return server
+
+
+@contextmanager
+def running(
+    flavour: str, verifier: Any, pki: Pki, loop: LoopThread, *args: Any, **options: Any
+) -> Iterator[Server]:
+    """A server of ``flavour`` behind the interceptor made of ``verifier``, ``args`` and
+    ``options`` (its policy, ``trusted_certificate_header``), with its channels open."""
+    calls = Calls()
+    if flavour == "sync":
+        interceptor = bearer_grpc.BearerServerInterceptor(verifier, *args, **options)
+        serving = serve_sync(interceptor, calls, pki)
+    else:
+        aio_interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, *args, **options)
+        serving = serve_aio(loop, aio_interceptor, calls, pki)
+    with serving as ports:
+        server = open_channels(Server(flavour, ports, calls, verifier), pki)
+        try:
+            yield server
+        finally:
+            server.close()

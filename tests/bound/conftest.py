@@ -7,15 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-import bearer_grpc
-import bearer_grpc.aio
 from bearer_grpc.core.keys import SigningKey
 from bearer_grpc.testing import FrozenClock
 from tests.bound._pki import Pki, make_pki
-from tests.bound._servers import Server, Tokens, bound_policy, open_channels, serve_aio, serve_sync
+from tests.bound._servers import Server, Tokens, bound_policy, running
 from tests.harness import LoopThread
-from tests.interceptors.echo import Calls
-from tests.interceptors.support import AUDIENCE, ISSUER, START
+from tests.interceptors.support import START
 
 
 @pytest.fixture(scope="session")
@@ -25,51 +22,31 @@ def pki() -> Pki:
 
 
 @pytest.fixture(scope="session")
-def clock() -> FrozenClock:
-    """The clock the verifiers read (it never moves here)."""
-    return FrozenClock(START)
-
-
-@pytest.fixture(scope="session")
-def tokens(clock: FrozenClock) -> Tokens:
-    """Signs the tokens the servers trust."""
-    return Tokens(SigningKey.generate(), clock)
+def tokens() -> Tokens:
+    """Signs the tokens the servers trust (on a clock that never moves here)."""
+    return Tokens(SigningKey.generate(), FrozenClock(START))
 
 
 @pytest.fixture(scope="session")
 def loop() -> Iterator[LoopThread]:
     """The event loop the aio servers run on."""
-    running = LoopThread()
-    yield running
-    running.close()
+    running_loop = LoopThread()
+    yield running_loop
+    running_loop.close()
 
 
 @pytest.fixture(scope="session")
-def sync_server(tokens: Tokens, clock: FrozenClock, pki: Pki) -> Iterator[Server]:
-    """A ``grpc.server`` behind ``bearer_grpc.BearerServerInterceptor``."""
-    verifier = bearer_grpc.Verifier.from_jwks(
-        tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-    )
-    calls = Calls()
-    interceptor = bearer_grpc.BearerServerInterceptor(verifier, bound_policy())
-    with serve_sync(interceptor, calls, pki) as ports:
-        server = open_channels(Server("sync", ports, calls, verifier), pki)
-        yield server
-        server.close()
+def sync_server(tokens: Tokens, pki: Pki, loop: LoopThread) -> Iterator[Server]:
+    """A ``grpc.server`` with Echo and BoundEcho (:func:`bound_policy`)."""
+    with running("sync", tokens.verifier("sync"), pki, loop, bound_policy()) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
-def aio_server(tokens: Tokens, clock: FrozenClock, pki: Pki, loop: LoopThread) -> Iterator[Server]:
-    """A ``grpc.aio.server`` behind ``bearer_grpc.aio.BearerServerInterceptor``."""
-    verifier = bearer_grpc.aio.Verifier.from_jwks(
-        tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-    )
-    calls = Calls()
-    interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, bound_policy())
-    with serve_aio(loop, interceptor, calls, pki) as ports:
-        server = open_channels(Server("aio", ports, calls, verifier), pki)
-        yield server
-        server.close()
+def aio_server(tokens: Tokens, pki: Pki, loop: LoopThread) -> Iterator[Server]:
+    """The same on a ``grpc.aio.server``."""
+    with running("aio", tokens.verifier("aio"), pki, loop, bound_policy()) as started:
+        yield started
 
 
 @pytest.fixture(params=["sync", "aio"])

@@ -17,11 +17,9 @@ import grpc
 import pytest
 
 from tests.bound._pki import Pki
-from tests.bound._servers import Server, Tokens, answer, bound_path
+from tests.bound._servers import REASON, Server, Tokens, answer, bound_path
 from tests.interceptors.echo import KIND_METHODS, path
 from tests.interceptors.support import assert_refused, bearer, call, challenge, refusal
-
-REASON = "TOKEN_BINDING_MISMATCH"
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,10 @@ from tests.bound._servers import (
     Server,
     answer,
     bound_path,
-    open_channels,
-    serve_aio,
-    serve_sync,
+    running,
 )
 from tests.harness import LoopThread
-from tests.interceptors.echo import KIND_METHODS, Calls, path
+from tests.interceptors.echo import KIND_METHODS, path
 from tests.interceptors.support import bearer, call, refusal
 
 pytestmark = pytest.mark.process
@@ -150,19 +148,15 @@ def _check(server: Server, tokens: dict[str, str]) -> None:
 
 
 def test_sync_interceptor_enforces_the_providers_binding(
-    provider: Provider, tokens: dict[str, str], pki: Pki
+    provider: Provider, tokens: dict[str, str], pki: Pki, loop: LoopThread
 ) -> None:
-    calls = Calls()
-    with bearer_grpc.Verifier.from_issuer(
-        provider.issuer, audience=ORDERS, ca_file=str(provider.ca_file)
-    ) as verifier:
-        interceptor = bearer_grpc.BearerServerInterceptor(verifier, POLICY)
-        with serve_sync(interceptor, calls, pki) as ports:
-            server = open_channels(Server("sync", ports, calls, verifier), pki)
-            try:
-                _check(server, tokens)
-            finally:
-                server.close()
+    with (
+        bearer_grpc.Verifier.from_issuer(
+            provider.issuer, audience=ORDERS, ca_file=str(provider.ca_file)
+        ) as verifier,
+        running("sync", verifier, pki, loop, POLICY) as server,
+    ):
+        _check(server, tokens)
 
 
 def test_aio_interceptor_enforces_the_providers_binding(
@@ -174,14 +168,8 @@ def test_aio_interceptor_enforces_the_providers_binding(
         )
 
     verifier = loop.run(make())
-    calls = Calls()
     try:
-        interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, POLICY)
-        with serve_aio(loop, interceptor, calls, pki) as ports:
-            server = open_channels(Server("aio", ports, calls, verifier), pki)
-            try:
-                _check(server, tokens)
-            finally:
-                server.close()
+        with running("aio", verifier, pki, loop, POLICY) as server:
+            _check(server, tokens)
     finally:
         loop.run(verifier.aclose())

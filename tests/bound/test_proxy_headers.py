@@ -21,22 +21,18 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc.core.client_cert import CLIENT_CERT, XFCC
-from bearer_grpc.testing import FrozenClock
 from tests.bound._pki import Identity, Pki
 from tests.bound._servers import (
+    REASON,
     Server,
     Tokens,
     answer,
     bound_policy,
-    open_channels,
-    serve_aio,
-    serve_sync,
+    running,
 )
 from tests.harness import LoopThread
-from tests.interceptors.echo import KIND_METHODS, Calls, path
+from tests.interceptors.echo import KIND_METHODS, path
 from tests.interceptors.support import (
-    AUDIENCE,
-    ISSUER,
     assert_refused,
     bearer,
     call,
@@ -44,7 +40,6 @@ from tests.interceptors.support import (
     refusal,
 )
 
-REASON = "TOKEN_BINDING_MISMATCH"
 FLAVOURS = ("sync", "aio")
 HEADERS = (XFCC, CLIENT_CERT)
 Metadata = tuple[tuple[str, str], ...]
@@ -66,31 +61,14 @@ def with_header(token: str, header: str, client: Identity) -> Metadata:
 
 @pytest.fixture(scope="module", params=list(itertools.product(FLAVOURS, HEADERS)), ids="-".join)
 def proxied(
-    request: pytest.FixtureRequest, tokens: Tokens, clock: FrozenClock, pki: Pki, loop: LoopThread
+    request: pytest.FixtureRequest, tokens: Tokens, pki: Pki, loop: LoopThread
 ) -> Iterator[tuple[Server, str]]:
     """A server (each flavour) trusting each header in turn, and the header."""
     flavour, header = request.param
-    calls = Calls()
-    if flavour == "sync":
-        verifier = bearer_grpc.Verifier.from_jwks(
-            tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-        )
-        interceptor = bearer_grpc.BearerServerInterceptor(
-            verifier, bound_policy(), trusted_certificate_header=header
-        )
-        running = serve_sync(interceptor, calls, pki)
-    else:
-        aio_verifier = bearer_grpc.aio.Verifier.from_jwks(
-            tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-        )
-        aio_interceptor = bearer_grpc.aio.BearerServerInterceptor(
-            aio_verifier, bound_policy(), trusted_certificate_header=header
-        )
-        running = serve_aio(loop, aio_interceptor, calls, pki)
-    with running as ports:
-        server = open_channels(Server(flavour, ports, calls, None), pki)
+    verifier = tokens.verifier(flavour)
+    policy = bound_policy()
+    with running(flavour, verifier, pki, loop, policy, trusted_certificate_header=header) as server:
         yield server, header
-        server.close()
 
 
 @pytest.mark.parametrize("kind", KIND_METHODS)

@@ -26,7 +26,7 @@ def _block() -> str:
     start = text.index(f"\n{HEADING}\n")
     section = text[start : text.index("\n## ", start + 1)]
     (block,) = re.findall(r"^```python\n(.*?)^```$", section, re.M | re.S)
-    return block
+    return str(block)
 
 
 def test_block_runs_and_checks_the_binding(tokens: Tokens, pki: Pki, tmp_path: Path) -> None:
