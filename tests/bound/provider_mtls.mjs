@@ -10,7 +10,8 @@
 // Clients (client_credentials, client_secret_basic): "bound-svc" gets tokens bound to the
 // certificate it presents at the token endpoint (tls_client_certificate_bound_access_tokens)
 // and cannot get one without; "plain-svc" gets unbound tokens. Both get JWTs for the
-// resource https://orders.test.
+// resource https://orders.test and opaque tokens for urn:opaque, which "orders-api" (no
+// grants) introspects; the answer for a bound token carries its cnf (RFC 8705 §3.2).
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -27,11 +28,11 @@ function clientCertificate(ctx) {
   return socket.authorized ? socket.getPeerX509Certificate() : undefined;
 }
 
-function client(clientId, bound) {
+function client(clientId, bound, grants = ['client_credentials']) {
   return {
     client_id: clientId,
     client_secret: `${clientId}-secret-0123456789abcdef0123456789abcdef`,
-    grant_types: ['client_credentials'],
+    grant_types: grants,
     redirect_uris: [],
     response_types: [],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -50,7 +51,7 @@ const server = https.createServer({
 server.listen(0, '127.0.0.1', () => {
   const issuer = `https://localhost:${server.address().port}`;
   const provider = new Provider(issuer, {
-    clients: [client('bound-svc', true), client('plain-svc', false)],
+    clients: [client('bound-svc', true), client('plain-svc', false), client('orders-api', false, [])],
     jwks: { keys: [signingKey] },
     clientBasedCORS: () => false,
     clientDefaults: { id_token_signed_response_alg: 'ES256' }, // the only key it has
@@ -58,11 +59,15 @@ server.listen(0, '127.0.0.1', () => {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       mTLS: { enabled: true, certificateBoundAccessTokens: true, getCertificate: clientCertificate },
+      introspection: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => undefined,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resource) => {
+          if (resource === 'urn:opaque') {
+            return { scope: 'orders.read', audience: resource, accessTokenTTL: 600, accessTokenFormat: 'opaque' };
+          }
           if (resource !== 'https://orders.test') {
             throw new errors.InvalidTarget();
           }

@@ -1,6 +1,7 @@
 """Tokens bound by another RFC 8705 server: oidc-provider (npm) with
 ``features.mTLS.certificateBoundAccessTokens``, over an HTTPS listener that asks for
-client certificates, checked by ``Verifier.from_issuer`` behind both interceptors.
+client certificates, checked by ``Verifier.from_issuer`` (JWTs) and
+``Verifier.introspection`` (opaque tokens) behind both interceptors.
 
 The token is requested over mutual TLS with alice's certificate, so oidc-provider binds
 it to that certificate (its own ``x5t#S256``, which must equal ours). Then only alice's
@@ -54,7 +55,9 @@ class Provider:
     issuer: str
     ca_file: Path
 
-    def token(self, client_id: str, client: Identity | None, folder: Path) -> httpx.Response:
+    def token(
+        self, client_id: str, client: Identity | None, folder: Path, resource: str = ORDERS
+    ) -> httpx.Response:
         """Ask for a token by client_credentials, over mTLS as ``client`` if given."""
         context = ssl.create_default_context(cafile=self.ca_file)
         if client is not None:
@@ -62,11 +65,18 @@ class Provider:
             cert.write_bytes(client.cert_pem)
             key.write_bytes(client.key_pem)
             context.load_cert_chain(cert, key)
-        form = {"grant_type": "client_credentials", "resource": ORDERS, "scope": "orders.read"}
-        secret = f"{client_id}-secret-0123456789abcdef0123456789abcdef"
+        form = {"grant_type": "client_credentials", "resource": resource, "scope": "orders.read"}
         return httpx.post(
-            f"{self.issuer}/token", data=form, auth=(client_id, secret), verify=context, timeout=10
+            f"{self.issuer}/token",
+            data=form,
+            auth=_credentials(client_id),
+            verify=context,
+            timeout=10,
         )
+
+
+def _credentials(client_id: str) -> tuple[str, str]:
+    return client_id, f"{client_id}-secret-0123456789abcdef0123456789abcdef"
 
 
 @contextmanager
@@ -111,11 +121,15 @@ def provider(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
 def tokens(
     provider: Provider, pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """A token bound to alice's certificate, and an unbound one."""
+    """JWTs bound to alice's certificate and unbound, and a bound opaque token."""
     folder = tmp_path_factory.mktemp("client")
-    bound = provider.token("bound-svc", pki.clients["alice"], folder)
-    plain = provider.token("plain-svc", pki.clients["alice"], folder)
-    return {"bound": bound.json()["access_token"], "plain": plain.json()["access_token"]}
+    alice = pki.clients["alice"]
+    answers = {
+        "bound": provider.token("bound-svc", alice, folder),
+        "plain": provider.token("plain-svc", alice, folder),
+        "opaque": provider.token("bound-svc", alice, folder, resource="urn:opaque"),
+    }
+    return {name: answer.json()["access_token"] for name, answer in answers.items()}
 
 
 def test_the_provider_binds_its_token_to_our_thumbprint(
@@ -173,3 +187,37 @@ def test_aio_interceptor_enforces_the_providers_binding(
             _check(server, tokens)
     finally:
         loop.run(verifier.aclose())
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_an_introspected_bound_token_is_enforced(
+    flavour: str, provider: Provider, tokens: dict[str, str], pki: Pki, loop: LoopThread
+) -> None:
+    """RFC 8705 §3.2: the introspection answer carries the token's ``cnf``."""
+    module: Any = bearer_grpc if flavour == "sync" else bearer_grpc.aio
+    client_id, client_secret = _credentials("orders-api")
+
+    async def make() -> Any:
+        return module.Verifier.introspection(
+            f"{provider.issuer}/token/introspection",
+            client_id=client_id,
+            client_secret=client_secret,
+            audience="urn:opaque",
+            ca_file=str(provider.ca_file),
+        )
+
+    verifier = loop.run(make())
+    opaque = bearer(tokens["opaque"])
+    try:
+        with running(flavour, verifier, pki, loop) as server:
+            said = call(server.channels["alice"], "unary_unary", path("Unary"), opaque)
+            assert said == answer("unary_unary", "bound-svc|orders.read")
+            error = refusal(
+                lambda: call(server.channels["mallory"], "unary_unary", path("Unary"), opaque)
+            )
+            assert error.details() == "token bound to another certificate"
+    finally:
+        if flavour == "aio":
+            loop.run(verifier.aclose())
+        else:
+            verifier.close()
