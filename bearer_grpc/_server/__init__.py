@@ -6,6 +6,8 @@
 - :mod:`.routing`: what both share: the admission of a call up to its first wait, the
   handler that serves it (same kind, same serializers), unknown methods, strict
   policies;
+- :mod:`.binding`: certificate-bound tokens (RFC 8705): the call's client certificate,
+  from the TLS connection or a trusted proxy header, against the token's ``cnf``;
 - :mod:`.principal`: ``current_principal()``, bound inside the wrapped handler.
 
 Where the work happens. ``intercept_service`` decides everything that needs no I/O:
@@ -18,6 +20,12 @@ abort with the rich status of :mod:`bearer_grpc._status`.
 
 Unknown methods: without a valid token the caller gets UNAUTHENTICATED, as for any
 method, so methods cannot be probed; with one, UNIMPLEMENTED.
+
+Certificate-bound tokens: the wrapped handler checks the binding on every call, cache
+hit or not (the certificate belongs to the connection, not to the token), after the
+verification and the scopes, before the behaviour; unknown methods check it too. The
+unary cache-hit path of an unbound token on a method that does not require binding does
+no extra work. See docs/certificate-bound.md.
 
 Long-lived streams: a token is valid for a stream only while it is valid. Once its
 ``exp + leeway`` has passed or its ``jti`` was revoked, the stream ends UNAUTHENTICATED

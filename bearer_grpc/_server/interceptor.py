@@ -15,7 +15,13 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from bearer_grpc._server.principal import bind, reset_principal, set_principal
-from bearer_grpc._server.routing import Behaviour, InterceptorBase, Pending, copy_thread_pool
+from bearer_grpc._server.routing import (
+    Admitted,
+    Behaviour,
+    InterceptorBase,
+    Pending,
+    copy_thread_pool,
+)
 from bearer_grpc._status import abort
 from bearer_grpc._verifier.protocol import SupportsVerify
 from bearer_grpc.core.errors import AuthError
@@ -38,15 +44,36 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     next message once its token expired or was revoked (when the verifier can
     ``recheck``). Handlers read the caller with :func:`bearer_grpc.current_principal`.
 
+    Certificate-bound tokens (RFC 8705: a ``cnf`` claim with ``x5t#S256``, from any
+    issuer) are accepted only on a call made with that client certificate, checked on
+    every call; other calls are refused UNAUTHENTICATED, ``TOKEN_BINDING_MISMATCH``.
+    A ``Policy`` can require bound tokens for chosen methods (``certificate_bound``).
+    See docs/certificate-bound.md.
+
     Args:
         verifier: Checks tokens: ``bearer_grpc.Verifier``, or any object with
             ``verify(token) -> Principal`` (:class:`bearer_grpc.SupportsVerify`).
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
+        trusted_certificate_header: Where the client certificate of a call is read.
+            None (default): from the TLS connection (a port opened with
+            ``grpc.ssl_server_credentials(..., require_client_auth=True)``).
+            ``"x-forwarded-client-cert"`` (Envoy) or ``"client-cert"`` (RFC 9440): only
+            from that header, set by a TLS-terminating proxy that removes any copy a
+            client sent, on a server reachable only through that proxy.
+
+    Raises:
+        ValueError: ``trusted_certificate_header`` is not one of those names.
     """
 
-    def __init__(self, verifier: SupportsVerify, policy: Policy | None = None) -> None:
-        super().__init__(verifier, policy)
+    def __init__(
+        self,
+        verifier: SupportsVerify,
+        policy: Policy | None = None,
+        *,
+        trusted_certificate_header: str | None = None,
+    ) -> None:
+        super().__init__(verifier, policy, trusted_certificate_header=trusted_certificate_header)
         self._verifier = verifier
 
     def intercept_service(
@@ -72,13 +99,14 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         behaviour: Behaviour,
         handler: grpc.RpcMethodHandler[Any, Any],
         admission: Principal | Pending,
+        required: bool,
     ) -> Behaviour:
         request_streaming = handler.request_streaming
 
         if handler.response_streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                principal = self._enter(admission, context)
+                principal = self._enter(admission, context, required)
                 if request_streaming:
                     request = self._requests(request, principal, context)
                 with bind(principal):
@@ -88,14 +116,20 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
             return copy_thread_pool(behaviour, stream)
 
         if not request_streaming:
+            if isinstance(admission, Principal) and not self._binding.applies(admission, required):
+                caller = admission  # the cache-hit path: nothing is left to check
+
+                def unary_hit(request: Any, context: grpc.ServicerContext) -> Any:
+                    bound = set_principal(caller)
+                    try:
+                        return behaviour(request, context)
+                    finally:
+                        reset_principal(bound)
+
+                return copy_thread_pool(behaviour, unary_hit)
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                principal = (
-                    admission
-                    if isinstance(admission, Principal)
-                    else self._enter(admission, context)
-                )
-                bound = set_principal(principal)
+                bound = set_principal(self._enter(admission, context, required))
                 try:
                     return behaviour(request, context)
                 finally:
@@ -104,7 +138,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
             return copy_thread_pool(behaviour, unary)
 
         def client_stream(request: Any, context: grpc.ServicerContext) -> Any:
-            principal = self._enter(admission, context)
+            principal = self._enter(admission, context, required)
             request = self._requests(request, principal, context)
             with bind(principal):
                 response = behaviour(request, context)
@@ -113,14 +147,22 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
 
         return copy_thread_pool(behaviour, client_stream)
 
-    def _enter(self, admission: Principal | Pending, context: grpc.ServicerContext) -> Principal:
-        """The caller, verifying a cache miss here (on the worker thread)."""
+    def _enter(
+        self, admission: Principal | Pending, context: grpc.ServicerContext, required: bool
+    ) -> Principal:
+        """The caller, verifying a cache miss here (on the worker thread), and checking
+        its certificate binding on every call."""
         if isinstance(admission, Principal):
-            return admission
-        try:
-            return admission.finish(self._verifier.verify(admission.token))
-        except AuthError as err:
-            abort(context, err)
+            principal = admission
+        else:
+            try:
+                principal = admission.finish(self._verifier.verify(admission.token))
+            except AuthError as err:
+                abort(context, err)
+        refusal = self._binding.error(principal, required, context)
+        if refusal is not None:
+            abort(context, refusal)
+        return principal
 
     def _recheck(self, principal: Principal, context: grpc.ServicerContext) -> None:
         recheck = self._recheck_caller
@@ -156,11 +198,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     def _refusing(self, error: AuthError) -> Behaviour:
         return _refusing_behaviour(error)
 
-    def _unknown(self, admission: AuthError | Pending) -> Behaviour:
+    def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
         def unknown_method(requests: Any, context: grpc.ServicerContext) -> NoReturn:
             if isinstance(admission, AuthError):
                 abort(context, admission)
-            self._enter(admission, context)
+            self._enter(admission, context, required)
             _not_found(context)
 
         return unknown_method

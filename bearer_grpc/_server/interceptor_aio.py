@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 
 from bearer_grpc._server.principal import bind, reset_principal, set_principal
-from bearer_grpc._server.routing import Behaviour, InterceptorBase, Pending
+from bearer_grpc._server.routing import Admitted, Behaviour, InterceptorBase, Pending
 from bearer_grpc._status import abort_async
 from bearer_grpc._verifier.protocol_aio import SupportsVerify
 from bearer_grpc.core.errors import AuthError
@@ -40,8 +40,9 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
     """Authenticates every call of a ``grpc.aio`` server with a bearer token.
 
     ``grpc.aio.server(interceptors=[BearerServerInterceptor(verifier, policy)])``.
-    The rules are those of :class:`bearer_grpc.BearerServerInterceptor`; behaviours
-    must be ``async`` (coroutine or async generator functions).
+    The rules are those of :class:`bearer_grpc.BearerServerInterceptor`, certificate
+    binding included; behaviours must be ``async`` (coroutine or async generator
+    functions).
 
     Args:
         verifier: Checks tokens: ``bearer_grpc.aio.Verifier``, or any object with
@@ -49,10 +50,23 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             (:class:`bearer_grpc.aio.SupportsVerify`).
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
+        trusted_certificate_header: Where the client certificate of a call is read:
+            None (default) from the TLS connection, or only from
+            ``"x-forwarded-client-cert"`` (Envoy) or ``"client-cert"`` (RFC 9440) set
+            by a TLS-terminating proxy (see :class:`bearer_grpc.BearerServerInterceptor`).
+
+    Raises:
+        ValueError: ``trusted_certificate_header`` is not one of those names.
     """
 
-    def __init__(self, verifier: SupportsVerify, policy: Policy | None = None) -> None:
-        super().__init__(verifier, policy)
+    def __init__(
+        self,
+        verifier: SupportsVerify,
+        policy: Policy | None = None,
+        *,
+        trusted_certificate_header: str | None = None,
+    ) -> None:
+        super().__init__(verifier, policy, trusted_certificate_header=trusted_certificate_header)
         self._verifier = verifier
 
     async def intercept_service(
@@ -80,6 +94,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         behaviour: Behaviour,
         handler: grpc.RpcMethodHandler[Any, Any],
         admission: Principal | Pending,
+        required: bool,
     ) -> Behaviour:
         request_streaming = handler.request_streaming
         streaming = request_streaming or handler.response_streaming
@@ -87,7 +102,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         if handler.response_streaming and inspect.isasyncgenfunction(behaviour):
 
             async def generate(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-                principal = await self._enter(admission, context)
+                principal = await self._enter(admission, context, required)
                 if request_streaming:
                     request = self._requests(request, principal, context)
                 with bind(principal):
@@ -109,14 +124,22 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
 
         if inspect.iscoroutinefunction(behaviour):
             if not streaming:
+                if isinstance(admission, Principal) and not self._binding.applies(
+                    admission, required
+                ):
+                    caller = admission  # the cache-hit path: nothing is left to check
+
+                    async def unary_hit(request: Any, context: Context) -> Any:
+                        bound = set_principal(caller)
+                        try:
+                            return await behaviour(request, context)
+                        finally:
+                            reset_principal(bound)
+
+                    return unary_hit
 
                 async def unary(request: Any, context: Context) -> Any:
-                    principal = (
-                        admission
-                        if isinstance(admission, Principal)
-                        else await self._enter(admission, context)
-                    )
-                    bound = set_principal(principal)
+                    bound = set_principal(await self._enter(admission, context, required))
                     try:
                         return await behaviour(request, context)
                     finally:
@@ -125,7 +148,7 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                 return unary
 
             async def call(request: Any, context: Context) -> Any:
-                principal = await self._enter(admission, context)
+                principal = await self._enter(admission, context, required)
                 if request_streaming:
                     request = self._requests(request, principal, context)
                 with bind(principal):
@@ -141,14 +164,22 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             "use bearer_grpc.BearerServerInterceptor on sync servers"
         )
 
-    async def _enter(self, admission: Principal | Pending, context: Context) -> Principal:
-        """The caller, verifying a cache miss here (in the call's task)."""
+    async def _enter(
+        self, admission: Principal | Pending, context: Context, required: bool
+    ) -> Principal:
+        """The caller, verifying a cache miss here (in the call's task), and checking its
+        certificate binding on every call."""
         if isinstance(admission, Principal):
-            return admission
-        try:
-            return admission.finish(await self._verifier.verify(admission.token))
-        except AuthError as err:
-            await abort_async(context, err)
+            principal = admission
+        else:
+            try:
+                principal = admission.finish(await self._verifier.verify(admission.token))
+            except AuthError as err:
+                await abort_async(context, err)
+        refusal = self._binding.error(principal, required, context)
+        if refusal is not None:
+            await abort_async(context, refusal)
+        return principal
 
     async def _recheck(self, principal: Principal, context: Context) -> None:
         recheck = self._recheck_caller
@@ -170,11 +201,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
     def _refusing(self, error: AuthError) -> Behaviour:
         return _refusing_behaviour(error)
 
-    def _unknown(self, admission: AuthError | Pending) -> Behaviour:
+    def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
         async def unknown_method(requests: Any, context: Context) -> NoReturn:
             if isinstance(admission, AuthError):
                 await abort_async(context, admission)
-            await self._enter(admission, context)
+            await self._enter(admission, context, required)
             await _not_found(context)
 
         return unknown_method

@@ -12,8 +12,8 @@
 - :func:`same_kind` re-creates a method handler of the same kind (unary or streaming,
   each side) around a new behaviour, and :func:`any_kind` makes one for a method that
   does not exist.
-- :class:`InterceptorBase` holds the configuration, the verifier's optional parts and
-  the strict-policy checks.
+- :class:`InterceptorBase` holds the configuration, the verifier's optional parts, the
+  certificate binding (:mod:`.binding`) and the strict-policy checks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Final, TypeAlias
 import grpc
 from google.protobuf import descriptor_pool
 
+from bearer_grpc._server.binding import CertificateBinding
 from bearer_grpc._verifier.base import VerifierBase
 from bearer_grpc._verifier.routes import IssuerRoutes
 from bearer_grpc.core.admission import Lookup, Pending, admit
@@ -36,6 +37,7 @@ Behaviour: TypeAlias = Callable[..., Any]
 
 __all__ = [
     "Admission",
+    "Admitted",
     "Behaviour",
     "Handler",
     "InterceptorBase",
@@ -50,6 +52,8 @@ __all__ = [
 Admission: TypeAlias = Principal | AuthError | Pending | None
 """What ``intercept_service`` knows: the caller (cache hit), a refusal, a pending
 verification, or None for a public method."""
+Admitted: TypeAlias = Principal | AuthError | Pending
+"""An :data:`Admission` of a method that is not public."""
 
 
 _FACTORIES: Final = {
@@ -189,9 +193,22 @@ class InterceptorBase:
             are used when it has them.
         policy: Access rules (default ``Policy()``: every method needs a valid token,
             health checking and reflection are public).
+        trusted_certificate_header: Where certificate-bound tokens find the client
+            certificate: None (the default) for the TLS connection, or a header set by
+            a TLS-terminating proxy (see :class:`.binding.CertificateBinding`).
+
+    Raises:
+        ValueError: ``trusted_certificate_header`` is not a header it can read.
     """
 
-    def __init__(self, verifier: object, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        verifier: object,
+        policy: Policy | None = None,
+        *,
+        trusted_certificate_header: str | None = None,
+    ) -> None:
+        self._binding = CertificateBinding(trusted_certificate_header)
         self._policy = policy if policy is not None else Policy()
         self._verifier_object = verifier
         self._lookup: Lookup = getattr(verifier, "lookup", _no_lookup)
@@ -239,20 +256,23 @@ class InterceptorBase:
         except AuthError as err:
             return err
 
-    def _route(
-        self, admission: Principal | Pending | AuthError, handler: Handler | None, method: str
-    ) -> Handler | None:
+    def _route(self, admission: Admitted, handler: Handler | None, method: str) -> Handler | None:
         """The handler to serve an admitted call with (both flavours; the hooks differ).
 
-        Unknown method: UNIMPLEMENTED (None) for a known caller, else the caller's refusal.
+        Unknown method: UNIMPLEMENTED (None) for a known caller, else the caller's refusal
+        (a certificate-bound caller is known once its certificate is checked).
         Known method: the refusal, or the application's handler wrapped to verify a cache
-        miss and bind the caller (same kind, same serializers).
+        miss, check the certificate binding and bind the caller (same kind, same
+        serializers).
 
         Raises:
             PolicyError: Strict mode, and no rule covers this existing method.
         """
         if handler is None:
-            return None if isinstance(admission, Principal) else any_kind(self._unknown(admission))
+            required = self._policy.rule_for(method).certificate_bound
+            if isinstance(admission, Principal) and not self._binding.applies(admission, required):
+                return None
+            return any_kind(self._unknown(admission, required))
         route = self._routes.get(method)
         if route is None or route.handler is not handler:
             route = self._new_route(handler, method)
@@ -261,7 +281,8 @@ class InterceptorBase:
         last_principal, last_handler = route.last
         if admission is last_principal and last_handler is not None:
             return last_handler
-        wrapped = _Handler(handler, route.kind, self._wrap(route.behaviour, handler, admission))
+        behaviour = self._wrap(route.behaviour, handler, admission, route.rule.certificate_bound)
+        wrapped = _Handler(handler, route.kind, behaviour)
         if isinstance(admission, Principal):
             route.last = (admission, wrapped)
         return wrapped
@@ -274,8 +295,9 @@ class InterceptorBase:
         self._routes[method] = route  # bounded: only methods that have a handler get here
         return route
 
-    def _unknown(self, admission: AuthError | Pending) -> Behaviour:
-        """Hook: a behaviour for a method that does not exist."""
+    def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
+        """Hook: a behaviour for a method that does not exist (``required``: its rule
+        asks for certificate-bound tokens)."""
         raise NotImplementedError
 
     def _refusing(self, error: AuthError) -> Behaviour:
@@ -283,7 +305,9 @@ class InterceptorBase:
         raise NotImplementedError
 
     def _wrap(
-        self, behaviour: Behaviour, handler: Handler, admission: Principal | Pending
+        self, behaviour: Behaviour, handler: Handler, admission: Principal | Pending, required: bool
     ) -> Behaviour:
-        """Hook: ``behaviour`` wrapped to finish authentication and bind the caller."""
+        """Hook: ``behaviour`` wrapped to finish authentication (verification, then the
+        certificate binding; ``required``: the method accepts bound tokens only) and bind
+        the caller."""
         raise NotImplementedError

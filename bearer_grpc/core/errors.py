@@ -10,6 +10,8 @@
     │   ├── TokenInvalid          signature, key, claims, audience, issuer or typ wrong
     │   ├── TokenExpired          exp passed (beyond leeway)
     │   ├── TokenRevoked          its jti was revoked
+    │   ├── TokenBindingMismatch  certificate-bound token (RFC 8705) without its
+    │   │                         certificate, or a binding the method requires is missing
     │   ├── InsufficientScope     valid token, scopes not enough
     │   └── VerifierUnavailable   the verification backend cannot answer (fail closed)
     ├── ServiceError              a TokenService request cannot be served
@@ -108,6 +110,20 @@ class TokenRevoked(AuthError):
 
     reason = "TOKEN_REVOKED"
     default_message = "token revoked"
+
+
+class TokenBindingMismatch(AuthError):
+    """The token's sender constraint does not hold for this call.
+
+    Raised when a certificate-bound token (RFC 8705 §3: ``cnf`` with ``x5t#S256``)
+    arrives without the client certificate it is bound to (plaintext, another
+    certificate, another channel); when its ``cnf`` is malformed or names a constraint
+    this server cannot check (``jkt``, DPoP); and when the method requires a bound token
+    and the token is not bound.
+    """
+
+    reason = "TOKEN_BINDING_MISMATCH"
+    default_message = "token bound to another certificate"
 
 
 class InsufficientScope(AuthError):

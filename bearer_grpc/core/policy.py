@@ -1,17 +1,22 @@
-"""Which methods need what: public, a valid token, or a valid token with scopes.
+"""Which methods need what: public, a valid token, or a valid token with scopes; and
+which accept certificate-bound tokens only.
 
 Rules name full gRPC methods (``/pkg.Service/Method``) or whole services
 (``/pkg.Service/*``). The most specific rule wins: a method's own rule over its
 service's, and either over the default, which is "a valid token, no particular scope"
 (deny by default: nothing is public unless named). Health checking and reflection are
 public unless the policy names them itself.
+
+Requiring certificate-bound tokens (``certificate_bound``) is a separate list that adds
+to what the scope rules say: a method needs binding when it or its service is listed,
+and keeps the scopes its own or its service's rule asks for.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bearer_grpc.core.errors import PolicyError
@@ -34,10 +39,14 @@ class Rule:
     Attributes:
         public: No token needed (a token that is sent anyway is not checked).
         scopes: Scopes a valid token must carry (empty: any valid token).
+        certificate_bound: The token must be certificate-bound (RFC 8705: a ``cnf``
+            ``x5t#S256`` claim) to the call's client certificate; an unbound token is
+            refused even when valid.
     """
 
     public: bool = False
     scopes: tuple[str, ...] = ()
+    certificate_bound: bool = False
 
 
 PUBLIC: Final = Rule(public=True)
@@ -50,14 +59,18 @@ class Policy:
     Args:
         public: Methods or ``/pkg.Service/*`` patterns that need no token.
         scopes: Method or pattern → scopes a token must carry.
+        certificate_bound: Methods or ``/pkg.Service/*`` patterns that accept
+            certificate-bound tokens only (RFC 8705); their scopes still apply. Any
+            method refuses a bound token on a call without its certificate; these
+            also refuse unbound tokens.
         strict: When true, :meth:`check_covers` refuses methods no rule names, so a
             server cannot start with a method nobody decided about.
         default_public: Also make health checking and reflection public (unless named in
-            ``public`` or ``scopes`` already). Default true.
+            ``public``, ``scopes`` or ``certificate_bound`` already). Default true.
 
     Raises:
         PolicyError: A pattern is malformed, a scope is invalid, or one pattern is both
-            public and scoped.
+            public and scoped, or both public and certificate-bound.
     """
 
     def __init__(
@@ -65,6 +78,7 @@ class Policy:
         public: Iterable[str] = (),
         scopes: Mapping[str, Iterable[str]] | None = None,
         *,
+        certificate_bound: Iterable[str] = (),
         strict: bool = False,
         default_public: bool = True,
     ) -> None:
@@ -78,6 +92,7 @@ class Policy:
                 rules[pattern] = Rule(scopes=check_scopes(required))
             except ValueError as err:
                 raise PolicyError(f"invalid scope for {pattern}") from err
+        _require_binding(rules, [_check_pattern(pattern) for pattern in certificate_bound])
         if default_public:
             for pattern in DEFAULT_PUBLIC:
                 rules.setdefault(pattern, PUBLIC)
@@ -114,6 +129,27 @@ class Policy:
         missing = sorted(m for m in methods if not self.covers(m))
         if missing:
             raise PolicyError("no policy rule for: " + ", ".join(missing))
+
+
+def _require_binding(rules: dict[str, Rule], patterns: list[str]) -> None:
+    """Mark ``patterns`` certificate-bound in ``rules``, services before methods.
+
+    A service pattern marks the service's rule and every method rule under it (those
+    would otherwise win over it), except methods named public; a method without a rule
+    of its own gets its service's, bound, so its scopes stay what they were.
+    """
+    for pattern in sorted(patterns, key=lambda p: not p.endswith("/*")):
+        if rules.get(pattern) is PUBLIC:
+            raise PolicyError(f"{pattern} is both public and certificate-bound")
+        service = pattern.rpartition("/")[0] + "/"
+        inherited = rules.get(pattern) or rules.get(service + "*", AUTHENTICATED)
+        if inherited.public:  # a method of a public service: now it needs a token
+            inherited = AUTHENTICATED
+        rules[pattern] = replace(inherited, certificate_bound=True)
+        if pattern.endswith("/*"):
+            for name, rule in list(rules.items()):
+                if name.startswith(service) and not rule.public:
+                    rules[name] = replace(rule, certificate_bound=True)
 
 
 def _check_pattern(pattern: str) -> str:

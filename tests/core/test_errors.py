@@ -1,4 +1,4 @@
-"""The error tree: reasons from DESIGN 3.2 and terse public messages."""
+"""The error tree: the ErrorInfo reasons of the wire contract and terse public messages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bearer_grpc.core.errors import (
     BearerGrpcError,
     InsufficientScope,
     ServiceError,
+    TokenBindingMismatch,
     TokenExpired,
     TokenInvalid,
     TokenMalformed,
@@ -18,13 +19,14 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 
-# DESIGN 3.2: the ErrorInfo reason of every auth failure (contract).
+# The ErrorInfo reason of every auth failure: a wire contract (docs/design/errors.md).
 REASONS = {
     TokenMissing: "TOKEN_MISSING",
     TokenMalformed: "TOKEN_MALFORMED",
     TokenInvalid: "TOKEN_INVALID",
     TokenExpired: "TOKEN_EXPIRED",
     TokenRevoked: "TOKEN_REVOKED",
+    TokenBindingMismatch: "TOKEN_BINDING_MISMATCH",
     InsufficientScope: "INSUFFICIENT_SCOPE",
     VerifierUnavailable: "VERIFIER_UNAVAILABLE",
 }

@@ -65,6 +65,7 @@ def test_every_section_has_positive_numbers(quick_run: tuple[str, dict[str, Any]
         assert _positive(m["miss_over_pyjwt"])
     assert _positive(micro["HS256"]["raw_us"], micro["HS256"]["pyjwt_us"])
     assert "miss_us" not in micro["HS256"]  # bearer_grpc refuses symmetric keys
+    assert _positive(micro["interceptor"]["hit_us"], micro["interceptor"]["hit_bound_us"])
 
     for flavour in ("sync", "aio"):
         for variant in ("bare", "naive", "bearer", "bearer_fresh"):
