@@ -30,7 +30,7 @@ COMMANDS: Final = {"serve": "run the TokenService"}
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command with its options (their defaults are the service's own)."""
-    from bearer_grpc.service.server import ServeConfig
+    from bearer_grpc.service.process import ServeConfig
 
     settings, config = ServiceSettings(), ServeConfig()  # the defaults, stated once
     parser = commands.add_parser("serve", help=COMMANDS["serve"])
@@ -109,7 +109,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _serve(args: argparse.Namespace) -> int:
     from bearer_grpc.service import log_format
     from bearer_grpc.service.authority import TokenAuthority
-    from bearer_grpc.service.server import ServeConfig, serve
+    from bearer_grpc.service.process import ServeConfig
+    from bearer_grpc.service.server import serve
 
     log_format.configure(args.log_level)
     settings = ServiceSettings(

@@ -17,10 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 import grpc
@@ -29,7 +26,8 @@ from grpc_reflection.v1alpha import reflection
 
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
-from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
+from bearer_grpc.service.metrics import ServiceMetrics
+from bearer_grpc.service.process import ServeConfig, run_until_signalled
 from bearer_grpc.service.revocations import RevocationNotifier
 from bearer_grpc.service.servicer import SERVICE_NAME, TokenServiceServicer, add_to_server
 from bearer_grpc.store import StoreUnavailable
@@ -40,58 +38,6 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest request message accepted; every TokenService request fits well within it."""
 HOUSEKEEPING_EVERY: Final = 60.0
 """Seconds between prunes of expired revocations, refresh tokens and keys."""
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Where and how to listen.
-
-    Attributes:
-        listen: ``HOST:PORT`` to bind (port 0 picks a free port). Default ``127.0.0.1:50051``.
-        tls_cert: PEM certificate chain for TLS; plaintext when None.
-        tls_key: PEM private key of ``tls_cert``.
-        tls_client_ca: PEM CA bundle; when given, clients must present a certificate it
-            signed (mTLS).
-        grace: Seconds in-flight calls get to finish after SIGTERM. Default 10.
-        metrics_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve Prometheus metrics
-            at ``/metrics``; off when None (the default).
-    """
-
-    listen: str = "127.0.0.1:50051"
-    tls_cert: Path | None = None
-    tls_key: Path | None = field(default=None, repr=False)
-    tls_client_ca: Path | None = None
-    grace: float = 10.0
-    metrics_listen: str | None = None
-
-    def __post_init__(self) -> None:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"--listen must be HOST:PORT with a port of 0-65535: {self.listen!r}")
-        if self.grace < 0:
-            raise ValueError("--grace must not be negative")
-        if self.metrics_listen is not None:
-            parse_listen(self.metrics_listen)
-
-    def credentials(self) -> grpc.ServerCredentials | None:
-        """Server credentials for TLS/mTLS, or None for plaintext.
-
-        Raises:
-            ValueError: Only one of certificate and key given, or a client CA without TLS.
-            OSError: A file cannot be read.
-        """
-        if self.tls_cert is None and self.tls_key is None:
-            if self.tls_client_ca is not None:
-                raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
-            return None
-        if self.tls_cert is None or self.tls_key is None:
-            raise ValueError("--tls-cert and --tls-key go together")
-        ca = self.tls_client_ca.read_bytes() if self.tls_client_ca else None
-        return grpc.ssl_server_credentials(
-            [(self.tls_key.read_bytes(), self.tls_cert.read_bytes())],
-            root_certificates=ca,
-            require_client_auth=ca is not None,
-        )
 
 
 class TokenServer:
@@ -279,11 +225,4 @@ class TokenServer:
 async def serve(authority: TokenAuthority, config: ServeConfig) -> None:
     """Run the TokenService until SIGTERM or SIGINT, then stop gracefully."""
     server = TokenServer(authority, config)
-    await server.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    log.info("shutting down")
-    await server.stop()
+    await run_until_signalled(server.start, server.stop)
