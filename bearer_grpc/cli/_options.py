@@ -30,7 +30,13 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
-def option(parser: argparse.ArgumentParser, flag: str, *, help: str, **kwargs: Any) -> None:
+def option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    *,
+    help: str,
+    **kwargs: Any,
+) -> None:
     """Add ``flag`` whose default comes from its environment variable, then ``default``."""
     name = env_name(flag)
     shown = kwargs.pop("default", None)  # never the environment's value: it may be secret
