@@ -74,7 +74,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise PolicyError(_syntax_error(source, str(err))) from err
+        raise PolicyError(_syntax_error(source, str(err), text)) from err
     where = _Locator(text, source)
     arguments: dict[str, Any] = {}
     for key, value in document.items():
@@ -89,10 +89,14 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(where.value(_culprit(arguments), err.message)) from err
 
 
-def _syntax_error(source: str, message: str) -> str:
+def _syntax_error(source: str, message: str, text: str) -> str:
+    """tomllib's message, its position moved to the front (the end of the document is
+    its last line)."""
     match = _POSITION.search(message)
-    if match is None or match.group(1) is None:
+    if match is None:
         return f"{source}: {message}"
+    if match.group(1) is None:
+        return f"{source}, line {max(1, len(text.splitlines()))}: {message[: match.start()]}"
     line, column = match.group(1), match.group(2)
     return f"{source}, line {line}: {message[: match.start()]} (column {column})"
 
