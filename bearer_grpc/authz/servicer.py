@@ -20,6 +20,7 @@ the last callers seen (a cache hit of the verifier returns the same ``Principal`
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any, Final
 
 import grpc
@@ -34,7 +35,15 @@ from bearer_grpc._verifier.protocol_aio import SupportsVerify
 from bearer_grpc._verifier.routes import IssuerRoutes
 from bearer_grpc.authz.metrics import AuthzMetrics
 from bearer_grpc.core.errors import AuthError, InsufficientScope
-from bearer_grpc.core.ext_authz import Allow, Deny, PendingCheck, decide, header_value, is_grpc
+from bearer_grpc.core.ext_authz import (
+    Allow,
+    Deny,
+    PendingCheck,
+    decide,
+    header_value,
+    headers_of,
+    is_grpc,
+)
 from bearer_grpc.core.policy import Policy
 from bearer_grpc.core.tokens import Principal
 
@@ -83,11 +92,12 @@ class AuthorizationServicer:
         """Decide whether Envoy forwards one request."""
         http = request.attributes.request.http
         raw = http.header_map.headers
-        if raw:
+        headers: Sequence[tuple[str, str]]
+        if raw:  # Envoy's encode_raw_headers: every entry apart, values as bytes
             headers = [(h.key, h.value or h.raw_value.decode("latin-1")) for h in raw]
             content_type = next((v for k, v in headers if k == "content-type"), "")
         else:
-            headers = list(http.headers.items())
+            headers = headers_of(http.headers)
             content_type = http.headers.get("content-type", "")
         answer = decide(
             self._policy,
@@ -110,9 +120,10 @@ class AuthorizationServicer:
 
     def _allowance(self, answer: Allow) -> pb.CheckResponse:
         principal = answer.principal
-        if principal is None and not answer.remove:
-            return _PUBLIC
-        if principal is not None and not answer.remove:
+        reusable = not answer.strays
+        if reusable:
+            if principal is None:
+                return _PUBLIC
             kept = self._allowed.get(id(principal))
             if kept is not None and kept[0] is principal:
                 return kept[1]
@@ -128,7 +139,7 @@ class AuthorizationServicer:
                 headers_to_remove=answer.remove,
             ),
         )
-        if principal is not None and not answer.remove:
+        if reusable and principal is not None:
             if len(self._allowed) >= MAX_KEPT_ANSWERS:
                 self._allowed.clear()
             self._allowed[id(principal)] = (principal, response)

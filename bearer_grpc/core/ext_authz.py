@@ -25,8 +25,9 @@ and ``merge_slashes`` prevent such paths from reaching ``Check`` at all.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from bearer_grpc.core.admission import Lookup, Pending, admit
 from bearer_grpc.core.errors import AuthError, BearerGrpcError, Forbidden
 from bearer_grpc.core.policy import Policy
 from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.wire import AUTHORIZATION
 
 SUBJECT_HEADER: Final = "x-bearer-subject"
 """The caller's ``sub``."""
@@ -61,14 +63,25 @@ class Allow:
     """Forward the request.
 
     Attributes:
-        headers: Headers to set on the request, replacing any the caller sent.
-        remove: Headers the caller sent to remove (``x-bearer-*`` not in ``headers``).
         principal: The verified caller; None for a public method.
+        strays: ``x-bearer-*`` headers the caller sent.
     """
 
-    headers: tuple[tuple[str, str], ...] = ()
-    remove: tuple[str, ...] = ()
     principal: Principal | None = None
+    strays: tuple[str, ...] = ()
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers to set on the request, replacing any the caller sent: the caller's
+        identity (none for a public method)."""
+        return identity_headers(self.principal) if self.principal is not None else ()
+
+    @property
+    def remove(self) -> tuple[str, ...]:
+        """Headers the caller sent to remove: its ``x-bearer-*`` not in :attr:`headers`
+        (Envoy applies the headers it sets before those it removes)."""
+        names = {name for name, _ in self.headers}
+        return tuple(key for key in self.strays if key not in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +135,7 @@ class PendingCheck:
             principal = self._admission.finish(verified)
         except AuthError as err:
             return Deny(err, self.grpc)
-        return allow(principal, self.strays) if self.covered else Deny(Forbidden(), self.grpc)
+        return Allow(principal, self.strays) if self.covered else Deny(Forbidden(), self.grpc)
 
 
 def is_grpc(content_type: str) -> bool:
@@ -130,9 +143,10 @@ def is_grpc(content_type: str) -> bool:
     return content_type.startswith("application/grpc")
 
 
+@functools.lru_cache(maxsize=4096)
 def method_of(path: str) -> str | None:
     """The method (gRPC) or route (plain HTTP) a request path names, without its query;
-    None when the path is not in normal form."""
+    None when the path is not in normal form. Memoised (bounded): paths repeat."""
     end = len(path)
     for mark in "?#":
         found = path.find(mark)
@@ -158,7 +172,8 @@ def decide(
     Args:
         policy: The access rules.
         path: The request's ``:path``.
-        headers: The request's headers.
+        headers: The request's headers (at least ``authorization`` and every
+            ``x-bearer-*`` one: :func:`headers_of`; others are not read).
         lookup: The verifier's fast path (a cache of verified tokens).
         grpc: Whether the request is a gRPC call (:func:`is_grpc`).
         shortcut: As for :func:`~bearer_grpc.core.admission.admit`: only for a lookup
@@ -173,7 +188,7 @@ def decide(
         return Deny(Forbidden(), grpc)
     rule = policy.rule_for(method)
     if rule.public:
-        return Allow((), strays, None)
+        return Allow(None, strays)
     covered = not policy.strict or policy.covers(method)
     try:
         admission = admit(rule, headers, lookup, shortcut=shortcut)
@@ -181,16 +196,11 @@ def decide(
         return Deny(err, grpc)
     if isinstance(admission, Pending):
         return PendingCheck(admission, strays, grpc, covered)
-    return allow(admission, strays) if covered else Deny(Forbidden(), grpc)
+    return Allow(admission, strays) if covered else Deny(Forbidden(), grpc)
 
 
-def allow(principal: Principal, strays: tuple[str, ...] = ()) -> Allow:
-    """Forward the request of ``principal``, its identity in the ``x-bearer-*`` headers.
-
-    Args:
-        principal: The verified caller.
-        strays: ``x-bearer-*`` headers the caller sent (each is replaced or removed).
-    """
+def identity_headers(principal: Principal) -> tuple[tuple[str, str], ...]:
+    """The ``x-bearer-*`` headers that tell the service who ``principal`` is."""
     headers = [
         (SUBJECT_HEADER, header_value(principal.subject)),
         (SCOPES_HEADER, header_value(" ".join(sorted(principal.scopes)))),
@@ -199,8 +209,18 @@ def allow(principal: Principal, strays: tuple[str, ...] = ()) -> Allow:
         headers.append((CLIENT_ID_HEADER, header_value(principal.client_id)))
     if principal.token_id:
         headers.append((TOKEN_ID_HEADER, header_value(principal.token_id)))
-    names = {name for name, _ in headers}
-    return Allow(tuple(headers), tuple(key for key in strays if key not in names), principal)
+    return tuple(headers)
+
+
+def headers_of(header_map: Mapping[str, str]) -> Headers:
+    """The headers the rules read, from Envoy's map of request headers: the
+    ``authorization`` entry (Envoy joins repeated headers with a comma, so two are one
+    malformed value) and every ``x-bearer-*`` name."""
+    found = [(key, "") for key in header_map if key.startswith(IDENTITY_PREFIX)]
+    value = header_map.get(AUTHORIZATION)
+    if value is not None:
+        found.append((AUTHORIZATION, value))
+    return found
 
 
 def header_value(text: str) -> str:

@@ -10,6 +10,8 @@ quotes medians, ratios taken per round then medianed):
   memory      bytes per cached token; the cache bound holds
   issuers     another identity provider's token: cache hit, miss / PyJWT, and from
               Verifier.from_issuer(...) to its first verified call (local JWKS server)
+  mesh        one Envoy: bare, jwt_authn, ext_authz -> bearer-grpc authz; Check next to a
+              bare echo on one server; one check in process (cache hit + policy)
 
 Everything runs on loopback. PostgreSQL parts run with --pg-dsn (default: the
 BEARER_GRPC_TEST_PG_DSN environment variable), each on a fresh schema dropped afterwards.
@@ -36,9 +38,9 @@ import cryptography
 import grpc
 import jwt
 
-from benchkit import chart, echo, issuers, memory, micro, report, revocation, service
+from benchkit import chart, echo, issuers, memory, mesh, micro, report, revocation, service
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "mesh")
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -151,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "revocation": lambda: revocation.run(settings, args.pg_dsn, progress),
         "memory": lambda: memory.run(settings, progress),
         "issuers": lambda: issuers.run(settings),
+        "mesh": lambda: mesh.run(settings, progress),
     }
     timings = {}
     for name in args.only:

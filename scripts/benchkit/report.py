@@ -190,6 +190,44 @@ def _issuers(section: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _mesh(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name in ("bare", "jwt_authn", "authz"):
+        entry = section["envoy"][name]
+        text = (
+            f"{entry['calls_per_s']:,.0f}/s, p50 {entry['p50_ms']:.2f} / "
+            f"p99 {entry['p99_ms']:.2f} ms"
+        )
+        if name != "bare":
+            text += (
+                f", {entry['ratio_to_bare']:.2f}x bare, adds p50 {entry['added_p50_ms']:+.2f} / "
+                f"p99 {entry['added_p99_ms']:+.2f} ms"
+            )
+        rows.append(Row("mesh", entry["label"], text))
+    c = section["check_vs_echo"]
+    rows.append(
+        Row(
+            "mesh",
+            "Check (cache hit) / bare echo, one aio server, same request bytes",
+            f"{c['check_calls_per_s']:,.0f} / {c['echo_calls_per_s']:,.0f} calls/s = "
+            f"{c['ratio']:.2f}x",
+            ">= 0.80x",
+            _check(c["ratio"], lambda r: r >= 0.80),
+        )
+    )
+    p = section["in_process"]
+    rows.append(
+        Row(
+            "mesh",
+            "one Check in process (parsed request, cache hit + policy, response built)",
+            f"{p['check_us']:.1f} µs (p90 {p['check_us_p90']:.1f})",
+            "< 20 µs",
+            _check(p["check_us"], lambda v: v < 20),
+        )
+    )
+    return rows
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
@@ -197,6 +235,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "revocation": _revocation,
     "memory": _memory,
     "issuers": _issuers,
+    "mesh": _mesh,
 }
 
 

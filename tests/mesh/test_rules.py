@@ -16,9 +16,9 @@ from bearer_grpc.core.ext_authz import (
     Allow,
     Deny,
     PendingCheck,
-    allow,
     decide,
     header_value,
+    headers_of,
     is_grpc,
     method_of,
 )
@@ -78,7 +78,10 @@ def test_grpc_is_told_by_content_type() -> None:
 def test_a_public_method_is_allowed_and_loses_every_identity_header() -> None:
     spoofed = (("x-bearer-subject", "admin"), ("x-bearer-anything", "1"), ("x-bearer-subject", "2"))
     answer = decide(POLICY, "/pub.Svc/M", headers(None, *spoofed), lambda t: None, grpc=True)
-    assert answer == Allow((), ("x-bearer-subject", "x-bearer-anything"), None)
+    assert answer == Allow(None, ("x-bearer-subject", "x-bearer-anything"))
+    assert isinstance(answer, Allow)
+    assert answer.headers == ()
+    assert answer.remove == ("x-bearer-subject", "x-bearer-anything")
 
 
 def test_a_path_not_in_normal_form_is_refused_even_for_public_methods(issuer: TestIssuer) -> None:
@@ -176,10 +179,10 @@ def test_a_strict_policy_refuses_unnamed_methods_after_authentication(issuer: Te
 def test_the_identity_headers_replace_or_remove_every_spoofed_one() -> None:
     principal = Principal(subject="svc", scopes=frozenset({"b", "a"}))
     strays = ("x-bearer-subject", "x-bearer-client-id", "x-bearer-token-id", "x-bearer-role")
-    answer = allow(principal, strays)
+    answer = Allow(principal, strays)
     assert answer.headers == (("x-bearer-subject", "svc"), ("x-bearer-scopes", "a b"))
     assert answer.remove == ("x-bearer-client-id", "x-bearer-token-id", "x-bearer-role")
-    full = allow(Principal(subject="s", client_id="c", token_id="j"), strays)
+    full = Allow(Principal(subject="s", client_id="c", token_id="j"), strays)
     assert dict(full.headers) == {
         "x-bearer-subject": "s",
         "x-bearer-scopes": "",
@@ -193,3 +196,21 @@ def test_header_values_are_printable_ascii() -> None:
     assert header_value("svc-1@example.com") == "svc-1@example.com"
     assert header_value("José 100%") == "Jos%C3%A9 100%25"
     assert header_value("a\r\nx-bearer-subject: admin") == "a%0D%0Ax-bearer-subject: admin"
+
+
+def test_the_header_map_gives_authorization_and_every_identity_name() -> None:
+    found = headers_of(
+        {
+            ":path": "/a.B/C",
+            "authorization": "Bearer a,Bearer b",
+            "x-bearer-subject": "admin",
+            "x-bearer-role": "root",
+            "x-other": "1",
+        }
+    )
+    assert sorted(found) == [
+        ("authorization", "Bearer a,Bearer b"),
+        ("x-bearer-role", ""),
+        ("x-bearer-subject", ""),
+    ]
+    assert headers_of({}) == []
