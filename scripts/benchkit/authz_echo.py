@@ -3,8 +3,10 @@ subprocess: ``python -m benchkit.authz_echo``.
 
 Reads one JSON config line on stdin (``jwks``, ``issuer``, ``audience``), serves
 ``envoy.service.auth.v3.Authorization/Check`` (the product's servicer, verifier
-``from_jwks``, default policy) and ``/bench.Echo/Echo`` on one port, prints ``TARGET
-host:port`` and serves until stdin is closed.
+``from_jwks``, default policy), ``/bench.Echo/Echo`` (bytes back as they came) and
+``/bench.Echo/EchoMessage`` (the request parsed as a ``CheckRequest`` and sent back,
+serialized again: the same protobuf work a Check does on its way in) on one port, prints
+``TARGET host:port`` and serves until stdin is closed.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from typing import Any
 import grpc
 import grpc.aio
 from envoy.service.auth.v3 import external_auth_pb2_grpc
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 import bearer_grpc.aio
 from bearer_grpc.authz.servicer import AuthorizationServicer
 from benchkit.echo_server import SERVICE
 
 
-async def _echo(request: bytes, context: Any) -> bytes:
+async def _echo(request: Any, context: Any) -> Any:
     return request
 
 
@@ -40,7 +43,15 @@ async def main(config: dict[str, Any]) -> None:
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
-                SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+                SERVICE,
+                {
+                    "Echo": grpc.unary_unary_rpc_method_handler(_echo),
+                    "EchoMessage": grpc.unary_unary_rpc_method_handler(
+                        _echo,
+                        request_deserializer=CheckRequest.FromString,
+                        response_serializer=CheckRequest.SerializeToString,
+                    ),
+                },
             )
         ]
     )

@@ -12,7 +12,9 @@
    the medians of p50 and of p99.
 2. **Check vs echo.** The product's Check servicer and a bare echo on one ``grpc.aio``
    server (``benchkit.authz_echo``); Check gets a realistic ``CheckRequest`` (a gRPC
-   call's headers and a cached token), the echo the same bytes.
+   call's headers and a cached token), the echoes the same bytes: one sends them back
+   untouched, one parses them as a ``CheckRequest`` and serializes it back (the target
+   compares Check with that one: the protobuf work is gRPC's, the rest is ``authz``'s).
 3. **One check in process.** The servicer's ``Check`` coroutine on an already parsed
    request, a cache hit plus a policy lookup, without gRPC: what ``authz`` adds in Python
    beyond the gRPC machinery.
@@ -56,8 +58,10 @@ LABELS = {
     "authz": "Envoy ext_authz -> bearer-grpc authz",
 }
 CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
+ECHO_MESSAGE = "/bench.Echo/EchoMessage"
 PAYLOAD = b"\n\x05hello"
 START_TIMEOUT = 30.0
+MESH_CONCURRENCY = 16
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 
 
@@ -188,15 +192,23 @@ def _header(token: str) -> Any:
 
 
 async def _rounds(
-    loads: dict[str, Load], settings: dict[str, Any], progress: bool, what: str
+    loads: dict[str, Load],
+    settings: dict[str, Any],
+    progress: bool,
+    what: str,
+    *,
+    concurrency: int,
+    refusals_allowed: bool = False,
 ) -> dict[str, list[Window]]:
     results: dict[str, list[Window]] = {name: [] for name in loads}
     for index in range(settings["rounds"]):
         for name in round_order(list(loads), index):
             window = await measure(
-                loads[name], settings["concurrency"], settings["warmup"], settings["seconds"]
+                loads[name], concurrency, settings["warmup"], settings["seconds"]
             )
-            results[name].append(checked(f"{what}/{name}", window))
+            if not refusals_allowed or not window.calls:
+                window = checked(f"{what}/{name}", window)
+            results[name].append(window)
             if progress:
                 print(
                     f"  {what} round {index + 1}/{settings['rounds']} {name:<10} "
@@ -244,7 +256,12 @@ async def through_envoy(settings: dict[str, Any], progress: bool) -> dict[str, A
         }
         for name in ("jwt_authn", "authz"):
             _refused_without_token(loads[name].target)
-        results = await _rounds(loads, settings, progress, "mesh")
+        # Fewer calls in flight than elsewhere: four processes share the machine here, and
+        # a check queued past Envoy's 0.5 s timeout is refused (counted, not hidden).
+        concurrency = min(settings["concurrency"], MESH_CONCURRENCY)
+        results = await _rounds(
+            loads, settings, progress, "mesh", concurrency=concurrency, refusals_allowed=True
+        )
     bare = results["bare"]
     section: dict[str, Any] = {}
     for name, windows in results.items():
@@ -255,6 +272,8 @@ async def through_envoy(settings: dict[str, Any], progress: bool) -> dict[str, A
             "p50_ms": median(w.p50_ms for w in windows),
             "p99_ms": median(w.p99_ms for w in windows),
             "envoy_cpu_us": median(w.server_cpu_us for w in windows if w.server_cpu_us),
+            "refused": sum(w.errors for w in windows),
+            "concurrency": concurrency,
             "rounds": [asdict(w) for w in windows],
         }
         if name != "bare":
@@ -277,6 +296,7 @@ async def check_vs_echo(settings: dict[str, Any], progress: bool) -> dict[str, A
         pid = server.proc.pid
         loads = {
             "echo": Load(server.target, ECHO_METHOD, request, lambda _i: None, pid),
+            "echo_message": Load(server.target, ECHO_MESSAGE, request, lambda _i: None, pid),
             "check": Load(server.target, CHECK_METHOD, request, lambda _i: None, pid),
         }
         answer = authz_pb.CheckResponse.FromString(
@@ -284,12 +304,16 @@ async def check_vs_echo(settings: dict[str, Any], progress: bool) -> dict[str, A
         )
         if answer.status.code != 0:
             raise SystemExit(f"mesh: Check refused the bench token: {answer.status}")
-        results = await _rounds(loads, settings, progress, "check")
+        results = await _rounds(
+            loads, settings, progress, "check", concurrency=settings["concurrency"]
+        )
     rates = {name: [w.calls_per_s for w in windows] for name, windows in results.items()}
     return {
         "echo_calls_per_s": median(rates["echo"]),
+        "echo_message_calls_per_s": median(rates["echo_message"]),
         "check_calls_per_s": median(rates["check"]),
-        "ratio": median(ratios(rates["check"], rates["echo"])),
+        "ratio": median(ratios(rates["check"], rates["echo_message"])),
+        "ratio_to_bytes_echo": median(ratios(rates["check"], rates["echo"])),
         "request_bytes": len(request),
         "server_cpu_us": {
             name: median(w.server_cpu_us for w in windows if w.server_cpu_us)
