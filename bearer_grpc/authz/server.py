@@ -21,12 +21,10 @@ from bearer_grpc._verifier.protocol_aio import SupportsVerify
 from bearer_grpc.authz.metrics import AuthzMetrics
 from bearer_grpc.authz.servicer import SERVICE_NAME, AuthorizationServicer
 from bearer_grpc.core.policy import Policy
-from bearer_grpc.service.process import ServeConfig, run_until_signalled
+from bearer_grpc.service.process import ServeConfig, bind, run_until_signalled
 
 log = logging.getLogger("bearer_grpc.authz")
 
-DEFAULT_LISTEN: Final = "127.0.0.1:9191"
-"""Where ``bearer-grpc authz`` listens unless told otherwise."""
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 """Largest ``CheckRequest`` accepted: Envoy's request headers are at most 60 KiB by
 default, and the documented configuration sends no body."""
@@ -80,20 +78,8 @@ class AuthzServer:
         )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        credentials = self.config.credentials()
-        try:
-            if credentials is None:
-                self.port = server.add_insecure_port(self.config.listen)
-            else:
-                self.port = server.add_secure_port(self.config.listen, credentials)
-        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
-            raise ValueError(f"cannot listen on {self.config.listen}") from err
-        if self.config.metrics_listen is not None:
-            self.metrics_port = self.metrics.start_http(self.config.metrics_listen)
-            log.info(
-                "metrics listening",
-                extra={"listen": self.config.metrics_listen, "port": self.metrics_port},
-            )
+        self.port = bind(server, self.config)
+        self.metrics_port = self.metrics.serve(self.config)
         await server.start()
         self._server = server
         for service in ("", SERVICE_NAME):

@@ -22,7 +22,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bearer_grpc.cli._options import option, read_secret
+from bearer_grpc.cli._options import add_server_options, option, read_secret, server_config
 
 if TYPE_CHECKING:
     from bearer_grpc._verifier.verifier_aio import Verifier
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 COMMANDS: Final = {"authz": "run Envoy's external authorization server (ext_authz)"}
 """The command this module adds, with its one-line help."""
 
+DEFAULT_LISTEN: Final = "127.0.0.1:9191"
+DEFAULT_GRACE: Final = 5.0
 DEFAULT_TOKEN_SERVICE: Final = "127.0.0.1:50051"  # noqa: S105 (an address)
 PROFILES: Final = ("rfc9068", "keycloak", "okta", "entra", "auth0")
 
@@ -37,7 +39,7 @@ PROFILES: Final = ("rfc9068", "keycloak", "okta", "entra", "auth0")
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``authz`` command with its options."""
     parser = commands.add_parser("authz", help=COMMANDS["authz"])
-    option(parser, "--listen", default="127.0.0.1:9191", help="address to bind, HOST:PORT")
+    add_server_options(parser, listen=DEFAULT_LISTEN, grace=DEFAULT_GRACE)
     option(
         parser,
         "--policy",
@@ -76,30 +78,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="RFC 7662 endpoint (secret: BEARER_GRPC_CLIENT_SECRET or stdin)",
     )
     option(source, "--client-id", help="client id for --introspection-url")
-    option(parser, "--tls-cert", type=Path, help="PEM certificate chain (serve Check over TLS)")
-    option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
-    option(
-        parser,
-        "--tls-client-ca",
-        type=Path,
-        help="PEM CA bundle; Envoy must present a cert it signed (mTLS)",
-    )
-    option(
-        parser, "--grace", type=float, default=5.0, help="seconds in-flight checks get on SIGTERM"
-    )
-    option(
-        parser,
-        "--metrics-listen",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics "
-        "(:PORT for loopback); no authentication; off unless given",
-    )
-    option(
-        parser,
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level",
-    )
     parser.set_defaults(run=_authz)
 
 
@@ -107,18 +85,9 @@ def _authz(args: argparse.Namespace) -> int:
     from bearer_grpc.authz.server import serve_authz
     from bearer_grpc.core.policy import Policy
     from bearer_grpc.service import log_format
-    from bearer_grpc.service.process import ServeConfig
 
     log_format.configure(args.log_level)
-    config = ServeConfig(
-        listen=args.listen,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        grace=args.grace,
-        metrics_listen=args.metrics_listen,
-    )
-    config.credentials()  # fail on bad TLS options before anything starts
+    config = server_config(args)
     policy = Policy.from_file(args.policy) if args.policy is not None else Policy()
     asyncio.run(serve_authz(verifier(args), policy, config))
     return 0

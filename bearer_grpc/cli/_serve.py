@@ -8,16 +8,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 from typing import Final
 
 from bearer_grpc.cli._options import (
+    add_server_options,
     add_store_options,
     duration,
     is_postgres_url,
     key_encryption_key,
     open_configured_store,
     option,
+    server_config,
 )
 from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.settings import ServiceSettings
@@ -34,16 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     settings, config = ServiceSettings(), ServeConfig()  # the defaults, stated once
     parser = commands.add_parser("serve", help=COMMANDS["serve"])
-    option(parser, "--listen", default=config.listen, help="address to bind, HOST:PORT")
+    add_server_options(parser, listen=config.listen, grace=config.grace)
     add_store_options(parser)
-    option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
-    option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
-    option(
-        parser,
-        "--tls-client-ca",
-        type=Path,
-        help="PEM CA bundle; clients must present a cert it signed (mTLS)",
-    )
     option(parser, "--issuer", default=settings.issuer, help="iss of issued tokens")
     option(
         parser,
@@ -71,13 +64,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
-        "--grace",
-        type=float,
-        default=config.grace,
-        help="seconds in-flight calls get on SIGTERM",
-    )
-    option(
-        parser,
         "--sync-interval",
         type=float,
         default=settings.sync_interval,
@@ -90,26 +76,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="stage a new signing key whenever the newest is this old (30d, 12h, 90s...); "
         "every replica checks, one of them stages it; off unless given",
     )
-    option(
-        parser,
-        "--metrics-listen",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
-        "no authentication: keep it on loopback or a private network; off unless given",
-    )
-    option(
-        parser,
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level",
-    )
     parser.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from bearer_grpc.service import log_format
     from bearer_grpc.service.authority import TokenAuthority
-    from bearer_grpc.service.process import ServeConfig
     from bearer_grpc.service.server import serve
 
     log_format.configure(args.log_level)
@@ -122,15 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         sync_interval=args.sync_interval,
         rotate_keys_every=args.rotate_keys_every or 0,
     )
-    config = ServeConfig(
-        listen=args.listen,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        grace=args.grace,
-        metrics_listen=args.metrics_listen,
-    )
-    config.credentials()  # fail on bad TLS options before touching the store
+    config = server_config(args)  # fails on bad TLS options before touching the store
     kek = key_encryption_key(args)
     store = open_configured_store(args)
     if kek is None and is_postgres_url(args.store):

@@ -2,6 +2,7 @@
 
 - :class:`ServeConfig`: where and how to listen (address, TLS, grace on SIGTERM, the
   metrics address), with every default documented.
+- :func:`bind`: the server's port, plaintext or TLS as configured.
 - :class:`MetricsEndpoint`: a Prometheus registry of its own and the HTTP endpoint that
   serves it at ``/metrics``.
 - :func:`run_until_signalled`: start, wait for SIGTERM or SIGINT, stop gracefully.
@@ -77,6 +78,22 @@ class ServeConfig:
         )
 
 
+def bind(server: grpc.aio.Server, config: ServeConfig) -> int:
+    """Add ``config.listen`` to ``server`` (TLS when configured); the bound port.
+
+    Raises:
+        ValueError: The address cannot be bound, or bad TLS options.
+        OSError: A TLS file cannot be read.
+    """
+    credentials = config.credentials()
+    try:
+        if credentials is None:
+            return server.add_insecure_port(config.listen)
+        return server.add_secure_port(config.listen, credentials)
+    except RuntimeError as err:  # grpc's way of saying the address cannot be bound
+        raise ValueError(f"cannot listen on {config.listen}") from err
+
+
 class MetricsEndpoint:
     """A registry of its own (never the global one, so several servers, and tests, can
     live in one process) and, optionally, the HTTP endpoint serving it.
@@ -92,6 +109,18 @@ class MetricsEndpoint:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(http={'on' if self._http else 'off'})"
+
+    def serve(self, config: ServeConfig) -> int:
+        """Serve ``/metrics`` at ``config.metrics_listen`` (logged); the port, 0 when off.
+
+        Raises:
+            ValueError: The address cannot be bound.
+        """
+        if config.metrics_listen is None:
+            return 0
+        port = self.start_http(config.metrics_listen)
+        log.info("metrics listening", extra={"listen": config.metrics_listen, "port": port})
+        return port
 
     def start_http(self, listen: str) -> int:
         """Serve ``/metrics`` over HTTP on a daemon thread.

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.metrics import ServiceMetrics
-from bearer_grpc.service.process import ServeConfig, run_until_signalled
+from bearer_grpc.service.process import ServeConfig, bind, run_until_signalled
 from bearer_grpc.service.revocations import RevocationNotifier
 from bearer_grpc.service.servicer import SERVICE_NAME, TokenServiceServicer, add_to_server
 from bearer_grpc.store import StoreUnavailable
@@ -99,20 +99,8 @@ class TokenServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        credentials = self.config.credentials()
-        try:
-            if credentials is None:
-                self.port = server.add_insecure_port(self.config.listen)
-            else:
-                self.port = server.add_secure_port(self.config.listen, credentials)
-        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
-            raise ValueError(f"cannot listen on {self.config.listen}") from err
-        if self.config.metrics_listen is not None:
-            self.metrics_port = self.metrics.start_http(self.config.metrics_listen)
-            log.info(
-                "metrics listening",
-                extra={"listen": self.config.metrics_listen, "port": self.metrics_port},
-            )
+        self.port = bind(server, self.config)
+        self.metrics_port = self.metrics.serve(self.config)
         await server.start()
         self._server = server
         await self._set_serving(True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,43 +106,49 @@ def test_a_revoked_token_is_refused_through_envoy_within_a_second(
         assert set(caller.refusals) == {("bearer-grpc", "TOKEN_REVOKED")}, caller.refusals
 
 
-def test_calls_are_refused_while_authz_is_down_and_pass_when_it_is_back(
-    tmp_path: Path, token_service: RunningService, echo_port: int, tokens: Tokens
-) -> None:
-    token = tokens.issue()
+@pytest.fixture
+def own(
+    tmp_path: Path, token_service: RunningService, echo_port: int
+) -> Iterator[tuple[Stack, grpc.Channel]]:
+    """A stack of this test's own (it will be killed or paused), and a channel to it."""
     with (
         stack(tmp_path, token_service, echo_port) as running,
         grpc.insecure_channel(running.target) as channel,
     ):
-        assert call(channel, token) == grpc.StatusCode.OK
-        running.authz.kill()
-        for _ in range(20):
-            assert call(channel, token) == grpc.StatusCode.UNAVAILABLE
-        public = node_calls(running.target, ("Health",))["Health"]
-        assert public["status"] == "UNAVAILABLE", public  # even public methods: Envoy cannot ask
-        running.authz.restart()
-        wait_until(lambda: call(channel, token) == grpc.StatusCode.OK, timeout=15)
-        assert call(channel, None) == grpc.StatusCode.UNAUTHENTICATED
+        yield running, channel
+
+
+def test_calls_are_refused_while_authz_is_down_and_pass_when_it_is_back(
+    own: tuple[Stack, grpc.Channel], tokens: Tokens
+) -> None:
+    running, channel = own
+    token = tokens.issue()
+    assert call(channel, token) == grpc.StatusCode.OK
+    running.authz.kill()
+    for _ in range(20):
+        assert call(channel, token) == grpc.StatusCode.UNAVAILABLE
+    public = node_calls(running.target, ("Health",))["Health"]
+    assert public["status"] == "UNAVAILABLE", public  # even public methods: Envoy cannot ask
+    running.authz.restart()
+    wait_until(lambda: call(channel, token) == grpc.StatusCode.OK, timeout=15)
+    assert call(channel, None) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_calls_are_refused_while_authz_is_slow_and_pass_when_it_answers_again(
-    tmp_path: Path, token_service: RunningService, echo_port: int, tokens: Tokens
+    own: tuple[Stack, grpc.Channel], tokens: Tokens
 ) -> None:
+    running, channel = own
     token = tokens.issue()
-    with (
-        stack(tmp_path, token_service, echo_port) as running,
-        grpc.insecure_channel(running.target) as channel,
-    ):
-        assert call(channel, token) == grpc.StatusCode.OK
-        running.authz.pause()
-        try:
-            for _ in range(3):
-                started = time.monotonic()
-                assert call(channel, token) == grpc.StatusCode.UNAVAILABLE
-                assert time.monotonic() - started < 2.0  # Envoy's check timeout is 0.5 s
-        finally:
-            running.authz.resume()
-        wait_until(lambda: call(channel, token) == grpc.StatusCode.OK, timeout=15)
+    assert call(channel, token) == grpc.StatusCode.OK
+    running.authz.pause()
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            assert call(channel, token) == grpc.StatusCode.UNAVAILABLE
+            assert time.monotonic() - started < 2.0  # Envoy's check timeout is 0.5 s
+    finally:
+        running.authz.resume()
+    wait_until(lambda: call(channel, token) == grpc.StatusCode.OK, timeout=15)
 
 
 def test_health_checks_need_a_token_when_the_policy_says_so(
