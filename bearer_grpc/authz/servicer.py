@@ -50,7 +50,8 @@ from bearer_grpc.core.tokens import Principal
 SERVICE_NAME: Final = pb.DESCRIPTOR.services_by_name["Authorization"].full_name
 """``envoy.service.auth.v3.Authorization``."""
 MAX_KEPT_ANSWERS: Final = 4096
-"""Most answers to verified callers kept for reuse; the set starts over when full."""
+"""Most answers kept for reuse (to verified callers; refusals); each set starts over when
+full."""
 
 _OVERWRITE: Final = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _OK: Final = status_pb2.Status(code=0)
@@ -151,6 +152,8 @@ class AuthorizationServicer:
         key = (type(error), error.message, scopes, answer.grpc)
         response = self._denied.get(key)
         if response is None:
+            if len(self._denied) >= MAX_KEPT_ANSWERS:  # a verifier's own messages may vary
+                self._denied.clear()
             response = self._denied[key] = denied_response(answer)
         return response
 

@@ -10,8 +10,8 @@ quotes medians, ratios taken per round then medianed):
   memory      bytes per cached token; the cache bound holds
   issuers     another identity provider's token: cache hit, miss / PyJWT, and from
               Verifier.from_issuer(...) to its first verified call (local JWKS server)
-  mesh        one Envoy: bare, jwt_authn, ext_authz -> bearer-grpc authz; Check next to a
-              bare echo on one server; one check in process (cache hit + policy)
+  mesh        (only with --only mesh) one Envoy: bare, jwt_authn, ext_authz -> bearer-grpc
+              authz; Check next to a bare echo on one server; one check in process
 
 Everything runs on loopback. PostgreSQL parts run with --pg-dsn (default: the
 BEARER_GRPC_TEST_PG_DSN environment variable), each on a fresh schema dropped afterwards.
@@ -40,7 +40,9 @@ import jwt
 
 from benchkit import chart, echo, issuers, memory, mesh, micro, report, revocation, service
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "mesh")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers")
+ON_REQUEST = ("mesh",)
+"""Sections run only when ``--only`` names them: mesh needs Envoy and takes 2 minutes."""
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -74,10 +76,10 @@ QUICK: dict[str, Any] = {
 
 def _sections(text: str) -> tuple[str, ...]:
     chosen = {item.strip() for item in text.split(",") if item.strip()}
-    unknown = chosen - set(SECTIONS)
+    unknown = chosen - set(SECTIONS + ON_REQUEST)
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(SECTIONS)}")
-    return tuple(name for name in SECTIONS if name in chosen)
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SECTIONS + ON_REQUEST)}")
+    return tuple(name for name in SECTIONS + ON_REQUEST if name in chosen)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
