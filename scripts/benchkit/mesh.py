@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import copy
 import importlib.util
+import math
 import re
 import subprocess
 import sys
@@ -319,7 +320,14 @@ async def check_vs_echo(settings: dict[str, Any], progress: bool) -> dict[str, A
             name: median(w.server_cpu_us for w in windows if w.server_cpu_us)
             for name, windows in results.items()
         },
+        # Server CPU per call, echo over Check, per round: the same comparison, less moved
+        # by what else the machine runs than calls/s are.
+        "cpu_ratio": median(ratios(*(_cpu(results[name]) for name in ("echo_message", "check")))),
     }
+
+
+def _cpu(windows: list[Window]) -> list[float]:
+    return [w.server_cpu_us if w.server_cpu_us else math.nan for w in windows]
 
 
 def per_check(settings: dict[str, Any]) -> dict[str, Any]:

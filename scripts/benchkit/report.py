@@ -214,7 +214,9 @@ def _mesh(section: dict[str, Any]) -> list[Row]:
             "Check (cache hit) / bare echo of the same CheckRequest, one aio server",
             f"{c['check_calls_per_s']:,.0f} / {c['echo_message_calls_per_s']:,.0f} calls/s = "
             f"{c['ratio']:.2f}x ({c['ratio_to_bytes_echo']:.2f}x a bytes echo, "
-            f"{c['echo_calls_per_s']:,.0f}/s)",
+            f"{c['echo_calls_per_s']:,.0f}/s); server CPU per call "
+            f"{c['server_cpu_us']['check']:.0f} / {c['server_cpu_us']['echo_message']:.0f} µs "
+            f"= {c['cpu_ratio']:.2f}x",
             ">= 0.80x",
             _check(c["ratio"], lambda r: r >= 0.80),
         )
