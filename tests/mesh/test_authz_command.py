@@ -14,7 +14,9 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from bearer_grpc.testing import TestIssuer
 from tests.cli._support import SERVING, Cli, assert_one_line_error, health_status
+from tests.harness import RunningService, wait_until
 from tests.mesh._support import Authz
+from tests.mesh.conftest import AUDIENCE, Tokens
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
@@ -113,3 +115,22 @@ def test_help_lists_every_source(tmp_path: Path) -> None:
     text = Cli(tmp_path).ok("authz", "--help").stdout
     for flag in FLAGS:
         assert flag in text
+
+
+def test_remote_mode_asks_verify_token_and_follows_revocations(
+    tmp_path: Path, token_service: RunningService, tokens: Tokens
+) -> None:
+    args = ["--audience", AUDIENCE, "--token-service", token_service.target, "--remote"]
+    authz = Authz(tmp_path, args)
+    try:
+        token = tokens.issue()
+        with grpc.insecure_channel(f"127.0.0.1:{authz.port}") as channel:
+            stub = pb_grpc.AuthorizationStub(channel)
+            answer = stub.Check(check_request("/mesh.v1.Echo/Unary", token), timeout=10)
+            assert answer.status.code == 0
+            tokens.revoke(token)
+            wait_until(
+                lambda: stub.Check(check_request("/a.B/C", token), timeout=10).status.code == 16
+            )
+    finally:
+        authz.kill()
