@@ -107,5 +107,5 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(readme_block("policy:example"))
     policy = Policy.from_file(path)
-    assert policy.rule_for("/shop.v1.OrdersService/CreateOrder") == Rule(scopes=("orders.write",))
+    assert policy.rule_for("/shop.v1.OrdersService/UploadOrders") == Rule(scopes=("orders.write",))
     assert policy.rule_for("/shop.v1.OrdersService/GetOrder") == Rule(scopes=("orders.read",))
