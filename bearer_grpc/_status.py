@@ -3,7 +3,9 @@
 No other module chooses a status code. Each error becomes a ``grpc.Status`` with the
 terse public message, a ``google.rpc.ErrorInfo`` (domain ``bearer-grpc``) in
 ``grpc-status-details-bin`` for authentication and authorisation errors, and a
-``www-authenticate`` trailer in RFC 6750 §3 form.
+``www-authenticate`` trailer in RFC 6750 §3 form. Where the answer is plain HTTP
+(``bearer-grpc authz`` refusing a request that is not a gRPC call), the HTTP status is
+the one gRPC's own HTTP mapping pairs with that code.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ _CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
 }
 
 
+_HTTP: Final[dict[grpc.StatusCode, int]] = {
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+
+
 @dataclass(frozen=True)
 class _Status(grpc.Status):
     code: grpc.StatusCode
@@ -61,6 +73,11 @@ def status_code(error: BearerGrpcError) -> grpc.StatusCode:
         if code is not None:
             return code
     return grpc.StatusCode.UNKNOWN
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status of a refusal with gRPC ``code`` (500 for codes not listed)."""
+    return _HTTP.get(code, 500)
 
 
 def www_authenticate(error: AuthError) -> str:

@@ -1,11 +1,13 @@
-"""The ``bearer-grpc`` command line: ``serve``, ``clients``, ``users``, ``keys``, ``token``.
+"""The ``bearer-grpc`` command line: ``serve``, ``clients``, ``users``, ``keys``, ``token``,
+``authz``.
 
 Errors a user can cause (bad arguments, unknown names, a server that refuses, an
 unreachable store) print one line on stderr and exit non-zero; no traceback.
 
 A command imports only what it needs: ``token`` talks to a running TokenService with the
 base install; ``serve``, ``clients``, ``users`` and ``keys`` need the ``server`` extra
-(the store, metrics, health checking and reflection), and without it say so in one line.
+(the store, metrics, health checking and reflection), ``authz`` the ``authz`` extra
+(Envoy's API, metrics, health checking); without it each says so in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Final
 
 import grpc
 
-from bearer_grpc.cli import _admin, _serve, _token
+from bearer_grpc.cli import _admin, _authz, _serve, _token
 from bearer_grpc.core.errors import BearerGrpcError
 
 EXIT_ERROR = 1
@@ -35,8 +37,13 @@ SERVER_EXTRA_MODULES: Final = frozenset(
 )
 """Top-level modules of the ``server`` extra's distributions."""
 SERVER_EXTRA_HINT: Final = "pip install 'bearer-grpc[server]'"
+AUTHZ_EXTRA_MODULES: Final = frozenset(
+    {"envoy", "xds", "udpa", "validate", "prometheus_client", "grpc_health"}
+)
+"""Top-level modules of the ``authz`` extra's distributions."""
+AUTHZ_EXTRA_HINT: Final = "pip install 'bearer-grpc[authz]'"
 
-_MODULES: Final = (_serve, _admin, _token)
+_MODULES: Final = (_serve, _admin, _token, _authz)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -81,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except ModuleNotFoundError as err:
-        if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
+        missing = (err.name or "").partition(".")[0]
+        if command == "authz" and missing in AUTHZ_EXTRA_MODULES:
+            return _fail(f"authz needs Envoy's API and its server parts: {AUTHZ_EXTRA_HINT}")
+        if missing not in SERVER_EXTRA_MODULES:
             raise
         return _fail(f"{command} needs the TokenService's dependencies: {SERVER_EXTRA_HINT}")
     except grpc.RpcError as err:

@@ -19,6 +19,7 @@ from bearer_grpc.core.errors import InvalidRequest
 from bearer_grpc.core.keys import KeyEncryptionKey
 
 if TYPE_CHECKING:
+    from bearer_grpc.service.process import ServeConfig
     from bearer_grpc.store import SqlStore
 
 ENV_PREFIX = "BEARER_GRPC_"
@@ -30,13 +31,71 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
-def option(parser: argparse.ArgumentParser, flag: str, *, help: str, **kwargs: Any) -> None:
+def option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    *,
+    help: str,
+    **kwargs: Any,
+) -> None:
     """Add ``flag`` whose default comes from its environment variable, then ``default``."""
     name = env_name(flag)
     shown = kwargs.pop("default", None)  # never the environment's value: it may be secret
     default = os.environ.get(name, shown)
     suffix = f" (env {name}" + (f"; default {shown}" if shown is not None else "") + ")"
     parser.add_argument(flag, default=default, help=help + suffix, **kwargs)
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, listen: str, grace: float) -> None:
+    """How a long-running server (``serve``, ``authz``) listens, stops and logs:
+    ``--listen``, TLS, ``--grace``, ``--metrics-listen``, ``--log-level``."""
+    option(parser, "--listen", default=listen, help="address to bind, HOST:PORT")
+    option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
+    option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
+    option(
+        parser,
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA bundle; clients must present a cert it signed (mTLS)",
+    )
+    option(
+        parser, "--grace", type=float, default=grace, help="seconds in-flight calls get on SIGTERM"
+    )
+    option(
+        parser,
+        "--metrics-listen",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
+        "no authentication: keep it on loopback or a private network; off unless given",
+    )
+    option(
+        parser,
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level",
+    )
+
+
+def server_config(args: argparse.Namespace) -> ServeConfig:
+    """The :class:`ServeConfig` of :func:`add_server_options`' options, its TLS files
+    checked (so bad options fail before anything starts).
+
+    Raises:
+        ValueError: An address or TLS option is wrong.
+        OSError: A TLS file cannot be read.
+    """
+    from bearer_grpc.service.process import ServeConfig
+
+    config = ServeConfig(
+        listen=args.listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        grace=args.grace,
+        metrics_listen=args.metrics_listen,
+    )
+    config.credentials()
+    return config
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
-from pathlib import Path
 from typing import Final
 
 from bearer_grpc.cli._options import (
+    add_server_options,
     add_store_options,
     duration,
     is_postgres_url,
     key_encryption_key,
     open_configured_store,
     option,
+    server_config,
 )
 from bearer_grpc.core.keys import ALGORITHMS
 from bearer_grpc.service.settings import ServiceSettings
@@ -30,20 +32,12 @@ COMMANDS: Final = {"serve": "run the TokenService"}
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command with its options (their defaults are the service's own)."""
-    from bearer_grpc.service.server import ServeConfig
+    from bearer_grpc.service.process import ServeConfig
 
     settings, config = ServiceSettings(), ServeConfig()  # the defaults, stated once
     parser = commands.add_parser("serve", help=COMMANDS["serve"])
-    option(parser, "--listen", default=config.listen, help="address to bind, HOST:PORT")
+    add_server_options(parser, listen=config.listen, grace=config.grace)
     add_store_options(parser)
-    option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
-    option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
-    option(
-        parser,
-        "--tls-client-ca",
-        type=Path,
-        help="PEM CA bundle; clients must present a cert it signed (mTLS)",
-    )
     option(
         parser,
         "--http-listen",
@@ -83,13 +77,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
-        "--grace",
-        type=float,
-        default=config.grace,
-        help="seconds in-flight calls get on SIGTERM",
-    )
-    option(
-        parser,
         "--sync-interval",
         type=float,
         default=settings.sync_interval,
@@ -110,26 +97,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="how long a scheduled key is published before it signs (30m, 1800...): longer "
         "than any verifier caches keys (Envoy 10 min, Istio 20 min by default)",
     )
-    option(
-        parser,
-        "--metrics-listen",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
-        "no authentication: keep it on loopback or a private network; off unless given",
-    )
-    option(
-        parser,
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level",
-    )
     parser.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from bearer_grpc.service import log_format
     from bearer_grpc.service.authority import TokenAuthority
-    from bearer_grpc.service.server import ServeConfig, serve
+    from bearer_grpc.service.server import serve
 
     log_format.configure(args.log_level)
     settings = ServiceSettings(
@@ -142,16 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
         rotate_keys_every=args.rotate_keys_every or 0,
         key_publish_delay=int(args.key_publish_delay),
     )
-    config = ServeConfig(
-        listen=args.listen,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        grace=args.grace,
-        metrics_listen=args.metrics_listen,
-        http_listen=args.http_listen,
-    )
-    config.credentials()  # fail on bad TLS options before touching the store
+    # bad TLS options fail here, before the store is touched
+    config = dataclasses.replace(server_config(args), http_listen=args.http_listen)
     if config.http_listen is not None:
         from bearer_grpc.service.http.discovery import check_issuer
 

@@ -14,12 +14,13 @@ and keeps the scopes its own or its service's rule asks for.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from bearer_grpc.core.errors import PolicyError
+from bearer_grpc.core.errors import InvalidRequest, PolicyError
 from bearer_grpc.core.scopes import check_scopes
 
 DEFAULT_PUBLIC: Final = (
@@ -90,7 +91,7 @@ class Policy:
                 raise PolicyError(f"{pattern} is both public and scoped")
             try:
                 rules[pattern] = Rule(scopes=check_scopes(required))
-            except ValueError as err:
+            except (InvalidRequest, TypeError) as err:
                 raise PolicyError(f"invalid scope for {pattern}") from err
         _require_binding(rules, [_check_pattern(pattern) for pattern in certificate_bound])
         if default_public:
@@ -101,6 +102,32 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"Policy(rules={len(self._rules)}, strict={self.strict})"
+
+    @staticmethod
+    def from_file(path: str | os.PathLike[str]) -> Policy:
+        """The policy in a TOML file, the same file ``bearer-grpc authz --policy`` reads.
+
+        ::
+
+            strict = true
+            public = ["/grpc.health.v1.Health/*"]
+
+            [scopes]
+            "/shop.v1.Orders/*" = ["orders.read"]
+            "/shop.v1.Orders/CreateOrder" = ["orders.write"]
+
+        The keys are this constructor's arguments. The file is read whole or not at all.
+
+        Args:
+            path: The policy file.
+
+        Raises:
+            PolicyError: The file cannot be read, is not TOML, or breaks a rule; the
+                message names the file and the line.
+        """
+        from bearer_grpc.core.policy_file import load_policy
+
+        return load_policy(path)
 
     def rule_for(self, method: str) -> Rule:
         """The rule of a full method name (``/pkg.Service/Method``).

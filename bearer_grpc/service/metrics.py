@@ -14,12 +14,10 @@ resolved once, here.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,6 +35,8 @@ from bearer_grpc.core.errors import (
     TokenRevoked,
     Unavailable,
 )
+from bearer_grpc.service.process import MetricsEndpoint
+from bearer_grpc.service.process import parse_listen as parse_listen  # its old home
 
 INTERFACES: Final = ("grpc", "http")
 """``interface`` label values: the gRPC TokenService, or its HTTP face (OAuth 2.0)."""
@@ -166,7 +166,7 @@ class _CacheCollector(Collector):
         )
 
 
-class ServiceMetrics:
+class ServiceMetrics(MetricsEndpoint):
     """The TokenService's metrics and, optionally, the HTTP endpoint serving them.
 
     Attributes:
@@ -174,7 +174,7 @@ class ServiceMetrics:
     """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__()
         registry = self.registry
         issued = Counter(
             f"{_PREFIX}tokens_issued",
@@ -250,11 +250,6 @@ class ServiceMetrics:
         )
         self._cache = _CacheCollector()
         registry.register(self._cache)
-        self._http: tuple[WSGIServer, threading.Thread] | None = None
-        self._http_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"ServiceMetrics(http={'on' if self._http else 'off'})"
 
     # -- recording -----------------------------------------------------------------------
     def track_cache(self, source: Callable[[], TokenCache]) -> None:
@@ -320,56 +315,3 @@ class ServiceMetrics:
     def watch_closed(self) -> None:
         """A WatchRevocations stream ended."""
         self._watchers.dec()
-
-    # -- exposition --------------------------------------------------------------------
-    def start_http(self, listen: str) -> int:
-        """Serve ``/metrics`` over HTTP on a daemon thread.
-
-        Args:
-            listen: ``HOST:PORT`` (``[::1]:PORT`` for IPv6), or ``:PORT`` or ``PORT`` for
-                the loopback interface. Port 0 picks a free port. The endpoint has no
-                authentication: keep it on loopback or a private network.
-
-        Returns:
-            The bound port.
-
-        Raises:
-            ValueError: ``listen`` is not HOST:PORT, or the address cannot be bound.
-            RuntimeError: Already serving.
-        """
-        host, port = parse_listen(listen)
-        with self._http_lock:
-            if self._http is not None:
-                raise RuntimeError("metrics are already served over HTTP")
-            try:
-                server, thread = start_http_server(port, addr=host, registry=self.registry)
-            except OSError as err:
-                raise ValueError(f"cannot listen for metrics on {listen}") from err
-            self._http = (server, thread)
-            return int(server.server_port)
-
-    def stop_http(self) -> None:
-        """Stop serving ``/metrics`` (nothing happens when not serving)."""
-        with self._http_lock:
-            http, self._http = self._http, None
-        if http is not None:
-            server, thread = http
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Split ``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT`` or ``PORT`` (the last two on
-    loopback) into host and port.
-
-    Raises:
-        ValueError: Not one of those forms, or a port outside 0-65535.
-    """
-    host, _, port = listen.rpartition(":")
-    host = host or "127.0.0.1"
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"metrics address must be HOST:PORT with a port of 0-65535: {listen!r}")
-    return host, int(port)

@@ -18,11 +18,7 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
-import ssl
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 import grpc
@@ -31,9 +27,10 @@ from grpc_reflection.v1alpha import reflection
 
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
-from bearer_grpc.service.http import HttpFace, HttpLimits, server_ssl_context
+from bearer_grpc.service.http import HttpFace
 from bearer_grpc.service.http.discovery import check_issuer
-from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
+from bearer_grpc.service.metrics import ServiceMetrics
+from bearer_grpc.service.process import ServeConfig, bind, run_until_signalled
 from bearer_grpc.service.revocations import RevocationNotifier
 from bearer_grpc.service.servicer import SERVICE_NAME, TokenServiceServicer, add_to_server
 from bearer_grpc.store import StoreUnavailable
@@ -44,74 +41,6 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest request message accepted; every TokenService request fits well within it."""
 HOUSEKEEPING_EVERY: Final = 60.0
 """Seconds between prunes of expired revocations, refresh tokens and keys."""
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Where and how to listen.
-
-    Attributes:
-        listen: ``HOST:PORT`` to bind (port 0 picks a free port). Default ``127.0.0.1:50051``.
-        tls_cert: PEM certificate chain for TLS; plaintext when None.
-        tls_key: PEM private key of ``tls_cert``.
-        tls_client_ca: PEM CA bundle; when given, clients must present a certificate it
-            signed (mTLS).
-        grace: Seconds in-flight calls get to finish after SIGTERM. Default 10.
-        metrics_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve Prometheus metrics
-            at ``/metrics``; off when None (the default).
-        http_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve the OAuth 2.0 HTTP
-            face (discovery, JWKS, token, revocation, introspection); off when None (the
-            default). It serves HTTPS with ``tls_cert``/``tls_key`` (and requires client
-            certificates with ``tls_client_ca``), as the gRPC port does.
-        http_limits: Size and time limits of the HTTP face (the defaults when None).
-    """
-
-    listen: str = "127.0.0.1:50051"
-    tls_cert: Path | None = None
-    tls_key: Path | None = field(default=None, repr=False)
-    tls_client_ca: Path | None = None
-    grace: float = 10.0
-    metrics_listen: str | None = None
-    http_listen: str | None = None
-    http_limits: HttpLimits | None = None
-
-    def __post_init__(self) -> None:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"--listen must be HOST:PORT with a port of 0-65535: {self.listen!r}")
-        if self.grace < 0:
-            raise ValueError("--grace must not be negative")
-        if self.metrics_listen is not None:
-            parse_listen(self.metrics_listen)
-        if self.http_listen is not None:
-            parse_listen(self.http_listen)
-
-    def credentials(self) -> grpc.ServerCredentials | None:
-        """Server credentials for TLS/mTLS, or None for plaintext.
-
-        Raises:
-            ValueError: Only one of certificate and key given, or a client CA without TLS.
-            OSError: A file cannot be read.
-        """
-        if self.tls_cert is None and self.tls_key is None:
-            if self.tls_client_ca is not None:
-                raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
-            return None
-        if self.tls_cert is None or self.tls_key is None:
-            raise ValueError("--tls-cert and --tls-key go together")
-        ca = self.tls_client_ca.read_bytes() if self.tls_client_ca else None
-        return grpc.ssl_server_credentials(
-            [(self.tls_key.read_bytes(), self.tls_cert.read_bytes())],
-            root_certificates=ca,
-            require_client_auth=ca is not None,
-        )
-
-    def http_ssl_context(self) -> ssl.SSLContext | None:
-        """TLS of the HTTP face from the same files, or None for plain HTTP."""
-        if self.tls_cert is None or self.tls_key is None:
-            return None
-        ca = str(self.tls_client_ca) if self.tls_client_ca is not None else None
-        return server_ssl_context(str(self.tls_cert), str(self.tls_key), ca)
 
 
 class TokenServer:
@@ -178,20 +107,8 @@ class TokenServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        credentials = self.config.credentials()
-        try:
-            if credentials is None:
-                self.port = server.add_insecure_port(self.config.listen)
-            else:
-                self.port = server.add_secure_port(self.config.listen, credentials)
-        except RuntimeError as err:  # grpc's way of saying the address cannot be bound
-            raise ValueError(f"cannot listen on {self.config.listen}") from err
-        if self.config.metrics_listen is not None:
-            self.metrics_port = self.metrics.start_http(self.config.metrics_listen)
-            log.info(
-                "metrics listening",
-                extra={"listen": self.config.metrics_listen, "port": self.metrics_port},
-            )
+        self.port = bind(server, self.config)
+        self.metrics_port = self.metrics.serve(self.config)
         await server.start()
         self._server = server
         if self.config.http_listen is not None:
@@ -328,11 +245,4 @@ class TokenServer:
 async def serve(authority: TokenAuthority, config: ServeConfig) -> None:
     """Run the TokenService until SIGTERM or SIGINT, then stop gracefully."""
     server = TokenServer(authority, config)
-    await server.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    log.info("shutting down")
-    await server.stop()
+    await run_until_signalled(server.start, server.stop)

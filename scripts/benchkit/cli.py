@@ -10,6 +10,8 @@ quotes medians, ratios taken per round then medianed):
   memory      bytes per cached token; the cache bound holds
   issuers     another identity provider's token: cache hit, miss / PyJWT, and from
               Verifier.from_issuer(...) to its first verified call (local JWKS server)
+  mesh        (only with --only mesh) one Envoy: bare, jwt_authn, ext_authz -> bearer-grpc
+              authz; Check next to a bare echo on one server; one check in process
 
 Everything runs on loopback. PostgreSQL parts run with --pg-dsn (default: the
 BEARER_GRPC_TEST_PG_DSN environment variable), each on a fresh schema dropped afterwards.
@@ -36,9 +38,22 @@ import cryptography
 import grpc
 import jwt
 
-from benchkit import chart, echo, http_face, issuers, memory, micro, report, revocation, service
+from benchkit import (
+    chart,
+    echo,
+    http_face,
+    issuers,
+    memory,
+    mesh,
+    micro,
+    report,
+    revocation,
+    service,
+)
 
 SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http")
+ON_REQUEST = ("mesh",)
+"""Sections run only when ``--only`` names them: mesh needs Envoy and takes 2 minutes."""
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -72,10 +87,10 @@ QUICK: dict[str, Any] = {
 
 def _sections(text: str) -> tuple[str, ...]:
     chosen = {item.strip() for item in text.split(",") if item.strip()}
-    unknown = chosen - set(SECTIONS)
+    unknown = chosen - set(SECTIONS + ON_REQUEST)
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(SECTIONS)}")
-    return tuple(name for name in SECTIONS if name in chosen)
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SECTIONS + ON_REQUEST)}")
+    return tuple(name for name in SECTIONS + ON_REQUEST if name in chosen)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -152,6 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory": lambda: memory.run(settings, progress),
         "issuers": lambda: issuers.run(settings),
         "http": lambda: asyncio.run(http_face.run(settings, progress)),
+        "mesh": lambda: mesh.run(settings, progress),
     }
     timings = {}
     for name in args.only:

@@ -39,8 +39,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_echo_servers(configs: Sequence[dict[str, Any]]) -> list[Server]:
-    """Start one :mod:`.echo_server` process per config (together); wait until all listen.
+def start_echo_servers(
+    configs: Sequence[dict[str, Any]], module: str = "benchkit.echo_server"
+) -> list[Server]:
+    """Start one ``module`` process per config (together); wait until all listen.
+
+    ``module`` reads its JSON config on stdin and prints ``TARGET host:port`` per server:
+    :mod:`.echo_server` (the default) or :mod:`.authz_echo`.
 
     Returns:
         One :class:`Server` per variant of each config, named ``"{name}/{variant}"``
@@ -49,7 +54,7 @@ def start_echo_servers(configs: Sequence[dict[str, Any]]) -> list[Server]:
     servers = []
     for config in configs:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchkit.echo_server"],
+            [sys.executable, "-m", module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,  # unbuffered: several TARGET lines, each read after its own select
@@ -58,7 +63,8 @@ def start_echo_servers(configs: Sequence[dict[str, Any]]) -> list[Server]:
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config).encode() + b"\n")
         proc.stdin.flush()
-        servers += [Server(f"{config['name']}/{v}", proc) for v in config["variants"]]
+        variants = config.get("variants", ["check"])
+        servers += [Server(f"{config.get('name', module)}/{v}", proc) for v in variants]
     deadline = time.monotonic() + START_TIMEOUT
     for server in servers:
         line = _readline(server.proc.stdout, deadline)
@@ -83,20 +89,23 @@ def start_token_service(name: str, store_args: Sequence[str], *extra: str) -> Se
         store_args: ``--data-dir DIR`` or ``--store URL`` (plus e.g. the key-encryption key).
         extra: More ``serve`` flags.
     """
+    return start_command(name, "serve", "--grace", "1", *store_args, *extra)
+
+
+def start_command(name: str, command: str, *args: str) -> Server:
+    """Run ``bearer-grpc COMMAND --listen 127.0.0.1:0 ARGS`` (``serve``, ``authz``); wait for
+    its "listening" line, then drain its log."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "bearer_grpc",
-            "serve",
+            command,
             "--listen",
             "127.0.0.1:0",
-            "--grace",
-            "1",
             "--log-level",
             "info",
-            *store_args,
-            *extra,
+            *args,
         ],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,7 +118,9 @@ def start_token_service(name: str, store_args: Sequence[str], *extra: str) -> Se
         if not line:
             proc.kill()
             proc.wait()
-            raise SystemExit(f"{name}: bearer-grpc serve did not start: {''.join(lines)[-2000:]}")
+            raise SystemExit(
+                f"{name}: bearer-grpc {command} did not start: {''.join(lines)[-2000:]}"
+            )
         lines.append(line)
         with contextlib.suppress(ValueError):
             record = json.loads(line)
@@ -126,12 +137,12 @@ def _drain(stream: IO[bytes] | None) -> None:
 
 
 def stop(servers: Sequence[Server]) -> None:
-    """Close each server's stdin and terminate ``bearer-grpc serve``; wait; kill stragglers."""
+    """Close each server's stdin and terminate ``bearer-grpc`` servers; wait; kill stragglers."""
     for server in servers:
         if server.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 server.proc.stdin.close()
-        if server.proc.stdout is None:  # bearer-grpc serve: stops on SIGTERM
+        if server.proc.stdout is None:  # bearer-grpc serve or authz: stops on SIGTERM
             server.proc.terminate()
     for server in servers:
         try:

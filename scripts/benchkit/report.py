@@ -229,6 +229,50 @@ def _http(section: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _mesh(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name in ("bare", "jwt_authn", "authz"):
+        entry = section["envoy"][name]
+        text = (
+            f"{entry['calls_per_s']:,.0f}/s, p50 {entry['p50_ms']:.2f} / "
+            f"p99 {entry['p99_ms']:.2f} ms"
+        )
+        if name != "bare":
+            text += (
+                f", {entry['ratio_to_bare']:.2f}x bare, adds p50 {entry['added_p50_ms']:+.2f} / "
+                f"p99 {entry['added_p99_ms']:+.2f} ms"
+            )
+        if entry["refused"]:
+            text += f"; {entry['refused']} refused (check timed out: fail closed)"
+        label = f"{entry['label']}, {entry['concurrency']} in flight"
+        rows.append(Row("mesh", label, text))
+    c = section["check_vs_echo"]
+    rows.append(
+        Row(
+            "mesh",
+            "Check (cache hit) / bare echo of the same CheckRequest, one aio server",
+            f"{c['check_calls_per_s']:,.0f} / {c['echo_message_calls_per_s']:,.0f} calls/s = "
+            f"{c['ratio']:.2f}x ({c['ratio_to_bytes_echo']:.2f}x a bytes echo, "
+            f"{c['echo_calls_per_s']:,.0f}/s); server CPU per call "
+            f"{c['server_cpu_us']['check']:.0f} / {c['server_cpu_us']['echo_message']:.0f} µs "
+            f"= {c['cpu_ratio']:.2f}x",
+            ">= 0.80x",
+            _check(c["ratio"], lambda r: r >= 0.80),
+        )
+    )
+    p = section["in_process"]
+    rows.append(
+        Row(
+            "mesh",
+            "one Check in process (parsed request, cache hit + policy, response built)",
+            f"{p['check_us']:.1f} µs (p90 {p['check_us_p90']:.1f})",
+            "< 20 µs",
+            _check(p["check_us"], lambda v: v < 20),
+        )
+    )
+    return rows
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
@@ -237,6 +281,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "memory": _memory,
     "issuers": _issuers,
     "http": _http,
+    "mesh": _mesh,
 }
 
 
