@@ -88,12 +88,19 @@ class RevocationLog:
 class RevocationNotifier:
     """Wakes every WatchRevocations stream when the revocation log has grown.
 
+    Every wake-up advances :attr:`generation`. A watcher reads the generation *before*
+    it reads the log, and then waits for the generation to move past what it read: a
+    wake-up that happens while it is busy sending (suspended in a ``yield``) is not
+    lost, it makes the next wait return at once.
+
     Lives on the event loop; call its methods from the loop thread only.
     """
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self._cursor = 0
+        self.generation = 0
+        """Counts the wake-ups so far (see :meth:`wait`)."""
         self.closing = False
 
     def notify(self, cursor: int) -> None:
@@ -108,13 +115,17 @@ class RevocationNotifier:
         self._wake()
 
     def _wake(self) -> None:
+        self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float) -> None:
-        """Wait for the next notification, or ``timeout`` seconds (not at all once closing)."""
-        event = self._event
-        if self.closing:
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Wait for a wake-up after generation ``seen``, or ``timeout`` seconds.
+
+        Returns at once when the generation has already moved past ``seen`` (a wake-up
+        came while the caller was busy), and not at all once closing.
+        """
+        if self.closing or self.generation != seen:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(self._event.wait(), timeout)

@@ -293,6 +293,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
                 )
             )
             while not notifier.closing:
+                seen = notifier.generation  # before reading: a wake-up while sending counts
                 for revocation in log_.after(cursor):
                     if notifier.closing:
                         break
@@ -304,7 +305,7 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
                         expires_at=revocation.expires_at,
                     )
                     cursor = revocation.sequence
-                await notifier.wait(self._watch_poll)
+                await notifier.wait(seen, self._watch_poll)
         finally:
             metrics.watch_closed()
             code = grpc.StatusCode.OK if notifier.closing else grpc.StatusCode.CANCELLED
