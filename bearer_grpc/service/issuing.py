@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 
 from bearer_grpc.core.clock import Clock
@@ -100,7 +101,7 @@ class Issuing:
         self, grant: ClientCredentialsGrant, scopes: tuple[str, ...], audience: str
     ) -> Issued:
         require(grant.client_id, "client_id", MAX_ID_LENGTH)
-        require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH)
+        require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH, secret=True)
         client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
         stored = client.credential_hash if client is not None else None
         if not self._hasher().verify(grant.client_secret, stored) or client is None:
@@ -112,7 +113,7 @@ class Issuing:
 
     def _password(self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str) -> Issued:
         require(grant.username, "username", MAX_ID_LENGTH)
-        require(grant.password, "password", MAX_SECRET_LENGTH)
+        require(grant.password, "password", MAX_SECRET_LENGTH, secret=True)
         user = self.store.get_account(grant.username, AccountKind.USER)
         stored = user.credential_hash if user is not None else None
         if not verify_password(grant.password, stored) or user is None:
@@ -213,8 +214,17 @@ class Issuing:
         )
 
 
-def require(value: str, name: str, max_length: int) -> None:
-    """Refuse an empty or oversized request field.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters and DEL: never part of a name, an id or a token."""
+
+
+def require(value: str, name: str, max_length: int, *, secret: bool = False) -> None:
+    """Refuse an empty, oversized or malformed request field, the same on every store.
+
+    Every field is checked here, before it reaches the store or a hash: a NUL character
+    is refused in every field (PostgreSQL cannot store one), and every control character
+    in names, ids and tokens. A ``secret`` (client secret, password) may hold any other
+    character.
 
     Raises:
         InvalidRequest: Naming the field, never repeating its value.
@@ -223,3 +233,6 @@ def require(value: str, name: str, max_length: int) -> None:
         raise InvalidRequest(f"{name} is required")
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is too long")
+    malformed = "\x00" in value if secret else _CONTROL.search(value) is not None
+    if malformed:
+        raise InvalidRequest(f"{name} holds a control character")
