@@ -83,7 +83,7 @@ class SQLite:
         """A ``BEGIN DEFERRED`` transaction."""
         return self._reader.begin()
 
-    def lock(self, conn: Connection, *name: str) -> None:
+    def lock(self, conn: Connection, *name: str, shared: bool = False) -> None:
         """Nothing to take: ``BEGIN IMMEDIATE`` already excludes every other writer."""
 
     def insert_ignore(self, table: Table, values: Mapping[str, Any], *, key: str) -> Insert:

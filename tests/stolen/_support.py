@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -66,8 +67,3 @@ class TimedWatch:
         """Cancel the stream and wait for its reader."""
         self.call.cancel()
         self._thread.join(10)
-
-
-def watch_request(after_sequence: int = 0) -> pb.WatchRevocationsRequest:
-    """A WatchRevocations request, as a verifier of this release sends it."""
-    return pb.WatchRevocationsRequest(after_sequence=after_sequence)
