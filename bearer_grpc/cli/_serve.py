@@ -60,6 +60,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="refresh token lifetime, seconds",
     )
     option(
+        parser,
+        "--session-ttl",
+        type=duration,
+        default=settings.session_ttl,
+        help="absolute session lifetime (90d, 12h...): a login's refresh tokens are refused "
+        "this long after it, however they were used",
+    )
+    option(
         parser, "--leeway", type=int, default=settings.leeway, help="clock skew tolerated, seconds"
     )
     option(
@@ -92,6 +100,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
+        "--watch-streams",
+        type=int,
+        default=settings.watch_streams,
+        help="WatchRevocations streams open at once, over all callers",
+    )
+    option(
+        parser,
+        "--watch-streams-per-peer",
+        type=int,
+        default=settings.watch_streams_per_peer,
+        help="WatchRevocations streams one network address may hold",
+    )
+    option(
+        parser,
         "--metrics-listen",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
         "no authentication: keep it on loopback or a private network; off unless given",
@@ -116,10 +138,13 @@ def _serve(args: argparse.Namespace) -> int:
         issuer=args.issuer,
         access_ttl=args.access_ttl,
         refresh_ttl=args.refresh_ttl,
+        session_ttl=args.session_ttl,
         leeway=args.leeway,
         key_algorithm=args.key_algorithm,
         sync_interval=args.sync_interval,
         rotate_keys_every=args.rotate_keys_every or 0,
+        watch_streams=args.watch_streams,
+        watch_streams_per_peer=args.watch_streams_per_peer,
     )
     config = ServeConfig(
         listen=args.listen,

@@ -1,7 +1,10 @@
 """The SQLite dialect: one file, one writer at a time, announcements within this process.
 
 - **Engine** (``sqlite:///PATH``): the database file is created with mode 0600; every
-  connection runs in WAL mode with ``synchronous=FULL`` and foreign keys on.
+  connection runs in WAL mode with ``synchronous=FULL`` and foreign keys on. An existing
+  database is not used as found (:func:`check_private`): its files and its directory must
+  belong to this user and be writable by no one else (refused otherwise); files others
+  may read are made private again, with a warning.
 - **Transactions**: every write transaction starts with ``BEGIN IMMEDIATE`` (the pysqlite
   event-hook recipe below), so writers queue on the database lock for up to
   ``busy_timeout_s`` and then fail as StoreUnavailable. That lock serializes all writers,
@@ -14,8 +17,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -27,6 +32,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 
 from bearer_grpc.store._errors import StoreError
+
+log = logging.getLogger("bearer_grpc.store")
 
 SCHEMES: Final = frozenset({"sqlite", "sqlite+pysqlite"})
 """URL schemes of SQLite stores."""
@@ -58,7 +65,12 @@ class SQLite:
         database = url.database
         if not database or database == ":memory:" or url.query.get("mode") == "memory":
             raise StoreError("an in-memory SQLite store is not supported: give a file path")
-        _create_private_file(Path(database))
+        path = Path(database)
+        check_private(path.parent, repair=False)
+        _create_private_file(path)
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                check_private(file, repair=True)
         self.engine = create_engine(
             url.set(drivername="sqlite+pysqlite"),
             connect_args={"timeout": busy_timeout_s},  # sqlite3 sets it as the busy_timeout
@@ -105,6 +117,36 @@ class SQLite:
     def unavailable_reason(self, error: BaseException | None) -> str:
         """SQLite's own message (fixed texts such as "database is locked")."""
         return str(error) if isinstance(error, sqlite3.Error) else "cannot connect"
+
+
+def check_private(path: Path, *, repair: bool) -> None:
+    """Refuse a file or directory of the store that others could change; make private
+    one that others could only read, when ``repair`` (saying so in a warning; without
+    ``repair``, reading is left to the files' own modes).
+
+    Raises:
+        StoreError: It belongs to another user, or others may write to it: its contents
+            cannot be trusted (an attacker may have planted a database or keys).
+    """
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise StoreError(f"cannot inspect {path}: {err.strerror}") from err
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        raise StoreError(f"{path} belongs to another user: refusing to use it")
+    if mode & 0o022:
+        raise StoreError(
+            f"{path} is writable by others (mode {mode:04o}): refusing to use it; "
+            "check its contents, then make it private (chmod go-rwx)"
+        )
+    if mode & 0o077 and repair:
+        private = mode & 0o700
+        os.chmod(path, private)
+        log.warning(
+            "store file or directory was open to others: made private",
+            extra={"path": str(path), "mode": f"{mode:04o}", "now": f"{private:04o}"},
+        )
 
 
 def _create_private_file(path: Path) -> None:

@@ -416,6 +416,7 @@ def test_private_keys_sealed_with_kek(tmp_path: Path) -> None:
     material = base64.b64encode(os.urandom(32)).decode()
     kek = tmp_path / "kek"
     kek.write_text(material + "\n")
+    kek.chmod(0o600)
     cli.ok("keys", "rotate", "--delay", "0", "--key-encryption-key-file", str(kek))
     result = cli("serve", "--listen", "127.0.0.1:0", timeout=20)  # the sealed key needs the KEK
     assert_one_line_error(result)

@@ -727,7 +727,7 @@ def test_sqlite_in_memory_is_refused(url: str) -> None:
 
 
 def test_sqlite_missing_directory_is_a_store_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="cannot create"):
+    with pytest.raises(StoreError, match="cannot inspect"):
         open_store(f"sqlite:///{tmp_path}/missing/bearer-grpc.db")
 
 
