@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 
 from bearer_grpc._verifier.revocations import watch_request
+from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.server import ServeConfig, TokenServer
+from bearer_grpc.service.settings import ServiceSettings
+from bearer_grpc.store import Account, AccountKind
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.harness import LoopThread, RunningService
 
 
 class TimedWatch:
@@ -67,3 +75,71 @@ class TimedWatch:
         """Cancel the stream and wait for its reader."""
         self.call.cancel()
         self._thread.join(10)
+
+
+@contextmanager
+def serving_store(
+    store: Any,
+    *,
+    settings: ServiceSettings | None = None,
+    clock: Clock = system_clock,
+    config: ServeConfig | None = None,
+) -> Iterator[RunningService]:
+    """A TokenService on an open store object (a real one, or a wrapper around one).
+
+    The store is closed afterwards; the server is stopped and its threads drained first.
+    """
+    authority = TokenAuthority(store, settings or ServiceSettings(), clock=clock)
+    server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
+    loop = LoopThread()
+    try:
+        port = loop.run(server.start())
+        service = RunningService(server, store, loop, f"127.0.0.1:{port}")
+        try:
+            yield service
+        finally:
+            for channel in service.channels:
+                channel.close()
+            loop.run(server.stop(grace=1))
+    finally:
+        loop.run(loop.loop.shutdown_default_executor())
+        loop.close()
+        store.close()
+
+
+class PausingStore:
+    """The real store, with one pause injected: right after a grant has read ``user``'s
+    account (the login is then "in flight": it has the account, not yet the token).
+
+    Args:
+        store: The store every call goes to.
+        user: Whose account read pauses.
+        hold: Wait for :attr:`release` at the pause (False: only signal :attr:`reached`).
+    """
+
+    def __init__(self, store: Any, user: str, *, hold: bool = True) -> None:
+        self._store = store
+        self._user = user
+        self._hold = hold
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def get_account(self, name: str, kind: AccountKind) -> Account | None:
+        account = self._store.get_account(name, kind)
+        if name == self._user and kind is AccountKind.USER and not self.reached.is_set():
+            self.reached.set()
+            if self._hold:
+                assert self.release.wait(30), "the test never released the paused grant"
+        return account
+
+
+def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code a call ends with (OK when it returns)."""
+    try:
+        call()
+    except grpc.RpcError as err:
+        return err.code()  # type: ignore[attr-defined, no-any-return]
+    return grpc.StatusCode.OK
