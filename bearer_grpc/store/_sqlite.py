@@ -11,7 +11,10 @@
   so the store's named locks need nothing more. Read transactions begin DEFERRED, so
   readers do not queue behind writers (WAL lets them read while a write is in progress).
 - **Announcements** reach the listeners of this process (:class:`LocalChanges`) after the
-  commit; other processes see SQLite writes at their next poll.
+  commit. Commits by other processes (the CLI's, another server's) are noticed by the
+  listener itself, which asks SQLite's ``PRAGMA data_version`` every
+  :data:`OTHERS_POLL` seconds on a connection of its own (a read of the shared-memory
+  header, no disk work).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from bearer_grpc.store._errors import StoreError
 
 log = logging.getLogger("bearer_grpc.store")
 
+OTHERS_POLL: Final = 0.1
+"""Seconds between two looks for commits by other processes."""
 SCHEMES: Final = frozenset({"sqlite", "sqlite+pysqlite"})
 """URL schemes of SQLite stores."""
 
@@ -79,7 +84,7 @@ class SQLite:
         event.listen(self.engine, "connect", _on_connect)
         event.listen(self.engine, "begin", _on_begin)
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
-        self._changes = LocalChanges()
+        self._changes = LocalChanges(path)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -107,7 +112,8 @@ class SQLite:
         conn.info[_ANNOUNCED] = True
 
     def listener(self) -> LocalChanges:
-        """The listener of this process's changes (other processes are seen by polling)."""
+        """The listener of this database's changes (this process's at once, other
+        processes' within :data:`OTHERS_POLL` seconds)."""
         return self._changes
 
     def is_unique_violation(self, error: BaseException | None) -> bool:
@@ -185,9 +191,16 @@ def _on_begin(conn: Connection) -> None:
 
 
 class LocalChanges:
-    """Changes announced within this process (the SQLite store's ``ChangeListener``)."""
+    """The SQLite store's ``ChangeListener``: changes announced within this process, and
+    commits other processes made (seen by their ``data_version``).
 
-    def __init__(self) -> None:
+    Args:
+        path: The database file, to watch for other processes' commits (None: only
+            this process's announcements).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[], None]] = []
 
@@ -224,6 +237,29 @@ class LocalChanges:
         unsubscribe = self.subscribe(wake)
         try:
             on_change()
-            await loop.create_future()  # until cancelled
+            if self._path is None:
+                await loop.create_future()  # until cancelled
+            else:
+                await _watch_others(self._path, on_change)
         finally:
             unsubscribe()
+
+
+async def _watch_others(path: Path, on_change: Callable[[], None]) -> None:
+    """Call ``on_change`` whenever another connection committed to the database (until
+    cancelled; an error such as a locked file only skips a look)."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        seen: int | None = None
+        while True:
+            version: int | None
+            try:
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                version = seen
+            if seen is not None and version != seen:
+                on_change()
+            seen = version
+            await asyncio.sleep(OTHERS_POLL)
+    finally:
+        conn.close()
