@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bearer_grpc.store import sqlite_url
+from tests.cli._support import Cli
 from tests.harness import RunningService
 from tests.service.conftest import serving
 from tests.store.conftest import pg_dsn, pg_schema_url
@@ -28,3 +29,9 @@ def any_service(backend_url: str) -> Iterator[RunningService]:
     """A TokenService on each backend."""
     with serving(backend_url) as running:
         yield running
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Runs ``bearer-grpc`` in ``tmp_path`` (default data dir ``tmp_path/bearer-grpc-data``)."""
+    return Cli(tmp_path)
