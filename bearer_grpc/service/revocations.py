@@ -161,5 +161,7 @@ class RevocationNotifier:
         """
         if self.closing or self.generation != seen:
             return
+        # asyncio.timeout, not wait_for: no task per waiter, a wake-up reaches thousands.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
