@@ -96,6 +96,12 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(("bearer-grpc-throttle", *parts)).encode()).hexdigest()
 
 
+def _password_keys(username: str, peer: str) -> tuple[str, str, str]:
+    """The keys a password attempt counts under: (account, peer), peer, account."""
+    address = peer_address(peer)
+    return _key("pair", username, address), _key("peer", address), _key("account", username)
+
+
 def _fresh(row: Throttle, now: int, memory: int) -> Throttle:
     """The row, with its count forgotten if its last failure is ``memory`` seconds old."""
     if row.failures and row.updated_at < now - memory and row.blocked_until <= now:
@@ -139,12 +145,8 @@ class LoginThrottle:
             LoginThrottled: The account or the peer must wait (nothing is counted).
             StoreUnavailable: The store cannot answer.
         """
-        policy, now, address = self.policy, self._now(), peer_address(peer)
-        pair, by_peer, account = (
-            _key("pair", username, address),
-            _key("peer", address),
-            _key("account", username),
-        )
+        policy, now = self.policy, self._now()
+        pair, by_peer, account = _password_keys(username, peer)
 
         def decide(rows: dict[str, Throttle]) -> Mapping[str, Throttle]:
             fresh = {key: _fresh(row, now, policy.memory) for key, row in rows.items()}
@@ -170,12 +172,8 @@ class LoginThrottle:
         Raises:
             StoreUnavailable: The store cannot answer.
         """
-        policy, now, address = self.policy, self._now(), peer_address(peer)
-        pair, by_peer, account = (
-            _key("pair", username, address),
-            _key("peer", address),
-            _key("account", username),
-        )
+        policy, now = self.policy, self._now()
+        pair, by_peer, account = _password_keys(username, peer)
 
         def reset(rows: dict[str, Throttle]) -> Mapping[str, Throttle]:
             peer_row = rows[by_peer]

@@ -69,22 +69,26 @@ def start(conn: Connection, dialect: Dialect, first: RefreshToken) -> bool:
     """Insert a new family and its first token, if its account is current (see
     :meth:`SqlStore.start_family`)."""
     dialect.lock(conn, "subject", first.subject, shared=True)
-    if not account_current(
-        conn, first.subject, AccountKind.USER, first.account_id, first.started_at
-    ):
+    user = AccountKind.USER
+    if not account_current(conn, first.subject, user, first.account_id, first.started_at):
         return False
+    insert_family(conn, replace(first, used=False, revoked=False))
+    return True
+
+
+def insert_family(conn: Connection, first: RefreshToken) -> None:
+    """Insert a family (its account, start and ``revoked`` flag from ``first``) and its
+    first token, as given."""
     conn.execute(
         insert(refresh_families).values(
             family_id=first.family_id,
             account_id=first.account_id,
             subject=first.subject,
             started_at=first.started_at,
-            revoked=False,
+            revoked=first.revoked,
         )
     )
-    token = replace(first, used=False, revoked=False)
-    conn.execute(insert(refresh_tokens).values(_rows.refresh_values(token)))
-    return True
+    conn.execute(insert(refresh_tokens).values(_rows.refresh_values(first)))
 
 
 def _lock_family(conn: Connection, dialect: Dialect, token_hash: str) -> RefreshToken | None:

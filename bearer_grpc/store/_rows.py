@@ -148,14 +148,8 @@ def revocation(row: Row[Any]) -> Revocation:
 
 
 def throttle(row: Row[Any]) -> Throttle:
-    """The throttle a ``throttles`` row holds."""
-    return Throttle(
-        key=row.key,
-        failures=row.failures,
-        blocked_until=row.blocked_until,
-        updated_at=row.updated_at,
-        known_until=row.known_until,
-    )
+    """The throttle a ``throttles`` row holds (its columns are the record's fields)."""
+    return Throttle(**{name: value for name, value in row._mapping.items()})
 
 
 def find_refresh_token(conn: Connection, token_hash: str) -> RefreshToken | None:

@@ -195,16 +195,7 @@ class SqlStore(KeyMethods, TestableStore):
             AlreadyExists: The family or the token hash exists.
         """
         with self._write("refresh token already exists") as conn:
-            conn.execute(
-                insert(refresh_families).values(
-                    family_id=token.family_id,
-                    account_id=token.account_id,
-                    subject=token.subject,
-                    started_at=token.started_at,
-                    revoked=token.revoked,
-                )
-            )
-            conn.execute(insert(refresh_tokens).values(_rows.refresh_values(token)))
+            _families.insert_family(conn, token)
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The refresh token with this hash (with its family's account and start), or None."""

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from bearer_grpc._verifier.revocations import watch_request
-from bearer_grpc.core.clock import Clock, system_clock
-from bearer_grpc.service.authority import TokenAuthority
-from bearer_grpc.service.server import ServeConfig, TokenServer
-from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import Account, AccountKind
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import LoopThread, RunningService
 
 
 class TimedWatch:
@@ -75,36 +69,6 @@ class TimedWatch:
         """Cancel the stream and wait for its reader."""
         self.call.cancel()
         self._thread.join(10)
-
-
-@contextmanager
-def serving_store(
-    store: Any,
-    *,
-    settings: ServiceSettings | None = None,
-    clock: Clock = system_clock,
-    config: ServeConfig | None = None,
-) -> Iterator[RunningService]:
-    """A TokenService on an open store object (a real one, or a wrapper around one).
-
-    The store is closed afterwards; the server is stopped and its threads drained first.
-    """
-    authority = TokenAuthority(store, settings or ServiceSettings(), clock=clock)
-    server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
-    loop = LoopThread()
-    try:
-        port = loop.run(server.start())
-        service = RunningService(server, store, loop, f"127.0.0.1:{port}")
-        try:
-            yield service
-        finally:
-            for channel in service.channels:
-                channel.close()
-            loop.run(server.stop(grace=1))
-    finally:
-        loop.run(loop.loop.shutdown_default_executor())
-        loop.close()
-        store.close()
 
 
 class PausingStore:

@@ -21,8 +21,9 @@ from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import AccountKind, open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
+from tests.harness import running_on
 from tests.service.conftest import password_request, refresh_request, verify
-from tests.stolen._support import PausingStore, grpc_code, serving_store
+from tests.stolen._support import PausingStore, grpc_code
 
 OLD_PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different horse entirely 42"
@@ -38,7 +39,7 @@ def test_finding_1_login_in_flight_during_users_remove_does_not_outlive_the_acco
     admin = Admin(admin_store)
     try:
         admin.add_user("alice", OLD_PASSWORD, scopes=SCOPES, audiences=AUDIENCES)
-        with serving_store(paused) as service, ThreadPoolExecutor(1) as pool:
+        with running_on(paused) as service, ThreadPoolExecutor(1) as pool:
             stub = service.stub()
             login = pool.submit(
                 lambda: stub.IssueToken(password_request("alice", OLD_PASSWORD), timeout=30)
@@ -74,7 +75,7 @@ def test_finding_1_logins_racing_users_remove_never_outlive_the_account(
     try:
         admin.add_user("alice", OLD_PASSWORD, scopes=SCOPES, audiences=AUDIENCES)
         with (
-            serving_store(racing, settings=settings) as service,
+            running_on(racing, settings=settings) as service,
             ThreadPoolExecutor(logins) as pool,
         ):
             stub = service.stub()
