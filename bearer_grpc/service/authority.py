@@ -263,13 +263,16 @@ class TokenAuthority:
         peer: str = "",
         certificate: bytes | None = None,
     ) -> Issued:
-        """:meth:`issue` for an event loop: the work runs on the password pool or in a
-        worker thread; cancelling the awaiting task drops a check that has not started.
+        """:meth:`issue` for an event loop: a password check runs on the password pool
+        (cancelling the awaiting task drops one that has not started), any other grant is
+        :meth:`issue` in a worker thread.
         """
-        work = self._issuing_work(grant, scopes, audience, peer, certificate)
         if isinstance(grant, PasswordGrant):
+            work = self._issuing_work(grant, scopes, audience, peer, certificate)
             return await asyncio.wrap_future(self.passwords.submit(peer, work))
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(
+            self.issue, grant, scopes=scopes, audience=audience, peer=peer, certificate=certificate
+        )
 
     def _issuing_work(
         self,
