@@ -1,4 +1,4 @@
-"""The error tree: reasons from DESIGN 3.2 and terse public messages."""
+"""The error tree: the ErrorInfo reasons of the contract and terse public messages."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 
-# DESIGN 3.2: the ErrorInfo reason of every auth failure (contract).
+# The ErrorInfo reason of every auth failure (contract, docs/design/errors.md).
 REASONS = {
     TokenMissing: "TOKEN_MISSING",
     TokenMalformed: "TOKEN_MALFORMED",
