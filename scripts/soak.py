@@ -25,7 +25,7 @@ Prints one summary line per section and exits 1 on any unexpected error or bound
 violation::
 
     scripts/soak                   # 60 s, 64 clients; then 300 revocations
-    scripts/soak --quick           # a few seconds each (CI)
+    scripts/soak --quick           # a few seconds each, 250 streams (CI)
     scripts/soak --duration 300 --clients 128 --calls 1000000
     scripts/soak --section revocations --revocations 1000
 """
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         help="which sections to run (default all)",
     )
     parser.add_argument(
-        "--streams", type=int, default=1000, help="revocation section: watch streams (1000)"
+        "--streams", type=int, help="revocation section: watch streams (1000; --quick 250)"
     )
     parser.add_argument(
         "--verifiers", type=int, default=4, help="revocation section: verifiers (4)"
@@ -507,8 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls is None:
         args.calls = 10**12
     if args.revocations is None:
-        args.revocations = 30 if args.quick else 300
-    args.burst, args.pause = (3, 0.25) if args.quick else (4, 0.5)
+        args.revocations = 15 if args.quick else 300
+    if args.streams is None:
+        args.streams = 250 if args.quick else 1000
+    args.burst, args.pause = (3, 0.5) if args.quick else (4, 1.0)
     if args.clients < 2 or args.duration <= 0 or args.calls < 1 or args.cache_size < 1:
         parser.error("need --clients >= 2, --duration > 0, --calls >= 1, --cache-size >= 1")
     if args.streams < 1 or args.verifiers < 1 or args.revocations < 1:

@@ -1,9 +1,10 @@
 """Soak, revocation section: how long a revocation takes to be seen, at its worst.
 
 A real ``bearer-grpc serve`` (SQLite, loopback) with ``--streams`` WatchRevocations
-streams open from this process (1,000 by default: many verifiers' worth) and a few real
-verifiers following it (``Verifier.from_token_service``, sync and asyncio). Then bursts
-of concurrent RevokeToken calls, for a bounded time. For every revocation and every
+streams open (1,000 by default: many verifiers' worth, read by ``WATCH_PROCESSES`` child
+processes, as separate verifiers would be) and a few real verifiers following it
+(``Verifier.from_token_service``, sync and asyncio, in this process). Then bursts of
+concurrent RevokeToken calls, for a bounded time. For every revocation and every
 observer (each stream, each verifier) the time from the moment RevokeToken was sent to
 the moment the observer has it: a stream received the event, a verifier refuses the
 token (``recheck``, polled every millisecond).
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 import grpc
@@ -35,6 +38,8 @@ from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 LAG_BOUND = 1.0
 """Seconds within which every observer must see every revocation."""
 STREAMS_PER_CHANNEL = 100
+WATCH_PROCESSES = 1
+"""Child processes reading the streams (time.monotonic is comparable across them)."""
 POLL = 0.001
 """Seconds between two looks at the verifiers."""
 
@@ -57,12 +62,13 @@ class Observations:
         with self.lock:
             self.arrivals.setdefault(sequence, []).append(at)
 
-    def lags(self) -> list[float]:
+    def lags(self, *, streams: bool = True, verifiers: bool = True) -> list[float]:
         with self.lock:
             lags = []
             for position, sent in self.sent.items():
-                stream = self.arrivals.get(self.sequence.get(position, -1), [])
-                lags += [at - sent for at in stream + self.refused.get(position, [])]
+                seen = self.arrivals.get(self.sequence.get(position, -1), []) if streams else []
+                seen = seen + (self.refused.get(position, []) if verifiers else [])
+                lags += [at - sent for at in seen]
             return lags
 
 
@@ -76,6 +82,7 @@ class RevocationReport:
     observations: int
     missing: int
     lags: list[float]
+    verifier_max: float
 
     def problems(self) -> list[str]:
         found = []
@@ -101,20 +108,52 @@ class RevocationReport:
             f"soak-revocations: {status} streams={self.streams} verifiers={self.verifiers} "
             f"revocations={self.revocations} observations={self.observations} "
             f"missing={self.missing} lag_max={max(ordered, default=math.nan) * 1000:.1f}ms "
-            f"lag_p50={at(0.5):.1f}ms lag_p99={at(0.99):.1f}ms"
+            f"lag_p50={at(0.5):.1f}ms lag_p99={at(0.99):.1f}ms "
+            f"verifier_lag_max={self.verifier_max * 1000:.1f}ms"
         )
 
 
-async def _watch(stub: pb_grpc.TokenServiceStub, after: int, seen: Observations) -> None:
+async def _watch(
+    stub: pb_grpc.TokenServiceStub, after: int, arrivals: dict[int, list[float]]
+) -> None:
     call = stub.WatchRevocations(watch_request(after), timeout=600)
     try:
         async for event in call:
-            seen.saw(event.sequence, time.monotonic())
+            arrivals.setdefault(event.sequence, []).append(time.monotonic())
     except grpc.aio.AioRpcError as err:
         if err.code() != grpc.StatusCode.CANCELLED:
             raise
     finally:
         call.cancel()
+
+
+async def _watch_many(target: str, streams: int, after: int, parent: Connection) -> None:
+    """Open ``streams`` streams, say "ready", read them until told to stop, send back
+    when each event arrived."""
+    channels = [
+        grpc.aio.insecure_channel(target) for _ in range(math.ceil(streams / STREAMS_PER_CHANNEL))
+    ]
+    stubs = [pb_grpc.TokenServiceStub(channel) for channel in channels]
+    arrivals: dict[int, list[float]] = {}
+    tasks = [
+        asyncio.create_task(_watch(stubs[i % len(stubs)], after, arrivals)) for i in range(streams)
+    ]
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(parent.fileno(), stop.set)
+    await asyncio.sleep(1.0)  # the streams open (pacing, not a wait for a condition)
+    parent.send("ready")
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for channel in channels:
+        await channel.close()
+    parent.send(arrivals)
+
+
+def watch_process(target: str, streams: int, after: int, parent: Connection) -> None:
+    """A child process's body: :func:`_watch_many`."""
+    asyncio.run(_watch_many(target, streams, after, parent))
 
 
 def _poll_verifiers(
@@ -172,9 +211,17 @@ async def run(
     probe = stubs[0].WatchRevocations(watch_request(0), timeout=5)
     after = int(dict(await probe.initial_metadata()).get("bearer-grpc-cursor", "0"))
     probe.cancel()
-    watchers = [
-        asyncio.create_task(_watch(stubs[i % len(stubs)], after, seen)) for i in range(args.streams)
-    ]
+    spawn = multiprocessing.get_context("spawn")
+    children = []
+    for share in range(WATCH_PROCESSES):
+        ours, theirs = spawn.Pipe()
+        count = args.streams // WATCH_PROCESSES + (share < args.streams % WATCH_PROCESSES)
+        child = spawn.Process(target=watch_process, args=(target, count, after, theirs))
+        child.start()
+        children.append((child, ours))
+    for _, pipe in children:
+        if not pipe.poll(60) or pipe.recv() != "ready":
+            raise SystemExit("soak: the watch processes did not start")
     pending: dict[int, Principal] = {}
     stop = threading.Event()
     poller = threading.Thread(
@@ -183,7 +230,6 @@ async def run(
         daemon=True,
     )
     poller.start()
-    await asyncio.sleep(1.0)  # let every stream open before measuring (pacing, not a wait)
     observers = args.streams + len(verifiers)
     try:
         index = 0
@@ -204,16 +250,21 @@ async def run(
             index += len(burst)
             await asyncio.sleep(args.pause)  # pacing between bursts
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            if len(seen.lags()) >= len(tokens) * observers:
+        while time.monotonic() < deadline:  # the verifiers' last refusals
+            if len(seen.lags(streams=False)) >= len(tokens) * len(verifiers):
                 break
             await asyncio.sleep(0.05)  # pacing while the last events arrive
+        await asyncio.sleep(1.0)  # and the streams' (counted as missing if later)
     finally:
         stop.set()
         poller.join(5)
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        for child, pipe in children:
+            pipe.send("stop")
+            if pipe.poll(30):
+                for sequence, times in pipe.recv().items():
+                    for at in times:
+                        seen.saw(sequence, at)
+            child.join(30)
         for channel in channels:
             await channel.close()
         for verifier in sync_verifiers:
@@ -228,4 +279,5 @@ async def run(
         observations=len(lags),
         missing=len(seen.sent) * observers - len(lags),
         lags=lags,
+        verifier_max=max(seen.lags(streams=False), default=math.nan),
     )
