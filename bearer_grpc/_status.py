@@ -5,16 +5,18 @@ terse public message, a ``google.rpc.ErrorInfo`` (domain ``bearer-grpc``) in
 ``grpc-status-details-bin`` for authentication and authorisation errors, and a
 ``www-authenticate`` trailer in RFC 6750 §3 form. Where the answer is plain HTTP
 (``bearer-grpc authz`` refusing a request that is not a gRPC call), the HTTP status is
-the one gRPC's own HTTP mapping pairs with that code.
+the one gRPC's own HTTP mapping pairs with that code. An :class:`Overloaded` answer carries a
+``google.rpc.RetryInfo`` with the delay after which a retry may succeed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -23,6 +25,7 @@ from bearer_grpc.core.errors import (
     BearerGrpcError,
     Conflict,
     Forbidden,
+    Incompatible,
     InsufficientScope,
     InvalidGrant,
     InvalidRequest,
@@ -45,6 +48,7 @@ _CODES: Final[dict[type[BearerGrpcError], grpc.StatusCode]] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Incompatible: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -94,6 +98,14 @@ def www_authenticate(error: AuthError) -> str:
 def to_status(error: BearerGrpcError) -> grpc.Status:
     """The gRPC status of ``error``: code, terse message, rich details, challenge."""
     code = status_code(error)
+    if isinstance(error, Overloaded):
+        delay = duration_pb2.Duration(seconds=max(1, math.ceil(error.retry_after)))
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        rich = rpc_status.to_status(
+            status_pb2.Status(code=code.value[0], message=error.message, details=[retry])
+        )
+        return _Status(code, error.message, tuple(rich.trailing_metadata))
     if not isinstance(error, AuthError):
         return _Status(code, error.message, ())
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)

@@ -17,11 +17,17 @@ revoked"); a call with a token never revoked succeeds; a token whose revocation 
 flight may go either way. Anything else is an unexpected error. Memory is sampled
 (RSS of this process) and each verifier's cache size is checked against its maximum.
 
-Prints one summary line and exits 1 on any unexpected error or bound violation::
+Then the revocation section (``soak_revocations``): concurrent revocations while 1,000
+WatchRevocations streams are open and several verifiers follow; it reports the worst
+time for a revocation to be seen (and p50, p99), which must stay under a second.
 
-    scripts/soak                   # 60 s, 64 clients
-    scripts/soak --quick           # a few seconds (CI)
+Prints one summary line per section and exits 1 on any unexpected error or bound
+violation::
+
+    scripts/soak                   # 60 s, 64 clients; then 300 revocations
+    scripts/soak --quick           # a few seconds each, 250 streams (CI)
     scripts/soak --duration 300 --clients 128 --calls 1000000
+    scripts/soak --section revocations --revocations 1000
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import soak_revocations
 
 from bearer_grpc import BearerServerInterceptor, Verifier
 from bearer_grpc import aio as bearer_aio
@@ -186,7 +193,7 @@ def aio_echo(verifier: bearer_aio.Verifier, loop: LoopThread) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def token_service(data_dir: Path) -> Iterator[tuple[str, str]]:
+def token_service(data_dir: Path, *serve_args: str) -> Iterator[tuple[str, str]]:
     """``bearer-grpc serve`` on 127.0.0.1, a free port; yields (target, client secret)."""
     store = open_store(sqlite_url(data_dir))
     try:
@@ -196,7 +203,7 @@ def token_service(data_dir: Path) -> Iterator[tuple[str, str]]:
     log_path = data_dir / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEARER_GRPC_")}
     argv = [sys.executable, "-m", "bearer_grpc", "serve", "--listen", "127.0.0.1:0"]
-    argv += ["--data-dir", str(data_dir), "--log-level", "info"]
+    argv += ["--data-dir", str(data_dir), "--log-level", "info", *serve_args]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
@@ -477,6 +484,21 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-size", type=int, help="verifier cache max (default 1000; --quick 100)"
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument(
+        "--section",
+        choices=("all", "echo", "revocations"),
+        default="all",
+        help="which sections to run (default all)",
+    )
+    parser.add_argument(
+        "--streams", type=int, help="revocation section: watch streams (1000; --quick 250)"
+    )
+    parser.add_argument(
+        "--verifiers", type=int, default=4, help="revocation section: verifiers (4)"
+    )
+    parser.add_argument(
+        "--revocations", type=int, help="revocation section: revocations (300; --quick 30)"
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 4.0 if args.quick else 60.0
@@ -484,9 +506,26 @@ def main(argv: list[str] | None = None) -> int:
         args.cache_size = 100 if args.quick else 1000
     if args.calls is None:
         args.calls = 10**12
+    if args.revocations is None:
+        args.revocations = 15 if args.quick else 300
+    if args.streams is None:
+        args.streams = 250 if args.quick else 1000
+    args.burst, args.pause = (3, 0.5) if args.quick else (4, 1.0)
     if args.clients < 2 or args.duration <= 0 or args.calls < 1 or args.cache_size < 1:
         parser.error("need --clients >= 2, --duration > 0, --calls >= 1, --cache-size >= 1")
+    if args.streams < 1 or args.verifiers < 1 or args.revocations < 1:
+        parser.error("need --streams, --verifiers and --revocations >= 1")
 
+    status = 0
+    if args.section in ("all", "echo"):
+        status |= echo_section(args)
+    if args.section in ("all", "revocations"):
+        status |= revocation_section(args)
+    return status
+
+
+def echo_section(args: argparse.Namespace) -> int:
+    """The protected echo services under load (see the module docstring)."""
     loop = LoopThread()
     with (
         tempfile.TemporaryDirectory(prefix="bearer-grpc-soak-") as tmp,
@@ -510,6 +549,26 @@ def main(argv: list[str] | None = None) -> int:
             sync_verifier.close()
             loop.close()
     return report(args, tally, pool, duration)
+
+
+def revocation_section(args: argparse.Namespace) -> int:
+    """Concurrent revocations under many watch streams and verifiers: the worst lag."""
+    loop = LoopThread()
+    streams = str(args.streams + 10)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bearer-grpc-soak-") as tmp,
+            token_service(
+                Path(tmp), "--watch-streams", streams, "--watch-streams-per-peer", streams
+            ) as (service, secret),
+        ):
+            outcome = asyncio.run(soak_revocations.run(service, secret, CLIENT_ID, args, loop))
+    finally:
+        loop.close()
+    print(outcome.line(), flush=True)
+    for problem in outcome.problems():
+        print(f"soak-revocations: error: {problem}", file=sys.stderr)
+    return 1 if outcome.problems() else 0
 
 
 def report(args: argparse.Namespace, tally: Tally, pool: Pool, duration: float) -> int:

@@ -107,6 +107,20 @@ def running_service(
 ) -> Iterator[RunningService]:
     """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0."""
     store = open_store(store_url, busy_timeout_s=busy_timeout_s)
+    with running_on(store, settings=settings, clock=clock, kek=kek, config=config) as service:
+        yield service
+
+
+@contextmanager
+def running_on(
+    store: Any,
+    *,
+    settings: ServiceSettings | None = None,
+    clock: Clock = system_clock,
+    kek: KeyEncryptionKey | None = None,
+    config: ServeConfig | None = None,
+) -> Iterator[RunningService]:
+    """Start a TokenService on an open store (or a wrapper around one); closes it after."""
     authority = TokenAuthority(store, settings or ServiceSettings(), kek=kek, clock=clock)
     server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
     loop = LoopThread()

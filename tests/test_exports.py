@@ -5,7 +5,7 @@ from __future__ import annotations
 import bearer_grpc
 import bearer_grpc.aio
 
-# The names DESIGN section 4 promises in both flavours.
+# The public names promised in both flavours.
 SHARED = {
     "BearerClientInterceptor",
     "BearerServerInterceptor",

@@ -20,6 +20,7 @@ from bearer_grpc._verifier.revocations import (
     prune,
     stream_ended,
     stream_start,
+    watch_request,
 )
 from bearer_grpc.core.errors import VerifierUnavailable
 from bearer_grpc.core.tokens import Principal
@@ -150,7 +151,7 @@ class Follower:
         (delivered events, lived long, or reached its own deadline)."""
         began = time.monotonic()
         after = self.local.revocations.sequence
-        request = pb.WatchRevocationsRequest(after_sequence=after)
+        request = watch_request(after)
         events = 0
         started = False
         error: grpc.RpcError | None = None

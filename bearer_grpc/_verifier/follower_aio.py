@@ -22,6 +22,7 @@ from bearer_grpc._verifier.revocations import (
     prune,
     stream_ended,
     stream_start,
+    watch_request,
 )
 from bearer_grpc.core.errors import VerifierUnavailable
 from bearer_grpc.core.tokens import Principal
@@ -215,7 +216,7 @@ class Follower:
         """Follow one ``WatchRevocations`` stream to its end; True if it was healthy."""
         began = time.monotonic()
         after = self.local.revocations.sequence
-        request = pb.WatchRevocationsRequest(after_sequence=after)
+        request = watch_request(after)
         stub = session.connection.stub
         call = stub.WatchRevocations(request, timeout=self.link.resync_interval)
         events = 0

@@ -4,7 +4,9 @@
   event (the store's epoch, the server's cursor, the end of the backlog);
 - :func:`resume`, :class:`Resume`, :class:`RevocationFeed`: whether the verifier may
   resume there or must start over from sequence 0, and whether it has caught up;
-- :func:`apply_revocation`, :func:`prune`: what an event does to the revocation set, and
+- :func:`watch_request`, :func:`apply_revocation`, :func:`prune`: the request that
+  declares the event kinds this version applies, what an event does to the revocation
+  set (an event of a kind it does not know makes the verifier fail closed), and
   forgetting revocations of tokens nobody accepts any more;
 - :func:`stream_ended`: whether the stream was healthy when it ended.
 
@@ -24,13 +26,25 @@ import grpc
 
 from bearer_grpc._channel import LinkLog, status_of
 from bearer_grpc.core.backoff import Backoff
-from bearer_grpc.core.verification import LocalVerification
+from bearer_grpc.core.verification import LocalVerification, RevocationKind
 from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
 from bearer_grpc.v1 import token_service_pb2 as pb
 
 log = logging.getLogger("bearer_grpc.verifier")
 
 _MAX_SEQUENCE_DIGITS: Final = 20
+_KINDS: Final = {
+    pb.REVOCATION_KIND_UNSPECIFIED: RevocationKind.TOKEN,  # an older server
+    pb.REVOCATION_KIND_TOKEN: RevocationKind.TOKEN,
+    pb.REVOCATION_KIND_FAMILY: RevocationKind.FAMILY,
+    pb.REVOCATION_KIND_SUBJECT: RevocationKind.SUBJECT,
+}
+UNDERSTOOD_KINDS: Final = (
+    pb.REVOCATION_KIND_TOKEN,
+    pb.REVOCATION_KIND_FAMILY,
+    pb.REVOCATION_KIND_SUBJECT,
+)
+"""The event kinds this version applies, declared in every ``WatchRevocations`` request."""
 
 
 @dataclass(frozen=True)
@@ -166,9 +180,42 @@ class RevocationFeed:
         return self.caught_up
 
 
+def watch_request(after_sequence: int) -> pb.WatchRevocationsRequest:
+    """The ``WatchRevocations`` request for the events after ``after_sequence``, declaring
+    the kinds this version applies (the server refuses a watcher that lacks one it sends)."""
+    return pb.WatchRevocationsRequest(
+        after_sequence=after_sequence, understood_kinds=UNDERSTOOD_KINDS
+    )
+
+
 def apply_revocation(local: LocalVerification, event: pb.WatchRevocationsResponse) -> None:
-    """Record one ``WatchRevocations`` event (and the sequence to resume after)."""
-    local.revocations.add(event.token_id, event.expires_at, event.sequence)
+    """Record one ``WatchRevocations`` event (and the sequence to resume after).
+
+    An event of a kind this version does not know means a revocation it cannot apply: the
+    revocation set is marked failed, and every verification fails closed from then on
+    (``VerifierUnavailable``), instead of accepting tokens that may be revoked.
+    """
+    kind = _KINDS.get(event.kind)
+    revocations = local.revocations
+    if kind is None:
+        revocations.fail_closed()
+        log.error(
+            "revocation event of an unknown kind: refusing every token from now on",
+            extra={"kind": int(event.kind), "sequence": event.sequence},
+        )
+        return
+    key = {
+        RevocationKind.TOKEN: event.token_id,
+        RevocationKind.FAMILY: event.family_id,
+        RevocationKind.SUBJECT: event.subject,
+    }[kind]
+    revocations.apply(
+        kind,
+        key,
+        expires_at=event.expires_at,
+        not_before=event.not_before,
+        sequence=event.sequence,
+    )
 
 
 def prune(local: LocalVerification) -> int:

@@ -2,15 +2,18 @@
 
 Precedence: flag, then environment variable, then the documented default. Secrets
 (client secrets, passwords, tokens) never come from flags, where process listings and
-shell histories would show them: they come from an environment variable, a prompt, or
-standard input.
+shell histories would show them: they come from an environment variable, a prompt,
+standard input, or a file only their owner may read (the key-encryption key, the
+store's password).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +24,8 @@ from bearer_grpc.core.keys import KeyEncryptionKey
 if TYPE_CHECKING:
     from bearer_grpc.service.process import ServeConfig
     from bearer_grpc.store import SqlStore
+
+log = logging.getLogger("bearer_grpc.cli")
 
 ENV_PREFIX = "BEARER_GRPC_"
 DEFAULT_DATA_DIR = "bearer-grpc-data"
@@ -110,29 +115,81 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     option(
         parser,
         "--store",
-        help="store URL instead of --data-dir: sqlite:///PATH or postgresql://...",
+        help="store URL instead of --data-dir: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(leave the password out: --store-password-file, PGPASSFILE or ~/.pgpass)",
+    )
+    option(
+        parser,
+        "--store-password-file",
+        help="file holding the PostgreSQL password (mode 0600): kept out of the URL, "
+        "process listings and shell histories",
+        type=Path,
     )
     option(
         parser,
         "--key-encryption-key-file",
-        help="file holding >= 32 bytes that encrypt private keys at rest",
+        help="file holding >= 32 bytes that encrypt private keys at rest (mode 0600)",
         type=Path,
     )
 
 
 def open_configured_store(args: argparse.Namespace) -> SqlStore:
-    """The store named by ``--store`` or ``--data-dir`` (needs the ``server`` extra)."""
-    from bearer_grpc.store import open_store, sqlite_url
+    """The store named by ``--store`` or ``--data-dir`` (needs the ``server`` extra).
 
-    url = args.store or sqlite_url(Path(args.data_dir))
+    The PostgreSQL password comes from ``--store-password-file`` (or libpq's own
+    ``PGPASSFILE`` and ``~/.pgpass``); a password written into a ``--store`` given on the
+    command line is used, with a warning: process listings and shell histories show it.
+    """
+    from sqlalchemy.engine import make_url
+
+    from bearer_grpc.store import is_postgres_url, open_store, sqlite_url
+
+    if args.store is None:
+        return open_store(sqlite_url(Path(args.data_dir)))
+    url: str = args.store
+    if not is_postgres_url(url):
+        return open_store(url)
+    parsed = make_url(url)
+    if parsed.password is not None and url != os.environ.get(env_name("--store")):
+        log.warning(
+            "the --store URL on the command line holds a password, which process listings "
+            "and shell histories show: use --store-password-file instead"
+        )
+    if args.store_password_file is not None:
+        password = read_private_file(Path(args.store_password_file), "store password")
+        url = parsed.set(password=password.decode().strip()).render_as_string(hide_password=False)
     return open_store(url)
 
 
+def read_private_file(path: Path, what: str) -> bytes:
+    """The contents of a file holding a secret, which only its owner may read.
+
+    Raises:
+        InvalidRequest: The file belongs to another user, or others may read or change it
+            (the message says how to fix it; it never shows the contents).
+        OSError: The file cannot be read.
+    """
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        raise InvalidRequest(f"the {what} file {path} belongs to another user")
+    if mode & 0o077:
+        raise InvalidRequest(
+            f"the {what} file {path} is open to others (mode {mode:04o}): chmod 600 it"
+        )
+    return path.read_bytes()
+
+
 def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
-    """The key-encryption key from ``--key-encryption-key-file`` or
-    ``BEARER_GRPC_KEY_ENCRYPTION_KEY``, or None."""
+    """The key-encryption key from ``--key-encryption-key-file`` (a private file) or
+    ``BEARER_GRPC_KEY_ENCRYPTION_KEY``, or None.
+
+    Raises:
+        InvalidRequest: The file is open to others or belongs to another user.
+    """
     if args.key_encryption_key_file is not None:
-        return KeyEncryptionKey(Path(args.key_encryption_key_file).read_bytes())
+        path = Path(args.key_encryption_key_file)
+        return KeyEncryptionKey(read_private_file(path, "key-encryption key"))
     value = os.environ.get(ENV_PREFIX + "KEY_ENCRYPTION_KEY")
     return KeyEncryptionKey(value.encode()) if value else None
 
@@ -140,19 +197,27 @@ def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+_MAX_DURATION = 10 * 365 * 86400
+"""Longest duration read (ten years): every setting bounds its own far below."""
+
+
 def duration(value: str) -> int:
     """``"90s"``, ``"15m"``, ``"12h"``, ``"30d"`` or plain seconds → seconds (argparse type).
 
     Raises:
-        argparse.ArgumentTypeError: Not a whole number with an optional unit s, m, h or d.
+        argparse.ArgumentTypeError: Not a whole number with an optional unit s, m, h or d,
+            or longer than ten years.
     """
     text = value.strip().lower()
     number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    if not (number.isascii() and number.isdigit()):
+    if not (number.isascii() and number.isdigit()) or len(number) > 12:
         raise argparse.ArgumentTypeError(
             f"invalid duration {value!r}: use a whole number with s, m, h or d (e.g. 30d)"
         )
-    return int(number) * _UNITS[unit]
+    seconds = int(number) * _UNITS[unit]
+    if seconds > _MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"duration {value!r} is too long")
+    return seconds
 
 
 def is_postgres_url(url: str | None) -> bool:

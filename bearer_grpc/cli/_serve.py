@@ -66,6 +66,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="refresh token lifetime, seconds",
     )
     option(
+        parser,
+        "--session-ttl",
+        type=duration,
+        default=settings.session_ttl,
+        help="absolute session lifetime (90d, 12h...): a login's refresh tokens are refused "
+        "this long after it, however they were used",
+    )
+    option(
         parser, "--leeway", type=int, default=settings.leeway, help="clock skew tolerated, seconds"
     )
     option(
@@ -97,6 +105,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="how long a scheduled key is published before it signs (30m, 1800...): longer "
         "than any verifier caches keys (Envoy 10 min, Istio 20 min by default)",
     )
+    option(
+        parser,
+        "--watch-streams",
+        type=int,
+        default=settings.watch_streams,
+        help="WatchRevocations streams open at once, over all callers",
+    )
+    option(
+        parser,
+        "--watch-streams-per-peer",
+        type=int,
+        default=settings.watch_streams_per_peer,
+        help="WatchRevocations streams one network address may hold",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -110,11 +132,14 @@ def _serve(args: argparse.Namespace) -> int:
         issuer=args.issuer,
         access_ttl=args.access_ttl,
         refresh_ttl=args.refresh_ttl,
+        session_ttl=args.session_ttl,
         leeway=args.leeway,
         key_algorithm=args.key_algorithm,
         sync_interval=args.sync_interval,
         rotate_keys_every=args.rotate_keys_every or 0,
         key_publish_delay=int(args.key_publish_delay),
+        watch_streams=args.watch_streams,
+        watch_streams_per_peer=args.watch_streams_per_peer,
     )
     # bad TLS options fail here, before the store is touched
     config = dataclasses.replace(server_config(args), http_listen=args.http_listen)

@@ -23,6 +23,9 @@
     │   ├── NotFound              the named object does not exist
     │   ├── Conflict              the named object exists already
     │   ├── Overloaded            too many requests of a costly kind at once; retry later
+    │   │   │                     (``retry_after`` = RetryInfo)
+    │   │   └── LoginThrottled    too many failed sign-ins for the account or the peer
+    │   ├── Incompatible          the caller could not apply what would be sent (upgrade it)
     │   ├── Unavailable           the store cannot answer; nothing was written
     │   └── OAuthError            an OAuth 2.0 error answer of the HTTP face (``error`` code,
     │                             HTTP status; bearer_grpc.service.http)
@@ -200,9 +203,34 @@ class Conflict(ServiceError):
 
 
 class Overloaded(ServiceError):
-    """Too many costly requests (password checks) are in progress; retry later."""
+    """Too many costly requests (password checks) are in progress; retry later.
+
+    Args:
+        message: Terse public message (the class default when None).
+        retry_after: Seconds after which a retry may succeed (sent as ``RetryInfo``).
+    """
 
     default_message = "too many requests; retry later"
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LoginThrottled(Overloaded):
+    """Too many failed sign-ins for this account or from this peer: no attempt is
+    checked before ``retry_after`` seconds (the delay grows with the failures, and is
+    bounded: never a permanent lockout)."""
+
+    default_message = "too many failed sign-ins; retry later"
+
+
+class Incompatible(ServiceError):
+    """The caller could not apply what the service would send it (an older release, say
+    a verifier that does not declare every revocation kind): refused rather than served
+    half. Upgrading the caller fixes it."""
+
+    default_message = "client too old for this service"
 
 
 class Unavailable(ServiceError):

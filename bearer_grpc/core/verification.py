@@ -3,7 +3,9 @@
 - :class:`TrustedKeys`: a :class:`~bearer_grpc.core.tokens.TokenVerifier` over a key set
   and the cache of the tokens it verified, replaced together. The one rule for a key
   change: a key that is no longer trusted takes its cache with it.
-- :class:`RevocationSet`: revoked token ids, consulted by a dict lookup on every call.
+- :class:`RevocationSet`: what is revoked (token ids, refresh families, subjects up to a
+  time), and the one rule that says whether a principal is revoked: consulted on every
+  call, a dict lookup while only token ids are revoked.
 - :class:`LocalVerification`: the keys, the revocations and the cache of one verifier,
   and the per-message re-check of long-lived streams.
 - :func:`peek_kid`, :func:`peek_issuer`: the ``kid`` a token's header names and the
@@ -13,10 +15,12 @@
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import threading
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import Final
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock
@@ -39,6 +43,21 @@ from bearer_grpc.core.tokens import (
 )
 
 _MAX_HEADER_PEEK = 1024
+
+SESSION_CLAIM: Final = "sid"
+"""The claim naming the refresh family (the login session) an access token was issued
+with; revoking the family revokes every token that names it."""
+
+
+class RevocationKind(enum.StrEnum):
+    """What one entry of a revocation log revokes."""
+
+    TOKEN = "token"  # noqa: S105 (a kind, not a secret)
+    """One access token, by its ``jti``."""
+    FAMILY = "family"
+    """Every access token whose ``sid`` claim names the refresh family."""
+    SUBJECT = "subject"
+    """Every token of a subject (``sub``) issued at or before a time (its ``iat``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,44 +88,104 @@ class TrustedKeys:
 
 
 class RevocationSet:
-    """Revoked token ids with their expiry, and the sequence they were read up to.
+    """What is revoked, the sequence it was read up to, and the one rule of revocation.
 
-    Filled from ``WatchRevocations`` events (or the store); consulted on every call by a
-    dict lookup. Thread-safe for one writer and many readers.
+    Filled from ``WatchRevocations`` events (or the store); consulted on every call by
+    :meth:`refuses`: a token is revoked when its ``jti`` is, when the refresh family its
+    ``sid`` claim names is, or when its subject was revoked at or after its ``iat``.
+    While only token ids are revoked that is one dict lookup. Thread-safe for one writer
+    and many readers.
     """
 
     def __init__(self) -> None:
         self._revoked: dict[str, int] = {}
         self.ids: Container[str] = self._revoked
-        """Read-only view for the per-call check (``jti in ids``): the same dict, updated in
-        place, without the cost of a Python ``__contains__`` call."""
+        """Read-only view of the revoked token ids: the same dict, updated in place."""
+        self._families: dict[str, int] = {}
+        self._subjects: dict[str, tuple[int, int]] = {}  # subject: (not_before, expires_at)
         self.sequence = 0
+        self.failed = False
+        """Set for good once an entry of a kind this version does not know arrived: the
+        set can no longer be complete, so every check must fail closed."""
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._revoked)
+        return len(self._revoked) + len(self._families) + len(self._subjects)
 
     def __contains__(self, jti: object) -> bool:
         return jti in self._revoked
 
     def add(self, jti: str, expires_at: int, sequence: int = 0) -> None:
-        """Record a revocation (and advance :attr:`sequence` to ``sequence``)."""
+        """Record a revoked token id (and advance :attr:`sequence` to ``sequence``)."""
+        self.apply(RevocationKind.TOKEN, jti, expires_at=expires_at, sequence=sequence)
+
+    def apply(
+        self, kind: str, key: str, *, expires_at: int, not_before: int = 0, sequence: int = 0
+    ) -> bool:
+        """Record one entry of a revocation log (and advance :attr:`sequence`).
+
+        Args:
+            kind: A :class:`RevocationKind` value.
+            key: The token id, family id or subject the entry revokes.
+            expires_at: When the last token it revokes expires.
+            not_before: For a subject: tokens issued at or before this time are revoked.
+            sequence: The entry's position in the log.
+
+        Returns:
+            False for a kind this version does not know: the set has then :attr:`failed`.
+        """
         with self._lock:
-            self._revoked[jti] = expires_at
+            if kind == RevocationKind.TOKEN:
+                self._revoked[key] = expires_at
+            elif kind == RevocationKind.FAMILY:
+                self._families[key] = max(expires_at, self._families.get(key, 0))
+            elif kind == RevocationKind.SUBJECT:
+                known_before, known_expiry = self._subjects.get(key, (0, 0))
+                cut = (max(not_before, known_before), max(expires_at, known_expiry))
+                self._subjects[key] = cut
+            else:
+                self.fail_closed()
+                return False
             self.sequence = max(self.sequence, sequence)
+            return True
+
+    def fail_closed(self) -> None:
+        """Stop trusting the set for good (an entry could not be applied)."""
+        self.failed = True
+
+    def refuses(self, principal: Principal) -> bool:
+        """Whether ``principal``'s token is revoked (see the class docstring)."""
+        if principal.token_id in self._revoked:
+            return True
+        if not (self._families or self._subjects):
+            return False
+        family = principal.claims.get(SESSION_CLAIM)
+        if isinstance(family, str) and family in self._families:
+            return True
+        cut = self._subjects.get(principal.subject)
+        return cut is not None and principal.issued_at <= cut[0]
 
     def restart(self) -> None:
-        """Resume from sequence 0 (the source's log restarted); known jtis are kept."""
+        """Resume from sequence 0 (the source's log restarted); what is known is kept."""
         with self._lock:
             self.sequence = 0
 
     def prune(self, horizon: float) -> int:
-        """Forget revocations of tokens that expired before ``horizon`` (now - leeway)."""
+        """Forget what revokes only tokens that expired before ``horizon`` (now - leeway).
+
+        In place: :attr:`ids` stays the same dict.
+        """
         with self._lock:
-            stale = [jti for jti, exp in self._revoked.items() if exp < horizon]
-            for jti in stale:
+            tokens = [k for k, exp in self._revoked.items() if exp < horizon]
+            families = [k for k, exp in self._families.items() if exp < horizon]
+            subjects = [k for k, cut in self._subjects.items() if cut[1] < horizon]
+            for jti in tokens:
                 del self._revoked[jti]
-            return len(stale)
+            for family in families:
+                del self._families[family]
+            for subject in subjects:
+                del self._subjects[subject]
+            return len(tokens) + len(families) + len(subjects)
 
 
 class LocalVerification:
@@ -201,9 +280,12 @@ class LocalVerification:
             until: Forget the answer at this time already, before the token's ``exp``.
 
         Raises:
-            TokenRevoked: Its ``jti`` is in the revocation set.
+            TokenRevoked: The revocation set refuses it.
+            VerifierUnavailable: The revocation set cannot be trusted.
         """
-        if principal.token_id in self.revocations:
+        if self.revocations.failed:
+            raise VerifierUnavailable()
+        if self.revocations.refuses(principal):
             raise TokenRevoked()
         self.cache.put(token, principal, until=until)
         return principal
@@ -213,9 +295,13 @@ class LocalVerification:
 
         Raises:
             TokenRevoked: The cached token was revoked since.
+            VerifierUnavailable: The revocation set cannot be trusted.
         """
+        revocations = self.revocations
+        if revocations.failed:
+            raise VerifierUnavailable()
         principal = self.cache.get(token, self.clock())
-        if principal is not None and principal.token_id in self.revocations.ids:
+        if principal is not None and revocations.refuses(principal):
             raise TokenRevoked()
         return principal
 
@@ -228,7 +314,9 @@ class LocalVerification:
         """
         if is_expired(principal.expires_at, self.clock(), self.leeway):
             return TokenExpired()
-        if principal.token_id in self.revocations.ids:
+        if self.revocations.failed:
+            return VerifierUnavailable()
+        if self.revocations.refuses(principal):
             return TokenRevoked()
         return None
 
@@ -249,13 +337,16 @@ class LocalVerification:
         """Fully verify ``token`` (signature, claims, revocation) and cache the result.
 
         Raises:
-            VerifierUnavailable: No key set has been obtained yet.
+            VerifierUnavailable: No key set has been obtained yet, or the revocation set
+                cannot be trusted (an event of an unknown kind arrived).
             AuthError: The token is not valid.
         """
         trusted = self._trusted
-        if trusted is None:
+        if trusted is None or self.revocations.failed:
             raise VerifierUnavailable()
         principal = trusted.verifier.authenticate(token, audience=self.audience)
+        if self.revocations.refuses(principal):
+            raise TokenRevoked()
         trusted.cache.put(token, principal)
         return principal
 

@@ -15,13 +15,16 @@ from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
 from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey
 from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
-from bearer_grpc.core.secrets import MAX_SECRET_LENGTH, hash_password, new_secret
+from bearer_grpc.core.secrets import hash_password, new_secret
 from bearer_grpc.service.hasher import load_secret_hasher
 from bearer_grpc.service.keyring import KeyRing
-from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, Store
+from bearer_grpc.service.passwords import check_new_password
+from bearer_grpc.service.settings import MAX_ACCESS_TTL, MAX_KEY_DELAY
+from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, Revocation, Store
 
-MIN_PASSWORD_LENGTH = 8
-"""Shortest password accepted for a user."""
+WITHDRAW_MARGIN = 60
+"""A staged key can be withdrawn only while it signs more than this many seconds from
+now: a replica whose clock runs ahead must not have signed with it yet."""
 RESERVED_NAME = "bearer-grpc"
 """The ``client_id`` of password-grant tokens and the TokenService's own audience."""
 
@@ -64,9 +67,22 @@ class Admin:
         return math.floor(self._clock())
 
     def add_client(
-        self, name: str, *, scopes: Sequence[str], audiences: Sequence[str]
+        self,
+        name: str,
+        *,
+        scopes: Sequence[str],
+        audiences: Sequence[str],
+        certificate_bound: bool = False,
     ) -> NewClient:
         """Create a client with a fresh 256-bit secret.
+
+        Args:
+            name: The client id.
+            scopes: Scopes it may request.
+            audiences: Audiences it may address, the default first.
+            certificate_bound: Its tokens are bound to its mTLS client certificate
+                (RFC 8705): it gets tokens only over mTLS, each carrying the certificate's
+                thumbprint in ``cnf``.
 
         Raises:
             InvalidRequest: Bad name, scope or audience, or no audience.
@@ -74,7 +90,7 @@ class Admin:
         """
         secret = new_secret()
         hashed = load_secret_hasher(self._store).hash(secret)
-        self._add(name, AccountKind.CLIENT, hashed, scopes, audiences)
+        self._add(name, AccountKind.CLIENT, hashed, scopes, audiences, certificate_bound)
         return NewClient(client_id=name, client_secret=secret)
 
     def add_user(
@@ -83,15 +99,13 @@ class Admin:
         """Create a user with a password (stored with scrypt).
 
         Raises:
-            InvalidRequest: Bad name, scope or audience, no audience, or a password shorter
-                than 8 or longer than 512 characters.
+            InvalidRequest: Bad name, scope or audience, no audience, or a password the
+                policy refuses (shorter than 15 characters, common, repetitive, or holding
+                the user's name: see ``service.passwords``).
             Conflict: The name is taken by a client or a user.
         """
-        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_SECRET_LENGTH:
-            raise InvalidRequest(
-                f"password must have {MIN_PASSWORD_LENGTH} to {MAX_SECRET_LENGTH} characters"
-            )
         self._check(name, scopes, audiences)
+        check_new_password(password, username=name)
         self._add(name, AccountKind.USER, hash_password(password), scopes, audiences)
 
     def _check(self, name: str, scopes: Sequence[str], audiences: Sequence[str]) -> None:
@@ -111,6 +125,7 @@ class Admin:
         credential_hash: str,
         scopes: Sequence[str],
         audiences: Sequence[str],
+        certificate_bound: bool = False,
     ) -> None:
         self._check(name, scopes, audiences)
         principal = Account(
@@ -120,6 +135,7 @@ class Admin:
             scopes=check_scopes(scopes),
             audiences=tuple(dict.fromkeys(audiences)),
             created_at=self._now(),
+            certificate_bound=certificate_bound,
         )
         try:
             self._store.add_account(principal)
@@ -130,17 +146,36 @@ class Admin:
         """Clients or users, by name."""
         return self._store.list_accounts(kind)
 
-    def remove(self, name: str, kind: AccountKind) -> None:
-        """Delete a client or user and its refresh tokens.
+    def remove(self, name: str, kind: AccountKind) -> Revocation:
+        """Delete a client or user, its refresh families, and revoke its tokens.
 
-        Access tokens already issued stay valid until they expire (at most the access
-        lifetime); revoke them too if that is too long.
+        Every token issued to the name until now is refused everywhere within a second
+        (the subject's "not before", pushed to every verifier), also while ``serve``
+        runs elsewhere; a grant in progress either sees the account gone or issues a
+        token that is revoked. A name created again later is a new account.
+
+        Returns:
+            The subject's revocation.
 
         Raises:
             NotFound: No such client or user.
         """
-        if not self._store.remove_account(name, kind):
+        revocation = self._store.remove_account(
+            name, kind, clock=self._now, retention=MAX_ACCESS_TTL
+        )
+        if revocation is None:
             raise NotFound(f"no {kind.value} named {name!r}")
+        return revocation
+
+    def revoke_subject(self, name: str) -> Revocation:
+        """Revoke every token of ``name`` issued until now, and its refresh families; the
+        account stays (its next sign-in gets new tokens).
+
+        Raises:
+            InvalidRequest: Not a valid name.
+        """
+        check_name(name, what="name")
+        return self._store.revoke_subject(name, clock=self._now, retention=MAX_ACCESS_TTL)
 
     def rotate_key(
         self, *, algorithm: Algorithm, delay: int, kek: KeyEncryptionKey | None
@@ -158,13 +193,34 @@ class Admin:
         :data:`~bearer_grpc.service.keyring.PUBLISH_DELAY`).
 
         Raises:
-            InvalidRequest: ``delay`` negative.
+            InvalidRequest: ``delay`` negative or over 30 days (a key staged further
+                ahead would hold back every later rotation).
             KeyMaterialError: The stored keys are encrypted and ``kek`` is missing or wrong.
         """
-        if delay < 0:
-            raise InvalidRequest("delay must not be negative")
+        if not 0 <= delay <= MAX_KEY_DELAY:
+            raise InvalidRequest(f"delay must be 0..{MAX_KEY_DELAY} seconds")
         ring = KeyRing(self._store, kek=kek, retention=0)
         return ring.stage(algorithm, delay=delay, now=self._now())
+
+    def withdraw_key(self, kid: str) -> KeyRecord:
+        """Withdraw a staged key before it signs: it is deleted and no longer published.
+
+        Only a key that signs more than :data:`WITHDRAW_MARGIN` seconds from now can be
+        withdrawn, so no replica can have signed with it; decided under the store's keys
+        lock. Replicas stop publishing it at once, and verifiers that follow a
+        TokenService stop trusting it within a second.
+
+        Raises:
+            NotFound: No key has that kid.
+            Conflict: The key signs already, or will within the margin.
+        """
+        deadline = self._now() + WITHDRAW_MARGIN
+        removed = self._store.remove_key_if(kid, lambda record: record.not_before > deadline)
+        if removed is not None:
+            return removed
+        if all(record.kid != kid for record in self._store.list_keys()):
+            raise NotFound(f"no key {kid!r}")
+        raise Conflict(f"key {kid!r} signs already (or within {WITHDRAW_MARGIN} s)")
 
     def key_states(self) -> list[tuple[KeyRecord, KeyState]]:
         """Every stored key with its state, oldest first."""

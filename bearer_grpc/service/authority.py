@@ -1,41 +1,35 @@
 """The rules of the token service, free of gRPC: issue, verify, revoke, publish keys.
 
-Every method is synchronous and may block on the store or on password hashing; the
-gRPC servicer runs them in worker threads. Errors are raised from the one tree in
-``bearer_grpc.core.errors`` and mapped to gRPC at the edge.
+Every face of the TokenService (gRPC, HTTP) calls the same methods, passing the caller's
+network address (``peer``) and, over mTLS, its client certificate as data: throttling of
+failed sign-ins and the password pool's fair shares are kept here, by peer. Methods are
+synchronous and may block on the store or on password hashing (run them in worker
+threads), except :meth:`TokenAuthority.issue_async`, which an event loop awaits. Errors
+are raised from the one tree in ``bearer_grpc.core.errors`` and mapped at the edge.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import functools
 import logging
 import math
-import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import (
-    Forbidden,
-    InsufficientScope,
-    InvalidRequest,
-    TokenExpired,
     TokenInvalid,
-    TokenMalformed,
-    TokenMissing,
     TokenRevoked,
-    Unavailable,
 )
 from bearer_grpc.core.keys import KeyEncryptionKey
 from bearer_grpc.core.scopes import check_audience, check_scopes
 from bearer_grpc.core.secrets import (
     SecretHasher,
     new_id,
-    refresh_token_hash,
 )
 from bearer_grpc.core.tokens import (
-    MAX_TOKEN_BYTES,
     Principal,
     TokenVerifier,
 )
@@ -43,27 +37,24 @@ from bearer_grpc.core.verification import TrustedKeys
 from bearer_grpc.service.grants import (
     Grant,
     Issued,
+    PasswordGrant,
 )
 from bearer_grpc.service.hasher import load_secret_hasher
-from bearer_grpc.service.issuing import MAX_ID_LENGTH, Issuing, require
+from bearer_grpc.service.issuing import Issuing
 from bearer_grpc.service.keyring import KeyRing
+from bearer_grpc.service.pool import PasswordPool
 from bearer_grpc.service.revocations import RevocationLog
+from bearer_grpc.service.revoking import Revoking, store_errors
 from bearer_grpc.service.settings import (
-    ADMIN_AUDIENCE,
-    ADMIN_SCOPE,
     EPOCH_SETTING,
-    MAX_ACCESS_TTL,
     ServiceSettings,
 )
+from bearer_grpc.service.throttle import LoginThrottle, ThrottlePolicy
 from bearer_grpc.store import (
     Store,
-    StoreUnavailable,
 )
 
 log = logging.getLogger("bearer_grpc.service")
-
-_REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
-_NOT_YOURS = "the token was issued to another client"
 
 
 class TokenAuthority:
@@ -75,6 +66,14 @@ class TokenAuthority:
         kek: Key-encryption key for private keys at rest, or None.
         clock: Wall-clock time source.
         cache_size: Verified tokens :meth:`verify` keeps (0 disables the cache).
+        throttle: Allowances of failed sign-ins (the documented defaults when None).
+
+    Attributes:
+        throttle: Counts failed sign-ins (in the store) and holds back guessers.
+        passwords: The password pool, shared fairly by peers.
+        key_removals: How many times a key left the published set (a withdrawn or
+            retired key): the server ends its revocation streams then, so that verifiers
+            refetch the keys at once.
     """
 
     def __init__(
@@ -85,11 +84,19 @@ class TokenAuthority:
         kek: KeyEncryptionKey | None = None,
         clock: Clock = system_clock,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         self.store = store
         self.revocations = RevocationLog()
         self.keys = KeyRing(store, kek=kek, retention=self.settings.key_retention)
+        self.throttle = LoginThrottle(store, clock, throttle)
+        self.passwords = PasswordPool(
+            self.settings.password_workers,
+            self.settings.password_queue,
+            self.settings.password_per_peer,
+        )
+        self.key_removals = 0
         self._clock = clock
         self._sync_lock = threading.Lock()
         self._hasher: SecretHasher | None = None
@@ -101,7 +108,16 @@ class TokenAuthority:
             self.settings,
             clock=clock,
             hasher=lambda: self.hasher,
+            throttle=self.throttle,
             on_family_revoked=self._catch_up,
+        )
+        self._revoking = Revoking(
+            store,
+            self.revocations,
+            lambda: self.verifier,
+            self.settings,
+            clock=clock,
+            caught_up=self._catch_up,
         )
         self.epoch = ""
         """Id of the store's revocation log (sequences restart only with a new one)."""
@@ -144,6 +160,11 @@ class TokenAuthority:
         now = self._now()
         with self._sync_lock:
             self.keys.load(now=now, algorithm=self.settings.key_algorithm)
+            current = self._trusted
+            if current is not None and not set(current.verifier.keys) <= {
+                r.kid for r in self.keys.published(now)
+            }:
+                self.key_removals += 1
             verifier = TokenVerifier(
                 self.keys.public_key_set(now),
                 issuer=self.settings.issuer,
@@ -151,7 +172,6 @@ class TokenAuthority:
                 leeway=self.settings.leeway,
                 is_revoked=self.revocations.is_revoked,
             )
-            current = self._trusted
             self._trusted = (
                 current.replaced_by(verifier)
                 if current is not None
@@ -164,9 +184,9 @@ class TokenAuthority:
         return added
 
     def housekeeping(self) -> int:
-        """Delete expired revocations, refresh tokens and retired keys from the store."""
+        """Delete expired revocations, refresh tokens, throttle counts and retired keys."""
         now = self._now()
-        removed = self.store.prune(self._horizon(now))
+        removed = self.store.prune(self._horizon(now), throttle_horizon=self.throttle.horizon())
         for record in self.keys.expired(now):
             removed += int(self.store.delete_key(record.kid))
         return removed
@@ -194,21 +214,90 @@ class TokenAuthority:
             raise RuntimeError("TokenAuthority.start() was not called")
         return self._hasher
 
+    def close(self) -> None:
+        """Cancel waiting password checks and stop the password threads."""
+        self.passwords.close()
+
     # -- issuing -----------------------------------------------------------------------
-    def issue(self, grant: Grant, *, scopes: Sequence[str] = (), audience: str = "") -> Issued:
-        """Exchange a grant for an access token.
+    def issue(
+        self,
+        grant: Grant,
+        *,
+        scopes: Sequence[str] = (),
+        audience: str = "",
+        peer: str = "",
+        certificate: bytes | None = None,
+    ) -> Issued:
+        """Exchange a grant for an access token, blocking the calling thread.
+
+        Password checks run on the password pool (this thread waits for them).
+
+        Args:
+            grant: What the caller presents.
+            scopes: Requested scopes (empty: all the account may have).
+            audience: Requested audience (empty: the account's default).
+            peer: The caller's network address (``context.peer()`` over gRPC): failed
+                sign-ins and the password pool's shares are counted by it.
+            certificate: The PEM client certificate of an mTLS call, or None; a
+                certificate-bound client needs one, and its tokens are bound to it.
 
         Raises:
             InvalidRequest: A field is empty, oversized or malformed.
             InvalidGrant: Credentials or refresh token not accepted.
+            LoginThrottled: Too many failed sign-ins for the account or from the peer.
+            Overloaded: The password pool (or this peer's share of it) is full.
             Forbidden: A requested scope or audience is not allowed.
             Unavailable: The store cannot answer; nothing was written.
         """
+        work = self._issuing_work(grant, scopes, audience, peer, certificate)
+        if isinstance(grant, PasswordGrant):
+            return self.passwords.submit(peer, work).result()
+        return work()
+
+    async def issue_async(
+        self,
+        grant: Grant,
+        *,
+        scopes: Sequence[str] = (),
+        audience: str = "",
+        peer: str = "",
+        certificate: bytes | None = None,
+    ) -> Issued:
+        """:meth:`issue` for an event loop: a password check runs on the password pool
+        (cancelling the awaiting task drops one that has not started), any other grant is
+        :meth:`issue` in a worker thread.
+        """
+        if isinstance(grant, PasswordGrant):
+            work = self._issuing_work(grant, scopes, audience, peer, certificate)
+            return await asyncio.wrap_future(self.passwords.submit(peer, work))
+        return await asyncio.to_thread(
+            self.issue, grant, scopes=scopes, audience=audience, peer=peer, certificate=certificate
+        )
+
+    def _issuing_work(
+        self,
+        grant: Grant,
+        scopes: Sequence[str],
+        audience: str,
+        peer: str,
+        certificate: bytes | None,
+    ) -> functools.partial[Issued]:
+        """The checked request as one call (the checks run at once, not in the pool)."""
         requested = check_scopes(scopes)
         if audience:
             check_audience(audience)
-        with _store_errors():
-            return self._issuing.issue(grant, requested, audience)
+        return functools.partial(self._issue, grant, requested, audience, peer, certificate)
+
+    def _issue(
+        self,
+        grant: Grant,
+        scopes: tuple[str, ...],
+        audience: str,
+        peer: str,
+        certificate: bytes | None,
+    ) -> Issued:
+        with store_errors():
+            return self._issuing.issue(grant, scopes, audience, peer=peer, certificate=certificate)
 
     # -- verifying -----------------------------------------------------------------------
     def verify(
@@ -219,8 +308,9 @@ class TokenAuthority:
         A token verified before is found in a bounded cache by its exact string; the
         cache holds the verified principal, never a decision, so every hit is checked
         again for expiry (with the leeway, by this authority's clock), audience,
-        revocation by ``jti`` and the required scopes, in the order a full verification
-        checks them. Entries go when :meth:`sync` stops trusting a key.
+        revocation (of its ``jti``, its refresh family or its subject) and the required
+        scopes, in the order a full verification checks them. Entries go when
+        :meth:`sync` stops trusting a key.
 
         Raises:
             InvalidRequest: ``audience`` or a required scope is missing or malformed.
@@ -232,10 +322,12 @@ class TokenAuthority:
         principal = current.cache.get(token, self._clock())
         if principal is None:
             principal = current.verifier.authenticate(token, audience=audience)
+            if self.revocations.refuses(principal):
+                raise TokenRevoked()
             current.cache.put(token, principal)
         elif audience not in principal.audience:
             raise TokenInvalid()
-        elif self.revocations.is_revoked(principal.token_id):
+        elif self.revocations.refuses(principal):
             raise TokenRevoked()
         return TokenVerifier.authorize(principal, required)
 
@@ -259,91 +351,12 @@ class TokenAuthority:
 
     # -- revoking ------------------------------------------------------------------------
     def revoke_token(self, token: str, *, client_id: str | None = None) -> int:
-        """Revoke an access token or a refresh token by value. Possession suffices,
-        unless ``client_id`` is given: then only a token issued to that client is
-        revoked (RFC 7009 §2.1).
-
-        An access token is revoked by its ``jti``; a refresh token revokes its whole
-        family and the access tokens issued with it. Idempotent; an access token that
-        has already expired needs nothing and returns 0.
-
-        Returns:
-            Sequence of the revocation event (0 if none was needed or for a refresh token).
-
-        Raises:
-            InvalidRequest: Empty, oversized, or not a token this service issued.
-            Forbidden: ``client_id`` is given and the token was issued to another client.
-            Unavailable: The store cannot answer; nothing was written.
-        """
-        require(token, "token", MAX_TOKEN_BYTES)
-        if _REFRESH_TOKEN.fullmatch(token):
-            with _store_errors():
-                if client_id is not None:
-                    self._check_refresh_owner(token, client_id)
-                return self._revoke_refresh(token)
-        try:
-            claims = self.verifier.verify_signature(token)
-            principal = self.verifier.check_claims(claims, audience=None)
-        except TokenExpired:
-            return 0
-        except (TokenInvalid, TokenMalformed) as err:
-            raise InvalidRequest("unknown token") from err
-        if client_id is not None and principal.client_id != client_id:
-            raise Forbidden(_NOT_YOURS)
-        with _store_errors():
-            return self._revoke(principal.token_id, principal.expires_at)
-
-    def _check_refresh_owner(self, value: str, client_id: str) -> None:
-        found = self.store.get_refresh_token(refresh_token_hash(value))
-        if found is None:
-            raise InvalidRequest("unknown token")
-        if found.client_id != client_id:
-            raise Forbidden(_NOT_YOURS)
-
-    def _revoke_refresh(self, value: str) -> int:
-        written = self.store.revoke_refresh_family(refresh_token_hash(value), self._now())
-        if written is None:
-            raise InvalidRequest("unknown token")
-        self._catch_up()
-        return 0
+        """Revoke an access or refresh token by value (see :meth:`Revoking.revoke_token`)."""
+        return self._revoking.revoke_token(token, client_id=client_id)
 
     def revoke_token_id(self, token_id: str, *, caller_token: str | None) -> int:
-        """Revoke an access token by ``jti``: the caller's own, or any with an admin token
-        (scope ``bearer-grpc:admin`` and audience ``bearer-grpc``).
-
-        Args:
-            token_id: The ``jti`` to revoke.
-            caller_token: The caller's bearer token (None when the call carried none).
-
-        Returns:
-            Sequence of the revocation event.
-
-        Raises:
-            InvalidRequest: ``token_id`` empty or oversized.
-            AuthError: The caller's token is missing or not valid (TokenMissing, ...),
-                or lacks the admin scope for another token (InsufficientScope).
-            Unavailable: The store cannot answer; nothing was written.
-        """
-        require(token_id, "token_id", MAX_ID_LENGTH)
-        if caller_token is None:
-            raise TokenMissing()
-        claims = self.verifier.verify_signature(caller_token)
-        caller = self.verifier.check_claims(claims, audience=None)
-        if caller.token_id == token_id:
-            expires_at = caller.expires_at
-        elif self.revocations.is_revoked(caller.token_id):
-            raise TokenRevoked()
-        elif ADMIN_SCOPE in caller.scopes and ADMIN_AUDIENCE in caller.audience:
-            expires_at = self._now() + MAX_ACCESS_TTL + self.settings.leeway
-        else:
-            raise InsufficientScope((ADMIN_SCOPE,))
-        with _store_errors():
-            return self._revoke(token_id, expires_at)
-
-    def _revoke(self, jti: str, expires_at: int) -> int:
-        revocation = self.store.revoke(jti, expires_at, self._now())
-        self._catch_up()
-        return revocation.sequence
+        """Revoke an access token by ``jti`` (see :meth:`Revoking.revoke_token_id`)."""
+        return self._revoking.revoke_token_id(token_id, caller_token=caller_token)
 
     def _catch_up(self) -> None:
         self.revocations.catch_up(self.store, horizon=self._horizon(self._now()))
@@ -352,12 +365,3 @@ class TokenAuthority:
     def jwks(self) -> str:
         """The published JWKS document."""
         return self.verifier.keys.to_json()
-
-
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """A store that cannot answer becomes :class:`Unavailable` (nothing was written)."""
-    try:
-        yield
-    except StoreUnavailable as err:
-        raise Unavailable() from err

@@ -18,11 +18,22 @@ signs: its ``not_before`` lies the pre-publish window ahead (``--key-publish-del
 default) and on an unknown ``kid``; verifiers of other projects fetch the JWKS URL on
 their own schedule, and some (Envoy, Istio) never refetch for an unknown ``kid``, so the
 window must be longer than their caches.
+
+**The withdrawal rule.** A key leaves the published set when it is withdrawn before it
+signs, or once every token it signed has expired. The server then ends its revocation
+streams, and verifiers refetch the keys before resuming: they stop trusting the key
+within a second of the server noticing (at once on PostgreSQL, at the next sync on
+SQLite), not at their next routine refetch.
+
+**Sealing.** With a key-encryption key, every key is kept sealed: keys written in the
+clear before the key-encryption key was configured are sealed the first time a ring
+that has it loads them (one transaction under the keys lock; see :meth:`KeyRing.load`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -38,6 +49,8 @@ from bearer_grpc.core.keys import (
 )
 from bearer_grpc.service.settings import DEFAULT_KEY_PUBLISH_DELAY
 from bearer_grpc.store import KeyRecord, Store
+
+log = logging.getLogger("bearer_grpc.service")
 
 PUBLISH_DELAY: Final = DEFAULT_KEY_PUBLISH_DELAY
 """Seconds a new key is published before it signs, unless told otherwise (30 min: see
@@ -67,13 +80,17 @@ class KeyRing:
 
     def load(self, *, now: int, algorithm: Algorithm) -> None:
         """Read the keys from the store; create one if none signs at ``now`` (first start,
-        or only staged keys so far).
+        or only staged keys so far). With a key-encryption key, seal any key stored in
+        the clear first.
 
         Raises:
             KeyMaterialError: A stored key cannot be loaded (e.g. encrypted, no or wrong KEK).
             StoreUnavailable: The store cannot be read.
         """
         records = self._store.list_keys()
+        if self._kek is not None and any(not is_sealed(r.private_key) for r in records):
+            self.seal()
+            records = self._store.list_keys()
         if not any(r.not_before <= now for r in records):
             first = self.new_record(algorithm, not_before=now, now=now)
             self._store.add_key_if(
@@ -83,6 +100,40 @@ class KeyRing:
         with self._lock:
             loaded = {r.kid: self._loaded.get(r.kid) or self._load(r) for r in records}
             self._records, self._loaded = tuple(records), loaded
+
+    def seal(self) -> int:
+        """Seal every key stored in the clear with this ring's key-encryption key.
+
+        One transaction under the store's keys lock: replicas starting together seal each
+        key once. Each key is loaded (and checked against its kid) before it is sealed.
+
+        Returns:
+            How many keys were sealed (0 without a key-encryption key).
+
+        Raises:
+            KeyMaterialError: A clear key cannot be loaded, or the sealed keys were sealed
+                with another key-encryption key.
+            StoreUnavailable: The store cannot be written.
+        """
+        kek = self._kek
+        if kek is None:
+            return 0
+
+        def sealed(stored: list[KeyRecord]) -> list[KeyRecord]:
+            self._check_kek(stored)
+            return [
+                replace(r, private_key=self._load(r).export_private(kek))
+                for r in stored
+                if not is_sealed(r.private_key)
+            ]
+
+        changed = self._store.update_keys(sealed)
+        if changed:
+            log.warning(
+                "sealed private keys stored in the clear with the key-encryption key",
+                extra={"count": len(changed)},
+            )
+        return len(changed)
 
     def _load(self, record: KeyRecord) -> SigningKey:
         return SigningKey.load(record.kid, record.alg, record.private_key, self._kek)
@@ -108,6 +159,7 @@ class KeyRing:
                 or not the one that sealed them (a key nobody can load would be staged).
             StoreUnavailable: The store cannot be written.
         """
+        self.seal()  # a key-encryption key given now seals the keys stored before it
         fresh = self.new_record(algorithm, not_before=now + delay, now=now)
 
         def after_latest(stored: list[KeyRecord]) -> KeyRecord:

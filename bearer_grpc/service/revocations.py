@@ -3,7 +3,8 @@
 It mirrors the store's revocation log as a gap-free prefix: it only ever advances by
 reading the store after its last sequence (never by inserting a local write directly),
 so a revocation that another replica commits between two local ones is not skipped.
-Lookups by ``jti`` are a dict hit; watchers read entries after their own sequence.
+What is revoked is a :class:`~bearer_grpc.core.verification.RevocationSet`, the same rule
+every verifier applies; watchers read entries after their own sequence, a page at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import bisect
 import contextlib
 import threading
 
+from bearer_grpc.core.tokens import Principal
+from bearer_grpc.core.verification import RevocationKind, RevocationSet
 from bearer_grpc.store import Revocation, Store
 
 _PAGE = 1000
@@ -23,22 +26,33 @@ class RevocationLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_jti: dict[str, Revocation] = {}
+        self._known = RevocationSet()
         self._ordered: list[Revocation] = []
         self._sequences: list[int] = []
         self._cursor = 0
 
     def __repr__(self) -> str:
-        return f"RevocationLog(active={len(self._by_jti)}, cursor={self._cursor})"
+        return f"RevocationLog(active={len(self._ordered)}, cursor={self._cursor})"
 
     @property
     def cursor(self) -> int:
         """Sequence of the last revocation read from the store."""
         return self._cursor
 
+    @property
+    def newest(self) -> int:
+        """Sequence of the newest active revocation (0: none)."""
+        sequences = self._sequences
+        return sequences[-1] if sequences else 0
+
     def is_revoked(self, jti: str) -> bool:
-        """Whether ``jti`` is revoked (a dict lookup; safe from any thread)."""
-        return jti in self._by_jti
+        """Whether the token id ``jti`` is revoked (a dict lookup; safe from any thread)."""
+        return jti in self._known
+
+    def refuses(self, principal: Principal) -> bool:
+        """Whether ``principal``'s token is revoked: its ``jti``, its refresh family or its
+        subject (the rule every verifier applies; safe from any thread)."""
+        return self._known.refuses(principal)
 
     def catch_up(self, store: Store, *, horizon: int) -> int:
         """Read every revocation committed after :attr:`cursor`. Returns how many were new.
@@ -57,19 +71,31 @@ class RevocationLog:
                 page = store.revocations_after(self._cursor, limit=_PAGE)
                 for revocation in page:
                     self._cursor = revocation.sequence
-                    if revocation.expires_at >= horizon and revocation.jti not in self._by_jti:
-                        self._by_jti[revocation.jti] = revocation
+                    if revocation.expires_at >= horizon:
+                        key = (
+                            revocation.jti
+                            if revocation.kind is RevocationKind.TOKEN
+                            else revocation.target
+                        )
+                        self._known.apply(
+                            revocation.kind,
+                            key,
+                            expires_at=revocation.expires_at,
+                            not_before=revocation.not_before,
+                            sequence=revocation.sequence,
+                        )
                         self._ordered.append(revocation)
                         self._sequences.append(revocation.sequence)
                         added += 1
                 if len(page) < _PAGE:
                     return added
 
-    def after(self, sequence: int) -> list[Revocation]:
-        """Active revocations with a sequence greater than ``sequence``, ascending."""
+    def after(self, sequence: int, limit: int = _PAGE) -> list[Revocation]:
+        """Active revocations with a sequence greater than ``sequence``, ascending, at
+        most ``limit`` of them."""
         with self._lock:
             start = bisect.bisect_right(self._sequences, sequence)
-            return self._ordered[start:]
+            return self._ordered[start : start + limit]
 
     def prune(self, horizon: int) -> int:
         """Forget revocations of tokens that expired before ``horizon`` (``now - 2 * leeway``:
@@ -81,12 +107,17 @@ class RevocationLog:
             if removed:
                 self._ordered = keep
                 self._sequences = [r.sequence for r in keep]
-                self._by_jti = {r.jti: r for r in keep}
+                self._known.prune(horizon)
             return removed
 
 
 class RevocationNotifier:
     """Wakes every WatchRevocations stream when the revocation log has grown.
+
+    Every wake-up advances :attr:`generation`. A watcher reads the generation *before*
+    it reads the log, and then waits for the generation to move past what it read: a
+    wake-up that happens while it is busy sending (suspended in a ``yield``) is not
+    lost, it makes the next wait return at once.
 
     Lives on the event loop; call its methods from the loop thread only.
     """
@@ -94,6 +125,10 @@ class RevocationNotifier:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self._cursor = 0
+        self.generation = 0
+        """Counts the wake-ups so far (see :meth:`wait`)."""
+        self.restarts = 0
+        """Counts :meth:`restart` calls: a stream opened before the last one ends."""
         self.closing = False
 
     def notify(self, cursor: int) -> None:
@@ -102,19 +137,31 @@ class RevocationNotifier:
             self._cursor = cursor
             self._wake()
 
+    def restart(self) -> None:
+        """End every open stream (OK), so that watchers reconnect: after a key left the
+        published set, verifiers refetch the keys before they resume."""
+        self.restarts += 1
+        self._wake()
+
     def close(self) -> None:
         """Wake every waiter, now and later: the server is stopping."""
         self.closing = True
         self._wake()
 
     def _wake(self) -> None:
+        self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float) -> None:
-        """Wait for the next notification, or ``timeout`` seconds (not at all once closing)."""
-        event = self._event
-        if self.closing:
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Wait for a wake-up after generation ``seen``, or ``timeout`` seconds.
+
+        Returns at once when the generation has already moved past ``seen`` (a wake-up
+        came while the caller was busy), and not at all once closing.
+        """
+        if self.closing or self.generation != seen:
             return
+        # asyncio.timeout, not wait_for: no task per waiter, a wake-up reaches thousands.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()

@@ -166,6 +166,7 @@ class TokenServer:
         interval = self.authority.settings.sync_interval
         loop = asyncio.get_running_loop()
         housekeeping_due = loop.time()
+        key_removals = self.authority.key_removals
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
@@ -201,6 +202,10 @@ class TokenServer:
                 self._store_ok = True
                 await self._set_serving(True)
             self.notifier.notify(self.authority.revocations.cursor)
+            if self.authority.key_removals != key_removals:
+                key_removals = self.authority.key_removals
+                log.info("a key is no longer published: ending revocation streams")
+                self.notifier.restart()  # verifiers refetch the keys before resuming
 
     def _rotate_if_due(self) -> None:
         """Stage the next signing key if the newest is older than ``rotate_keys_every``.

@@ -1,19 +1,19 @@
 """The TokenService over gRPC (``grpc.aio``): translation only, the rules are in
 :mod:`bearer_grpc.service.authority`.
 
-Blocking work (the store, password hashing) runs in worker threads; verification and
-key publication are in-memory and run on the event loop. Every call ends with one
+Blocking work (the store, password hashing) runs in worker threads, password checks on
+the authority's password pool; verification and key publication are in-memory and run
+on the event loop. The servicer hands the authority the caller's address
+(``context.peer()``) and, over mTLS, its certificate, as data. Every call ends with one
 structured log line (method, peer, code, duration; never a token or secret).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import grpc
@@ -23,7 +23,6 @@ from bearer_grpc._status import abort_async, status_code
 from bearer_grpc.core.errors import (
     AuthError,
     InvalidRequest,
-    Overloaded,
     ServiceError,
     TokenMissing,
     Unavailable,
@@ -31,6 +30,7 @@ from bearer_grpc.core.errors import (
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
+from bearer_grpc.service import watching
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.grants import (
     ClientCredentialsGrant,
@@ -135,14 +135,10 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.metrics.track_cache(lambda: authority.cache)
         self._answers = _ActiveAnswers()
-        # Password checks (scrypt: ~0.4 s and 128 MiB each) get threads of their own and a
-        # bounded queue, so a flood of logins cannot starve issuing, revoking or the sync.
         settings = authority.settings
-        self._password_pool = ThreadPoolExecutor(
-            settings.password_workers, thread_name_prefix="bearer-grpc-password"
+        self._streams = watching.StreamLimits(
+            settings.watch_streams, settings.watch_streams_per_peer
         )
-        self._password_queue = settings.password_queue
-        self._password_pending = 0
 
     def close(self) -> None:
         """End every WatchRevocations stream (OK) so watchers reconnect elsewhere."""
@@ -150,25 +146,23 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
 
     def shutdown(self) -> None:
         """Release the password-check threads (once in-flight calls have finished)."""
-        self._password_pool.shutdown(wait=False, cancel_futures=True)
+        self._authority.close()
 
-    async def _issue(self, grant: Grant, scopes: list[str], audience: str) -> Issued:
-        issue = functools.partial(self._authority.issue, grant, scopes=scopes, audience=audience)
-        if not isinstance(grant, PasswordGrant):
-            return await asyncio.to_thread(issue)
-        if self._password_pending >= self._password_queue:
-            raise Overloaded("too many logins in progress; retry later")
-        self._password_pending += 1
+    async def issue(
+        self,
+        grant: Grant,
+        scopes: Sequence[str],
+        audience: str,
+        *,
+        peer: str,
+        certificate: bytes | None,
+    ) -> Issued:
+        """Issue as IssueToken does: the same sign-in limits and password pool (the HTTP
+        face issues through here)."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._password_pool, issue)
-        finally:
-            self._password_pending -= 1
-
-    async def issue(self, grant: Grant, scopes: Sequence[str], audience: str) -> Issued:
-        """Issue as IssueToken does: in the same worker threads, password grants in the
-        same bounded pool (the HTTP face issues through here)."""
-        try:
-            return await self._issue(grant, list(scopes), audience)
+            return await self._authority.issue_async(
+                grant, scopes=scopes, audience=audience, peer=peer, certificate=certificate
+            )
         finally:
             self._revocations_changed()  # refresh-token reuse revokes a family
 
@@ -183,8 +177,13 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         async def work() -> pb.IssueTokenResponse:
             kind = request.WhichOneof("grant") or "none"
             try:
-                grant = _grant(request)
-                issued = await self._issue(grant, list(request.scopes), request.audience)
+                issued = await self._authority.issue_async(
+                    _grant(request),
+                    scopes=list(request.scopes),
+                    audience=request.audience,
+                    peer=context.peer(),
+                    certificate=_client_certificate(context),
+                )
             except Exception as err:
                 self.metrics.issued(kind, err)
                 if isinstance(err, Unavailable):
@@ -278,19 +277,22 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.WatchRevocationsResponse]:
-        """Stream revocations after ``after_sequence``, then follow new ones until cancelled."""
+        """Stream revocations after ``after_sequence``, then follow new ones until cancelled
+        (see :mod:`bearer_grpc.service.watching`)."""
         # The context is only touched before the first yield: the generator's cleanup may
         # run after grpc freed the call (touching it then crashes the process).
         started, peer = time.perf_counter(), context.peer()
-        if request.after_sequence < 0:
-            error = InvalidRequest("after_sequence must not be negative")
+        try:
+            watching.check_request(request)
+            slot = self._streams.acquire(peer)
+        except ServiceError as error:
             _log_call("WatchRevocations", peer, started, status_code(error))
             await abort_async(context, error)
         cursor = request.after_sequence
         log_, notifier, metrics = self._authority.revocations, self._notifier, self.metrics
         clock = self._authority.clock
-        backlog = log_.after(cursor)
-        end = backlog[-1].sequence if backlog else cursor
+        end = max(cursor, log_.newest)
+        restarts = notifier.restarts
         metrics.watch_opened()
         try:
             await context.send_initial_metadata(
@@ -300,22 +302,23 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
                     (CURSOR_KEY, str(log_.cursor)),
                 )
             )
-            while not notifier.closing:
-                for revocation in log_.after(cursor):
-                    if notifier.closing:
+            while not notifier.closing and notifier.restarts == restarts:
+                seen = notifier.generation  # before reading: a wake-up while sending counts
+                page = log_.after(cursor, limit=watching.PAGE)
+                for revocation in page:
+                    if notifier.closing or notifier.restarts != restarts:
                         break
                     if revocation.sequence > end:  # live, not the backlog asked for
                         metrics.revocation_delivered(clock() - revocation.revoked_at)
-                    yield pb.WatchRevocationsResponse(
-                        sequence=revocation.sequence,
-                        token_id=revocation.jti,
-                        expires_at=revocation.expires_at,
-                    )
+                    yield watching.event_message(revocation)
                     cursor = revocation.sequence
-                await notifier.wait(self._watch_poll)
+                if len(page) < watching.PAGE:
+                    await notifier.wait(seen, self._watch_poll)
         finally:
+            self._streams.release(slot)
             metrics.watch_closed()
-            code = grpc.StatusCode.OK if notifier.closing else grpc.StatusCode.CANCELLED
+            ended = notifier.closing or notifier.restarts != restarts
+            code = grpc.StatusCode.OK if ended else grpc.StatusCode.CANCELLED
             _log_call("WatchRevocations", peer, started, code)
 
 
@@ -370,6 +373,12 @@ def _grant(request: pb.IssueTokenRequest) -> Grant:
     if kind == "refresh_token":
         return RefreshGrant(request.refresh_token.refresh_token)
     raise InvalidRequest("grant is required")
+
+
+def _client_certificate(context: Context) -> bytes | None:
+    """The PEM certificate the caller presented over mTLS, or None."""
+    first = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    return bytes(first) if first is not None else None
 
 
 def _caller_token(context: Context) -> str | None:

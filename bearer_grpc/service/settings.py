@@ -12,6 +12,11 @@ MAX_ACCESS_TTL: Final = 24 * 3600
 """Longest access-token lifetime accepted (one day)."""
 MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 """Longest refresh-token lifetime accepted (one year)."""
+MAX_SESSION_TTL: Final = MAX_REFRESH_TTL
+"""Longest absolute session lifetime accepted (one year)."""
+MAX_KEY_DELAY: Final = 30 * 24 * 3600
+"""Longest time a staged key may be published before it signs (30 days): a key staged
+further ahead would hold back every later rotation (keys take over in order)."""
 MIN_KEY_ROTATION: Final = 60
 """Shortest scheduled key rotation interval (seconds)."""
 MAX_KEY_ROTATION: Final = 365 * 24 * 3600
@@ -45,7 +50,11 @@ class ServiceSettings:
         issuer: ``iss`` of every token, and what verifiers must expect. Default
             ``"bearer-grpc"``; give each deployment its own (e.g. its URL).
         access_ttl: Access-token lifetime in seconds. Default 900 (15 min), at most one day.
-        refresh_ttl: Refresh-token lifetime in seconds. Default 30 days, at most one year.
+        refresh_ttl: Refresh-token lifetime in seconds: how long a session may stay unused.
+            Default 30 days, at most one year.
+        session_ttl: Absolute session lifetime in seconds: a refresh family is refused this
+            long after its login, however it was used, and the person logs in again.
+            Default 90 days; at least ``refresh_ttl``, at most one year.
         leeway: Clock skew tolerated by verification, seconds. Default 30.
         key_algorithm: Algorithm of newly generated keys: ES256 (default), EdDSA or RS256.
         password_client_id: ``client_id`` claim of tokens obtained with the password grant
@@ -56,6 +65,11 @@ class ServiceSettings:
             Default 2.
         password_queue: Password grants running or waiting before more are refused with
             RESOURCE_EXHAUSTED (a login flood cannot starve the rest). Default 32.
+        password_per_peer: Of those, how many one peer (network address) may hold (at
+            most the queue); the workers also take the peers' checks in turn. Default 4.
+        watch_streams: WatchRevocations streams open at once; more are refused with
+            RESOURCE_EXHAUSTED. Default 4096.
+        watch_streams_per_peer: Of those, how many one peer may hold. Default 64.
         rotate_keys_every: Seconds after which the server stages a new signing key when
             the newest one is at least that old (0: never, the default; at least 60
             otherwise). Every replica checks; one of them stages the key, published
@@ -68,12 +82,16 @@ class ServiceSettings:
     issuer: str = "bearer-grpc"
     access_ttl: int = 900
     refresh_ttl: int = 30 * 24 * 3600
+    session_ttl: int = 90 * 24 * 3600
     leeway: int = DEFAULT_LEEWAY
     key_algorithm: Algorithm = "ES256"
     password_client_id: str = "bearer-grpc"  # noqa: S105 (a client id)
     sync_interval: float = 1.0
     password_workers: int = 2
     password_queue: int = 32
+    password_per_peer: int = 4
+    watch_streams: int = 4096
+    watch_streams_per_peer: int = 64
     rotate_keys_every: int = 0
     key_publish_delay: int = DEFAULT_KEY_PUBLISH_DELAY
 
@@ -84,12 +102,20 @@ class ServiceSettings:
             raise ValueError(
                 f"refresh token lifetime must be access lifetime..{MAX_REFRESH_TTL} seconds"
             )
+        if not self.refresh_ttl <= self.session_ttl <= MAX_SESSION_TTL:
+            raise ValueError(
+                f"session lifetime must be refresh token lifetime..{MAX_SESSION_TTL} seconds"
+            )
         if not 0 <= self.leeway <= 300:
             raise ValueError("leeway must be 0..300 seconds")
         if not self.issuer or len(self.issuer) > 256:
             raise ValueError("issuer must be 1..256 characters")
         if not 1 <= self.password_workers <= self.password_queue:
             raise ValueError("need 1 <= password workers <= password queue")
+        if self.password_per_peer < 1:
+            raise ValueError("need at least 1 password check per peer")
+        if not 1 <= self.watch_streams_per_peer <= self.watch_streams:
+            raise ValueError("need 1 <= watch streams per peer <= watch streams")
         if not 0.05 <= self.sync_interval <= 60:
             raise ValueError("sync interval must be 0.05..60 seconds")
         if self.rotate_keys_every and not (

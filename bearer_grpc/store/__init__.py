@@ -28,6 +28,7 @@ from bearer_grpc.store._records import (
     Revocation,
     Rotation,
     RotationStatus,
+    Throttle,
 )
 from bearer_grpc.store._sql import SqlStore
 
@@ -46,6 +47,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TestableStore",
+    "Throttle",
     "is_postgres_url",
     "open_store",
     "sqlite_url",

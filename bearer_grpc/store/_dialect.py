@@ -37,12 +37,13 @@ class Dialect(Protocol):
         """A transaction that only reads (it need not wait for writers)."""
         ...
 
-    def lock(self, conn: Connection, *name: str) -> None:
+    def lock(self, conn: Connection, *name: str, shared: bool = False) -> None:
         """Hold the lock called ``name`` until the current write transaction ends.
 
         Args:
             conn: A connection inside :meth:`write`.
             *name: Parts of the lock name, e.g. ``("subject", "alice")``.
+            shared: Take it shared: shared holders exclude only an exclusive one.
         """
         ...
 

@@ -24,15 +24,21 @@ DATABASE_FILENAME = "bearer-grpc.db"
 def sqlite_url(data_dir: Path) -> str:
     """The URL of the embedded SQLite store in a data directory.
 
-    Creates the directory (mode 0700, as it holds private keys) if it does not exist.
+    Creates the directory (mode 0700, as it holds private keys) if it does not exist. An
+    existing one must belong to this user and be writable by no one else (else
+    StoreError); one others may read or enter is made private, with a warning.
 
     Args:
         data_dir: Directory for the database, e.g. ``./bearer-grpc-data``.
 
     Returns:
         ``sqlite:///<data_dir>/bearer-grpc.db`` with an absolute path.
+
+    Raises:
+        StoreError: The directory belongs to another user or others may write to it.
     """
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _sqlite.check_private(data_dir, repair=True)
     return f"sqlite:///{data_dir.resolve() / DATABASE_FILENAME}"
 
 

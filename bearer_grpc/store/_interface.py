@@ -1,14 +1,16 @@
 """The one interface the token service depends on, :class:`Store`, and its test extras.
 
 The store knows nothing about tokens, keys or hashing: it keeps rows and makes the
-few compound changes atomic (refresh-token rotation, family revocation). Times are
-integer seconds since the Unix epoch, passed in by the caller (the store never reads
-a clock), so behaviour is the same under a frozen test clock.
+few compound changes atomic (a grant's last check, refresh-token rotation, family and
+subject revocation, throttle counters). Times are integer seconds since the Unix epoch,
+passed in by the caller (the store never reads a clock; where the moment matters, the
+caller passes one to be read under a lock), so behaviour is the same under a frozen test
+clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from bearer_grpc.store._notify import ChangeListener
@@ -19,6 +21,7 @@ from bearer_grpc.store._records import (
     RefreshToken,
     Revocation,
     Rotation,
+    Throttle,
 )
 
 
@@ -31,15 +34,32 @@ class Store(Protocol):
         ...
 
     def get_account(self, name: str, kind: AccountKind) -> Account | None:
-        """The account of that name and kind, or None."""
+        """The account of that name and kind (``not_before`` set from its name), or None."""
         ...
 
     def list_accounts(self, kind: AccountKind) -> list[Account]:
         """All accounts of a kind, ordered by name."""
         ...
 
-    def remove_account(self, name: str, kind: AccountKind) -> bool:
-        """Delete an account and its refresh tokens. True if it existed."""
+    def remove_account(
+        self, name: str, kind: AccountKind, *, clock: Callable[[], int], retention: int
+    ) -> Revocation | None:
+        """Delete an account, its refresh families, and revoke its name's tokens as
+        :meth:`revoke_subject` does, in one transaction. None if it did not exist."""
+        ...
+
+    def revoke_subject(self, name: str, *, clock: Callable[[], int], retention: int) -> Revocation:
+        """Revoke every token of ``name`` issued at or before ``clock()`` (read once no
+        grant for it can be in progress) and its refresh families; the revocation is kept
+        ``retention`` seconds. A new revocation every time."""
+        ...
+
+    def confirm_account(
+        self, name: str, kind: AccountKind, account_id: str, issued_at: int
+    ) -> bool:
+        """Whether account ``name`` still has ``account_id`` and ``issued_at`` is after its
+        name's not-before, ordered against removals and subject revocations: a token
+        signed before a True answer is revoked by any later one."""
         ...
 
     # -- keys --------------------------------------------------------------------
@@ -57,38 +77,55 @@ class Store(Protocol):
         """Delete a key (once no token it signed can still be valid). True if it existed."""
         ...
 
+    def remove_key_if(self, kid: str, decide: Callable[[KeyRecord], bool]) -> KeyRecord | None:
+        """Delete key ``kid`` if ``decide(record)`` says so (under the keys lock); returns
+        the deleted record, or None."""
+        ...
+
+    def update_keys(self, change: Callable[[list[KeyRecord]], list[KeyRecord]]) -> list[KeyRecord]:
+        """Write the private keys of the records ``change(every stored key)`` returns
+        (under the keys lock); returns them."""
+        ...
+
     # -- settings ------------------------------------------------------------------
     def get_or_create_setting(self, name: str, value: str) -> str:
         """Return the stored value of a setting, storing ``value`` first if absent (atomic)."""
         ...
 
     # -- refresh tokens ------------------------------------------------------------
-    def add_refresh_token(self, token: RefreshToken) -> None:
-        """Insert the first refresh token of a family."""
+    def start_family(self, first: RefreshToken) -> bool:
+        """Insert a new refresh family and its first token, for ``first.account_id`` from
+        ``first.started_at``; only if the account is still the one of that id and the
+        start is after its name's not-before (decided as :meth:`confirm_account` does).
+        False: nothing was written."""
         ...
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        """The refresh token with this hash, or None."""
+        """The refresh token with this hash (with its family's account and start), or None."""
         ...
 
-    def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
-        """Exchange a refresh token atomically.
+    def rotate_refresh_token(
+        self, token_hash: str, successor: RefreshToken | None, now: int
+    ) -> Rotation:
+        """Exchange a refresh token atomically; reuse is detected first.
 
-        If ``token_hash`` names a current token (not used, not revoked, ``expires_at > now``),
-        mark it used and insert ``successor`` (whose ``family_id``, ``subject``,
-        ``client_id``, ``scopes`` and ``audience`` the store overwrites with the previous
-        token's); status ROTATED. If it names a used token of a non-revoked family, revoke the
-        family (every row ``revoked``, and every access token issued with the family gets a
-        revocation, expired or not: verifiers accept tokens a leeway past ``exp``); status
-        REUSED. Otherwise INVALID.
+        If ``token_hash`` names a used token of a family not yet revoked, revoke the
+        family (one revocation naming it, and one per access token issued before tokens
+        named their family); status REUSED. Otherwise, if it names a current token (not
+        used, of a family not revoked, ``expires_at > now``, whose account still exists
+        and was not revoked since the family started) and ``successor`` is given, mark it
+        used and insert ``successor`` (whose ``family_id``, ``subject``, ``client_id``,
+        ``scopes`` and ``audience`` the store overwrites with the previous token's);
+        status ROTATED. Otherwise nothing changes; status INVALID (with ``successor``
+        None: only reuse is detected).
         """
         ...
 
     def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
         """Revoke the family of the token with this hash, as REUSED does.
 
-        Returns the access-token revocations written (possibly none), or None if no refresh
-        token has that hash. Idempotent.
+        Returns the revocations written (none when already revoked), or None if no
+        refresh token has that hash.
         """
         ...
 
@@ -101,9 +138,22 @@ class Store(Protocol):
         """Revocations with a larger sequence, ascending, at most ``limit``."""
         ...
 
+    # -- throttles -------------------------------------------------------------------
+    def update_throttles(
+        self,
+        keys: Sequence[str],
+        change: Callable[[dict[str, Throttle]], Mapping[str, Throttle]],
+    ) -> dict[str, Throttle]:
+        """Give ``change`` the rows of ``keys`` (zero ones where none is stored) and write
+        the rows it returns, atomically (it may raise to write nothing); returns every
+        key's row afterwards."""
+        ...
+
     # -- housekeeping ----------------------------------------------------------------
-    def prune(self, now: int) -> int:
-        """Delete revocations and refresh tokens expired before ``now``; return rows removed."""
+    def prune(self, now: int, *, throttle_horizon: int = 0) -> int:
+        """Delete revocations and refresh tokens expired before ``now``, and throttle rows
+        unchanged since ``throttle_horizon`` that block and trust no more; return rows
+        removed."""
         ...
 
     def change_listener(self) -> ChangeListener:
@@ -122,6 +172,14 @@ class TestableStore(Store, Protocol):
     The service never calls them, so they stay off :class:`Store`, and a store the service
     uses need not offer them. ``SqlStore`` does, so the conformance suite runs on it.
     """
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert a family and its first token as given, without checking the account.
+
+        Raises:
+            AlreadyExists: The family or the token hash exists.
+        """
+        ...
 
     def add_key(self, key: KeyRecord) -> None:
         """Insert a key as it is, without a rotation's decision.

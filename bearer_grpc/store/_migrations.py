@@ -8,8 +8,10 @@ steps, the others then find nothing left to do.
 A database whose version is newer than the last step here was written by a newer release;
 it is refused rather than used with a schema this code does not know.
 
-To change the schema, append a step and never edit a released one. Step 1 builds its
-tables from ``_schema``; when step 2 arrives, freeze step 1 as the DDL of version 1.
+To change the schema, append a step and never edit a released one. Step 1 builds the
+tables of version 1, frozen in ``_schema_v1``; step 2 changes them into today's
+``_schema`` (its new tables and columns are built from there). When step 3 arrives,
+freeze what step 2 builds the same way.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Column, Connection, func, insert, select, text, update
+from sqlalchemy.schema import CreateColumn
 
-from bearer_grpc.store import _schema
+from bearer_grpc.core.secrets import new_id
+from bearer_grpc.store import _schema, _schema_v1
 from bearer_grpc.store._dialect import Dialect
 from bearer_grpc.store._errors import StoreError
 
@@ -40,11 +44,68 @@ class Migration:
 
 
 def _create_tables(conn: Connection) -> None:
-    tables = [t for t in _schema.metadata.sorted_tables if t is not _schema.schema_migrations]
-    _schema.metadata.create_all(conn, tables=tables, checkfirst=False)
+    _schema_v1.metadata.create_all(conn, checkfirst=False)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create tables", _create_tables),)
+def _add_column(conn: Connection, column: Column[object]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a column of ``_schema`` (with its default)."""
+    spec = CreateColumn(column).compile(dialect=conn.dialect)
+    table = conn.dialect.identifier_preparer.format_table(column.table)
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {spec}"))
+
+
+def _identities_families_kinds_throttles(conn: Connection) -> None:
+    """Version 2: account ids, refresh families as rows, revocation kinds, throttles."""
+    accounts, revocations = _schema.accounts, _schema.revocations
+    for column in (
+        accounts.c.id,
+        accounts.c.certificate_bound,
+        revocations.c.kind,
+        revocations.c.target,
+        revocations.c.not_before,
+    ):
+        _add_column(conn, column)
+    ids: dict[tuple[str, str], str] = {}
+    for name, kind in conn.execute(select(accounts.c.name, accounts.c.kind)).all():
+        ids[name, kind] = new_id()
+        conn.execute(update(accounts).where(accounts.c.name == name).values(id=ids[name, kind]))
+    _schema.accounts_id.create(conn)
+    _schema.revocations_target.create(conn)
+    _schema.refresh_families.create(conn)
+    _schema.throttles.create(conn)
+    # Every existing family belongs to the user of its subject's name, as it is now.
+    tokens = _schema.refresh_tokens.c
+    subjects: dict[str, str] = {}
+    started: dict[str, int] = {}
+    revoked: set[str] = set()
+    rows = conn.execute(select(tokens.family_id, tokens.subject, tokens.issued_at, tokens.revoked))
+    for family_id, subject, issued_at, was_revoked in rows.all():
+        subjects[family_id] = subject
+        started[family_id] = min(issued_at, started.get(family_id, issued_at))
+        if was_revoked:
+            revoked.add(family_id)
+    families = [
+        {
+            "family_id": family_id,
+            "account_id": ids.get((subject, "user"), ""),
+            "subject": subject,
+            "started_at": started[family_id],
+            "revoked": family_id in revoked,
+        }
+        for family_id, subject in subjects.items()
+    ]
+    if families:
+        conn.execute(insert(_schema.refresh_families), families)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create tables", _create_tables),
+    Migration(
+        2,
+        "account ids, refresh families, revocation kinds, throttles",
+        _identities_families_kinds_throttles,
+    ),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -84,9 +84,10 @@ class PostgreSQL:
         """A READ COMMITTED transaction."""
         return self.engine.begin()
 
-    def lock(self, conn: Connection, *name: str) -> None:
-        """Take ``pg_advisory_xact_lock`` on the name's :func:`lock_key`."""
-        conn.execute(select(func.pg_advisory_xact_lock(lock_key(*name))))
+    def lock(self, conn: Connection, *name: str, shared: bool = False) -> None:
+        """Take ``pg_advisory_xact_lock`` (or its ``_shared`` form) on :func:`lock_key`."""
+        take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+        conn.execute(select(take(lock_key(*name))))
 
     def insert_ignore(self, table: Table, values: Mapping[str, Any], *, key: str) -> Insert:
         """``INSERT ... ON CONFLICT (key) DO NOTHING``."""

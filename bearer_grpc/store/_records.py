@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bearer_grpc.core.secrets import new_id
+from bearer_grpc.core.verification import RevocationKind
+
 
 class AccountKind(enum.StrEnum):
     """Who an account is: a service with client credentials, or a person with a password."""
@@ -22,7 +25,8 @@ class Account:
     """A client or user that may obtain tokens.
 
     Clients and users share one namespace: a name is either one or the other, so a token's
-    ``sub`` always names exactly one account.
+    ``sub`` always names exactly one account. A name removed and created again is a new
+    account, with a new ``id``: refresh families belong to the id, not the name.
 
     Attributes:
         name: Unique name; the ``sub`` of the tokens it obtains (``client_id`` for clients).
@@ -31,6 +35,11 @@ class Account:
         scopes: Scopes the account may request.
         audiences: Audiences the account may address; the first is the default.
         created_at: Creation time.
+        id: The account's identity, random and never reused (a fresh one by default).
+        certificate_bound: A client whose access tokens are bound to its mTLS certificate
+            (RFC 8705): it must present one to get a token.
+        not_before: As read from the store: tokens of this name issued at or before this
+            time are revoked (0: none). Ignored by :meth:`Store.add_account`.
     """
 
     name: str
@@ -39,6 +48,9 @@ class Account:
     scopes: tuple[str, ...]
     audiences: tuple[str, ...]
     created_at: int
+    id: str = field(default_factory=new_id)
+    certificate_bound: bool = False
+    not_before: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,10 @@ class KeyRecord:
 class RefreshToken:
     """A refresh token as persisted (only the hash of its value is kept).
 
+    The tokens rotated from one login form a *family*, which belongs to one account (its
+    id, not its name) and is revoked as a whole: one row, one event, whatever its length.
+    The access tokens issued with a family name it in their ``sid`` claim.
+
     Attributes:
         token_hash: SHA-256 hex digest of the opaque token value.
         family_id: All tokens rotated from one login share a family.
@@ -81,10 +97,13 @@ class RefreshToken:
         issued_at: Creation time.
         expires_at: Expiry time.
         access_jti: ``jti`` of the access token issued together with this refresh token,
-            revoked with the family.
-        access_expires_at: Expiry of that access token.
+            for tokens written before access tokens named their family (revoked one by one
+            with the family); "" since.
+        access_expires_at: Expiry of the access token issued together with it.
         used: Already exchanged (rotated); presenting it again is reuse.
         revoked: The family was revoked.
+        account_id: The id of the account the family belongs to.
+        started_at: When the family's login happened (the session's start).
     """
 
     token_hash: str = field(repr=False)
@@ -99,23 +118,58 @@ class RefreshToken:
     access_expires_at: int
     used: bool = False
     revoked: bool = False
+    account_id: str = ""
+    started_at: int = 0
 
 
 @dataclass(frozen=True)
 class Revocation:
-    """A revoked access token, kept until the token would have expired.
+    """An entry of the revocation log, kept until every token it revokes has expired.
+
+    What it revokes depends on its ``kind``: one access token (``jti``), every access
+    token of a refresh family (``target`` is the family id), or every token of a subject
+    issued at or before ``not_before`` (``target`` is the subject).
 
     Attributes:
         sequence: Position in the revocation log (strictly increasing, commit order).
-        jti: Token id.
-        expires_at: Expiry of the revoked token; the row may be pruned after it.
+        jti: Token id; for the other kinds a random id of the entry itself.
+        expires_at: When the last token it revokes expires; the row may be pruned after it.
         revoked_at: Time of revocation.
+        kind: What it revokes.
+        target: The family id or the subject ("" for a token).
+        not_before: For a subject: tokens issued at or before this time are revoked.
     """
 
     sequence: int
     jti: str
     expires_at: int
     revoked_at: int
+    kind: RevocationKind = RevocationKind.TOKEN
+    target: str = ""
+    not_before: int = 0
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Failed sign-ins counted under one key (an account, a peer, or both), for throttling.
+
+    The store only keeps these rows and changes them atomically; what they mean is the
+    token service's business.
+
+    Attributes:
+        key: An opaque key (a digest; never a name in clear).
+        failures: Attempts counted since the last reset.
+        blocked_until: No attempt is allowed before this time (0: none).
+        updated_at: Time of the last change.
+        known_until: For an (account, peer) key: the peer signed in successfully, and is
+            trusted until this time (0: never).
+    """
+
+    key: str
+    failures: int = 0
+    blocked_until: int = 0
+    updated_at: int = 0
+    known_until: int = 0
 
 
 class RotationStatus(enum.Enum):

@@ -8,13 +8,23 @@ empty or contains whitespace is refused before anything is written.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select
 
+from bearer_grpc.core.secrets import new_id
+from bearer_grpc.core.verification import RevocationKind
 from bearer_grpc.store._errors import StoreError
-from bearer_grpc.store._records import Account, AccountKind, KeyRecord, RefreshToken, Revocation
-from bearer_grpc.store._schema import refresh_tokens, revocations
+from bearer_grpc.store._records import (
+    Account,
+    AccountKind,
+    KeyRecord,
+    RefreshToken,
+    Revocation,
+    Throttle,
+)
+from bearer_grpc.store._schema import refresh_families, refresh_tokens, revocations
 
 
 def _join(values: Iterable[str], what: str) -> str:
@@ -37,11 +47,13 @@ def account_values(account: Account) -> dict[str, Any]:
         "scopes": _join(account.scopes, "scopes"),
         "audiences": _join(account.audiences, "audiences"),
         "created_at": account.created_at,
+        "id": account.id,
+        "certificate_bound": account.certificate_bound,
     }
 
 
-def account(row: Row[Any]) -> Account:
-    """The account an ``accounts`` row holds."""
+def account(row: Row[Any], not_before: int | None = None) -> Account:
+    """The account an ``accounts`` row holds (with its name's not-before, if read)."""
     return Account(
         name=row.name,
         kind=AccountKind(row.kind),
@@ -49,6 +61,9 @@ def account(row: Row[Any]) -> Account:
         scopes=_split(row.scopes),
         audiences=_split(row.audiences),
         created_at=row.created_at,
+        id=row.id,
+        certificate_bound=bool(row.certificate_bound),
+        not_before=not_before or 0,
     )
 
 
@@ -100,7 +115,7 @@ def refresh_values(token: RefreshToken) -> dict[str, Any]:
 
 
 def refresh_token(row: Row[Any]) -> RefreshToken:
-    """The refresh token a ``refresh_tokens`` row holds."""
+    """The refresh token a ``refresh_tokens`` row joined with its family holds."""
     return RefreshToken(
         token_hash=row.token_hash,
         family_id=row.family_id,
@@ -113,24 +128,43 @@ def refresh_token(row: Row[Any]) -> RefreshToken:
         access_jti=row.access_jti,
         access_expires_at=row.access_expires_at,
         used=bool(row.used),
-        revoked=bool(row.revoked),
+        revoked=bool(row.family_revoked),
+        account_id=row.account_id,
+        started_at=row.started_at,
     )
 
 
 def revocation(row: Row[Any]) -> Revocation:
     """The revocation a ``revocations`` row holds."""
     return Revocation(
-        sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
+        sequence=row.sequence,
+        jti=row.jti,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        kind=RevocationKind(row.kind),
+        target=row.target,
+        not_before=row.not_before,
     )
 
 
-def find_refresh_token(
-    conn: Connection, token_hash: str, *, for_update: bool = False
-) -> RefreshToken | None:
-    """The refresh token with this hash, or None; ``for_update`` locks its row."""
-    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-    if for_update:
-        query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
+def throttle(row: Row[Any]) -> Throttle:
+    """The throttle a ``throttles`` row holds (its columns are the record's fields)."""
+    return Throttle(**{name: value for name, value in row._mapping.items()})
+
+
+def find_refresh_token(conn: Connection, token_hash: str) -> RefreshToken | None:
+    """The refresh token with this hash, with its family's account, start and flag."""
+    family = refresh_families.c
+    query = (
+        select(
+            refresh_tokens,
+            family.account_id,
+            family.started_at,
+            family.revoked.label("family_revoked"),
+        )
+        .join(refresh_families, family.family_id == refresh_tokens.c.family_id)
+        .where(refresh_tokens.c.token_hash == token_hash)
+    )
     row = conn.execute(query).first()
     return None if row is None else refresh_token(row)
 
@@ -141,15 +175,39 @@ def find_revocation(conn: Connection, jti: str) -> Revocation | None:
     return None if row is None else revocation(row)
 
 
-def append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
+def append_revocation(
+    conn: Connection,
+    jti: str,
+    expires_at: int,
+    now: int,
+    *,
+    kind: RevocationKind = RevocationKind.TOKEN,
+    target: str = "",
+    not_before: int = 0,
+) -> Revocation:
     """Insert a revocation and return it with the sequence the database drew.
 
-    The caller holds the revocations lock.
+    A family or subject entry gets a fresh random ``jti`` when given "". The caller
+    holds the revocations lock.
     """
-    result = conn.execute(
-        insert(revocations).values(jti=jti, expires_at=expires_at, revoked_at=now)
+    entry = Revocation(
+        sequence=0,
+        jti=jti or new_id(),
+        expires_at=expires_at,
+        revoked_at=now,
+        kind=kind,
+        target=target,
+        not_before=not_before,
     )
-    key = result.inserted_primary_key  # lastrowid on SQLite, RETURNING on PostgreSQL
-    if key is None:
+    values = {
+        "jti": entry.jti,
+        "expires_at": expires_at,
+        "revoked_at": now,
+        "kind": kind.value,
+        "target": target,
+        "not_before": not_before,
+    }
+    key = conn.execute(insert(revocations).values(values)).inserted_primary_key
+    if key is None:  # lastrowid on SQLite, RETURNING on PostgreSQL
         raise StoreError("the database did not report the revocation's sequence")
-    return Revocation(sequence=int(key[0]), jti=jti, expires_at=expires_at, revoked_at=now)
+    return replace(entry, sequence=int(key[0]))

@@ -5,7 +5,9 @@ Only portable types: ``BigInteger`` for epoch seconds, ``Text`` for names and JS
 stored space-joined (RFC 6749 scope tokens contain no spaces).
 
 This module describes the *current* schema. The database gets there through the numbered
-steps in ``_migrations``; change a table here only together with a new step there.
+steps in ``_migrations``; change a table here only together with a new step there. A new
+kind of revocation needs a step too, so that an older release refuses the database
+instead of misreading its revocation log.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
+    false,
 )
 
 # Deterministic constraint names, so later migration steps can refer to them.
@@ -43,8 +47,13 @@ accounts = Table(
     Column("scopes", Text, nullable=False),
     Column("audiences", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Version 2: the account's identity (a name created again is a new account), and
+    # whether a client's tokens are bound to its certificate.
+    Column("id", Text, nullable=False, server_default=""),
+    Column("certificate_bound", Boolean, nullable=False, server_default=false()),
     CheckConstraint("kind IN ('client', 'user')", name="kind"),
 )
+accounts_id = Index("ix_accounts_id", accounts.c.id, unique=True)
 
 signing_keys = Table(
     "signing_keys",
@@ -75,9 +84,22 @@ refresh_tokens = Table(
     Column("audience", Text, nullable=False),
     Column("issued_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
+    # "" since version 2: access tokens name their family (sid) instead.
     Column("access_jti", Text, nullable=False),
     Column("access_expires_at", BigInteger, nullable=False),
     Column("used", Boolean, nullable=False),
+    # Unused since version 2 (the family's flag counts); kept for the rows before it.
+    Column("revoked", Boolean, nullable=False),
+)
+
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    # Version 2: one row per login. Revoking a family changes this row only.
+    Column("family_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False, index=True),
+    Column("subject", Text, nullable=False, index=True),
+    Column("started_at", BigInteger, nullable=False),
     Column("revoked", Boolean, nullable=False),
 )
 
@@ -92,10 +114,28 @@ revocations = Table(
         Identity(always=True),
         primary_key=True,
     ),
+    # A token's jti; for the other kinds a random id of the entry.
     Column("jti", Text, nullable=False, unique=True),
     Column("expires_at", BigInteger, nullable=False, index=True),
     Column("revoked_at", BigInteger, nullable=False),
+    # Version 2: what the entry revokes (core.verification.RevocationKind), the family or
+    # subject it names, and for a subject the time up to which its tokens are revoked.
+    Column("kind", Text, nullable=False, server_default="token"),
+    Column("target", Text, nullable=False, server_default=""),
+    Column("not_before", BigInteger, nullable=False, server_default="0"),
     sqlite_autoincrement=True,
+)
+revocations_target = Index("ix_revocations_target", revocations.c.target)
+
+throttles = Table(
+    "throttles",
+    metadata,
+    # Version 2: failed sign-ins, by an opaque key (see ``Throttle``).
+    Column("key", Text, primary_key=True),
+    Column("failures", BigInteger, nullable=False),
+    Column("blocked_until", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False, index=True),
+    Column("known_until", BigInteger, nullable=False),
 )
 
 schema_migrations = Table(

@@ -9,9 +9,9 @@ Where rows alone cannot protect an invariant, a method takes one of the dialect'
 locks, held until the transaction ends (an advisory lock on PostgreSQL, which runs READ
 COMMITTED; nothing on SQLite, whose write transactions exclude each other already):
 
-- ``("subject", name)``: every change to a subject's refresh-token families, and the
-  removal of that account. Row locks cannot stop a concurrent rotation from inserting
-  a successor that a family revocation's UPDATE does not see; this lock can.
+- ``("subject", name)``: taken shared by everything that issues for a subject, and
+  exclusively by removing its account or revoking it, so that each grant is ordered
+  entirely before or after (``_families`` has the argument).
 - ``("revocations",)``: taken before a revocation row draws its sequence number and held
   until commit, so sequence order is commit order and a watcher that resumes after
   sequence N can never miss a row that commits late.
@@ -19,18 +19,19 @@ COMMITTED; nothing on SQLite, whose write transactions exclude each other alread
   so one rotator at a time decides from the current set (two replicas cannot both stage
   a scheduled rotation).
 
+- ``("throttle", key)``: held while a throttle row is read and changed.
+
 Lock order is always subject, then rows, then revocations, so they cannot deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, literal, select, update
+from sqlalchemy import ColumnElement, delete, insert, literal, select
 
-from bearer_grpc.store import _migrations, _notify, _rows
+from bearer_grpc.store import _families, _migrations, _notify, _rows
 from bearer_grpc.store._dialect import Dialect
 from bearer_grpc.store._errors import AlreadyExists
 from bearer_grpc.store._interface import TestableStore
@@ -38,23 +39,23 @@ from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
-    KeyRecord,
     RefreshToken,
     Revocation,
     Rotation,
-    RotationStatus,
+    Throttle,
 )
 from bearer_grpc.store._schema import (
     accounts,
+    refresh_families,
     refresh_tokens,
     revocations,
     settings,
-    signing_keys,
+    throttles,
 )
-from bearer_grpc.store._translate import translated_errors
+from bearer_grpc.store._sql_keys import KeyMethods
 
 
-class SqlStore(TestableStore):
+class SqlStore(KeyMethods, TestableStore):
     """The :class:`Store` on SQLite or PostgreSQL, with the extras of :class:`TestableStore`.
 
     Build one with :func:`open_store`, which picks the dialect from the URL. Every method
@@ -81,16 +82,6 @@ class SqlStore(TestableStore):
         host = f", host={url.host!r}" if url.host else ""
         return f"SqlStore(backend={url.get_backend_name()!r}{host}, database={url.database!r})"
 
-    @contextmanager
-    def _write(self, conflict: str = "row already exists") -> Iterator[Connection]:
-        with translated_errors(self._dialect, conflict), self._dialect.write() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with translated_errors(self._dialect, "row already exists"), self._dialect.read() as conn:
-            yield conn
-
     # -- accounts ------------------------------------------------------------------
 
     def add_account(self, account: Account) -> None:
@@ -108,11 +99,13 @@ class SqlStore(TestableStore):
             conn.execute(insert(accounts).values(values))
 
     def get_account(self, name: str, kind: AccountKind) -> Account | None:
-        """The account of that name and kind, or None."""
+        """The account of that name and kind (with its name's not-before), or None."""
         query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
         with self._read() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _rows.account(row)
+            if row is None:
+                return None
+            return _rows.account(row, _families.subject_not_before(conn, name))
 
     def list_accounts(self, kind: AccountKind) -> list[Account]:
         """All accounts of a kind, ordered by name (code point order on every backend)."""
@@ -121,69 +114,51 @@ class SqlStore(TestableStore):
         # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
         return sorted((_rows.account(row) for row in rows), key=lambda p: p.name)
 
-    def remove_account(self, name: str, kind: AccountKind) -> bool:
-        """Delete an account and the refresh tokens whose subject it is.
+    def remove_account(
+        self, name: str, kind: AccountKind, *, clock: Callable[[], int], retention: int
+    ) -> Revocation | None:
+        """Delete an account and its refresh families, and revoke its name's tokens.
+
+        See :meth:`revoke_subject`; ``clock`` is read once the subject is locked.
 
         Returns:
-            True if it existed.
+            The subject's revocation, or None if there was no such account.
         """
         with self._write() as conn:
-            self._dialect.lock(conn, "subject", name)
-            removed = conn.execute(
-                delete(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
-            ).rowcount
-            if removed:
-                conn.execute(delete(refresh_tokens).where(refresh_tokens.c.subject == name))
-        return removed > 0
+            return _families.revoke_subject(
+                conn, self._dialect, name, clock=clock, retention=retention, remove=kind
+            )
 
-    # -- keys ----------------------------------------------------------------------------
-
-    def add_key(self, key: KeyRecord) -> None:
-        """Insert a key as it is (for tests: the service adds keys with :meth:`add_key_if`).
-
-        Raises:
-            AlreadyExists: A key with that kid exists.
-        """
-        with self._write(f"key {key.kid!r} already exists") as conn:
-            conn.execute(insert(signing_keys).values(_rows.key_values(key)))
-            self._dialect.announce(conn, _notify.KEY, 0)
-
-    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
-        """Add the key ``decide`` returns after seeing every stored key, one caller at a time.
-
-        ``decide`` runs inside the write transaction, holding the store's keys lock, so
-        that two processes never decide from the same set of keys (both staging a
-        scheduled rotation, or both taking the same ``not_before``). It must be quick and
-        must not touch the store.
+    def revoke_subject(self, name: str, *, clock: Callable[[], int], retention: int) -> Revocation:
+        """Revoke every token of ``name`` issued until now, and its refresh families.
 
         Args:
-            decide: Gets every key (ordered as :meth:`list_keys`); returns the record to
-                insert, or None to insert nothing.
+            name: The subject (``sub``).
+            clock: Read once the subject is locked against every grant: tokens issued at
+                or before that time are revoked.
+            retention: Seconds the revocation is kept (the longest access-token life).
 
         Returns:
-            The inserted record, or None.
-
-        Raises:
-            AlreadyExists: A key with the returned kid exists.
+            The revocation written (a new one every time).
         """
-        with self._write("key already exists") as conn:
-            self._dialect.lock(conn, "keys")
-            chosen = decide(_rows.sorted_keys(conn.execute(select(signing_keys)).all()))
-            if chosen is not None:
-                conn.execute(insert(signing_keys).values(_rows.key_values(chosen)))
-                self._dialect.announce(conn, _notify.KEY, 0)
-        return chosen
-
-    def list_keys(self) -> list[KeyRecord]:
-        """All keys, oldest ``not_before`` first (ties by kid, code point order)."""
-        with self._read() as conn:
-            return _rows.sorted_keys(conn.execute(select(signing_keys)).all())
-
-    def delete_key(self, kid: str) -> bool:
-        """Delete a key. True if it existed."""
         with self._write() as conn:
-            deleted = conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid)).rowcount
-        return deleted > 0
+            revocation = _families.revoke_subject(
+                conn, self._dialect, name, clock=clock, retention=retention, remove=None
+            )
+        assert revocation is not None  # always written without ``remove``
+        return revocation
+
+    def confirm_account(
+        self, name: str, kind: AccountKind, account_id: str, issued_at: int
+    ) -> bool:
+        """Whether an account still has ``account_id`` and something issued at
+        ``issued_at`` comes after its name's not-before, decided under the subject's lock.
+
+        A token signed before this returns True is ordered before any later removal or
+        revocation of the subject: its ``iat`` is at or before their not-before.
+        """
+        with self._write() as conn:
+            return _families.confirm(conn, self._dialect, name, kind, account_id, issued_at)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -199,76 +174,57 @@ class SqlStore(TestableStore):
 
     # -- refresh tokens ------------------------------------------------------------------
 
-    def add_refresh_token(self, token: RefreshToken) -> None:
-        """Insert the first refresh token of a family.
+    def start_family(self, first: RefreshToken) -> bool:
+        """Insert the first token of a new refresh family, for the account
+        ``first.account_id``, started at ``first.started_at``.
+
+        Only if that account still has that id and ``started_at`` is after its name's
+        not-before, decided under the subject's lock (nothing is written otherwise).
 
         Raises:
-            AlreadyExists: A refresh token with that hash exists.
+            AlreadyExists: The family or the token hash exists.
         """
-        values = _rows.refresh_values(token)
         with self._write("refresh token already exists") as conn:
-            conn.execute(insert(refresh_tokens).values(values))
+            return _families.start(conn, self._dialect, first)
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert a family and its first token as given, without checking the account
+        (for tests: the service starts families with :meth:`start_family`).
+
+        Raises:
+            AlreadyExists: The family or the token hash exists.
+        """
+        with self._write("refresh token already exists") as conn:
+            _families.insert_family(conn, token)
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        """The refresh token with this hash, or None."""
+        """The refresh token with this hash (with its family's account and start), or None."""
         with self._read() as conn:
             return _rows.find_refresh_token(conn, token_hash)
 
-    def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
+    def rotate_refresh_token(
+        self, token_hash: str, successor: RefreshToken | None, now: int
+    ) -> Rotation:
         """Exchange a refresh token atomically (see :meth:`Store.rotate_refresh_token`).
 
-        The successor is stored as a current token (``used`` and ``revoked`` false) with
-        the family, subject, client, scopes and audience of the presented one.
+        The successor is stored as a current token with the family, subject, client,
+        scopes and audience of the presented one.
 
         Raises:
             AlreadyExists: The successor's hash is taken; nothing changed.
         """
         with self._write("refresh token already exists") as conn:
-            found = _rows.find_refresh_token(conn, token_hash)
-            if found is None:
-                return Rotation(RotationStatus.INVALID, None)
-            self._dialect.lock(conn, "subject", found.subject)
-            previous = _rows.find_refresh_token(conn, token_hash, for_update=True)
-            if previous is None:  # deleted meanwhile (account removed, or pruned)
-                return Rotation(RotationStatus.INVALID, None)
-            if previous.revoked:
-                return Rotation(RotationStatus.INVALID, previous)
-            if previous.used:
-                written = self._revoke_family(conn, previous.family_id, now)
-                return Rotation(RotationStatus.REUSED, previous, written)
-            if previous.expires_at <= now:
-                return Rotation(RotationStatus.INVALID, previous)
-            conn.execute(
-                update(refresh_tokens)
-                .where(refresh_tokens.c.token_hash == token_hash)
-                .values(used=True)
-            )
-            stored = replace(
-                successor,
-                family_id=previous.family_id,
-                subject=previous.subject,
-                client_id=previous.client_id,
-                scopes=previous.scopes,
-                audience=previous.audience,
-                used=False,
-                revoked=False,
-            )
-            conn.execute(insert(refresh_tokens).values(_rows.refresh_values(stored)))
-            return Rotation(RotationStatus.ROTATED, previous)
+            return _families.rotate(conn, self._dialect, token_hash, successor, now)
 
     def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
         """Revoke the family of the token with this hash, as REUSED does.
 
         Returns:
-            The access-token revocations newly written (none when called again), or None if
-            no refresh token has that hash.
+            The revocations newly written (none when called again), or None if no refresh
+            token has that hash.
         """
         with self._write() as conn:
-            found = _rows.find_refresh_token(conn, token_hash)
-            if found is None:
-                return None
-            self._dialect.lock(conn, "subject", found.subject)
-            return self._revoke_family(conn, found.family_id, now)
+            return _families.revoke_by_token(conn, self._dialect, token_hash, now)
 
     # -- revocations ---------------------------------------------------------------------
 
@@ -314,8 +270,10 @@ class SqlStore(TestableStore):
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def prune(self, now: int) -> int:
-        """Delete revocations and refresh tokens that expired before ``now``.
+    def prune(self, now: int, *, throttle_horizon: int = 0) -> int:
+        """Delete what expired before ``now``: revocations, refresh tokens (and families
+        left without one), and throttle rows last changed before ``throttle_horizon`` that
+        neither block nor trust any more.
 
         A refresh token is kept while the access token issued with it is still valid, so
         that revoking its family can still revoke that access token.
@@ -333,7 +291,49 @@ class SqlStore(TestableStore):
                     refresh_tokens.c.access_expires_at < now,
                 )
             ).rowcount
+            orphans = (
+                ~select(refresh_tokens.c.token_hash)
+                .where(refresh_tokens.c.family_id == refresh_families.c.family_id)
+                .exists()
+            )
+            removed += conn.execute(delete(refresh_families).where(orphans)).rowcount
+            removed += conn.execute(
+                delete(throttles).where(
+                    throttles.c.updated_at < throttle_horizon,
+                    throttles.c.blocked_until < now,
+                    throttles.c.known_until < now,
+                )
+            ).rowcount
         return removed
+
+    # -- throttles -----------------------------------------------------------------------
+
+    def update_throttles(
+        self,
+        keys: Sequence[str],
+        change: Callable[[dict[str, Throttle]], Mapping[str, Throttle]],
+    ) -> dict[str, Throttle]:
+        """Read the throttle rows of ``keys`` and write what ``change`` returns, atomically.
+
+        ``change`` gets a row for every key (a zero one where none is stored) and returns
+        the rows to write; it runs inside the transaction, holding the keys' locks, and
+        may raise to write nothing.
+
+        Returns:
+            Every key's row as it is afterwards.
+        """
+        with self._write() as conn:
+            for key in sorted(set(keys)):
+                self._dialect.lock(conn, "throttle", key)
+            stored = conn.execute(select(throttles).where(throttles.c.key.in_(keys))).all()
+            current = {key: Throttle(key) for key in keys}
+            current.update({row.key: _rows.throttle(row) for row in stored})
+            for key, row in change(dict(current)).items():
+                values = asdict(replace(row, key=key))
+                conn.execute(delete(throttles).where(throttles.c.key == key))
+                conn.execute(insert(throttles).values(values))
+                current[key] = row
+        return current
 
     def ping(self) -> None:
         """Return once the store answers (for tests).
@@ -355,31 +355,3 @@ class SqlStore(TestableStore):
     def close(self) -> None:
         """Release connections. The store reconnects if used again."""
         self._dialect.engine.dispose()
-
-    def _revoke_family(self, conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
-        """Mark a family revoked and revoke every access token issued with it.
-
-        Expired ones too: verifiers accept a token up to their leeway past ``exp``, which the
-        store does not know; the revocations of long-expired tokens are pruned as usual.
-
-        The caller holds the family's subject lock. Returns the revocations newly written.
-        """
-        family = refresh_tokens.c.family_id == family_id
-        conn.execute(update(refresh_tokens).where(family).values(revoked=True))
-        access = conn.execute(
-            select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at)
-            .where(family)
-            .order_by(refresh_tokens.c.issued_at)
-        ).all()
-        if not access:
-            return ()
-        self._dialect.lock(conn, "revocations")
-        written: dict[str, Revocation] = {}
-        for jti, expires_at in access:
-            if jti not in written and _rows.find_revocation(conn, jti) is None:
-                written[jti] = _rows.append_revocation(conn, jti, expires_at, now)
-        if written:
-            self._dialect.announce(
-                conn, _notify.REVOCATION, max(r.sequence for r in written.values())
-            )
-        return tuple(written.values())

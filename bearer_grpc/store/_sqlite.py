@@ -1,21 +1,29 @@
 """The SQLite dialect: one file, one writer at a time, announcements within this process.
 
 - **Engine** (``sqlite:///PATH``): the database file is created with mode 0600; every
-  connection runs in WAL mode with ``synchronous=FULL`` and foreign keys on.
+  connection runs in WAL mode with ``synchronous=FULL`` and foreign keys on. An existing
+  database is not used as found (:func:`check_private`): its files and its directory must
+  belong to this user and be writable by no one else (refused otherwise); files others
+  may read are made private again, with a warning.
 - **Transactions**: every write transaction starts with ``BEGIN IMMEDIATE`` (the pysqlite
   event-hook recipe below), so writers queue on the database lock for up to
   ``busy_timeout_s`` and then fail as StoreUnavailable. That lock serializes all writers,
   so the store's named locks need nothing more. Read transactions begin DEFERRED, so
   readers do not queue behind writers (WAL lets them read while a write is in progress).
 - **Announcements** reach the listeners of this process (:class:`LocalChanges`) after the
-  commit; other processes see SQLite writes at their next poll.
+  commit. Commits by other processes (the CLI's, another server's) are noticed by the
+  listener itself, which asks SQLite's ``PRAGMA data_version`` every
+  :data:`OTHERS_POLL` seconds on a connection of its own (a read of the shared-memory
+  header, no disk work).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -28,6 +36,10 @@ from sqlalchemy.engine import URL
 
 from bearer_grpc.store._errors import StoreError
 
+log = logging.getLogger("bearer_grpc.store")
+
+OTHERS_POLL: Final = 0.1
+"""Seconds between two looks for commits by other processes."""
 SCHEMES: Final = frozenset({"sqlite", "sqlite+pysqlite"})
 """URL schemes of SQLite stores."""
 
@@ -58,7 +70,12 @@ class SQLite:
         database = url.database
         if not database or database == ":memory:" or url.query.get("mode") == "memory":
             raise StoreError("an in-memory SQLite store is not supported: give a file path")
-        _create_private_file(Path(database))
+        path = Path(database)
+        check_private(path.parent, repair=False)
+        _create_private_file(path)
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                check_private(file, repair=True)
         self.engine = create_engine(
             url.set(drivername="sqlite+pysqlite"),
             connect_args={"timeout": busy_timeout_s},  # sqlite3 sets it as the busy_timeout
@@ -67,7 +84,7 @@ class SQLite:
         event.listen(self.engine, "connect", _on_connect)
         event.listen(self.engine, "begin", _on_begin)
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
-        self._changes = LocalChanges()
+        self._changes = LocalChanges(path)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -83,7 +100,7 @@ class SQLite:
         """A ``BEGIN DEFERRED`` transaction."""
         return self._reader.begin()
 
-    def lock(self, conn: Connection, *name: str) -> None:
+    def lock(self, conn: Connection, *name: str, shared: bool = False) -> None:
         """Nothing to take: ``BEGIN IMMEDIATE`` already excludes every other writer."""
 
     def insert_ignore(self, table: Table, values: Mapping[str, Any], *, key: str) -> Insert:
@@ -95,7 +112,8 @@ class SQLite:
         conn.info[_ANNOUNCED] = True
 
     def listener(self) -> LocalChanges:
-        """The listener of this process's changes (other processes are seen by polling)."""
+        """The listener of this database's changes (this process's at once, other
+        processes' within :data:`OTHERS_POLL` seconds)."""
         return self._changes
 
     def is_unique_violation(self, error: BaseException | None) -> bool:
@@ -105,6 +123,36 @@ class SQLite:
     def unavailable_reason(self, error: BaseException | None) -> str:
         """SQLite's own message (fixed texts such as "database is locked")."""
         return str(error) if isinstance(error, sqlite3.Error) else "cannot connect"
+
+
+def check_private(path: Path, *, repair: bool) -> None:
+    """Refuse a file or directory of the store that others could change; make private
+    one that others could only read, when ``repair`` (saying so in a warning; without
+    ``repair``, reading is left to the files' own modes).
+
+    Raises:
+        StoreError: It belongs to another user, or others may write to it: its contents
+            cannot be trusted (an attacker may have planted a database or keys).
+    """
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise StoreError(f"cannot inspect {path}: {err.strerror}") from err
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        raise StoreError(f"{path} belongs to another user: refusing to use it")
+    if mode & 0o022:
+        raise StoreError(
+            f"{path} is writable by others (mode {mode:04o}): refusing to use it; "
+            "check its contents, then make it private (chmod go-rwx)"
+        )
+    if mode & 0o077 and repair:
+        private = mode & 0o700
+        os.chmod(path, private)
+        log.warning(
+            "store file or directory was open to others: made private",
+            extra={"path": str(path), "mode": f"{mode:04o}", "now": f"{private:04o}"},
+        )
 
 
 def _create_private_file(path: Path) -> None:
@@ -143,9 +191,16 @@ def _on_begin(conn: Connection) -> None:
 
 
 class LocalChanges:
-    """Changes announced within this process (the SQLite store's ``ChangeListener``)."""
+    """The SQLite store's ``ChangeListener``: changes announced within this process, and
+    commits other processes made (seen by their ``data_version``).
 
-    def __init__(self) -> None:
+    Args:
+        path: The database file, to watch for other processes' commits (None: only
+            this process's announcements).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[], None]] = []
 
@@ -182,6 +237,29 @@ class LocalChanges:
         unsubscribe = self.subscribe(wake)
         try:
             on_change()
-            await loop.create_future()  # until cancelled
+            if self._path is None:
+                await loop.create_future()  # until cancelled
+            else:
+                await _watch_others(self._path, on_change)
         finally:
             unsubscribe()
+
+
+async def _watch_others(path: Path, on_change: Callable[[], None]) -> None:
+    """Call ``on_change`` whenever another connection committed to the database (until
+    cancelled; an error such as a locked file only skips a look)."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        seen: int | None = None
+        while True:
+            version: int | None
+            try:
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                version = seen
+            if seen is not None and version != seen:
+                on_change()
+            seen = version
+            await asyncio.sleep(OTHERS_POLL)
+    finally:
+        conn.close()

@@ -10,6 +10,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RevocationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RevocationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RevocationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVOCATION_KIND_UNSPECIFIED: _RevocationKind.ValueType  # 0
+    """Sent by servers older than kinds: the same as REVOCATION_KIND_TOKEN."""
+    REVOCATION_KIND_TOKEN: _RevocationKind.ValueType  # 1
+    """One access token: the one whose jti is token_id."""
+    REVOCATION_KIND_FAMILY: _RevocationKind.ValueType  # 2
+    """Every access token of a refresh family: those whose sid claim is family_id."""
+    REVOCATION_KIND_SUBJECT: _RevocationKind.ValueType  # 3
+    """Every token of a subject issued at or before a time: those whose sub is subject and
+    whose iat is at most not_before.
+    """
+
+class RevocationKind(_RevocationKind, metaclass=_RevocationKindEnumTypeWrapper):
+    """RevocationKind says what a revocation event revokes."""
+
+REVOCATION_KIND_UNSPECIFIED: RevocationKind.ValueType  # 0
+"""Sent by servers older than kinds: the same as REVOCATION_KIND_TOKEN."""
+REVOCATION_KIND_TOKEN: RevocationKind.ValueType  # 1
+"""One access token: the one whose jti is token_id."""
+REVOCATION_KIND_FAMILY: RevocationKind.ValueType  # 2
+"""Every access token of a refresh family: those whose sid claim is family_id."""
+REVOCATION_KIND_SUBJECT: RevocationKind.ValueType  # 3
+"""Every token of a subject issued at or before a time: those whose sub is subject and
+whose iat is at most not_before.
+"""
+Global___RevocationKind: _TypeAlias = RevocationKind  # noqa: Y015
 
 @_typing.final
 class ClientCredentialsGrant(_message.Message):
@@ -355,20 +388,28 @@ Global___GetJwksResponse: _TypeAlias = GetJwksResponse  # noqa: Y015
 
 @_typing.final
 class WatchRevocationsRequest(_message.Message):
-    """WatchRevocationsRequest says where to resume."""
+    """WatchRevocationsRequest says where to resume, and which events the watcher can apply."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    UNDERSTOOD_KINDS_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
+    @_builtins.property
+    def understood_kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___RevocationKind.ValueType]:
+        """Every kind of event the watcher applies. Servers refuse a watcher that lacks one
+        they send: it could not know what it misses.
+        """
+
     def __init__(
         self,
         *,
         after_sequence: _builtins.int = ...,
+        understood_kinds: _abc.Iterable[Global___RevocationKind.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "understood_kinds", b"understood_kinds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -376,29 +417,48 @@ Global___WatchRevocationsRequest: _TypeAlias = WatchRevocationsRequest  # noqa: 
 
 @_typing.final
 class WatchRevocationsResponse(_message.Message):
-    """WatchRevocationsResponse is one revocation event: it reports one revoked access token."""
+    """WatchRevocationsResponse is one revocation event. A watcher that meets a kind it does
+    not know must stop trusting what it knows (fail closed): it has missed a revocation.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
     TOKEN_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FAMILY_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     token_id: _builtins.str
+    """For REVOCATION_KIND_TOKEN (and UNSPECIFIED): the revoked token's jti."""
     expires_at: _builtins.int
-    """Seconds since the Unix epoch when the revoked token expires; the revocation may be
-    forgotten after that.
+    """Seconds since the Unix epoch when the last token the event revokes expires; the
+    revocation may be forgotten after that.
     """
+    kind: Global___RevocationKind.ValueType
+    family_id: _builtins.str
+    """For REVOCATION_KIND_FAMILY: the family."""
+    subject: _builtins.str
+    """For REVOCATION_KIND_SUBJECT: the subject, and the time up to which its tokens are
+    revoked (seconds since the Unix epoch, compared with iat).
+    """
+    not_before: _builtins.int
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
         token_id: _builtins.str = ...,
         expires_at: _builtins.int = ...,
+        kind: Global___RevocationKind.ValueType = ...,
+        family_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        not_before: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "sequence", b"sequence", "token_id", b"token_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "family_id", b"family_id", "kind", b"kind", "not_before", b"not_before", "sequence", b"sequence", "subject", b"subject", "token_id", b"token_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -105,6 +105,10 @@ class TokenServiceServicer:
         "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
         the highest sequence the server has read: a verifier seeing another epoch, or a
         cursor below its after_sequence, starts again from 0.
+        A watcher must list in understood_kinds every RevocationKind the server sends; the
+        server refuses one that does not (FAILED_PRECONDITION), so that a verifier never
+        skips an event it cannot read. Streams are bounded per peer and in total
+        (RESOURCE_EXHAUSTED beyond).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

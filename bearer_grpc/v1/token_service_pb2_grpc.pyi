@@ -57,6 +57,10 @@ class TokenServiceStub:
     "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
     the highest sequence the server has read: a verifier seeing another epoch, or a
     cursor below its after_sequence, starts again from 0.
+    A watcher must list in understood_kinds every RevocationKind the server sends; the
+    server refuses one that does not (FAILED_PRECONDITION), so that a verifier never
+    skips an event it cannot read. Streams are bounded per peer and in total
+    (RESOURCE_EXHAUSTED beyond).
     """
 
 @_typing.type_check_only
@@ -86,6 +90,10 @@ class TokenServiceAsyncStub(TokenServiceStub):
     "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
     the highest sequence the server has read: a verifier seeing another epoch, or a
     cursor below its after_sequence, starts again from 0.
+    A watcher must list in understood_kinds every RevocationKind the server sends; the
+    server refuses one that does not (FAILED_PRECONDITION), so that a verifier never
+    skips an event it cannot read. Streams are bounded per peer and in total
+    (RESOURCE_EXHAUSTED beyond).
     """
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -142,6 +150,10 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         "bearer-grpc-epoch", the id of the store's revocation log, and "bearer-grpc-cursor",
         the highest sequence the server has read: a verifier seeing another epoch, or a
         cursor below its after_sequence, starts again from 0.
+        A watcher must list in understood_kinds every RevocationKind the server sends; the
+        server refuses one that does not (FAILED_PRECONDITION), so that a verifier never
+        skips an event it cannot read. Streams are bounded per peer and in total
+        (RESOURCE_EXHAUSTED beyond).
         """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.cli._support import (
     README,
@@ -87,9 +88,7 @@ def test_tour_runs_against_a_real_server(tmp_path: Path) -> None:
         # the tour's last line is `! bearer-grpc token verify`: make sure it had a token to
         # refuse, i.e. step 4 really revoked the token of step 2
         with server.channel() as channel:
-            stream = token_stub(channel).WatchRevocations(
-                pb.WatchRevocationsRequest(after_sequence=0), timeout=10
-            )
+            stream = token_stub(channel).WatchRevocations(watch_request(0), timeout=10)
             try:
                 first = next(stream)
             finally:

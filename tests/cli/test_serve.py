@@ -26,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.cli._options import duration
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
@@ -212,7 +213,7 @@ def test_sigterm_ends_streams_and_exits_0(tmp_path: Path) -> None:
             grant = pb.ClientCredentialsGrant(client_id="svc", client_secret=secret)
             token = stub.IssueToken(pb.IssueTokenRequest(client_credentials=grant), timeout=10)
             stub.RevokeToken(pb.RevokeTokenRequest(token=token.access_token), timeout=10)
-            stream = stub.WatchRevocations(pb.WatchRevocationsRequest(after_sequence=0), timeout=60)
+            stream = stub.WatchRevocations(watch_request(0), timeout=60)
             assert next(stream).sequence >= 1  # the stream is live on the server
             started = time.monotonic()
             server.signal(signal.SIGTERM)
@@ -241,9 +242,7 @@ def test_sigterm_ends_a_busy_watch_stream_at_once(tmp_path: Path) -> None:
     finally:
         store.close()
     with running_server(tmp_path, "--grace", "2") as server, server.channel() as channel:
-        stream = token_stub(channel).WatchRevocations(
-            pb.WatchRevocationsRequest(after_sequence=0), timeout=30
-        )
+        stream = token_stub(channel).WatchRevocations(watch_request(0), timeout=30)
         assert next(stream).token_id == "jti-0000"
         server.signal(signal.SIGTERM)
         try:
@@ -417,6 +416,7 @@ def test_private_keys_sealed_with_kek(tmp_path: Path) -> None:
     material = base64.b64encode(os.urandom(32)).decode()
     kek = tmp_path / "kek"
     kek.write_text(material + "\n")
+    kek.chmod(0o600)
     cli.ok("keys", "rotate", "--delay", "0", "--key-encryption-key-file", str(kek))
     result = cli("serve", "--listen", "127.0.0.1:0", timeout=20)  # the sealed key needs the KEK
     assert_one_line_error(result)

@@ -1,4 +1,4 @@
-"""bearer_token: one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1, DESIGN 3.1)."""
+"""bearer_token: one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1)."""
 
 from __future__ import annotations
 

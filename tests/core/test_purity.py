@@ -1,4 +1,4 @@
-"""The core is pure: no grpc, no database driver, no clock reads (DESIGN 2, STYLE 1 and 8)."""
+"""The core is pure: no grpc, no database driver, no clock reads."""
 
 from __future__ import annotations
 

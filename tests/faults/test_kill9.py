@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 from sqlalchemy import create_engine, text
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.core.wire import BACKLOG_END_KEY
 from bearer_grpc.store import open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
@@ -151,7 +152,7 @@ def test_acknowledged_writes_survive_kill_9(any_deployment: Deployment) -> None:
 
 def _backlog(stub: pb_grpc.TokenServiceStub) -> dict[int, str]:
     """The WatchRevocations backlog from the start: jti by sequence."""
-    call = stub.WatchRevocations(pb.WatchRevocationsRequest(after_sequence=0), timeout=TIMEOUT)
+    call = stub.WatchRevocations(watch_request(0), timeout=TIMEOUT)
     metadata = dict(call.initial_metadata())
     end = int(metadata[BACKLOG_END_KEY])
     events: dict[int, str] = {}

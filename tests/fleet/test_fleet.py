@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from bearer_grpc import Backoff, Verifier
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.core.errors import TokenRevoked
 from bearer_grpc.core.keys import is_sealed
 from bearer_grpc.v1 import token_service_pb2 as pb
@@ -165,7 +166,7 @@ def test_dropped_listener_catches_up_when_it_reconnects(fleet: Fleet) -> None:
     follows the listener's reconnection can deliver it before the 30 s poll.
     """
     c = fleet.replicas["c"]
-    watch = fleet.at("c").WatchRevocations(pb.WatchRevocationsRequest(after_sequence=0), timeout=30)
+    watch = fleet.at("c").WatchRevocations(watch_request(0), timeout=30)
     token = fleet.issue("a")
     claims = jwt_segment(token, 1)
     with psycopg.connect(fleet.url, autocommit=True) as conn:

@@ -1,4 +1,4 @@
-"""The verified-token cache on the call path (DESIGN 6): one signature check per token.
+"""The verified-token cache on the call path: one signature check per token.
 
 A reused token is answered from the cache in ``intercept_service``: no signature check,
 and still refused once its ``jti`` is revoked.

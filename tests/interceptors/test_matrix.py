@@ -1,4 +1,4 @@
-"""Every RPC kind on both flavours, against every kind of credential (DESIGN 3.2, STYLE 12).
+"""Every RPC kind on both flavours, against every kind of credential (the error contract).
 
 Ids read ``test_matrix[<flavour>-<kind>-<case>]``. A refused call must carry the code,
 the ``ErrorInfo`` reason and the ``www-authenticate`` challenge, and must never reach the

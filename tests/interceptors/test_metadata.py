@@ -1,4 +1,4 @@
-"""Reading the credential off the wire (DESIGN 3.1; research pitfalls P7, P8)."""
+"""Reading the credential off the wire: exactly one `authorization` entry, never a `-bin` key."""
 
 from __future__ import annotations
 

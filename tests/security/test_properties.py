@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.core.errors import AuthError, TokenMalformed, TokenMissing
 from bearer_grpc.core.header import B64TOKEN, bearer_token
 from bearer_grpc.core.keys import PublicKeySet
@@ -249,9 +250,7 @@ def test_revoke_token_ends_cleanly(
 def test_watch_revocations_ends_cleanly(es256: Deployment, after: int) -> None:
     """Negative sequences are INVALID_ARGUMENT; others stream (cancelled after the
     initial metadata, which proves the server answered)."""
-    stream = es256.stub.WatchRevocations(
-        pb.WatchRevocationsRequest(after_sequence=after), timeout=CALL_DEADLINE
-    )
+    stream = es256.stub.WatchRevocations(watch_request(after), timeout=CALL_DEADLINE)
     if after < 0:
         assert _status(lambda: list(stream)) == grpc.StatusCode.INVALID_ARGUMENT
     else:

@@ -27,6 +27,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.core.secrets import hash_password
 from bearer_grpc.store import Account, AccountKind, sqlite_url
 from bearer_grpc.testing import FrozenClock
@@ -248,9 +249,7 @@ def watch() -> Iterator[Any]:
     readers: list[StreamReader] = []
 
     def open_(stub: pb_grpc.TokenServiceStub, after_sequence: int = 0) -> StreamReader:
-        call = stub.WatchRevocations(
-            pb.WatchRevocationsRequest(after_sequence=after_sequence), timeout=30
-        )
+        call = stub.WatchRevocations(watch_request(after_sequence), timeout=30)
         reader = StreamReader(call)
         readers.append(reader)
         return reader

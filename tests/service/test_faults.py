@@ -62,15 +62,19 @@ def test_locked_store_is_unavailable_then_recovers(service: RunningService, data
             pb.RevokeTokenRequest(token=victim.access_token), timeout=BUSY_TIMEOUT + 10
         )
 
-    with _exclusive_lock(data_dir), ThreadPoolExecutor(2) as pool:
+    def client_credentials() -> object:
+        return service.issue(client)
+
+    with _exclusive_lock(data_dir), ThreadPoolExecutor(3) as pool:
         started = time.monotonic()
-        writes = [pool.submit(_outcome, login), pool.submit(_outcome, revoke)]
+        # Every grant confirms its account under the store's write lock (so that none
+        # commits for an account removed meanwhile): they wait, then fail cleanly.
+        writes = [pool.submit(_outcome, call) for call in (login, revoke, client_credentials)]
         # Meanwhile the server keeps serving what needs no write.
         assert verify(stub, victim.access_token).active
-        assert service.issue(client).access_token  # client credentials only read the store
         assert stub.GetJwks(pb.GetJwksRequest(), timeout=5).jwks_json
         outcomes = [w.result() for w in writes]
-        assert [code for code, _ in outcomes] == [grpc.StatusCode.UNAVAILABLE] * 2
+        assert [code for code, _ in outcomes] == [grpc.StatusCode.UNAVAILABLE] * 3
         assert time.monotonic() - started < BUSY_TIMEOUT + 5
     for _, details in outcomes:  # terse: no path, driver text or token
         assert str(data_dir) not in details and "sqlite" not in details.lower()

@@ -17,6 +17,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.service.admin import Admin, NewClient
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
@@ -156,7 +157,7 @@ def test_revocation_lag_counts_live_deliveries_to_watchers(served: Served) -> No
     client = _client(served)
     early = _issue(served, client).access_token
     served.stub.RevokeToken(pb.RevokeTokenRequest(token=early), timeout=10)  # backlog
-    call = served.stub.WatchRevocations(pb.WatchRevocationsRequest(after_sequence=0), timeout=30)
+    call = served.stub.WatchRevocations(watch_request(0), timeout=30)
     reader = StreamReader(call)
     try:
         assert reader.next(timeout=10).sequence == 1  # the backlog: not a live delivery

@@ -106,7 +106,7 @@ def test_refresh_with_wider_scopes_is_denied_and_does_not_consume(
     err = call_error(
         service.stub().IssueToken, refresh_request(login.refresh_token, scopes=["orders.admin"])
     )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]  # uniform
     refreshed = _refresh(service, login.refresh_token)
     assert refreshed.refresh_token
     assert verify(service.stub(), login.access_token).active  # no reuse was detected
@@ -119,7 +119,7 @@ def test_refresh_with_other_audience_is_denied_and_does_not_consume(
     err = call_error(
         service.stub().IssueToken, refresh_request(login.refresh_token, audience="billing")
     )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]  # uniform
     assert _refresh(service, login.refresh_token, audience="orders").refresh_token
 
 
@@ -139,7 +139,7 @@ def test_refresh_cannot_widen_beyond_the_original_grant(service: RunningService)
         service.stub().IssueToken,
         refresh_request(login.refresh_token, scopes=["orders.read", "orders.write"]),
     )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]  # uniform
 
 
 def test_refresh_drops_scopes_the_user_lost(service: RunningService, data_dir: Path) -> None:
@@ -152,7 +152,7 @@ def test_refresh_drops_scopes_the_user_lost(service: RunningService, data_dir: P
         service.stub().IssueToken,
         refresh_request(refreshed.refresh_token, scopes=["orders.write"]),
     )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]  # uniform
 
 
 def test_refresh_checks_the_users_current_audiences(

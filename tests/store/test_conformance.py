@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import make_url
 
+from bearer_grpc.core.verification import RevocationKind
 from bearer_grpc.store import (
     Account,
     AccountKind,
@@ -77,7 +78,19 @@ def principal(
         scopes=scopes,
         audiences=audiences,
         created_at=NOW,
+        id=f"id-{name}",
     )
+
+
+def users(store: TestableStore) -> None:
+    """The users the refresh tokens below belong to: alice and bob."""
+    store.add_account(principal("alice", USER))
+    store.add_account(principal("bob", USER))
+
+
+def remove(store: TestableStore, name: str, kind: AccountKind) -> bool:
+    """Remove an account (its subject revoked as of NOW); True if it existed."""
+    return store.remove_account(name, kind, clock=lambda: NOW, retention=HOUR) is not None
 
 
 def key(kid: str, not_before: int = NOW) -> KeyRecord:
@@ -96,11 +109,13 @@ def refresh(
     *,
     family_id: str = "family-1",
     subject: str = "alice",
-    access_jti: str | None = None,
+    access_jti: str = "",
     issued_at: int = NOW,
     expires_at: int = NOW + HOUR,
     access_expires_at: int = NOW + 300,
 ) -> RefreshToken:
+    """A refresh token of alice's (by default) family, started an hour ago. Its access
+    tokens name their family; ``access_jti`` makes one written before they did."""
     return RefreshToken(
         token_hash=token_hash,
         family_id=family_id,
@@ -110,8 +125,10 @@ def refresh(
         audience="orders",
         issued_at=issued_at,
         expires_at=expires_at,
-        access_jti=access_jti or f"at-{token_hash}",
+        access_jti=access_jti,
         access_expires_at=access_expires_at,
+        account_id=f"id-{subject}",
+        started_at=NOW - HOUR,
     )
 
 
@@ -164,21 +181,20 @@ def test_scope_with_whitespace_is_rejected(store: TestableStore, scopes: tuple[s
 
 def test_remove_principal_reports_whether_it_existed(store: TestableStore) -> None:
     store.add_account(principal("alice", CLIENT))
-    assert store.remove_account("alice", USER) is False
+    assert remove(store, "alice", USER) is False
     assert store.get_account("alice", CLIENT) is not None
-    assert store.remove_account("alice", CLIENT) is True
-    assert store.remove_account("alice", CLIENT) is False
+    assert remove(store, "alice", CLIENT) is True
+    assert remove(store, "alice", CLIENT) is False
     assert store.get_account("alice", CLIENT) is None
 
 
 def test_remove_principal_deletes_their_refresh_tokens(store: TestableStore) -> None:
-    store.add_account(principal("alice", USER))
-    store.add_account(principal("bob", USER))
+    users(store)
     store.add_refresh_token(refresh("a0", family_id="fa", subject="alice"))
     store.add_refresh_token(refresh("b0", family_id="fb", subject="bob"))
     assert store.rotate_refresh_token("a0", refresh("a1"), NOW).status is RotationStatus.ROTATED
 
-    assert store.remove_account("alice", USER) is True
+    assert remove(store, "alice", USER) is True
 
     assert store.get_refresh_token("a0") is None
     assert store.get_refresh_token("a1") is None
@@ -303,6 +319,7 @@ def test_add_refresh_token_with_taken_hash_raises(store: TestableStore) -> None:
 
 
 def test_rotate_current_token_rotates(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0"))
     # The successor's family, subject, client, scopes and audience come from the previous.
     successor = RefreshToken(
@@ -314,7 +331,7 @@ def test_rotate_current_token_rotates(store: TestableStore) -> None:
         audience="ignored",
         issued_at=NOW + 10,
         expires_at=NOW + 2 * HOUR,
-        access_jti="at-t1",
+        access_jti="",
         access_expires_at=NOW + 310,
     )
 
@@ -353,8 +370,7 @@ def test_rotate_expired_token_is_invalid_and_changes_nothing(
 
 
 def test_rotate_used_token_is_reuse_and_revokes_the_family(store: TestableStore) -> None:
-    # t0's access token has expired by the time of reuse (it is revoked all the same: a
-    # verifier's leeway may still accept it); t1's and t2's have not.
+    users(store)
     store.add_refresh_token(refresh("t0", access_expires_at=NOW + 5))
     store.rotate_refresh_token("t0", refresh("t1", access_expires_at=NOW + 300), NOW + 1)
     store.rotate_refresh_token("t1", refresh("t2", access_expires_at=NOW + 400), NOW + 2)
@@ -362,14 +378,14 @@ def test_rotate_used_token_is_reuse_and_revokes_the_family(store: TestableStore)
 
     rotation = store.rotate_refresh_token("t0", refresh("t3"), NOW + 10)
 
+    # One revocation for the family, whatever its length: it lasts as long as the
+    # family's last access token.
     assert rotation.status is RotationStatus.REUSED
     assert rotation.previous is not None and rotation.previous.token_hash == "t0"
-    assert [(r.jti, r.expires_at, r.revoked_at) for r in rotation.revocations] == [
-        ("at-t0", NOW + 5, NOW + 10),
-        ("at-t1", NOW + 300, NOW + 10),
-        ("at-t2", NOW + 400, NOW + 10),
+    assert [(r.kind, r.target, r.expires_at, r.revoked_at) for r in rotation.revocations] == [
+        (RevocationKind.FAMILY, "family-1", NOW + 400, NOW + 10)
     ]
-    assert store.active_revocations(NOW + 10) == list(rotation.revocations)[1:]
+    assert store.active_revocations(NOW + 10) == list(rotation.revocations)
     for token_hash in ["t0", "t1", "t2"]:
         stored = store.get_refresh_token(token_hash)
         assert stored is not None and stored.revoked
@@ -378,7 +394,25 @@ def test_rotate_used_token_is_reuse_and_revokes_the_family(store: TestableStore)
     assert store.get_refresh_token("t3") is None
 
 
+def test_reuse_of_a_family_from_before_sid_revokes_its_access_tokens_one_by_one(
+    store: TestableStore,
+) -> None:
+    # Tokens written before access tokens named their family keep their jti: those are
+    # revoked one by one (expired ones too: a verifier's leeway may still accept them).
+    users(store)
+    store.add_refresh_token(refresh("t0", access_jti="at-t0", access_expires_at=NOW + 5))
+    store.rotate_refresh_token("t0", refresh("t1", access_expires_at=NOW + 300), NOW + 1)
+
+    rotation = store.rotate_refresh_token("t0", refresh("t2"), NOW + 10)
+
+    assert [(r.kind, r.jti or r.target) for r in rotation.revocations][1:] == [
+        (RevocationKind.TOKEN, "at-t0")
+    ]
+    assert rotation.revocations[0].kind is RevocationKind.FAMILY
+
+
 def test_rotate_token_of_revoked_family_is_invalid(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0"))
     store.rotate_refresh_token("t0", refresh("t1"), NOW)
     assert store.rotate_refresh_token("t0", refresh("x"), NOW).status is RotationStatus.REUSED
@@ -392,6 +426,7 @@ def test_rotate_token_of_revoked_family_is_invalid(store: TestableStore) -> None
 
 
 def test_rotate_used_token_after_its_expiry_is_still_reuse(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0", expires_at=NOW + 10))
     store.rotate_refresh_token("t0", refresh("t1", expires_at=NOW + HOUR), NOW)
     rotation = store.rotate_refresh_token("t0", refresh("t2"), NOW + 20)
@@ -399,6 +434,7 @@ def test_rotate_used_token_after_its_expiry_is_still_reuse(store: TestableStore)
 
 
 def test_rotate_to_taken_successor_hash_changes_nothing(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0"))
     store.add_refresh_token(refresh("taken", family_id="family-2"))
     with pytest.raises(AlreadyExists):
@@ -408,6 +444,7 @@ def test_rotate_to_taken_successor_hash_changes_nothing(store: TestableStore) ->
 
 
 def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0"))
 
     rotations = run_concurrently(
@@ -427,12 +464,15 @@ def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: TestableSt
     assert [i for i, s in enumerate(successors) if s is not None] == [winner]
     stored = successors[winner]
     assert stored is not None and stored.revoked
-    assert [r.jti for r in store.active_revocations(NOW)] == ["at-t0", f"at-t1-{winner}"]
+    assert [(r.kind, r.target) for r in store.active_revocations(NOW)] == [
+        (RevocationKind.FAMILY, "family-1")
+    ]
 
 
 def test_reuse_racing_rotations_revokes_every_successor(store: TestableStore) -> None:
     # Half the threads replay the used t0 while the other half rotate the current t1: the
     # family revocation must also catch a successor inserted concurrently.
+    users(store)
     for round_ in range(10):
         family = f"family-{round_}"
         store.add_refresh_token(refresh(f"{round_}-t0", family_id=family))
@@ -460,14 +500,16 @@ def test_revoke_refresh_family_of_unknown_token_is_none(store: TestableStore) ->
 
 
 def test_revoke_refresh_family_revokes_and_is_idempotent(store: TestableStore) -> None:
+    users(store)
     store.add_refresh_token(refresh("t0", access_expires_at=NOW - 1))
     store.rotate_refresh_token("t0", refresh("t1", access_expires_at=NOW + 300), NOW - 100)
 
     written = store.revoke_refresh_family("t1", NOW)
 
     assert written is not None
-    # at-t0 expired a second ago, within any verifier's leeway: revoked all the same.
-    assert [(r.jti, r.expires_at) for r in written] == [("at-t0", NOW - 1), ("at-t1", NOW + 300)]
+    assert [(r.kind, r.target, r.expires_at) for r in written] == [
+        (RevocationKind.FAMILY, "family-1", NOW + 300)
+    ]
     assert store.revoke_refresh_family("t1", NOW) == ()
     assert store.revoke_refresh_family("t0", NOW) == ()
     assert store.revocations_after(0) == list(written)
@@ -475,11 +517,13 @@ def test_revoke_refresh_family_revokes_and_is_idempotent(store: TestableStore) -
 
 
 def test_revoke_refresh_family_keeps_an_earlier_access_revocation(store: TestableStore) -> None:
-    store.add_refresh_token(refresh("t0", access_expires_at=NOW + 300))
+    store.add_refresh_token(refresh("t0", access_jti="at-t0", access_expires_at=NOW + 300))
     earlier = store.revoke("at-t0", NOW + 300, NOW - 5)
 
-    assert store.revoke_refresh_family("t0", NOW) == ()
-    assert store.revocations_after(0) == [earlier]
+    written = store.revoke_refresh_family("t0", NOW)
+
+    assert written is not None and [r.kind for r in written] == [RevocationKind.FAMILY]
+    assert store.revocations_after(0) == [earlier, *written]
 
 
 # -- revocations -----------------------------------------------------------------------------
@@ -561,7 +605,7 @@ def test_prune_removes_only_what_expired_before_now(store: TestableStore) -> Non
         refresh("access-live", family_id="f3", expires_at=NOW - 1, access_expires_at=NOW + 60)
     )
 
-    assert store.prune(NOW) == 2
+    assert store.prune(NOW) == 3  # a revocation, a refresh token and its family
 
     assert store.revocations_after(0) == [boundary, current]
     assert store.get_refresh_token("old") is None
@@ -683,7 +727,7 @@ def test_sqlite_in_memory_is_refused(url: str) -> None:
 
 
 def test_sqlite_missing_directory_is_a_store_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="cannot create"):
+    with pytest.raises(StoreError, match="cannot inspect"):
         open_store(f"sqlite:///{tmp_path}/missing/bearer-grpc.db")
 
 

@@ -107,14 +107,15 @@ def test_writes_that_change_nothing_announce_nothing_on_sqlite(tmp_path: Path) -
     store = open_store(sqlite_url(tmp_path / "data"))
     try:
         store.revoke("jti-1", NOW + 60, NOW)
+        store.add_refresh_token(refresh("h1"))
+        store.revoke_refresh_family("h1", NOW)
         local = store.change_listener()
         assert isinstance(local, LocalChanges)
         announced: list[int] = []
         local.subscribe(lambda: announced.append(1))
         store.revoke("jti-1", NOW + 60, NOW)  # idempotent: nothing new
         store.add_key_if(lambda stored: None)
-        store.add_refresh_token(refresh("h1", access_jti="jti-1"))  # already revoked
-        store.revoke_refresh_family("h1", NOW)
+        store.revoke_refresh_family("h1", NOW)  # already revoked
         assert announced == []
         store.revoke("jti-2", NOW + 60, NOW)
         assert announced == [1]

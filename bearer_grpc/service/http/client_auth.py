@@ -7,8 +7,11 @@ Pure: this module reads the request; whether the secret is right is decided by t
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Literal
+
+from aiohttp import web
 
 from bearer_grpc.service.http.basic import decode_basic
 from bearer_grpc.service.http.errors import invalid_client, invalid_request
@@ -76,3 +79,14 @@ def require_client(auth: ClientAuth) -> tuple[tuple[str, str], ...]:
     if not auth.authenticated:
         raise invalid_client("client authentication required")
     return auth.readings
+
+
+def client_certificate(request: web.Request) -> bytes | None:
+    """The PEM client certificate of a request over mutual TLS, or None.
+
+    The same form gRPC's ``auth_context()`` gives, so both faces bind tokens alike.
+    """
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return ssl.DER_cert_to_PEM_cert(der).encode() if der else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -41,7 +41,12 @@ from bearer_grpc.service.grants import (
     PasswordGrant,
     RefreshGrant,
 )
-from bearer_grpc.service.http.client_auth import ClientAuth, client_auth, require_client
+from bearer_grpc.service.http.client_auth import (
+    ClientAuth,
+    client_auth,
+    client_certificate,
+    require_client,
+)
 from bearer_grpc.service.http.errors import (
     OAuthError,
     Role,
@@ -53,8 +58,22 @@ from bearer_grpc.service.http.form import Form, parse_form
 from bearer_grpc.service.metrics import GRANTS, ServiceMetrics
 from bearer_grpc.service.settings import INTROSPECT_SCOPE
 
-Issue = Callable[[Grant, Sequence[str], str], Awaitable[Issued]]
-"""Issues a token as IssueToken does (same worker threads and password pool)."""
+
+class Issue(Protocol):
+    """Issues a token as IssueToken does (same sign-in limits and password pool)."""
+
+    def __call__(
+        self,
+        grant: Grant,
+        scopes: Sequence[str],
+        audience: str,
+        *,
+        peer: str,
+        certificate: bytes | None,
+    ) -> Awaitable[Issued]:
+        """Exchange ``grant`` for a token, for the caller at ``peer``."""
+        ...
+
 
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Headers of every answer of these endpoints (RFC 6749 §5.1)."""
@@ -137,9 +156,16 @@ class OAuthEndpoints:
     async def _issued(
         self, request: web.Request, grant: Grant, scopes: Sequence[str], audience: str
     ) -> Issued:
-        """Every grant of this face goes through here, to ``TokenAuthority.issue`` (the
-        caller's address, for limits per caller, is ``request.remote``)."""
-        return await self._issue(grant, scopes, audience)
+        """Every grant of this face goes through here, to ``TokenAuthority.issue``, with
+        the caller's address (sign-in limits and the password pool count by it) and its
+        TLS client certificate (certificate-bound clients)."""
+        return await self._issue(
+            grant,
+            scopes,
+            audience,
+            peer=f"http:{request.remote or ''}",
+            certificate=client_certificate(request),
+        )
 
     async def _as_client(
         self,

@@ -9,6 +9,7 @@ terse public message: it never repeats a token, a secret or a password.
 from __future__ import annotations
 
 import json
+import math
 from typing import ClassVar, Final, Literal
 
 from bearer_grpc.core.errors import (
@@ -24,7 +25,7 @@ from bearer_grpc.core.errors import (
 )
 
 RETRY_AFTER_SECONDS: Final = 1
-"""``Retry-After`` of a 503 answer (the store or the password pool is busy)."""
+"""``Retry-After`` of a 503 answer (the store is busy)."""
 
 Role = Literal["client", "grant"]
 """What a credential is in the request that failed: the client's own (client
@@ -39,14 +40,23 @@ class OAuthError(ServiceError):
         error: The ``error`` code (``invalid_request``, ``invalid_client``, ...).
         message: Terse public ``error_description``; never secret material.
         status: HTTP status. Default 400; ``invalid_client`` is 401.
+        retry_after: Seconds for ``Retry-After`` (429 and 503 answers).
     """
 
     default_message: ClassVar[str] = "invalid request"
 
-    def __init__(self, error: str, message: str | None = None, *, status: int = 400) -> None:
+    def __init__(
+        self,
+        error: str,
+        message: str | None = None,
+        *,
+        status: int = 400,
+        retry_after: float = RETRY_AFTER_SECONDS,
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.status = status
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"OAuthError({self.error!r}, {self.message!r}, status={self.status})"
@@ -56,15 +66,15 @@ class OAuthError(ServiceError):
         """Headers of the answer: a Basic challenge for ``invalid_client`` (RFC 6749 §5.2
         requires one when the client used the Authorization header; it is sent always,
         naming the method the client may use, and carries the error, since some clients
-        read a 401's challenge instead of its body), ``Retry-After`` for 503."""
+        read a 401's challenge instead of its body), ``Retry-After`` for 429 and 503."""
         if self.status == 401:
             challenge = (
                 f'Basic realm="bearer-grpc", charset="UTF-8", error="{self.error}", '
                 f'error_description="{self.message}"'
             )
             return {"WWW-Authenticate": challenge}
-        if self.status == 503:
-            return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if self.status in (429, 503):
+            return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
         return {}
 
     def body(self) -> bytes:
@@ -110,6 +120,10 @@ def to_oauth(error: BearerGrpcError, *, role: Role) -> OAuthError:
         return unauthorized_client(error.message)
     if isinstance(error, InvalidRequest):
         return invalid_request(error.message)
-    if isinstance(error, Overloaded | Unavailable):
+    if isinstance(error, Overloaded):  # throttled sign-ins, a full password pool
+        return OAuthError(
+            "temporarily_unavailable", error.message, status=429, retry_after=error.retry_after
+        )
+    if isinstance(error, Unavailable):
         return OAuthError("temporarily_unavailable", error.message, status=503)
     return OAuthError("server_error", "internal error", status=500)
