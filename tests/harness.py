@@ -1,51 +1,41 @@
-"""A real TokenService for tests: an aio server on a free port, in a thread of its own.
+"""What several test folders share (bearer_grpc.testing holds the rest):
 
-Tests talk to it with ordinary sync gRPC clients, exactly as users' services would.
+- a real TokenService on a free port, in a loop thread of its own (:func:`running_service`);
+  tests talk to it with ordinary sync gRPC clients, exactly as users' services would;
+- the kit's Echo protected by bearer_grpc's server interceptor (:func:`protect`), with the
+  policy the interceptor, security and fault tests use (:func:`echo_policy`);
+- :func:`wait_until`, a deadline instead of a sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
+import pytest
 
+import bearer_grpc
+import bearer_grpc.aio
+from bearer_grpc import Policy
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.keys import KeyEncryptionKey
+from bearer_grpc.core.tokens import IssuedToken
 from bearer_grpc.service.admin import Admin, NewClient
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.server import ServeConfig, TokenServer
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import SqlStore, open_store
+from bearer_grpc.testing import Echo, Kind, LoopThread, path, serve, serve_aio
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
+__all__ = ["LoopThread"]  # re-exported: tests/store imports it from here
+
 _T = TypeVar("_T")
-
-
-class LoopThread:
-    """An asyncio event loop running in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the loop and wait for its result."""
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        """Stop the loop and join the thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 @dataclass
@@ -105,24 +95,34 @@ def running_service(
     config: ServeConfig | None = None,
     busy_timeout_s: float = 5.0,
 ) -> Iterator[RunningService]:
-    """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0."""
+    """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0.
+
+    It stops in the one order that leaves no thread touching a closed store: the server
+    (``TokenServer.stop`` also waits for a store sync already running in its pool), then
+    the loop's default executor (``LoopThread.close`` drains it), then the store.
+    """
     store = open_store(store_url, busy_timeout_s=busy_timeout_s)
     authority = TokenAuthority(store, settings or ServiceSettings(), kek=kek, clock=clock)
     server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
-    loop = LoopThread()
     try:
-        port = loop.run(server.start())
-        service = RunningService(server, store, loop, f"127.0.0.1:{port}")
-        try:
-            yield service
-        finally:
-            for channel in service.channels:
-                channel.close()
-            loop.run(server.stop(grace=1))
+        with LoopThread() as loop:
+            port = loop.run(server.start())
+            service = RunningService(server, store, loop, f"127.0.0.1:{port}")
+            try:
+                yield service
+            finally:
+                for channel in service.channels:
+                    channel.close()
+                loop.run(server.stop(grace=1))
     finally:
-        loop.run(loop.loop.shutdown_default_executor())  # no store work left in threads
-        loop.close()
         store.close()
+
+
+def refusal(action: Callable[[], Any]) -> grpc.RpcError:
+    """The error the gRPC call ``action`` fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.RpcError) as failed:
+        action()
+    return failed.value
 
 
 def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: float = 0.01) -> _T:
@@ -130,8 +130,6 @@ def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: f
 
     A deadline, not a sleep: it returns as soon as the condition holds.
     """
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -140,3 +138,94 @@ def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+# -- the Echo, protected ------------------------------------------------------------------
+
+ECHO_AUDIENCE: Final = "echo"
+"""The audience the protected Echo servers require."""
+ECHO_SCOPE: Final = "echo.use"
+"""The scope every protected Echo method needs (:func:`echo_policy`)."""
+ECHO_ADMIN_SCOPE: Final = "echo.admin"
+"""The scope ``Admin`` needs instead."""
+ECHO_METHODS: Final[dict[str, Kind]] = {"Public": "unary_unary", "Admin": "unary_unary"}
+"""The Echo's methods besides the four kinds: two unary ones for the policy to tell apart."""
+
+
+def echo_policy(**kwargs: Any) -> Policy:
+    """Echo's rules: ``Public`` is public, ``Admin`` needs ``echo.admin``, the rest
+    ``echo.use``; ``kwargs`` go to :class:`bearer_grpc.Policy`."""
+    return Policy(
+        public=[path("Public")],
+        scopes={path("*"): [ECHO_SCOPE], path("Admin"): [ECHO_ADMIN_SCOPE]},
+        **kwargs,
+    )
+
+
+@dataclass
+class Protected:
+    """A running Echo behind bearer_grpc's server interceptor, and what tests steer.
+
+    Attributes:
+        flavour: ``sync`` (``grpc.server``) or ``aio`` (``grpc.aio.server``).
+        target: Its plaintext address.
+        channel: A sync channel to it.
+        interceptor: bearer_grpc's server interceptor (sync or aio, as the flavour).
+        verifier: The interceptor's verifier.
+        echo: The Echo it serves (its call counter and hooks).
+    """
+
+    flavour: str
+    target: str
+    channel: grpc.Channel
+    interceptor: Any
+    verifier: Any
+    echo: Echo
+
+    def revoke(self, token: IssuedToken) -> None:
+        """Revoke ``token`` at this server's verifier, as WatchRevocations would."""
+        self.verifier.local.revocations.add(token.token_id, token.expires_at)
+
+
+@contextmanager
+def protect(
+    flavour: str,
+    verifier: Any,
+    policy: Policy | None = None,
+    *,
+    loop: LoopThread | None = None,
+    echo: Echo | None = None,
+    handlers: tuple[grpc.GenericRpcHandler, ...] = (),
+    credentials: grpc.ServerCredentials | None = None,
+) -> Iterator[Protected]:
+    """Serve an Echo (with :data:`ECHO_METHODS`) behind the interceptor of ``flavour``.
+
+    Args:
+        flavour: ``sync`` or ``aio``.
+        verifier: A verifier of that flavour.
+        policy: The interceptor's policy (default: bearer_grpc's).
+        loop: Where an aio server runs (required for ``aio``).
+        echo: The Echo to serve (default: a new one).
+        handlers: More services next to the Echo (aio: with async behaviours).
+        credentials: The port's server credentials (default: plaintext); ``channel``
+            is then of no use, reach ``target`` with matching channel credentials.
+    """
+    echo = echo or Echo(ECHO_METHODS)
+    interceptor: Any
+    if flavour == "sync":
+        interceptor = bearer_grpc.BearerServerInterceptor(verifier, policy)
+        serving = serve(
+            [echo.handler(), *handlers], interceptors=[interceptor], credentials=credentials
+        )
+    else:
+        assert loop is not None, "an aio server needs a LoopThread"
+        interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, policy)
+        serving = loop.context(
+            serve_aio(
+                [echo.aio_handler(), *handlers],
+                interceptors=[interceptor],
+                credentials=credentials,
+            )
+        )
+    with serving as target, grpc.insecure_channel(target) as channel:
+        yield Protected(flavour, target, channel, interceptor, verifier, echo)

@@ -34,6 +34,7 @@ import grpc
 import grpc.aio
 
 from bearer_grpc import NoPrincipal, current_principal
+from bearer_grpc.core.tokens import IssuedToken
 
 Kind = Literal["unary_unary", "unary_stream", "stream_unary", "stream_stream"]
 """An RPC kind, named as ``grpc.Channel``'s methods are."""
@@ -62,9 +63,14 @@ def path(method: str) -> str:
     return f"/{SERVICE}/{method}"
 
 
-def bearer(token: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata carrying ``authorization: Bearer <token>``."""
-    return (("authorization", f"Bearer {token}"),)
+def bearer(token: str | IssuedToken) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying ``authorization: Bearer <token>``.
+
+    Args:
+        token: The token, or what ``TestIssuer.issue`` returned.
+    """
+    value = token if isinstance(token, str) else token.token
+    return (("authorization", f"Bearer {value}"),)
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,15 @@ class Echo:
             self._calls = 0
         self.between = _nothing
 
-    def _enter(self, context: grpc.ServicerContext | _AioContext) -> grpc.Status | None:
+    def enter(self, context: grpc.ServicerContext | _AioContext) -> grpc.Status | None:
+        """Count a call and ask ``refuse``; the start of every Echo behaviour.
+
+        With :meth:`reply`, it lets a handler of another shape (say, one using
+        ``grpc.aio``'s ``context.read()``/``context.write()``) answer as the Echo does.
+
+        Returns:
+            The status to end the call with, or None to answer it.
+        """
         with self._lock:
             self._calls += 1
         if self.refuse is None:
@@ -213,7 +227,8 @@ class Echo:
         metadata: Any = context.invocation_metadata()
         return self.refuse(metadata or ())
 
-    def _reply(self, context: grpc.ServicerContext | _AioContext, *requests: bytes) -> bytes:
+    def reply(self, context: grpc.ServicerContext | _AioContext, *requests: bytes) -> bytes:
+        """The response to ``requests``: an :class:`Answer`, or the requests if plain."""
         if self.plain:
             return b"".join(requests)
         metadata: Any = context.invocation_metadata()
@@ -241,7 +256,7 @@ class Echo:
 
     def _sync_behaviours(self) -> dict[Kind, Any]:
         def refused(context: grpc.ServicerContext, requests: Iterable[bytes] = ()) -> None:
-            status = self._enter(context)
+            status = self.enter(context)
             if status is not None:
                 for _ in requests:
                     pass
@@ -249,24 +264,24 @@ class Echo:
 
         def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
             refused(context)
-            return self._reply(context, request)
+            return self.reply(context, request)
 
         def server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
             refused(context)
-            yield self._reply(context, request)
+            yield self.reply(context, request)
             self.between()
-            yield self._reply(context, request)
+            yield self.reply(context, request)
 
         def client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
             refused(context, requests)
-            return self._reply(context, *requests)
+            return self.reply(context, *requests)
 
         def bidi_stream(
             requests: Iterator[bytes], context: grpc.ServicerContext
         ) -> Iterator[bytes]:
             refused(context, requests)
             for request in requests:
-                yield self._reply(context, request)
+                yield self.reply(context, request)
 
         return {
             "unary_unary": unary,
@@ -279,7 +294,7 @@ class Echo:
         async def refused(
             context: _AioContext, requests: AsyncIterator[bytes] | None = None
         ) -> None:
-            status = self._enter(context)
+            status = self.enter(context)
             if status is not None:
                 if requests is not None:
                     async for _ in requests:
@@ -288,25 +303,25 @@ class Echo:
 
         async def unary(request: bytes, context: _AioContext) -> bytes:
             await refused(context)
-            return self._reply(context, request)
+            return self.reply(context, request)
 
         async def server_stream(request: bytes, context: _AioContext) -> AsyncIterator[bytes]:
             await refused(context)
-            yield self._reply(context, request)
+            yield self.reply(context, request)
             self.between()
-            yield self._reply(context, request)
+            yield self.reply(context, request)
 
         async def client_stream(requests: AsyncIterator[bytes], context: _AioContext) -> bytes:
             await refused(context, requests)
             received = [request async for request in requests]
-            return self._reply(context, *received)
+            return self.reply(context, *received)
 
         async def bidi_stream(
             requests: AsyncIterator[bytes], context: _AioContext
         ) -> AsyncIterator[bytes]:
             await refused(context, requests)
             async for request in requests:
-                yield self._reply(context, request)
+                yield self.reply(context, request)
 
         return {
             "unary_unary": unary,

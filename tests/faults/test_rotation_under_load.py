@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from bearer_grpc import Backoff
+from bearer_grpc.testing import KINDS
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.faults.conftest import (
     TIMEOUT,
@@ -27,11 +28,9 @@ from tests.faults.conftest import (
     close_verifier,
     echo_status,
     issue_token,
-    protected,
     token_stub,
 )
-from tests.harness import LoopThread, wait_until
-from tests.interceptors.echo import KIND_METHODS
+from tests.harness import LoopThread, protect, wait_until
 
 CLIENTS_PER_SERVER = 3
 FRESH_EVERY = 5
@@ -83,7 +82,7 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
     sync_verifier = build_verifier("sync", "from_token_service", target, backoff=backoff)
     aio_verifier = build_verifier("aio", "from_token_service", target, backoff=backoff)
     load = Load()
-    kinds = itertools.cycle(KIND_METHODS)
+    kinds = itertools.cycle(KINDS)
 
     def client(name: str, echo: str, number: int) -> None:
         with grpc.insecure_channel(target) as channel:
@@ -100,8 +99,8 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
 
     try:
         with (
-            protected("sync", sync_verifier) as sync_server,
-            protected("aio", aio_verifier, loop) as aio_server,
+            protect("sync", sync_verifier) as sync_server,
+            protect("aio", aio_verifier, loop=loop) as aio_server,
         ):
             servers = {"sync": sync_server.target, "aio": aio_server.target}
             threads = [

@@ -19,8 +19,8 @@ from bearer_grpc.core.errors import AuthError, TokenMalformed, TokenMissing
 from bearer_grpc.core.header import B64TOKEN, bearer_token
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
+from bearer_grpc.testing import path
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.interceptors.echo import path
 from tests.security.conftest import ISSUER, START, Deployment, Deployments
 
 
@@ -266,10 +266,10 @@ def test_protected_server_answers_any_printable_authorization(
     es256: Deployment, value: str
 ) -> None:
     for server in es256.servers.values():
-        before = server.calls.count
+        before = server.echo.calls
         unary = server.channel.unary_unary(path("Unary"))
         code = _status(
             lambda u=unary: u(b"hi", metadata=(("authorization", value),), timeout=CALL_DEADLINE)
         )
         assert code == grpc.StatusCode.UNAUTHENTICATED, code
-        assert server.calls.count == before
+        assert server.echo.calls == before

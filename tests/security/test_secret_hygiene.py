@@ -32,11 +32,10 @@ from bearer_grpc.core.keys import KeyEncryptionKey, SigningKey
 from bearer_grpc.core.secrets import new_secret
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import path
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.cli._support import json_lines, running_server, token_stub
-from tests.harness import RunningService, running_service
-from tests.interceptors.echo import Calls, path, serve_sync
-from tests.interceptors.support import echo_policy
+from tests.harness import RunningService, echo_policy, protect, running_service
 
 PASSWORD = "correct horse battery staple 9f3a"
 AUDIENCE = "echo"
@@ -241,12 +240,10 @@ def test_in_process_flow_leaks_nothing(tmp_path: Path, caplog: pytest.LogCapture
         for name, value in _private_material(key).items():
             leaks.secret(name, value)
         verifier = bearer_grpc.Verifier.from_token_service(service.target, audience=AUDIENCE)
-        interceptor = bearer_grpc.BearerServerInterceptor(verifier, echo_policy())
-        with verifier, serve_sync(interceptor, Calls()) as endpoints:
-            with grpc.insecure_channel(endpoints.target) as channel:
-                _flow(service, leaks, channel)
+        with verifier, protect("sync", verifier, echo_policy()) as protected:
+            _flow(service, leaks, protected.channel)
             leaks.saw("repr Verifier", verifier)
-            leaks.saw("repr interceptor", interceptor)
+            leaks.saw("repr interceptor", protected.interceptor)
         for name, obj in {
             "TokenServer": service.server,
             "TokenAuthority": service.authority,
