@@ -5,7 +5,7 @@ from __future__ import annotations
 import bearer_grpc
 import bearer_grpc.aio
 
-# The names DESIGN section 4 promises in both flavours.
+# The Python API promised under the same names in bearer_grpc and bearer_grpc.aio.
 SHARED = {
     "BearerClientInterceptor",
     "BearerServerInterceptor",

@@ -11,9 +11,10 @@ each of ES256, EdDSA, RS256 and HS256, on the same token:
 - ``hit``: ``Verifier.lookup`` on a verifier whose cache holds the token (what the
   interceptor does first on every call).
 
-bearer_grpc verifies asymmetric keys only (DESIGN 3.5), so HS256 has the raw and PyJWT
-rows only. A last row times the sync interceptor itself: ``intercept_service`` plus the
-handler call on a cache hit, minus the bare handler.
+bearer_grpc verifies asymmetric keys only (a shared HMAC secret would let every verifier
+mint tokens), so HS256 has the raw and PyJWT rows only. A last row times the sync
+interceptor itself: ``intercept_service`` plus the handler call on a cache hit, minus the
+bare handler.
 
 Every (algorithm, variant) gets one window per round; rounds alternate direction (ABBA);
 ratios (miss / PyJWT) are taken per round, then medianed.
@@ -193,7 +194,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         "unit": "CPU µs of the measuring thread per call",
         "miss_mode": "cache disabled (cache_size=0), the same token every call",
         "hit_mode": "Verifier.lookup with the token cached",
-        "hs256": "raw and PyJWT only: bearer_grpc refuses symmetric keys (DESIGN 3.5)",
+        "hs256": "raw and PyJWT only: bearer_grpc refuses symmetric keys",
     }
     for alg in ALGORITHMS:
         entry: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""The error tree: reasons from DESIGN 3.2 and terse public messages."""
+"""The error tree: the wire's ErrorInfo reasons and terse public messages."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 
-# DESIGN 3.2: the ErrorInfo reason of every auth failure (contract).
+# The ErrorInfo reason of every auth failure: a wire contract that clients in any language
+# read, so a change here is a breaking change.
 REASONS = {
     TokenMissing: "TOKEN_MISSING",
     TokenMalformed: "TOKEN_MALFORMED",

@@ -1,4 +1,5 @@
-"""bearer_token: one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1, DESIGN 3.1)."""
+"""bearer_token: exactly one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1); the
+scheme is case-insensitive and ``authorization-bin`` carries no credential."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The core is pure: no grpc, no database driver, no clock reads (DESIGN 2, STYLE 1 and 8)."""
+"""The core is pure: it imports no grpc and no database driver, and reads no clock (time
+comes in through a ``clock`` parameter), so the same rules serve every adapter."""
 
 from __future__ import annotations
 

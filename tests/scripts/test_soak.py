@@ -1,7 +1,8 @@
 """Smoke test of scripts/soak: its quick mode passes and prints the one summary line.
 
-No thresholds on speed: tests never time (DESIGN 6). The bounds the soak checks itself
-(zero unexpected errors, cache size within its maximum, RSS growth) decide its exit status.
+No thresholds on speed: a test never fails for being slow on a busy machine. The bounds
+the soak checks itself (zero unexpected errors, cache size within its maximum, RSS growth)
+decide its exit status.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The credential on the wire: malformed authorization metadata, every kind and flavour.
 
-RFC 6750 §2.1 / RFC 7235 §2.1 and security-anchors §8-9: exactly one ``authorization``
+RFC 6750 §2.1 / RFC 7235 §2.1: exactly one ``authorization``
 entry holding ``Bearer`` (any ASCII case), one or more spaces, one b64token. Anything
 else is UNAUTHENTICATED (``TOKEN_MALFORMED``, or ``TOKEN_MISSING`` when no
 ``authorization`` entry exists) before any handler runs, for all four RPC kinds on the
