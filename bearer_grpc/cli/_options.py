@@ -18,6 +18,7 @@ from typing import Any
 from bearer_grpc.core.errors import InvalidRequest
 from bearer_grpc.core.keys import KeyEncryptionKey
 from bearer_grpc.store import SqlStore, open_store, sqlite_url
+from bearer_grpc.store import is_postgres_url as _names_postgres
 
 ENV_PREFIX = "BEARER_GRPC_"
 DEFAULT_DATA_DIR = "bearer-grpc-data"
@@ -93,10 +94,8 @@ def duration(value: str) -> int:
 
 
 def is_postgres_url(url: str | None) -> bool:
-    """Whether a ``--store`` URL names PostgreSQL (any driver spelling)."""
-    if not url:
-        return False
-    return url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres"}
+    """Whether a ``--store`` URL names PostgreSQL, as the store reads it (None: no ``--store``)."""
+    return url is not None and _names_postgres(url)
 
 
 def csv(value: str) -> list[str]:

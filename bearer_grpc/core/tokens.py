@@ -5,27 +5,18 @@ client_id, scope``. Verification, in order, refusing at the first failure:
 
 1. size and shape: at most ``max_bytes``, exactly three strict base64url segments;
 2. header: a JSON object, ``typ`` ``at+jwt``, a string ``kid`` found in the trusted key
-   set, ``alg`` equal to that key's algorithm; no ``crit``, ``b64``, ``jwk``, ``jku``,
-   ``x5u``, ``x5c`` (key material and extensions in a token are never trusted);
+   set, ``alg`` equal to that key's algorithm; none of the forbidden members (``crit``,
+   ``jwk``, ``jku``, ``x5u``, ``x5c``, ...);
 3. every segment the canonical base64url of its bytes; the signature, with the
-   algorithm object bound to the key (PyJWT ``PyJWK.Algorithm``, minimum key lengths
-   enforced), never one named by the token;
+   algorithm bound to the key, never one named by the token (:mod:`.jws`);
 4. claims: ``exp, iat, iss, aud, sub, jti`` present and well typed (NumericDates are
    integers, not booleans, from 0 to the end of year 9999), ``iss`` and ``aud`` exact,
    ``exp``/``nbf``/``iat`` against the injected clock with leeway;
 5. revocation by ``jti``; then the required scopes.
-
-The header and the claims are strict JSON objects: a member name given twice is refused
-(never "first wins" or "last wins", so no other JSON parser in front of or behind this
-one can read a different token), as are NaN and the infinities.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,9 +28,9 @@ from bearer_grpc.core.errors import (
     InsufficientScope,
     TokenExpired,
     TokenInvalid,
-    TokenMalformed,
     TokenRevoked,
 )
+from bearer_grpc.core.jws import FORBIDDEN_HEADERS, parse_compact, verified_payload
 from bearer_grpc.core.keys import PublicKeySet, SigningKey
 from bearer_grpc.core.scopes import parse_scope_claim
 from bearer_grpc.core.secrets import new_id
@@ -53,13 +44,7 @@ MAX_NUMERIC_DATE: Final = 253_402_300_799
 """Latest NumericDate accepted (9999-12-31T23:59:59Z): later values are refused, so no
 store column, ``datetime`` or other language's integer overflows on a signed ``exp``."""
 
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
-_FORBIDDEN_HEADERS: Final = frozenset({"crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t", "zip"})
 _REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub", "jti")
-_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_UNUSED_BITS: Final = {0: 0, 2: 0b1111, 3: 0b11}
-"""Mask of the bits the last character of a segment carries beyond the data, by the
-segment's length modulo 4 (1 is an impossible length)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,39 +239,14 @@ class TokenVerifier:
             TokenInvalid: Header or signature not acceptable, or the claims are not a
                 JSON object.
         """
-        if not isinstance(token, str) or len(token) > self._max_bytes:
-            raise TokenMalformed()
-        match = _COMPACT.fullmatch(token)
-        if match is None:
-            raise TokenMalformed()
-        header_b64, payload_b64, signature_b64 = match.groups()
-        header = _json_object(header_b64, TokenMalformed)
-        key = self._key_for(header)
-        # What PyJWS.decode_complete does after its own parse, without it: _COMPACT has
-        # already checked the base64url alphabet (PyJWS does it again per byte in Python)
-        # and the header is parsed once, strictly. Every segment must be the canonical
-        # encoding of its bytes (one text per token, as PyJWS requires).
-        algorithm = key.Algorithm
-        try:
-            signature = _b64decode_canonical(signature_b64)
-            payload = _b64decode_canonical(payload_b64)
-            _b64decode_canonical(header_b64)
-            prepared = algorithm.prepare_key(key.key)
-            if algorithm.check_key_length(prepared):
-                raise TokenInvalid()
-            signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-            valid = algorithm.verify(signing_input, prepared, signature)
-        except (jwt.PyJWTError, ValueError, TypeError) as err:
-            raise TokenInvalid() from err
-        if not valid:
-            raise TokenInvalid()
-        return _json_object_bytes(payload)
+        compact = parse_compact(token, max_bytes=self._max_bytes)
+        return verified_payload(compact, self._key_for(compact.header))
 
     def _key_for(self, header: Mapping[str, Any]) -> jwt.PyJWK:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in (TOKEN_TYPE, "application/at+jwt"):
             raise TokenInvalid()
-        if not _FORBIDDEN_HEADERS.isdisjoint(header):
+        if not FORBIDDEN_HEADERS.isdisjoint(header):
             raise TokenInvalid()
         kid = header.get("kid")
         key = self.keys.get(kid) if isinstance(kid, str) else None
@@ -358,58 +318,3 @@ def _audiences(value: object) -> tuple[str, ...]:
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise TokenInvalid()
-
-
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _b64decode_canonical(segment: str) -> bytes:
-    """The bytes of a base64url segment (alphabet already checked) that encodes them
-    canonically: a possible length, and no bit set beyond the data in its last character.
-
-    Raises:
-        ValueError: Not such a segment.
-    """
-    unused = _UNUSED_BITS.get(len(segment) % 4)
-    if unused is None or _B64URL_ALPHABET.index(segment[-1]) & unused:
-        raise ValueError("not a canonical base64url segment")
-    return _b64decode(segment)
-
-
-def _json_object(segment: str, error: type[TokenMalformed] | type[TokenInvalid]) -> dict[str, Any]:
-    try:
-        raw = _b64decode(segment)
-    except (binascii.Error, ValueError) as err:
-        raise error() from err
-    try:
-        return _json_object_bytes(raw)
-    except TokenInvalid as err:
-        raise error() from err
-
-
-def _json_object_bytes(raw: bytes) -> dict[str, Any]:
-    try:
-        value = _JSON.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError, UnicodeDecodeError) as err:
-        raise TokenInvalid() from err
-    if not isinstance(value, dict):
-        raise TokenInvalid()
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("non-finite number")
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's members; a name given twice makes the whole document invalid."""
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
-"""The one decoder of every header and claims object (``json.loads`` with hooks builds a
-new one per call)."""

@@ -7,19 +7,17 @@ gRPC servicer runs them in worker threads. Errors are raised from the one tree i
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import logging
 import math
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import (
     InsufficientScope,
-    InvalidGrant,
     InvalidRequest,
     TokenExpired,
     TokenInvalid,
@@ -29,35 +27,34 @@ from bearer_grpc.core.errors import (
     Unavailable,
 )
 from bearer_grpc.core.keys import KeyEncryptionKey
-from bearer_grpc.core.scopes import check_audience, check_scopes, grant_audience, grant_scopes
+from bearer_grpc.core.scopes import check_audience, check_scopes
 from bearer_grpc.core.secrets import (
-    MAX_SECRET_LENGTH,
     SecretHasher,
     new_id,
-    new_secret,
     refresh_token_hash,
-    verify_password,
 )
 from bearer_grpc.core.tokens import (
     MAX_TOKEN_BYTES,
-    IssuedToken,
     Principal,
     TokenVerifier,
-    issue_access_token,
 )
 from bearer_grpc.core.verification import TrustedKeys
+from bearer_grpc.service.grants import (
+    Grant,
+    Issued,
+)
+from bearer_grpc.service.issuing import MAX_ID_LENGTH, Issuing, require
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.revocations import RevocationLog
 from bearer_grpc.service.settings import (
     ADMIN_AUDIENCE,
     ADMIN_SCOPE,
+    EPOCH_SETTING,
     MAX_ACCESS_TTL,
     ServiceSettings,
+    load_secret_hasher,
 )
 from bearer_grpc.store import (
-    AccountKind,
-    RefreshToken,
-    RotationStatus,
     Store,
     StoreUnavailable,
 )
@@ -65,63 +62,6 @@ from bearer_grpc.store import (
 log = logging.getLogger("bearer_grpc.service")
 
 _REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
-_MAX_ID_LENGTH = 128
-SECRET_HASH_KEY_SETTING = "secret_hash_key"  # noqa: S105 (a setting name)
-EPOCH_SETTING = "revocation_epoch"
-"""Setting naming this store's revocation log; a new store has a new one."""
-
-
-@dataclass(frozen=True)
-class ClientCredentialsGrant:
-    """A service proving itself with its client id and secret."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class PasswordGrant:
-    """A person logging in with username and password."""
-
-    username: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class RefreshGrant:
-    """A refresh token being exchanged (and rotated)."""
-
-    refresh_token: str = field(repr=False)
-
-
-Grant = ClientCredentialsGrant | PasswordGrant | RefreshGrant
-
-
-@dataclass(frozen=True)
-class Issued:
-    """What IssueToken returns.
-
-    Attributes:
-        access: The access token.
-        scopes: Granted scopes.
-        lifetime: Seconds until the access token expires.
-        refresh_token: New refresh token ("" for client credentials); hidden from repr.
-        refresh_lifetime: Seconds until it expires (0 when none).
-    """
-
-    access: IssuedToken
-    scopes: tuple[str, ...]
-    lifetime: int
-    refresh_token: str = field(default="", repr=False)
-    refresh_lifetime: int = 0
-
-
-def load_secret_hasher(store: Store) -> SecretHasher:
-    """The deployment's client-secret hasher, creating its key on first use."""
-    fresh = base64.b64encode(new_secret().encode()).decode()
-    return SecretHasher(
-        base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh))
-    )
 
 
 class TokenAuthority:
@@ -153,6 +93,14 @@ class TokenAuthority:
         self._hasher: SecretHasher | None = None
         self._trusted: TrustedKeys | None = None
         self._cache_size = cache_size
+        self._issuing = Issuing(
+            store,
+            self.keys,
+            self.settings,
+            clock=clock,
+            hasher=lambda: self.hasher,
+            on_family_revoked=self._catch_up,
+        )
         self.epoch = ""
         """Id of the store's revocation log (sequences restart only with a new one)."""
 
@@ -257,130 +205,8 @@ class TokenAuthority:
         requested = check_scopes(scopes)
         if audience:
             check_audience(audience)
-        try:
-            if isinstance(grant, ClientCredentialsGrant):
-                return self._client_credentials(grant, requested, audience)
-            if isinstance(grant, PasswordGrant):
-                return self._password(grant, requested, audience)
-            return self._refresh(grant, requested, audience)
-        except StoreUnavailable as err:
-            raise Unavailable() from err
-
-    def _client_credentials(
-        self, grant: ClientCredentialsGrant, scopes: tuple[str, ...], audience: str
-    ) -> Issued:
-        _require(grant.client_id, "client_id", _MAX_ID_LENGTH)
-        _require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH)
-        client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
-        stored = client.credential_hash if client is not None else None
-        if not self.hasher.verify(grant.client_secret, stored) or client is None:
-            raise InvalidGrant()
-        granted = grant_scopes(scopes, client.scopes)
-        aud = grant_audience(audience, client.audiences)
-        access = self._sign(client.name, aud, granted, client_id=client.name)
-        return Issued(access=access, scopes=granted, lifetime=self.settings.access_ttl)
-
-    def _password(self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str) -> Issued:
-        _require(grant.username, "username", _MAX_ID_LENGTH)
-        _require(grant.password, "password", MAX_SECRET_LENGTH)
-        user = self.store.get_account(grant.username, AccountKind.USER)
-        stored = user.credential_hash if user is not None else None
-        if not verify_password(grant.password, stored) or user is None:
-            raise InvalidGrant()
-        granted = grant_scopes(scopes, user.scopes)
-        aud = grant_audience(audience, user.audiences)
-        client_id = self.settings.password_client_id
-        access = self._sign(user.name, aud, granted, client_id=client_id)
-        refresh_value, refresh = self._refresh_record(
-            family_id=new_id(),
-            subject=user.name,
-            client_id=client_id,
-            scopes=granted,  # a refresh never widens the original grant (RFC 6749 §6)
-            audience=aud,
-            access=access,
-        )
-        self.store.add_refresh_token(refresh)
-        return self._with_refresh(access, granted, refresh_value)
-
-    def _refresh(self, grant: RefreshGrant, scopes: tuple[str, ...], audience: str) -> Issued:
-        value = grant.refresh_token
-        _require(value, "refresh_token", MAX_SECRET_LENGTH)
-        token_hash = refresh_token_hash(value)
-        current = self.store.get_refresh_token(token_hash)
-        if current is None:
-            raise InvalidGrant()
-        user = self.store.get_account(current.subject, AccountKind.USER)
-        if user is None or current.audience not in user.audiences:
-            raise InvalidGrant()
-        allowed = [s for s in current.scopes if s in user.scopes]
-        granted = grant_scopes(scopes, allowed)
-        aud = grant_audience(audience, (current.audience,))
-        access = self._sign(current.subject, aud, granted, client_id=current.client_id)
-        refresh_value, successor = self._refresh_record(
-            family_id=current.family_id,
-            subject=current.subject,
-            client_id=current.client_id,
-            scopes=current.scopes,
-            audience=current.audience,
-            access=access,
-        )
-        rotation = self.store.rotate_refresh_token(token_hash, successor, self._now())
-        if rotation.status is RotationStatus.REUSED:
-            log.warning("refresh token reuse: family revoked", extra={"subject": current.subject})
-            self._catch_up()
-        if rotation.status is not RotationStatus.ROTATED:
-            raise InvalidGrant()
-        return self._with_refresh(access, granted, refresh_value)
-
-    def _sign(
-        self, subject: str, audience: str, scopes: Sequence[str], *, client_id: str
-    ) -> IssuedToken:
-        now = self._now()
-        return issue_access_token(
-            self.keys.signing_key(now),
-            issuer=self.settings.issuer,
-            subject=subject,
-            audience=audience,
-            scopes=scopes,
-            client_id=client_id,
-            lifetime=self.settings.access_ttl,
-            now=now,
-        )
-
-    def _refresh_record(
-        self,
-        *,
-        family_id: str,
-        subject: str,
-        client_id: str,
-        scopes: tuple[str, ...],
-        audience: str,
-        access: IssuedToken,
-    ) -> tuple[str, RefreshToken]:
-        value = new_secret()
-        now = self._now()
-        record = RefreshToken(
-            token_hash=refresh_token_hash(value),
-            family_id=family_id,
-            subject=subject,
-            client_id=client_id,
-            scopes=scopes,
-            audience=audience,
-            issued_at=now,
-            expires_at=now + self.settings.refresh_ttl,
-            access_jti=access.token_id,
-            access_expires_at=access.expires_at,
-        )
-        return value, record
-
-    def _with_refresh(self, access: IssuedToken, scopes: tuple[str, ...], refresh: str) -> Issued:
-        return Issued(
-            access=access,
-            scopes=scopes,
-            lifetime=self.settings.access_ttl,
-            refresh_token=refresh,
-            refresh_lifetime=self.settings.refresh_ttl,
-        )
+        with _store_errors():
+            return self._issuing.issue(grant, requested, audience)
 
     # -- verifying -----------------------------------------------------------------------
     def verify(
@@ -426,20 +252,19 @@ class TokenAuthority:
             InvalidRequest: Empty, oversized, or not a token this service issued.
             Unavailable: The store cannot answer; nothing was written.
         """
-        _require(token, "token", MAX_TOKEN_BYTES)
-        try:
-            if _REFRESH_TOKEN.fullmatch(token):
+        require(token, "token", MAX_TOKEN_BYTES)
+        if _REFRESH_TOKEN.fullmatch(token):
+            with _store_errors():
                 return self._revoke_refresh(token)
-            try:
-                claims = self.verifier.verify_signature(token)
-                principal = self.verifier.check_claims(claims, audience=None)
-            except TokenExpired:
-                return 0
-            except (TokenInvalid, TokenMalformed) as err:
-                raise InvalidRequest("unknown token") from err
+        try:
+            claims = self.verifier.verify_signature(token)
+            principal = self.verifier.check_claims(claims, audience=None)
+        except TokenExpired:
+            return 0
+        except (TokenInvalid, TokenMalformed) as err:
+            raise InvalidRequest("unknown token") from err
+        with _store_errors():
             return self._revoke(principal.token_id, principal.expires_at)
-        except StoreUnavailable as err:
-            raise Unavailable() from err
 
     def _revoke_refresh(self, value: str) -> int:
         written = self.store.revoke_refresh_family(refresh_token_hash(value), self._now())
@@ -465,7 +290,7 @@ class TokenAuthority:
                 or lacks the admin scope for another token (InsufficientScope).
             Unavailable: The store cannot answer; nothing was written.
         """
-        _require(token_id, "token_id", _MAX_ID_LENGTH)
+        require(token_id, "token_id", MAX_ID_LENGTH)
         if caller_token is None:
             raise TokenMissing()
         claims = self.verifier.verify_signature(caller_token)
@@ -478,10 +303,8 @@ class TokenAuthority:
             expires_at = self._now() + MAX_ACCESS_TTL + self.settings.leeway
         else:
             raise InsufficientScope((ADMIN_SCOPE,))
-        try:
+        with _store_errors():
             return self._revoke(token_id, expires_at)
-        except StoreUnavailable as err:
-            raise Unavailable() from err
 
     def _revoke(self, jti: str, expires_at: int) -> int:
         revocation = self.store.revoke(jti, expires_at, self._now())
@@ -497,8 +320,10 @@ class TokenAuthority:
         return self.verifier.keys.to_json()
 
 
-def _require(value: str, name: str, max_length: int) -> None:
-    if not value:
-        raise InvalidRequest(f"{name} is required")
-    if len(value) > max_length:
-        raise InvalidRequest(f"{name} is too long")
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store that cannot answer becomes :class:`Unavailable` (nothing was written)."""
+    try:
+        yield
+    except StoreUnavailable as err:
+        raise Unavailable() from err

@@ -1,4 +1,4 @@
-"""The in-memory revocation log of a token service process.
+"""The in-memory revocation log of a token service process, and what wakes its watchers.
 
 It mirrors the store's revocation log as a gap-free prefix: it only ever advances by
 reading the store after its last sequence (never by inserting a local write directly),
@@ -8,7 +8,9 @@ Lookups by ``jti`` are a dict hit; watchers read entries after their own sequenc
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import threading
 
 from bearer_grpc.store import Revocation, Store
@@ -81,3 +83,38 @@ class RevocationLog:
                 self._sequences = [r.sequence for r in keep]
                 self._by_jti = {r.jti: r for r in keep}
             return removed
+
+
+class RevocationNotifier:
+    """Wakes every WatchRevocations stream when the revocation log has grown.
+
+    Lives on the event loop; call its methods from the loop thread only.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._cursor = 0
+        self.closing = False
+
+    def notify(self, cursor: int) -> None:
+        """Wake current waiters if the log's ``cursor`` moved since the last notification."""
+        if cursor != self._cursor:
+            self._cursor = cursor
+            self._wake()
+
+    def close(self) -> None:
+        """Wake every waiter, now and later: the server is stopping."""
+        self.closing = True
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for the next notification, or ``timeout`` seconds (not at all once closing)."""
+        event = self._event
+        if self.closing:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)

@@ -30,12 +30,8 @@ from grpc_reflection.v1alpha import reflection
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
-from bearer_grpc.service.servicer import (
-    SERVICE_NAME,
-    RevocationNotifier,
-    TokenServiceServicer,
-    add_to_server,
-)
+from bearer_grpc.service.revocations import RevocationNotifier
+from bearer_grpc.service.servicer import SERVICE_NAME, TokenServiceServicer, add_to_server
 from bearer_grpc.store import StoreUnavailable
 
 log = logging.getLogger("bearer_grpc.server")

@@ -9,7 +9,6 @@ structured log line (method, peer, code, duration; never a token or secret).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -32,15 +31,16 @@ from bearer_grpc.core.errors import (
 from bearer_grpc.core.header import bearer_token
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.wire import BACKLOG_END_KEY, CURSOR_KEY, EPOCH_KEY
-from bearer_grpc.service.authority import (
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.grants import (
     ClientCredentialsGrant,
     Grant,
     Issued,
     PasswordGrant,
     RefreshGrant,
-    TokenAuthority,
 )
 from bearer_grpc.service.metrics import ServiceMetrics
+from bearer_grpc.service.revocations import RevocationNotifier
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -52,41 +52,6 @@ _R = TypeVar("_R")
 _ANSWERS_KEPT: Final = 1024
 """VerifyToken answers kept for reuse (the busiest tokens; about 1 KiB each)."""
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class RevocationNotifier:
-    """Wakes every WatchRevocations stream when the revocation log has grown.
-
-    Lives on the event loop; call its methods from the loop thread only.
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._cursor = 0
-        self.closing = False
-
-    def notify(self, cursor: int) -> None:
-        """Wake current waiters if the log's ``cursor`` moved since the last notification."""
-        if cursor != self._cursor:
-            self._cursor = cursor
-            self._wake()
-
-    def close(self) -> None:
-        """Wake every waiter, now and later: the server is stopping."""
-        self.closing = True
-        self._wake()
-
-    def _wake(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    async def wait(self, timeout: float) -> None:
-        """Wait for the next notification, or ``timeout`` seconds (not at all once closing)."""
-        event = self._event
-        if self.closing:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
 
 
 def _log_call(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Final
 
 from bearer_grpc.core.keys import Algorithm
+from bearer_grpc.core.secrets import SecretHasher, new_secret
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY
+from bearer_grpc.store import Store
 
 MAX_ACCESS_TTL: Final = 24 * 3600
 """Longest access-token lifetime accepted (one day)."""
@@ -18,6 +21,10 @@ MAX_KEY_ROTATION: Final = 365 * 24 * 3600
 """Longest scheduled key rotation interval (one year)."""
 ADMIN_SCOPE: Final = "bearer-grpc:admin"
 """Scope that allows revoking any token by id (with a token for :data:`ADMIN_AUDIENCE`)."""
+SECRET_HASH_KEY_SETTING: Final = "secret_hash_key"  # noqa: S105 (a setting name)
+"""Stored setting holding the deployment's key for client-secret hashes."""
+EPOCH_SETTING: Final = "revocation_epoch"
+"""Stored setting naming this store's revocation log; a new store has a new one."""
 ADMIN_AUDIENCE: Final = "bearer-grpc"
 """Audience of tokens meant for the TokenService itself; admin tokens must name it, so an
 admin's token for another service cannot be replayed here."""
@@ -85,3 +92,11 @@ class ServiceSettings:
     def key_retention(self) -> int:
         """Seconds a key stays published after it stopped signing: its last token's life."""
         return self.access_ttl + self.leeway
+
+
+def load_secret_hasher(store: Store) -> SecretHasher:
+    """The deployment's client-secret hasher, creating its key on first use."""
+    fresh = base64.b64encode(new_secret().encode()).decode()
+    return SecretHasher(
+        base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh))
+    )

@@ -1,9 +1,11 @@
 """Persistence of the token service: accounts, signing keys, refresh tokens, revocations.
 
-:class:`Store` is the one interface the service depends on; :class:`SqlStore` implements it
-on SQLite (embedded, the default: :func:`sqlite_url` names the file in a data directory) or
-on PostgreSQL (shared by several replicas). :func:`open_store` opens either from a URL and
-migrates its schema::
+:class:`Store` is the one interface the service depends on; tests use
+:class:`TestableStore`, which adds a few methods to set up and probe a store.
+:class:`SqlStore` implements both, on SQLite (embedded, the default: :func:`sqlite_url`
+names the file in a data directory) or on PostgreSQL (shared by several replicas).
+:func:`open_store` opens either from a URL and migrates its schema; the URL's scheme alone
+decides which (:func:`is_postgres_url` asks)::
 
     store = open_store(sqlite_url(Path("bearer-grpc-data")))
     store = open_store("postgresql://tokens@db.internal/tokens")
@@ -14,20 +16,18 @@ or of this process on SQLite. Failures raise :class:`StoreError`, or its subclas
 :class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
 """
 
-from bearer_grpc.store._engine import open_store, sqlite_url
+from bearer_grpc.store._engine import is_postgres_url, open_store, sqlite_url
+from bearer_grpc.store._errors import AlreadyExists, StoreError, StoreUnavailable
+from bearer_grpc.store._interface import Store, TestableStore
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
-    AlreadyExists,
     KeyRecord,
     RefreshToken,
     Revocation,
     Rotation,
     RotationStatus,
-    Store,
-    StoreError,
-    StoreUnavailable,
 )
 from bearer_grpc.store._sql import SqlStore
 
@@ -45,6 +45,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TestableStore",
+    "is_postgres_url",
     "open_store",
     "sqlite_url",
 ]

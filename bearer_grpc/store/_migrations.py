@@ -2,9 +2,8 @@
 
 ``migrate`` runs inside the caller's write transaction: all pending steps and their
 ``schema_migrations`` rows commit together or not at all. Several processes may open the
-same database at once; the first to take the migration lock applies the steps, the others
-then find nothing left to do. On SQLite the lock is the ``BEGIN IMMEDIATE`` every write
-transaction starts with; on PostgreSQL it is a transaction-scoped advisory lock.
+same database at once; the first to take the dialect's ``"migrations"`` lock applies the
+steps, the others then find nothing left to do.
 
 A database whose version is newer than the last step here was written by a newer release;
 it is refused rather than used with a schema this code does not know.
@@ -15,14 +14,14 @@ tables from ``_schema``; when step 2 arrives, freeze step 1 as the DDL of versio
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select
 
 from bearer_grpc.store import _schema
-from bearer_grpc.store._records import StoreError
+from bearer_grpc.store._dialect import Dialect
+from bearer_grpc.store._errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -49,39 +48,12 @@ MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create tables", _create_table
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-def lock_key(*name: str) -> int:
-    """A stable signed 64-bit PostgreSQL advisory-lock key for a lock name.
-
-    Args:
-        *name: Parts of the lock name, e.g. ``("subject", "alice")``.
-
-    Returns:
-        The first 8 bytes of the name's SHA-256 digest as a signed integer. A collision only
-        makes two unrelated operations wait for each other.
-    """
-    digest = hashlib.sha256("\0".join(("bearer-grpc", *name)).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def xact_lock(conn: Connection, *name: str) -> None:
-    """Hold the lock called ``name`` until the current transaction ends.
-
-    PostgreSQL takes ``pg_advisory_xact_lock``. SQLite needs nothing: every write transaction
-    there starts with ``BEGIN IMMEDIATE``, which already serializes all writers.
-
-    Args:
-        conn: A connection inside a write transaction.
-        *name: Parts of the lock name (see :func:`lock_key`).
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(lock_key(*name))))
-
-
-def migrate(conn: Connection) -> int:
+def migrate(conn: Connection, dialect: Dialect) -> int:
     """Apply every pending step, inside the caller's write transaction.
 
     Args:
-        conn: A connection inside a write transaction.
+        conn: A connection inside the dialect's write transaction.
+        dialect: The database's dialect, whose ``"migrations"`` lock the steps run under.
 
     Returns:
         The schema version of the database afterwards (``LATEST_VERSION``).
@@ -89,7 +61,7 @@ def migrate(conn: Connection) -> int:
     Raises:
         StoreError: The database was written by a newer release (its version is unknown here).
     """
-    xact_lock(conn, "migrations")
+    dialect.lock(conn, "migrations")
     _schema.schema_migrations.create(conn, checkfirst=True)
     version_column = _schema.schema_migrations.c.version
     current = conn.scalar(select(func.coalesce(func.max(version_column), 0))) or 0

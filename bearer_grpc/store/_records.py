@@ -1,22 +1,13 @@
-"""Records the store keeps, and the one interface every backend implements.
+"""The records the store keeps: accounts, signing keys, refresh tokens, revocations.
 
-The store knows nothing about tokens, keys or hashing: it keeps rows and makes the
-few compound changes atomic (refresh-token rotation, family revocation). Times are
-integer seconds since the Unix epoch, passed in by the caller (the store never reads
-a clock), so behaviour is the same under a frozen test clock.
+Times are integer seconds since the Unix epoch. Fields holding secrets are left out of
+``repr``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from bearer_grpc.core.errors import AlreadyExists as AlreadyExists
-from bearer_grpc.core.errors import StoreError as StoreError
-from bearer_grpc.core.errors import StoreUnavailable as StoreUnavailable
-from bearer_grpc.store._notify import ChangeListener
 
 
 class AccountKind(enum.StrEnum):
@@ -151,109 +142,3 @@ class Rotation:
     status: RotationStatus
     previous: RefreshToken | None
     revocations: tuple[Revocation, ...] = ()
-
-
-class Store(Protocol):
-    """The persistence port of the token service. Every method is one transaction."""
-
-    # -- accounts --------------------------------------------------------------
-    def add_account(self, account: Account) -> None:
-        """Insert an account. Raises AlreadyExists if the name is taken (by either kind)."""
-        ...
-
-    def get_account(self, name: str, kind: AccountKind) -> Account | None:
-        """The account of that name and kind, or None."""
-        ...
-
-    def list_accounts(self, kind: AccountKind) -> list[Account]:
-        """All accounts of a kind, ordered by name."""
-        ...
-
-    def remove_account(self, name: str, kind: AccountKind) -> bool:
-        """Delete an account and its refresh tokens. True if it existed."""
-        ...
-
-    # -- keys --------------------------------------------------------------------
-    def add_key(self, key: KeyRecord) -> None:
-        """Insert a key. Raises AlreadyExists for a duplicate kid."""
-        ...
-
-    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
-        """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time
-        (the decision and the insert are one transaction under the store's keys lock).
-        Returns the inserted record or None. Raises AlreadyExists for a duplicate kid."""
-        ...
-
-    def list_keys(self) -> list[KeyRecord]:
-        """All keys, oldest ``not_before`` first (ties by kid)."""
-        ...
-
-    def delete_key(self, kid: str) -> bool:
-        """Delete a key (once no token it signed can still be valid). True if it existed."""
-        ...
-
-    # -- settings ------------------------------------------------------------------
-    def get_or_create_setting(self, name: str, value: str) -> str:
-        """Return the stored value of a setting, storing ``value`` first if absent (atomic)."""
-        ...
-
-    # -- refresh tokens ------------------------------------------------------------
-    def add_refresh_token(self, token: RefreshToken) -> None:
-        """Insert the first refresh token of a family."""
-        ...
-
-    def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        """The refresh token with this hash, or None."""
-        ...
-
-    def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
-        """Exchange a refresh token atomically.
-
-        If ``token_hash`` names a current token (not used, not revoked, ``expires_at > now``),
-        mark it used and insert ``successor`` (whose ``family_id``, ``subject``,
-        ``client_id``, ``scopes`` and ``audience`` the store overwrites with the previous
-        token's); status ROTATED. If it names a used token of a non-revoked family, revoke the
-        family (every row ``revoked``, and every access token issued with the family gets a
-        revocation, expired or not: verifiers accept tokens a leeway past ``exp``); status
-        REUSED. Otherwise INVALID.
-        """
-        ...
-
-    def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
-        """Revoke the family of the token with this hash, as REUSED does.
-
-        Returns the access-token revocations written (possibly none), or None if no refresh
-        token has that hash. Idempotent.
-        """
-        ...
-
-    # -- revocations ---------------------------------------------------------------
-    def revoke(self, jti: str, expires_at: int, now: int) -> Revocation:
-        """Record a revocation; idempotent: an existing one for ``jti`` is returned as is."""
-        ...
-
-    def revocations_after(self, sequence: int, limit: int = 1000) -> list[Revocation]:
-        """Revocations with a larger sequence, ascending, at most ``limit``."""
-        ...
-
-    def active_revocations(self, now: int) -> list[Revocation]:
-        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
-        ...
-
-    # -- housekeeping ----------------------------------------------------------------
-    def prune(self, now: int) -> int:
-        """Delete revocations and refresh tokens expired before ``now``; return rows removed."""
-        ...
-
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless the store answers."""
-        ...
-
-    def change_listener(self) -> ChangeListener:
-        """A listener woken after revocations and new keys are committed (by any process
-        where the backend can tell; at least by this one)."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...

@@ -1,71 +1,48 @@
-"""The Store on SQLite or PostgreSQL, through SQLAlchemy Core: the queries and transactions.
+"""The Store in SQL, through SQLAlchemy Core: the queries and transactions.
 
-Both dialects run the same statements; engines are built by ``_engine`` (:func:`open_store`)
-and driver errors mapped by ``_errors``. What differs is kept to four places:
+Every database runs the same statements. What differs between them (the engine, how
+transactions begin and announce their changes, the named locks, insert-or-ignore, what a
+driver error means) is asked of the store's dialect (``_dialect``; one module per
+database). Driver errors become the store's exceptions in ``_translate``.
 
-- **Write serialization.** SQLite starts every write transaction with ``BEGIN IMMEDIATE``
-  (the pysqlite event-hook recipe in ``_engine``), so writers queue on the database lock
-  for up to ``busy_timeout_s`` and then fail as StoreUnavailable. PostgreSQL runs READ
-  COMMITTED with transaction-scoped advisory locks where rows alone cannot protect an
-  invariant (``_migrations.xact_lock``):
+Where rows alone cannot protect an invariant, a method takes one of the dialect's named
+locks, held until the transaction ends (an advisory lock on PostgreSQL, which runs READ
+COMMITTED; nothing on SQLite, whose write transactions exclude each other already):
 
-  - ``("subject", name)``: every change to a subject's refresh-token families, and the
-    removal of that account. Row locks cannot stop a concurrent rotation from inserting
-    a successor that a family revocation's UPDATE does not see; this lock can.
-  - ``("revocations",)``: taken before a revocation row draws its sequence number and held
-    until commit, so sequence order is commit order and a watcher that resumes after
-    sequence N can never miss a row that commits late.
-  - ``("keys",)``: held by :meth:`SqlStore.add_key_if` while it reads the keys and adds one,
-    so one rotator at a time decides from the current set (two replicas cannot both stage
-    a scheduled rotation).
+- ``("subject", name)``: every change to a subject's refresh-token families, and the
+  removal of that account. Row locks cannot stop a concurrent rotation from inserting
+  a successor that a family revocation's UPDATE does not see; this lock can.
+- ``("revocations",)``: taken before a revocation row draws its sequence number and held
+  until commit, so sequence order is commit order and a watcher that resumes after
+  sequence N can never miss a row that commits late.
+- ``("keys",)``: held by :meth:`SqlStore.add_key_if` while it reads the keys and adds one,
+  so one rotator at a time decides from the current set (two replicas cannot both stage
+  a scheduled rotation).
 
-  Lock order is always subject, then rows, then revocations, so they cannot deadlock.
-- **Announcements** (``_notify``): a committed revocation or new key wakes the other
-  replicas through ``pg_notify`` in the same transaction on PostgreSQL, and this
-  process's listeners after the commit on SQLite.
-- **Upserts** (``INSERT ... ON CONFLICT DO NOTHING``) need the dialect's own ``insert``.
-- **Error mapping** (``_errors``): driver errors become StoreUnavailable (cannot connect,
-  locked, I/O, deadlock: retry later), AlreadyExists (unique violation) or StoreError.
-  Messages are terse and never contain the URL or statement parameters
-  (``hide_parameters=True``).
+Lock order is always subject, then rows, then revocations, so they cannot deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Row,
-    Table,
-    delete,
-    insert,
-    literal,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, delete, insert, literal, select, update
 
-from bearer_grpc.store import _migrations, _notify
-from bearer_grpc.store._engine import READ_ONLY, listener_connect_kwargs
-from bearer_grpc.store._errors import translated_errors
+from bearer_grpc.store import _migrations, _notify, _rows
+from bearer_grpc.store._dialect import Dialect
+from bearer_grpc.store._errors import AlreadyExists
+from bearer_grpc.store._interface import TestableStore
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
-    AlreadyExists,
     KeyRecord,
     RefreshToken,
     Revocation,
     Rotation,
     RotationStatus,
-    Store,
-    StoreError,
 )
 from bearer_grpc.store._schema import (
     accounts,
@@ -74,161 +51,44 @@ from bearer_grpc.store._schema import (
     settings,
     signing_keys,
 )
-
-_ANNOUNCED = "bearer_grpc_announced"
-"""``Connection.info`` flag: the transaction announced a change (SQLite)."""
-# Delivered at commit, and only then. The schema tells stores in one database apart.
-_NOTIFY = text("SELECT pg_notify(:channel, CAST(:head AS text) || current_schema())")
-
-# -- rows ------------------------------------------------------------------------------------
+from bearer_grpc.store._translate import translated_errors
 
 
-def _join(values: Iterable[str], what: str) -> str:
-    for value in values:
-        if not value or any(char.isspace() for char in value):
-            raise ValueError(f"{what} must be non-empty and free of whitespace: {value!r}")
-    return " ".join(values)
+class SqlStore(TestableStore):
+    """The :class:`Store` on SQLite or PostgreSQL, with the extras of :class:`TestableStore`.
 
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-def _account_values(account: Account) -> dict[str, Any]:
-    return {
-        "name": account.name,
-        "kind": account.kind.value,
-        "credential_hash": account.credential_hash,
-        "scopes": _join(account.scopes, "scopes"),
-        "audiences": _join(account.audiences, "audiences"),
-        "created_at": account.created_at,
-    }
-
-
-def _account(row: Row[Any]) -> Account:
-    return Account(
-        name=row.name,
-        kind=AccountKind(row.kind),
-        credential_hash=row.credential_hash,
-        scopes=_split(row.scopes),
-        audiences=_split(row.audiences),
-        created_at=row.created_at,
-    )
-
-
-def _key(row: Row[Any]) -> KeyRecord:
-    return KeyRecord(
-        kid=row.kid,
-        alg=row.alg,
-        public_jwk=row.public_jwk,
-        private_key=bytes(row.private_key),
-        created_at=row.created_at,
-        not_before=row.not_before,
-    )
-
-
-def _key_values(key: KeyRecord) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "alg": key.alg,
-        "public_jwk": key.public_jwk,
-        "private_key": key.private_key,
-        "created_at": key.created_at,
-        "not_before": key.not_before,
-    }
-
-
-def _sorted_keys(rows: Iterable[Row[Any]]) -> list[KeyRecord]:
-    """Keys oldest ``not_before`` first, ties by kid (code point order on every backend)."""
-    return sorted((_key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
-
-
-def _refresh_values(token: RefreshToken) -> dict[str, Any]:
-    return {
-        "token_hash": token.token_hash,
-        "family_id": token.family_id,
-        "subject": token.subject,
-        "client_id": token.client_id,
-        "scopes": _join(token.scopes, "scopes"),
-        "audience": token.audience,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "access_jti": token.access_jti,
-        "access_expires_at": token.access_expires_at,
-        "used": token.used,
-        "revoked": token.revoked,
-    }
-
-
-def _refresh_token(row: Row[Any]) -> RefreshToken:
-    return RefreshToken(
-        token_hash=row.token_hash,
-        family_id=row.family_id,
-        subject=row.subject,
-        client_id=row.client_id,
-        scopes=_split(row.scopes),
-        audience=row.audience,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        access_jti=row.access_jti,
-        access_expires_at=row.access_expires_at,
-        used=bool(row.used),
-        revoked=bool(row.revoked),
-    )
-
-
-def _revocation(row: Row[Any]) -> Revocation:
-    return Revocation(
-        sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
-    )
-
-
-# -- the store ---------------------------------------------------------------------------------
-
-
-class SqlStore(Store):
-    """The :class:`Store` on SQLite or PostgreSQL.
-
-    Build one with :func:`open_store`, which configures the engine (SQLite pragmas and
-    ``BEGIN IMMEDIATE``, PostgreSQL pre-ping). Every method is one transaction, and is safe
-    to call from several threads and several processes at once.
+    Build one with :func:`open_store`, which picks the dialect from the URL. Every method
+    is one transaction, and is safe to call from several threads and several processes at
+    once.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        """Wrap an engine and bring its database schema up to date.
+    def __init__(self, dialect: Dialect) -> None:
+        """Run on a database and bring its schema up to date.
 
         Args:
-            engine: A SQLite or PostgreSQL engine configured by :func:`open_store`.
+            dialect: The database's dialect, with its engine (see :func:`open_store`).
 
         Raises:
             StoreError: The database schema is newer than this release knows.
             StoreUnavailable: The database cannot be reached or stays locked.
         """
-        self._engine = engine
-        self._reader = engine.execution_options(**{READ_ONLY: True})
-        self._backend = "PostgreSQL" if engine.dialect.name == "postgresql" else "SQLite"
-        self._local = _notify.LocalChanges()
+        self._dialect = dialect
         with self._write() as conn:
-            _migrations.migrate(conn)
+            _migrations.migrate(conn, dialect)
 
     def __repr__(self) -> str:
-        url = self._engine.url  # never rendered: its password or query may hold secrets
+        url = self._dialect.engine.url  # never rendered: its password or query may hold secrets
         host = f", host={url.host!r}" if url.host else ""
-        return f"SqlStore(backend={self._engine.dialect.name!r}{host}, database={url.database!r})"
+        return f"SqlStore(backend={url.get_backend_name()!r}{host}, database={url.database!r})"
 
     @contextmanager
     def _write(self, conflict: str = "row already exists") -> Iterator[Connection]:
-        with translated_errors(self._backend, conflict):
-            with self._engine.begin() as conn:
-                conn.info.pop(_ANNOUNCED, None)
-                yield conn
-                announced = conn.info.pop(_ANNOUNCED, False)
-            if announced:  # committed: now wake this process's listeners (SQLite)
-                self._local.announce()
+        with translated_errors(self._dialect, conflict), self._dialect.write() as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with translated_errors(self._backend, "row already exists"), self._reader.begin() as conn:
+        with translated_errors(self._dialect, "row already exists"), self._dialect.read() as conn:
             yield conn
 
     # -- accounts ------------------------------------------------------------------
@@ -243,7 +103,7 @@ class SqlStore(Store):
             AlreadyExists: The name is taken, by a client or a user.
             ValueError: A scope or audience is empty or contains whitespace.
         """
-        values = _account_values(account)
+        values = _rows.account_values(account)
         with self._write(f"account {account.name!r} already exists") as conn:
             conn.execute(insert(accounts).values(values))
 
@@ -252,14 +112,14 @@ class SqlStore(Store):
         query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
         with self._read() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _account(row)
+        return None if row is None else _rows.account(row)
 
     def list_accounts(self, kind: AccountKind) -> list[Account]:
         """All accounts of a kind, ordered by name (code point order on every backend)."""
         with self._read() as conn:
             rows = conn.execute(select(accounts).where(accounts.c.kind == kind.value)).all()
         # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
-        return sorted((_account(row) for row in rows), key=lambda p: p.name)
+        return sorted((_rows.account(row) for row in rows), key=lambda p: p.name)
 
     def remove_account(self, name: str, kind: AccountKind) -> bool:
         """Delete an account and the refresh tokens whose subject it is.
@@ -268,7 +128,7 @@ class SqlStore(Store):
             True if it existed.
         """
         with self._write() as conn:
-            _migrations.xact_lock(conn, "subject", name)
+            self._dialect.lock(conn, "subject", name)
             removed = conn.execute(
                 delete(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
             ).rowcount
@@ -279,14 +139,14 @@ class SqlStore(Store):
     # -- keys ----------------------------------------------------------------------------
 
     def add_key(self, key: KeyRecord) -> None:
-        """Insert a key.
+        """Insert a key as it is (for tests: the service adds keys with :meth:`add_key_if`).
 
         Raises:
             AlreadyExists: A key with that kid exists.
         """
         with self._write(f"key {key.kid!r} already exists") as conn:
-            conn.execute(insert(signing_keys).values(_key_values(key)))
-            _announce(conn, _notify.KEY, 0)
+            conn.execute(insert(signing_keys).values(_rows.key_values(key)))
+            self._dialect.announce(conn, _notify.KEY, 0)
 
     def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
         """Add the key ``decide`` returns after seeing every stored key, one caller at a time.
@@ -307,17 +167,17 @@ class SqlStore(Store):
             AlreadyExists: A key with the returned kid exists.
         """
         with self._write("key already exists") as conn:
-            _migrations.xact_lock(conn, "keys")
-            chosen = decide(_sorted_keys(conn.execute(select(signing_keys)).all()))
+            self._dialect.lock(conn, "keys")
+            chosen = decide(_rows.sorted_keys(conn.execute(select(signing_keys)).all()))
             if chosen is not None:
-                conn.execute(insert(signing_keys).values(_key_values(chosen)))
-                _announce(conn, _notify.KEY, 0)
+                conn.execute(insert(signing_keys).values(_rows.key_values(chosen)))
+                self._dialect.announce(conn, _notify.KEY, 0)
         return chosen
 
     def list_keys(self) -> list[KeyRecord]:
         """All keys, oldest ``not_before`` first (ties by kid, code point order)."""
         with self._read() as conn:
-            return _sorted_keys(conn.execute(select(signing_keys)).all())
+            return _rows.sorted_keys(conn.execute(select(signing_keys)).all())
 
     def delete_key(self, kid: str) -> bool:
         """Delete a key. True if it existed."""
@@ -330,7 +190,9 @@ class SqlStore(Store):
     def get_or_create_setting(self, name: str, value: str) -> str:
         """Return the stored value of a setting, storing ``value`` first if absent (atomic)."""
         with self._write() as conn:
-            _insert_ignore(conn, settings, {"name": name, "value": value}, key="name")
+            conn.execute(
+                self._dialect.insert_ignore(settings, {"name": name, "value": value}, key="name")
+            )
             query = select(settings.c.value).where(settings.c.name == name)
             stored: str = conn.execute(query).scalar_one()
         return stored
@@ -343,14 +205,14 @@ class SqlStore(Store):
         Raises:
             AlreadyExists: A refresh token with that hash exists.
         """
-        values = _refresh_values(token)
+        values = _rows.refresh_values(token)
         with self._write("refresh token already exists") as conn:
             conn.execute(insert(refresh_tokens).values(values))
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The refresh token with this hash, or None."""
         with self._read() as conn:
-            return _find_refresh_token(conn, token_hash)
+            return _rows.find_refresh_token(conn, token_hash)
 
     def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: int) -> Rotation:
         """Exchange a refresh token atomically (see :meth:`Store.rotate_refresh_token`).
@@ -362,17 +224,17 @@ class SqlStore(Store):
             AlreadyExists: The successor's hash is taken; nothing changed.
         """
         with self._write("refresh token already exists") as conn:
-            found = _find_refresh_token(conn, token_hash)
+            found = _rows.find_refresh_token(conn, token_hash)
             if found is None:
                 return Rotation(RotationStatus.INVALID, None)
-            _migrations.xact_lock(conn, "subject", found.subject)
-            previous = _find_refresh_token(conn, token_hash, for_update=True)
+            self._dialect.lock(conn, "subject", found.subject)
+            previous = _rows.find_refresh_token(conn, token_hash, for_update=True)
             if previous is None:  # deleted meanwhile (account removed, or pruned)
                 return Rotation(RotationStatus.INVALID, None)
             if previous.revoked:
                 return Rotation(RotationStatus.INVALID, previous)
             if previous.used:
-                written = _revoke_family(conn, previous.family_id, now)
+                written = self._revoke_family(conn, previous.family_id, now)
                 return Rotation(RotationStatus.REUSED, previous, written)
             if previous.expires_at <= now:
                 return Rotation(RotationStatus.INVALID, previous)
@@ -391,7 +253,7 @@ class SqlStore(Store):
                 used=False,
                 revoked=False,
             )
-            conn.execute(insert(refresh_tokens).values(_refresh_values(stored)))
+            conn.execute(insert(refresh_tokens).values(_rows.refresh_values(stored)))
             return Rotation(RotationStatus.ROTATED, previous)
 
     def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
@@ -402,11 +264,11 @@ class SqlStore(Store):
             no refresh token has that hash.
         """
         with self._write() as conn:
-            found = _find_refresh_token(conn, token_hash)
+            found = _rows.find_refresh_token(conn, token_hash)
             if found is None:
                 return None
-            _migrations.xact_lock(conn, "subject", found.subject)
-            return _revoke_family(conn, found.family_id, now)
+            self._dialect.lock(conn, "subject", found.subject)
+            return self._revoke_family(conn, found.family_id, now)
 
     # -- revocations ---------------------------------------------------------------------
 
@@ -414,17 +276,17 @@ class SqlStore(Store):
         """Record a revocation; idempotent: an existing one for ``jti`` is returned as is."""
         try:
             with self._write() as conn:
-                _migrations.xact_lock(conn, "revocations")
-                existing = _find_revocation(conn, jti)
+                self._dialect.lock(conn, "revocations")
+                existing = _rows.find_revocation(conn, jti)
                 if existing is not None:
                     return existing
-                revocation = _append_revocation(conn, jti, expires_at, now)
-                _announce(conn, _notify.REVOCATION, revocation.sequence)
+                revocation = _rows.append_revocation(conn, jti, expires_at, now)
+                self._dialect.announce(conn, _notify.REVOCATION, revocation.sequence)
                 return revocation
         except AlreadyExists:
             # Lost an insert race to a writer that did not take the lock: use its row.
             with self._read() as conn:
-                existing = _find_revocation(conn, jti)
+                existing = _rows.find_revocation(conn, jti)
             if existing is None:
                 raise
             return existing
@@ -437,24 +299,18 @@ class SqlStore(Store):
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        query = (
-            select(revocations)
-            .where(revocations.c.sequence > sequence)
-            .order_by(revocations.c.sequence)
-            .limit(limit)
-        )
-        with self._read() as conn:
-            return [_revocation(row) for row in conn.execute(query)]
+        return self._revocations(revocations.c.sequence > sequence, limit)
 
     def active_revocations(self, now: int) -> list[Revocation]:
-        """Revocations whose token has not yet expired at ``now``, ascending by sequence."""
-        query = (
-            select(revocations)
-            .where(revocations.c.expires_at > now)
-            .order_by(revocations.c.sequence)
-        )
+        """Revocations whose token has not yet expired at ``now``, ascending (for tests)."""
+        return self._revocations(revocations.c.expires_at > now)
+
+    def _revocations(
+        self, condition: ColumnElement[bool], limit: int | None = None
+    ) -> list[Revocation]:
+        query = select(revocations).where(condition).order_by(revocations.c.sequence).limit(limit)
         with self._read() as conn:
-            return [_revocation(row) for row in conn.execute(query)]
+            return [_rows.revocation(row) for row in conn.execute(query)]
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -480,7 +336,11 @@ class SqlStore(Store):
         return removed
 
     def ping(self) -> None:
-        """Raise StoreUnavailable unless the store answers."""
+        """Return once the store answers (for tests).
+
+        Raises:
+            StoreUnavailable: The store cannot be reached.
+        """
         with self._read() as conn:
             conn.execute(select(literal(1)))
 
@@ -490,86 +350,36 @@ class SqlStore(Store):
         On PostgreSQL: by any process, through a ``LISTEN`` connection of its own. On
         SQLite: by this process only (others are seen by polling).
         """
-        if self._engine.dialect.name == "postgresql":
-            return _notify.PostgresListener(listener_connect_kwargs(self._engine))
-        return self._local
+        return self._dialect.listener()
 
     def close(self) -> None:
         """Release connections. The store reconnects if used again."""
-        self._engine.dispose()
+        self._dialect.engine.dispose()
 
+    def _revoke_family(self, conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
+        """Mark a family revoked and revoke every access token issued with it.
 
-# -- statements shared by several methods ------------------------------------------------------
+        Expired ones too: verifiers accept a token up to their leeway past ``exp``, which the
+        store does not know; the revocations of long-expired tokens are pruned as usual.
 
-
-def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], *, key: str) -> None:
-    """INSERT, or nothing if a row with the same ``key`` exists (or commits meanwhile)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
-        )
-    else:
-        conn.execute(
-            sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
-        )
-
-
-def _find_refresh_token(
-    conn: Connection, token_hash: str, *, for_update: bool = False
-) -> RefreshToken | None:
-    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-    if for_update:
-        query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
-    row = conn.execute(query).first()
-    return None if row is None else _refresh_token(row)
-
-
-def _revoke_family(conn: Connection, family_id: str, now: int) -> tuple[Revocation, ...]:
-    """Mark a family revoked and revoke every access token issued with it.
-
-    Expired ones too: verifiers accept a token up to their leeway past ``exp``, which the
-    store does not know; the revocations of long-expired tokens are pruned as usual.
-
-    The caller holds the family's subject lock. Returns the revocations newly written.
-    """
-    family = refresh_tokens.c.family_id == family_id
-    conn.execute(update(refresh_tokens).where(family).values(revoked=True))
-    access = conn.execute(
-        select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at)
-        .where(family)
-        .order_by(refresh_tokens.c.issued_at)
-    ).all()
-    if not access:
-        return ()
-    _migrations.xact_lock(conn, "revocations")
-    written: dict[str, Revocation] = {}
-    for jti, expires_at in access:
-        if jti not in written and _find_revocation(conn, jti) is None:
-            written[jti] = _append_revocation(conn, jti, expires_at, now)
-    if written:
-        _announce(conn, _notify.REVOCATION, max(r.sequence for r in written.values()))
-    return tuple(written.values())
-
-
-def _announce(conn: Connection, kind: str, sequence: int) -> None:
-    """Wake every listener once the current transaction commits (see ``_notify``)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_NOTIFY, {"channel": _notify.CHANNEL, "head": _notify.payload(kind, sequence)})
-    else:
-        conn.info[_ANNOUNCED] = True
-
-
-def _find_revocation(conn: Connection, jti: str) -> Revocation | None:
-    row = conn.execute(select(revocations).where(revocations.c.jti == jti)).first()
-    return None if row is None else _revocation(row)
-
-
-def _append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
-    """Insert a revocation; the caller holds the revocations lock."""
-    result = conn.execute(
-        insert(revocations).values(jti=jti, expires_at=expires_at, revoked_at=now)
-    )
-    key = result.inserted_primary_key  # lastrowid on SQLite, RETURNING on PostgreSQL
-    if key is None:
-        raise StoreError("the database did not report the revocation's sequence")
-    return Revocation(sequence=int(key[0]), jti=jti, expires_at=expires_at, revoked_at=now)
+        The caller holds the family's subject lock. Returns the revocations newly written.
+        """
+        family = refresh_tokens.c.family_id == family_id
+        conn.execute(update(refresh_tokens).where(family).values(revoked=True))
+        access = conn.execute(
+            select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at)
+            .where(family)
+            .order_by(refresh_tokens.c.issued_at)
+        ).all()
+        if not access:
+            return ()
+        self._dialect.lock(conn, "revocations")
+        written: dict[str, Revocation] = {}
+        for jti, expires_at in access:
+            if jti not in written and _rows.find_revocation(conn, jti) is None:
+                written[jti] = _rows.append_revocation(conn, jti, expires_at, now)
+        if written:
+            self._dialect.announce(
+                conn, _notify.REVOCATION, max(r.sequence for r in written.values())
+            )
+        return tuple(written.values())

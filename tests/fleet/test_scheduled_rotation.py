@@ -15,7 +15,7 @@ import pytest
 
 from bearer_grpc.service.keyring import PUBLISH_DELAY, KeyRing
 from bearer_grpc.service.settings import ServiceSettings
-from bearer_grpc.store import KeyRecord, open_store, sqlite_url
+from bearer_grpc.store import KeyRecord, TestableStore, open_store, sqlite_url
 from tests.harness import RunningService, running_service, wait_until
 from tests.store.conftest import pg_dsn, pg_schema_url
 
@@ -24,7 +24,7 @@ EVERY = 3600
 
 def _seed_old_key(url: str, age: int) -> KeyRecord:
     """A store whose only key was created ``age`` seconds ago."""
-    store = open_store(url)
+    store: TestableStore = open_store(url)  # add_key: set up a key no rotation would make
     try:
         now = int(time.time())
         record = KeyRing(store, kek=None, retention=0).new_record(

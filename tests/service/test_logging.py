@@ -9,7 +9,7 @@ import pytest
 
 from bearer_grpc.core.tokens import IssuedToken
 from bearer_grpc.service.admin import NewClient
-from bearer_grpc.service.authority import (
+from bearer_grpc.service.grants import (
     ClientCredentialsGrant,
     Issued,
     PasswordGrant,

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bearer_grpc.service.admin import Admin, NewClient
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
-from bearer_grpc.service.servicer import RevocationNotifier, TokenServiceServicer, add_to_server
+from bearer_grpc.service.revocations import RevocationNotifier
+from bearer_grpc.service.servicer import TokenServiceServicer, add_to_server
 from bearer_grpc.store import SqlStore, open_store, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc

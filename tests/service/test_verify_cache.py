@@ -15,7 +15,8 @@ import pytest
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.errors import InsufficientScope, TokenExpired, TokenInvalid, TokenRevoked
 from bearer_grpc.service.admin import Admin, NewClient
-from bearer_grpc.service.authority import ClientCredentialsGrant, TokenAuthority
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.grants import ClientCredentialsGrant
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import SqlStore, open_store, sqlite_url
 from bearer_grpc.testing import FrozenClock

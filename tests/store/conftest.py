@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from bearer_grpc.store import SqlStore, open_store, sqlite_url
+from bearer_grpc.store import TestableStore, open_store, sqlite_url
 
 PG_DSN_ENV = "BEARER_GRPC_TEST_PG_DSN"
 
-OpenStore = Callable[..., SqlStore]
+OpenStore = Callable[..., TestableStore]
 
 
 def pg_dsn() -> str:
@@ -69,9 +69,9 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def open_(store_url: str) -> Iterator[OpenStore]:
     """Open stores on ``store_url`` (thread-safe); all are closed after the test."""
-    opened: list[SqlStore] = []
+    opened: list[TestableStore] = []
 
-    def open_one(**kwargs: float) -> SqlStore:
+    def open_one(**kwargs: float) -> TestableStore:
         store = open_store(store_url, **kwargs)
         opened.append(store)
         return store
@@ -82,7 +82,7 @@ def open_(store_url: str) -> Iterator[OpenStore]:
 
 
 @pytest.fixture
-def store(open_: OpenStore) -> SqlStore:
+def store(open_: OpenStore) -> TestableStore:
     """An open store on an empty database."""
     return open_()
 

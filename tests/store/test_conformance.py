@@ -1,5 +1,8 @@
 """The Store contract, run against every backend (see conftest.py), then backend specifics.
 
+The suite talks to a :class:`TestableStore`: the Store, plus the few methods tests use to
+set up and probe it (``add_key``, ``active_revocations``, ``ping``).
+
 Each test in the first part takes the ``store`` (or ``open_``) fixture and so runs once on
 SQLite and once on PostgreSQL. Races are provoked with threads released by one barrier;
 nothing sleeps.
@@ -29,14 +32,16 @@ from bearer_grpc.store import (
     RefreshToken,
     Revocation,
     RotationStatus,
-    SqlStore,
     StoreError,
     StoreUnavailable,
+    TestableStore,
+    is_postgres_url,
     open_store,
     sqlite_url,
 )
 from bearer_grpc.store._migrations import LATEST_VERSION
 from bearer_grpc.store._schema import schema_migrations
+from tests.store.conftest import OpenStore
 
 NOW = 1_800_000_000
 HOUR = 3600
@@ -45,7 +50,6 @@ CLIENT = AccountKind.CLIENT
 USER = AccountKind.USER
 
 T = TypeVar("T")
-OpenStore = Callable[..., SqlStore]  # the ``open_`` fixture
 
 
 def run_concurrently(fn: Callable[[int], T], threads: int = THREADS) -> list[T]:
@@ -114,26 +118,28 @@ def refresh(
 # -- principals ------------------------------------------------------------------------------
 
 
-def test_add_principal_then_get_round_trips(store: SqlStore) -> None:
+def test_add_principal_then_get_round_trips(store: TestableStore) -> None:
     store.add_account(principal("alice"))
     assert store.get_account("alice", CLIENT) == principal("alice")
 
 
-def test_get_principal_unknown_or_other_kind_is_none(store: SqlStore) -> None:
+def test_get_principal_unknown_or_other_kind_is_none(store: TestableStore) -> None:
     store.add_account(principal("alice", CLIENT))
     assert store.get_account("alice", USER) is None
     assert store.get_account("bob", CLIENT) is None
 
 
 @pytest.mark.parametrize("second_kind", [CLIENT, USER])
-def test_principal_name_is_shared_between_kinds(store: SqlStore, second_kind: AccountKind) -> None:
+def test_principal_name_is_shared_between_kinds(
+    store: TestableStore, second_kind: AccountKind
+) -> None:
     store.add_account(principal("alice", CLIENT))
     with pytest.raises(AlreadyExists, match="alice"):
         store.add_account(principal("alice", second_kind, scopes=()))
     assert store.get_account("alice", CLIENT) == principal("alice", CLIENT)
 
 
-def test_list_principals_filters_kind_and_orders_by_name(store: SqlStore) -> None:
+def test_list_principals_filters_kind_and_orders_by_name(store: TestableStore) -> None:
     for name in ["bob", "Zed", "alice", "_svc", "Émile"]:
         store.add_account(principal(name, CLIENT))
     store.add_account(principal("carol", USER))
@@ -142,7 +148,7 @@ def test_list_principals_filters_kind_and_orders_by_name(store: SqlStore) -> Non
     assert store.list_accounts(USER) == [principal("carol", USER)]
 
 
-def test_empty_scopes_and_audiences_round_trip(store: SqlStore) -> None:
+def test_empty_scopes_and_audiences_round_trip(store: TestableStore) -> None:
     store.add_account(principal("alice", USER, scopes=(), audiences=()))
     stored = store.get_account("alice", USER)
     assert stored is not None
@@ -150,13 +156,13 @@ def test_empty_scopes_and_audiences_round_trip(store: SqlStore) -> None:
 
 
 @pytest.mark.parametrize("scopes", [("orders read",), ("",), ("a\tb",)])
-def test_scope_with_whitespace_is_rejected(store: SqlStore, scopes: tuple[str, ...]) -> None:
+def test_scope_with_whitespace_is_rejected(store: TestableStore, scopes: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="whitespace"):
         store.add_account(principal("alice", scopes=scopes))
     assert store.get_account("alice", CLIENT) is None
 
 
-def test_remove_principal_reports_whether_it_existed(store: SqlStore) -> None:
+def test_remove_principal_reports_whether_it_existed(store: TestableStore) -> None:
     store.add_account(principal("alice", CLIENT))
     assert store.remove_account("alice", USER) is False
     assert store.get_account("alice", CLIENT) is not None
@@ -165,7 +171,7 @@ def test_remove_principal_reports_whether_it_existed(store: SqlStore) -> None:
     assert store.get_account("alice", CLIENT) is None
 
 
-def test_remove_principal_deletes_their_refresh_tokens(store: SqlStore) -> None:
+def test_remove_principal_deletes_their_refresh_tokens(store: TestableStore) -> None:
     store.add_account(principal("alice", USER))
     store.add_account(principal("bob", USER))
     store.add_refresh_token(refresh("a0", family_id="fa", subject="alice"))
@@ -184,7 +190,7 @@ def test_remove_principal_deletes_their_refresh_tokens(store: SqlStore) -> None:
 # -- keys --------------------------------------------------------------------------------------
 
 
-def test_keys_are_listed_oldest_first_ties_by_kid(store: SqlStore) -> None:
+def test_keys_are_listed_oldest_first_ties_by_kid(store: TestableStore) -> None:
     for record in [key("k-new", NOW + 60), key("k-b"), key("k-a"), key("k-old", NOW - 60)]:
         store.add_key(record)
     listed = store.list_keys()
@@ -192,14 +198,14 @@ def test_keys_are_listed_oldest_first_ties_by_kid(store: SqlStore) -> None:
     assert listed[1] == key("k-a")  # private key bytes intact
 
 
-def test_add_key_with_taken_kid_raises(store: SqlStore) -> None:
+def test_add_key_with_taken_kid_raises(store: TestableStore) -> None:
     store.add_key(key("k1"))
     with pytest.raises(AlreadyExists):
         store.add_key(key("k1", NOW + 1))
     assert store.list_keys() == [key("k1")]
 
 
-def test_delete_key_reports_whether_it_existed(store: SqlStore) -> None:
+def test_delete_key_reports_whether_it_existed(store: TestableStore) -> None:
     store.add_key(key("k1"))
     store.add_key(key("k2"))
     assert store.delete_key("k1") is True
@@ -207,7 +213,7 @@ def test_delete_key_reports_whether_it_existed(store: SqlStore) -> None:
     assert [k.kid for k in store.list_keys()] == ["k2"]
 
 
-def test_add_key_if_shows_every_key_and_inserts_the_choice(store: SqlStore) -> None:
+def test_add_key_if_shows_every_key_and_inserts_the_choice(store: TestableStore) -> None:
     store.add_key(key("k-b", NOW + 60))
     store.add_key(key("k-a"))
     seen: list[list[str]] = []
@@ -221,13 +227,13 @@ def test_add_key_if_shows_every_key_and_inserts_the_choice(store: SqlStore) -> N
     assert [k.kid for k in store.list_keys()] == ["k-a", "k-b", "k-c"]
 
 
-def test_add_key_if_none_inserts_nothing(store: SqlStore) -> None:
+def test_add_key_if_none_inserts_nothing(store: TestableStore) -> None:
     store.add_key(key("k1"))
     assert store.add_key_if(lambda stored: None) is None
     assert store.list_keys() == [key("k1")]
 
 
-def test_add_key_if_with_taken_kid_raises(store: SqlStore) -> None:
+def test_add_key_if_with_taken_kid_raises(store: TestableStore) -> None:
     store.add_key(key("k1"))
     with pytest.raises(AlreadyExists):
         store.add_key_if(lambda stored: key("k1", NOW + 1))
@@ -265,13 +271,13 @@ def test_concurrent_add_key_if_stages_a_due_rotation_once(open_: OpenStore) -> N
 # -- settings ----------------------------------------------------------------------------------
 
 
-def test_get_or_create_setting_keeps_the_first_value(store: SqlStore) -> None:
+def test_get_or_create_setting_keeps_the_first_value(store: TestableStore) -> None:
     assert store.get_or_create_setting("issuer", "https://a") == "https://a"
     assert store.get_or_create_setting("issuer", "https://b") == "https://a"
     assert store.get_or_create_setting("other", "x") == "x"
 
 
-def test_get_or_create_setting_concurrently_agrees_on_one_value(store: SqlStore) -> None:
+def test_get_or_create_setting_concurrently_agrees_on_one_value(store: TestableStore) -> None:
     values = run_concurrently(lambda i: store.get_or_create_setting("kek-id", f"value-{i}"))
     assert len(set(values)) == 1
     assert store.get_or_create_setting("kek-id", "late") == values[0]
@@ -280,13 +286,13 @@ def test_get_or_create_setting_concurrently_agrees_on_one_value(store: SqlStore)
 # -- refresh tokens: storing -----------------------------------------------------------------
 
 
-def test_add_refresh_token_then_get_round_trips(store: SqlStore) -> None:
+def test_add_refresh_token_then_get_round_trips(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
     assert store.get_refresh_token("t0") == refresh("t0")
     assert store.get_refresh_token("unknown") is None
 
 
-def test_add_refresh_token_with_taken_hash_raises(store: SqlStore) -> None:
+def test_add_refresh_token_with_taken_hash_raises(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
     with pytest.raises(AlreadyExists):
         store.add_refresh_token(refresh("t0", family_id="other"))
@@ -296,7 +302,7 @@ def test_add_refresh_token_with_taken_hash_raises(store: SqlStore) -> None:
 # -- refresh tokens: rotation ----------------------------------------------------------------
 
 
-def test_rotate_current_token_rotates(store: SqlStore) -> None:
+def test_rotate_current_token_rotates(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
     # The successor's family, subject, client, scopes and audience come from the previous.
     successor = RefreshToken(
@@ -324,7 +330,7 @@ def test_rotate_current_token_rotates(store: SqlStore) -> None:
     )
 
 
-def test_rotate_unknown_token_is_invalid(store: SqlStore) -> None:
+def test_rotate_unknown_token_is_invalid(store: TestableStore) -> None:
     rotation = store.rotate_refresh_token("unknown", refresh("t1"), NOW)
     assert (rotation.status, rotation.previous, rotation.revocations) == (
         RotationStatus.INVALID,
@@ -336,7 +342,7 @@ def test_rotate_unknown_token_is_invalid(store: SqlStore) -> None:
 
 @pytest.mark.parametrize("expires_at", [NOW, NOW - 1])
 def test_rotate_expired_token_is_invalid_and_changes_nothing(
-    store: SqlStore, expires_at: int
+    store: TestableStore, expires_at: int
 ) -> None:
     store.add_refresh_token(refresh("t0", expires_at=expires_at))
     rotation = store.rotate_refresh_token("t0", refresh("t1"), NOW)
@@ -346,7 +352,7 @@ def test_rotate_expired_token_is_invalid_and_changes_nothing(
     assert store.get_refresh_token("t1") is None
 
 
-def test_rotate_used_token_is_reuse_and_revokes_the_family(store: SqlStore) -> None:
+def test_rotate_used_token_is_reuse_and_revokes_the_family(store: TestableStore) -> None:
     # t0's access token has expired by the time of reuse (it is revoked all the same: a
     # verifier's leeway may still accept it); t1's and t2's have not.
     store.add_refresh_token(refresh("t0", access_expires_at=NOW + 5))
@@ -372,7 +378,7 @@ def test_rotate_used_token_is_reuse_and_revokes_the_family(store: SqlStore) -> N
     assert store.get_refresh_token("t3") is None
 
 
-def test_rotate_token_of_revoked_family_is_invalid(store: SqlStore) -> None:
+def test_rotate_token_of_revoked_family_is_invalid(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
     store.rotate_refresh_token("t0", refresh("t1"), NOW)
     assert store.rotate_refresh_token("t0", refresh("x"), NOW).status is RotationStatus.REUSED
@@ -385,14 +391,14 @@ def test_rotate_token_of_revoked_family_is_invalid(store: SqlStore) -> None:
     assert store.get_refresh_token("t2") is None
 
 
-def test_rotate_used_token_after_its_expiry_is_still_reuse(store: SqlStore) -> None:
+def test_rotate_used_token_after_its_expiry_is_still_reuse(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0", expires_at=NOW + 10))
     store.rotate_refresh_token("t0", refresh("t1", expires_at=NOW + HOUR), NOW)
     rotation = store.rotate_refresh_token("t0", refresh("t2"), NOW + 20)
     assert rotation.status is RotationStatus.REUSED
 
 
-def test_rotate_to_taken_successor_hash_changes_nothing(store: SqlStore) -> None:
+def test_rotate_to_taken_successor_hash_changes_nothing(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
     store.add_refresh_token(refresh("taken", family_id="family-2"))
     with pytest.raises(AlreadyExists):
@@ -401,7 +407,7 @@ def test_rotate_to_taken_successor_hash_changes_nothing(store: SqlStore) -> None
     assert store.rotate_refresh_token("t0", refresh("t1"), NOW).status is RotationStatus.ROTATED
 
 
-def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: SqlStore) -> None:
+def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0"))
 
     rotations = run_concurrently(
@@ -424,7 +430,7 @@ def test_concurrent_rotation_of_one_token_rotates_exactly_once(store: SqlStore) 
     assert [r.jti for r in store.active_revocations(NOW)] == ["at-t0", f"at-t1-{winner}"]
 
 
-def test_reuse_racing_rotations_revokes_every_successor(store: SqlStore) -> None:
+def test_reuse_racing_rotations_revokes_every_successor(store: TestableStore) -> None:
     # Half the threads replay the used t0 while the other half rotate the current t1: the
     # family revocation must also catch a successor inserted concurrently.
     for round_ in range(10):
@@ -449,11 +455,11 @@ def test_reuse_racing_rotations_revokes_every_successor(store: SqlStore) -> None
 # -- refresh tokens: family revocation -------------------------------------------------------
 
 
-def test_revoke_refresh_family_of_unknown_token_is_none(store: SqlStore) -> None:
+def test_revoke_refresh_family_of_unknown_token_is_none(store: TestableStore) -> None:
     assert store.revoke_refresh_family("unknown", NOW) is None
 
 
-def test_revoke_refresh_family_revokes_and_is_idempotent(store: SqlStore) -> None:
+def test_revoke_refresh_family_revokes_and_is_idempotent(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0", access_expires_at=NOW - 1))
     store.rotate_refresh_token("t0", refresh("t1", access_expires_at=NOW + 300), NOW - 100)
 
@@ -468,7 +474,7 @@ def test_revoke_refresh_family_revokes_and_is_idempotent(store: SqlStore) -> Non
     assert store.rotate_refresh_token("t1", refresh("t2"), NOW).status is RotationStatus.INVALID
 
 
-def test_revoke_refresh_family_keeps_an_earlier_access_revocation(store: SqlStore) -> None:
+def test_revoke_refresh_family_keeps_an_earlier_access_revocation(store: TestableStore) -> None:
     store.add_refresh_token(refresh("t0", access_expires_at=NOW + 300))
     earlier = store.revoke("at-t0", NOW + 300, NOW - 5)
 
@@ -479,7 +485,7 @@ def test_revoke_refresh_family_keeps_an_earlier_access_revocation(store: SqlStor
 # -- revocations -----------------------------------------------------------------------------
 
 
-def test_revoke_records_the_revocation(store: SqlStore) -> None:
+def test_revoke_records_the_revocation(store: TestableStore) -> None:
     revocation = store.revoke("jti-1", NOW + 300, NOW)
     assert (revocation.jti, revocation.expires_at, revocation.revoked_at) == (
         "jti-1",
@@ -490,26 +496,26 @@ def test_revoke_records_the_revocation(store: SqlStore) -> None:
     assert store.revocations_after(0) == [revocation]
 
 
-def test_revoke_is_idempotent(store: SqlStore) -> None:
+def test_revoke_is_idempotent(store: TestableStore) -> None:
     first = store.revoke("jti-1", NOW + 300, NOW)
     assert store.revoke("jti-1", NOW + 999, NOW + 5) == first
     assert store.revocations_after(0) == [first]
 
 
-def test_concurrent_revoke_of_one_jti_writes_one_row(store: SqlStore) -> None:
+def test_concurrent_revoke_of_one_jti_writes_one_row(store: TestableStore) -> None:
     revocations = run_concurrently(lambda i: store.revoke("jti-1", NOW + 300, NOW + i))
     assert len(set(revocations)) == 1
     assert store.revocations_after(0) == [revocations[0]]
 
 
-def test_concurrent_revocations_get_distinct_ascending_sequences(store: SqlStore) -> None:
+def test_concurrent_revocations_get_distinct_ascending_sequences(store: TestableStore) -> None:
     revocations = run_concurrently(lambda i: store.revoke(f"jti-{i}", NOW + 300, NOW))
     sequences = [r.sequence for r in revocations]
     assert len(set(sequences)) == THREADS
     assert store.revocations_after(0) == sorted(revocations, key=lambda r: r.sequence)
 
 
-def test_revocations_after_is_ascending_and_limited(store: SqlStore) -> None:
+def test_revocations_after_is_ascending_and_limited(store: TestableStore) -> None:
     log = [store.revoke(f"jti-{i}", NOW + 300, NOW) for i in range(5)]
     assert [r.sequence for r in log] == sorted(r.sequence for r in log)
     assert store.revocations_after(0) == log
@@ -519,12 +525,12 @@ def test_revocations_after_is_ascending_and_limited(store: SqlStore) -> None:
 
 
 @pytest.mark.parametrize("limit", [0, -1])
-def test_revocations_after_rejects_a_limit_below_one(store: SqlStore, limit: int) -> None:
+def test_revocations_after_rejects_a_limit_below_one(store: TestableStore, limit: int) -> None:
     with pytest.raises(ValueError, match="limit"):
         store.revocations_after(0, limit=limit)
 
 
-def test_active_revocations_are_those_not_yet_expired(store: SqlStore) -> None:
+def test_active_revocations_are_those_not_yet_expired(store: TestableStore) -> None:
     store.revoke("expired", NOW - 1, NOW - 100)
     store.revoke("expires-now", NOW, NOW - 100)
     later = store.revoke("later", NOW + 60, NOW - 100)
@@ -532,7 +538,7 @@ def test_active_revocations_are_those_not_yet_expired(store: SqlStore) -> None:
     assert store.active_revocations(NOW) == [later, sooner]  # by sequence, not expiry
 
 
-def test_sequences_are_not_reused_after_prune(store: SqlStore) -> None:
+def test_sequences_are_not_reused_after_prune(store: TestableStore) -> None:
     store.revoke("a", NOW + 1, NOW)
     last = store.revoke("b", NOW + 1, NOW)
     assert store.prune(NOW + 10) == 2
@@ -542,7 +548,7 @@ def test_sequences_are_not_reused_after_prune(store: SqlStore) -> None:
 # -- housekeeping ----------------------------------------------------------------------------
 
 
-def test_prune_removes_only_what_expired_before_now(store: SqlStore) -> None:
+def test_prune_removes_only_what_expired_before_now(store: TestableStore) -> None:
     store.revoke("old", NOW - 1, NOW - 100)
     boundary = store.revoke("boundary", NOW, NOW - 100)
     current = store.revoke("current", NOW + 60, NOW - 100)
@@ -564,7 +570,7 @@ def test_prune_removes_only_what_expired_before_now(store: SqlStore) -> None:
     assert store.prune(NOW) == 0
 
 
-def test_ping_answers(store: SqlStore) -> None:
+def test_ping_answers(store: TestableStore) -> None:
     store.ping()
 
 
@@ -688,6 +694,22 @@ def test_sqlite_missing_directory_is_a_store_error(tmp_path: Path) -> None:
 def test_unsupported_url_scheme_is_refused(url: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL scheme"):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "postgres"),
+    [
+        ("postgresql://tokens@db/tokens", True),
+        ("postgres://tokens@db/tokens", True),
+        ("postgresql+psycopg://tokens@db/tokens", True),
+        ("postgresql+asyncpg://tokens@db/tokens", False),  # refused by open_store
+        ("sqlite:///data/bearer-grpc.db", False),
+        ("mysql://root:pw@db/tokens", False),
+        ("not a url", False),
+    ],
+)
+def test_is_postgres_url_reads_the_schemes_open_store_reads(url: str, postgres: bool) -> None:
+    assert is_postgres_url(url) is postgres
 
 
 def test_invalid_url_is_refused_without_echoing_it() -> None:

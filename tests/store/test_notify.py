@@ -20,8 +20,9 @@ import psycopg
 import pytest
 
 from bearer_grpc.core.backoff import Backoff
-from bearer_grpc.store import SqlStore, open_store, sqlite_url
-from bearer_grpc.store._notify import CHANNEL, LocalChanges, PostgresListener
+from bearer_grpc.store import TestableStore, open_store, sqlite_url
+from bearer_grpc.store._postgres import CHANNEL, PostgresListener
+from bearer_grpc.store._sqlite import LocalChanges
 from tests.harness import LoopThread, wait_until
 from tests.store.conftest import OpenStore, pg_dsn, pg_schema_url
 from tests.store.test_conformance import NOW, key, refresh
@@ -32,7 +33,7 @@ LISTENER_APP = f"bearer-grpc-listener/{os.getpid()}"
 class Wakes:
     """Counts a listener's calls; runs the listener on a loop in a thread of its own."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: TestableStore) -> None:
         self.count = 0
         self._lock = threading.Lock()
         self._loop = LoopThread()
@@ -65,7 +66,7 @@ class Wakes:
 
 
 @contextmanager
-def listening(store: SqlStore) -> Iterator[Wakes]:
+def listening(store: TestableStore) -> Iterator[Wakes]:
     wakes = Wakes(store)
     wakes.start()
     try:
@@ -74,17 +75,17 @@ def listening(store: SqlStore) -> Iterator[Wakes]:
         wakes.stop()
 
 
-def _writer(open_: OpenStore, store: SqlStore, store_url: str) -> SqlStore:
+def _writer(open_: OpenStore, store: TestableStore, store_url: str) -> TestableStore:
     """Another process's store on PostgreSQL; the same store on SQLite (in-process only)."""
     return open_() if store_url.startswith("postgresql") else store
 
 
-def _family_revocation(store: SqlStore) -> None:
+def _family_revocation(store: TestableStore) -> None:
     store.add_refresh_token(refresh("h1", access_jti="a1"))
     store.revoke_refresh_family("h1", NOW)
 
 
-WRITES: dict[str, Callable[[SqlStore], Any]] = {
+WRITES: dict[str, Callable[[TestableStore], Any]] = {
     "revoke": lambda s: s.revoke("jti-1", NOW + 60, NOW),
     "add_key": lambda s: s.add_key(key("k-new", NOW + 60)),
     "add_key_if": lambda s: s.add_key_if(lambda stored: key("k-new", NOW + 60)),
@@ -94,7 +95,7 @@ WRITES: dict[str, Callable[[SqlStore], Any]] = {
 
 @pytest.mark.parametrize("write", list(WRITES))
 def test_write_wakes_listener(
-    store: SqlStore, open_: OpenStore, store_url: str, write: str
+    store: TestableStore, open_: OpenStore, store_url: str, write: str
 ) -> None:
     with listening(store) as wakes:
         WRITES[write](_writer(open_, store, store_url))

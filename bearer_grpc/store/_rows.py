@@ -1,0 +1,155 @@
+"""Records in and out of their rows, the same on every database: the mapping, and the
+lookups by key and the revocation insert that several store methods share.
+
+Scope and audience lists become one space-joined column (see ``_schema``): a value that is
+empty or contains whitespace is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select
+
+from bearer_grpc.store._errors import StoreError
+from bearer_grpc.store._records import Account, AccountKind, KeyRecord, RefreshToken, Revocation
+from bearer_grpc.store._schema import refresh_tokens, revocations
+
+
+def _join(values: Iterable[str], what: str) -> str:
+    for value in values:
+        if not value or any(char.isspace() for char in value):
+            raise ValueError(f"{what} must be non-empty and free of whitespace: {value!r}")
+    return " ".join(values)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def account_values(account: Account) -> dict[str, Any]:
+    """The ``accounts`` row of an account."""
+    return {
+        "name": account.name,
+        "kind": account.kind.value,
+        "credential_hash": account.credential_hash,
+        "scopes": _join(account.scopes, "scopes"),
+        "audiences": _join(account.audiences, "audiences"),
+        "created_at": account.created_at,
+    }
+
+
+def account(row: Row[Any]) -> Account:
+    """The account an ``accounts`` row holds."""
+    return Account(
+        name=row.name,
+        kind=AccountKind(row.kind),
+        credential_hash=row.credential_hash,
+        scopes=_split(row.scopes),
+        audiences=_split(row.audiences),
+        created_at=row.created_at,
+    )
+
+
+def key(row: Row[Any]) -> KeyRecord:
+    """The key a ``signing_keys`` row holds."""
+    return KeyRecord(
+        kid=row.kid,
+        alg=row.alg,
+        public_jwk=row.public_jwk,
+        private_key=bytes(row.private_key),
+        created_at=row.created_at,
+        not_before=row.not_before,
+    )
+
+
+def key_values(key: KeyRecord) -> dict[str, Any]:
+    """The ``signing_keys`` row of a key."""
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "public_jwk": key.public_jwk,
+        "private_key": key.private_key,
+        "created_at": key.created_at,
+        "not_before": key.not_before,
+    }
+
+
+def sorted_keys(rows: Iterable[Row[Any]]) -> list[KeyRecord]:
+    """Keys oldest ``not_before`` first, ties by kid (code point order on every backend)."""
+    return sorted((key(row) for row in rows), key=lambda k: (k.not_before, k.kid))
+
+
+def refresh_values(token: RefreshToken) -> dict[str, Any]:
+    """The ``refresh_tokens`` row of a refresh token."""
+    return {
+        "token_hash": token.token_hash,
+        "family_id": token.family_id,
+        "subject": token.subject,
+        "client_id": token.client_id,
+        "scopes": _join(token.scopes, "scopes"),
+        "audience": token.audience,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "access_jti": token.access_jti,
+        "access_expires_at": token.access_expires_at,
+        "used": token.used,
+        "revoked": token.revoked,
+    }
+
+
+def refresh_token(row: Row[Any]) -> RefreshToken:
+    """The refresh token a ``refresh_tokens`` row holds."""
+    return RefreshToken(
+        token_hash=row.token_hash,
+        family_id=row.family_id,
+        subject=row.subject,
+        client_id=row.client_id,
+        scopes=_split(row.scopes),
+        audience=row.audience,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        access_jti=row.access_jti,
+        access_expires_at=row.access_expires_at,
+        used=bool(row.used),
+        revoked=bool(row.revoked),
+    )
+
+
+def revocation(row: Row[Any]) -> Revocation:
+    """The revocation a ``revocations`` row holds."""
+    return Revocation(
+        sequence=row.sequence, jti=row.jti, expires_at=row.expires_at, revoked_at=row.revoked_at
+    )
+
+
+def find_refresh_token(
+    conn: Connection, token_hash: str, *, for_update: bool = False
+) -> RefreshToken | None:
+    """The refresh token with this hash, or None; ``for_update`` locks its row."""
+    query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()  # rendered on PostgreSQL, ignored by SQLite
+    row = conn.execute(query).first()
+    return None if row is None else refresh_token(row)
+
+
+def find_revocation(conn: Connection, jti: str) -> Revocation | None:
+    """The revocation of ``jti``, or None."""
+    row = conn.execute(select(revocations).where(revocations.c.jti == jti)).first()
+    return None if row is None else revocation(row)
+
+
+def append_revocation(conn: Connection, jti: str, expires_at: int, now: int) -> Revocation:
+    """Insert a revocation and return it with the sequence the database drew.
+
+    The caller holds the revocations lock.
+    """
+    result = conn.execute(
+        insert(revocations).values(jti=jti, expires_at=expires_at, revoked_at=now)
+    )
+    key = result.inserted_primary_key  # lastrowid on SQLite, RETURNING on PostgreSQL
+    if key is None:
+        raise StoreError("the database did not report the revocation's sequence")
+    return Revocation(sequence=int(key[0]), jti=jti, expires_at=expires_at, revoked_at=now)
