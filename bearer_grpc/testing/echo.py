@@ -192,7 +192,7 @@ class Echo:
         self.methods.update(methods or {})
         self.refuse = refuse
         self.plain = plain
-        self.between: Callable[[], None] = _nothing
+        self.between: Callable[[], None] = lambda: None
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -209,7 +209,7 @@ class Echo:
         """Forget the count and the :attr:`between` hook (between tests)."""
         with self._lock:
             self._calls = 0
-        self.between = _nothing
+        self.between = lambda: None
 
     def enter(self, context: grpc.ServicerContext | _AioContext) -> grpc.Status | None:
         """Count a call and ask ``refuse``; the start of every Echo behaviour.
@@ -283,12 +283,7 @@ class Echo:
             for request in requests:
                 yield self.reply(context, request)
 
-        return {
-            "unary_unary": unary,
-            "unary_stream": server_stream,
-            "stream_unary": client_stream,
-            "stream_stream": bidi_stream,
-        }
+        return dict(zip(KINDS, (unary, server_stream, client_stream, bidi_stream), strict=True))
 
     def _aio_behaviours(self) -> dict[Kind, Any]:
         async def refused(
@@ -323,16 +318,7 @@ class Echo:
             async for request in requests:
                 yield self.reply(context, request)
 
-        return {
-            "unary_unary": unary,
-            "unary_stream": server_stream,
-            "stream_unary": client_stream,
-            "stream_stream": bidi_stream,
-        }
-
-
-def _nothing() -> None:
-    pass
+        return dict(zip(KINDS, (unary, server_stream, client_stream, bidi_stream), strict=True))
 
 
 def call(
