@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples._support import EXAMPLES, REPO, load_example
+from tests.harness import EXAMPLES, REPO, load_example
 
 GEN_SCRIPT = EXAMPLES / "gen-protos"
 GENERATED = "shop"  # the directory under examples/ that examples/gen-protos owns entirely

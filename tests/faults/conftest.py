@@ -34,8 +34,7 @@ from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.testing import Kind, LoopThread, bearer, call
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import Cli, ServerProcess, start_server
-from tests.store.conftest import pg_dsn, pg_schema_url
+from tests.harness import Cli, ServeProcess, pg_dsn, pg_schema_url, start_server
 
 AUDIENCE = "orders"
 TIMEOUT = 10.0
@@ -57,9 +56,9 @@ class Deployment:
 
     cwd: Path
     store: str | None = None
-    server: ServerProcess | None = None
+    server: ServeProcess | None = None
     port: int = 0
-    stopped: list[ServerProcess] = field(default_factory=list)
+    stopped: list[ServeProcess] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -83,8 +82,9 @@ class Deployment:
         return f"127.0.0.1:{self.port}"
 
     def cli(self) -> Cli:
-        """Runs ``bearer-grpc`` commands against this store."""
-        return Cli(self.cwd, env=self.env)
+        """Runs ``bearer-grpc`` commands against this store, each as a real process, as an
+        operator does while the service runs (with an operator's timing, too)."""
+        return Cli(self.cwd, env=self.env, process=True)
 
     def add_client(self, name: str) -> str:
         """Add a client allowed the audience ``orders`` (straight to the store, as
@@ -95,7 +95,7 @@ class Deployment:
         finally:
             store.close()
 
-    def start(self) -> ServerProcess:
+    def start(self) -> ServeProcess:
         """Start the server (on the same port as before) and wait until it listens."""
         assert self.server is None, "already running"
         self.server = start_server(
@@ -114,7 +114,7 @@ class Deployment:
         """SIGTERM the server and wait for a clean exit."""
         assert self._take().stop() == 0
 
-    def _take(self) -> ServerProcess:
+    def _take(self) -> ServeProcess:
         server, self.server = self.server, None
         assert server is not None, "not running"
         self.stopped.append(server)

@@ -18,10 +18,8 @@ from bearer_grpc import Backoff, Verifier
 from bearer_grpc.core.errors import TokenRevoked
 from bearer_grpc.core.keys import is_sealed
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import assert_one_line_error
 from tests.fleet.conftest import PASSWORD, Fleet, add_user
-from tests.harness import wait_until
-from tests.service.conftest import jwt_segment
+from tests.harness import assert_one_line_error, jwt_segment, wait_until
 
 pytestmark = pytest.mark.postgres
 

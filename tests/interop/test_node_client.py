@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bearer_grpc.testing import TestIssuer
-from tests.examples._support import REPO
+from tests.harness import REPO
 from tests.interop._support import ALL_SCOPES, AUDIENCE, Ports, Tls, address
 
 NODE_CLIENT = Path(__file__).with_name("node_client.js")

@@ -34,8 +34,15 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import path
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import json_lines, running_server, token_stub
-from tests.harness import RunningService, echo_policy, protect, running_service
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.harness import (
+    RunningService,
+    echo_policy,
+    json_lines,
+    protect,
+    running_server,
+    running_service,
+)
 
 PASSWORD = "correct horse battery staple 9f3a"
 AUDIENCE = "echo"
@@ -321,7 +328,7 @@ def test_cli_and_server_process_leak_nothing(
         run("wrong secret", "token", "issue", "--client-id", "cli-client", *target, ok=False,
             CLIENT_SECRET=secret[::-1])  # fmt: skip
         with server.channel() as channel:
-            jwks = token_stub(channel).GetJwks(pb.GetJwksRequest(), timeout=10)
+            jwks = pb_grpc.TokenServiceStub(channel).GetJwks(pb.GetJwksRequest(), timeout=10)
         assert '"d"' not in jwks.jwks_json and '"k"' not in jwks.jwks_json
         server.stop()
         leaks.saw("server stderr", server.stderr())

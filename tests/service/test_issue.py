@@ -12,16 +12,14 @@ from bearer_grpc.service.settings import MAX_ACCESS_TTL, ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
+from tests.harness import RunningService, jwt_segment, running_service
 from tests.service.conftest import (
     PASSWORD,
     add_user,
     call_error,
     client_request,
-    jwt_segment,
     password_request,
     refresh_request,
-    serving,
     verify,
 )
 
@@ -227,7 +225,7 @@ def test_malformed_password_grant_is_invalid_argument(
 
 def test_configured_lifetimes_are_honoured(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=120, refresh_ttl=600)
-    with serving(sqlite_url(data_dir), settings=settings, clock=clock) as service:
+    with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         add_user(service, "alice")
         stub = service.stub()
         cc = service.issue(service.add_client())

@@ -9,13 +9,12 @@ import pytest
 
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
+from tests.harness import RunningService, jwt_segment
 from tests.service.conftest import (
     add_user,
     bearer,
     call_error,
     error_info,
-    jwt_segment,
     password_request,
     refresh_request,
     trailer,

@@ -13,8 +13,8 @@ from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import call_error, jwt_segment, serving, verify
+from tests.harness import RunningService, jwt_segment, running_service
+from tests.service.conftest import call_error, verify
 
 
 def test_active_token_fields(service: RunningService) -> None:
@@ -94,7 +94,7 @@ def test_token_of_another_deployment_is_invalid(service: RunningService) -> None
 def test_token_of_another_running_deployment_is_invalid(
     service: RunningService, tmp_path: Path
 ) -> None:
-    with serving(sqlite_url(tmp_path / "elsewhere")) as elsewhere:
+    with running_service(sqlite_url(tmp_path / "elsewhere")) as elsewhere:
         issued = elsewhere.issue(elsewhere.add_client())
         assert verify(elsewhere.stub(), issued.access_token).active
     result = verify(service.stub(), issued.access_token)

@@ -16,8 +16,7 @@ from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store
 from bearer_grpc.testing import FrozenClock
-from tests.harness import RunningService, wait_until
-from tests.service.conftest import jwt_segment
+from tests.harness import RunningService, jwt_segment, wait_until
 from tests.verifier.conftest import (
     Flavour,
     closed_port_target,
