@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a real TokenService on a free port.
+"""Fixtures shared by the whole suite: a real TokenService on a free port; and a guard that
+keeps the ``process`` marker true (``scripts/test --fast`` relies on it).
 
 ``service`` is the test's own: use it where a test moves the service's clock, rotates its
 keys, breaks its store or counts its requests. Elsewhere take ``unique_client`` (or
@@ -8,9 +9,11 @@ test sees another's tokens or revocations.
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +47,15 @@ def unique_client(shared_service: RunningService) -> NewClient:
     """A client of ``shared_service`` that no other test uses (scopes ``orders.read``
     and ``orders.write``, audience ``orders``)."""
     return shared_service.add_client(f"client-{uuid.uuid4().hex}")
+
+
+@pytest.fixture(autouse=True)
+def _processes_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked ``process`` that starts a child process fails, naming the marker."""
+    if request.node.get_closest_marker("process") is not None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it process")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)

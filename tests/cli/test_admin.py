@@ -242,6 +242,7 @@ def _wait_for_next_second(not_before: object) -> None:
     wait_until(lambda: time.time() >= not_before + 1, timeout=3, interval=0.02)
 
 
+@pytest.mark.process
 def test_first_key_is_created_by_serve(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("keys", "list").stdout.strip() == "(none)"
     assert _keys(cli) == []

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.cli._support import secret_of
 from tests.harness import Cli, running_server, start_server
+
+pytestmark = pytest.mark.process
 
 THREADS = 4
 KILL_AFTER = 100

@@ -56,6 +56,7 @@ def tour() -> str:
     return block
 
 
+@pytest.mark.process
 def test_tour_runs_against_a_real_server(tmp_path: Path) -> None:
     script = tmp_path / "tour.sh"
     script.write_text(tour())
@@ -167,6 +168,7 @@ def test_readme_serve_defaults_match_help(help_flags: dict[str, str]) -> None:
             assert shown.group(1) == default, flag
 
 
+@pytest.mark.process
 def test_readme_serve_env_variables_are_honoured(tmp_path: Path) -> None:
     """Set every serve setting through its README variable; the server uses them."""
     (tmp_path / "state").mkdir()

@@ -44,6 +44,8 @@ from tests.harness import (
     start_server,
 )
 
+pytestmark = pytest.mark.process
+
 TOKEN_SERVICE = "bearer_grpc.v1.TokenService"
 
 

@@ -29,6 +29,8 @@ from tests.harness import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 PASSWORD = "correct horse battery"
 REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 _names = itertools.count()

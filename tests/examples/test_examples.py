@@ -20,6 +20,8 @@ from tests.examples._support import (
 )
 from tests.harness import ServeProcess, load_example
 
+pytestmark = pytest.mark.process
+
 FULL_OUTPUT = [
     "GetOrder: order-1: 2 x blue widget (created by shop-admin)",
     "ListOrders: order-1, order-2, order-3",

@@ -71,6 +71,7 @@ def test_service_has_one_method_of_each_kind() -> None:
     }
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
 def test_proto_passes_buf_lint() -> None:
     result = subprocess.run(
@@ -84,6 +85,7 @@ def test_proto_passes_buf_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
 def test_proto_is_buf_formatted() -> None:
     result = subprocess.run(

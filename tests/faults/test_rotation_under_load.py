@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
+import pytest
 
 from bearer_grpc import Backoff
 from bearer_grpc.testing import KINDS
@@ -31,6 +32,8 @@ from tests.faults.conftest import (
     token_stub,
 )
 from tests.harness import LoopThread, protect, wait_until
+
+pytestmark = pytest.mark.process
 
 CLIENTS_PER_SERVER = 3
 FRESH_EVERY = 5

@@ -41,6 +41,8 @@ from tests.faults.conftest import (
 )
 from tests.harness import LoopThread, protect, wait_until
 
+pytestmark = pytest.mark.process
+
 FAST = Backoff(initial=0.05, maximum=0.5)
 RECOVERY = 15.0
 """Deadline for a verifier or source to notice the service is back."""

@@ -28,7 +28,7 @@ from tests.harness import (
 )
 from tests.proxy import Proxy, proxy
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.process, pytest.mark.postgres]
 
 
 def _outcome(call: Callable[[], object]) -> grpc.StatusCode:

@@ -23,6 +23,8 @@ from bearer_grpc.testing import TestIssuer
 from tests.harness import REPO
 from tests.interop._support import ALL_SCOPES, AUDIENCE, Ports, Tls, address
 
+pytestmark = pytest.mark.process
+
 NODE_CLIENT = Path(__file__).with_name("node_client.js")
 NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader", "protobufjs")
 NPM_CI_TIMEOUT = 300.0

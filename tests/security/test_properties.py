@@ -207,6 +207,7 @@ def _still_serving(deployment: Deployment) -> None:
     assert response.issuer == ISSUER
 
 
+@pytest.mark.slow
 @steady(60)
 @given(request=issue_requests)
 def test_issue_token_ends_cleanly(es256: Deployment, request: pb.IssueTokenRequest) -> None:
@@ -223,6 +224,7 @@ def test_password_grant_ends_cleanly(es256: Deployment, request: pb.IssueTokenRe
     _still_serving(es256)
 
 
+@pytest.mark.slow
 @steady(80)
 @given(request=verify_requests)
 def test_verify_token_ends_cleanly(es256: Deployment, request: pb.VerifyTokenRequest) -> None:

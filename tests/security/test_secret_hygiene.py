@@ -236,6 +236,7 @@ def _flow(service: RunningService, leaks: Leaks, protected: grpc.Channel) -> Non
     leaks.secret("wrong password", PASSWORD + "!")
 
 
+@pytest.mark.slow
 def test_in_process_flow_leaks_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     leaks = Leaks()
@@ -272,6 +273,7 @@ def _owner_only(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
+@pytest.mark.process
 def test_cli_and_server_process_leak_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

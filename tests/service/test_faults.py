@@ -10,6 +10,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -46,6 +47,7 @@ def _outcome(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
+@pytest.mark.slow
 def test_locked_store_is_unavailable_then_recovers(service: RunningService, data_dir: Path) -> None:
     add_user(service, "alice")
     client = service.add_client()

@@ -13,6 +13,7 @@ from contextlib import closing, suppress
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
@@ -176,6 +177,7 @@ def _served(data_dir: Path) -> ContextManager[ServeProcess]:
     return running_server(data_dir.parent, "--data-dir", str(data_dir), "--grace", "1")
 
 
+@pytest.mark.process
 def test_client_cancel_while_backlog_is_sent_does_not_crash_server(data_dir: Path) -> None:
     """A watcher that hangs up mid-backlog must not take the TokenService down.
 
@@ -201,6 +203,7 @@ def test_client_cancel_while_backlog_is_sent_does_not_crash_server(data_dir: Pat
         assert child.proc.poll() is None, f"server died:\n{child.output()}"
 
 
+@pytest.mark.process
 def test_server_stop_while_sending_backlog_ends_watch_with_ok(data_dir: Path) -> None:
     """SIGTERM while a watcher still drains a large backlog: the stream ends OK, exit 0.
 
