@@ -82,9 +82,8 @@ class Deployment:
         return f"127.0.0.1:{self.port}"
 
     def cli(self) -> Cli:
-        """Runs ``bearer-grpc`` commands against this store, each as a real process, as an
-        operator does while the service runs (with an operator's timing, too)."""
-        return Cli(self.cwd, env=self.env, process=True)
+        """Runs ``bearer-grpc`` commands against this store."""
+        return Cli(self.cwd, env=self.env)
 
     def add_client(self, name: str) -> str:
         """Add a client allowed the audience ``orders`` (straight to the store, as

@@ -135,9 +135,12 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
 
 
 def _rotate_and_wait(deployment: Deployment, secret: str, load: Load, servers: list[str]) -> None:
-    """``keys rotate --delay 1``; wait until the service signs with the new key and every
+    """``keys rotate --delay 2``; wait until the service signs with the new key and every
     server served ``NEW_KEY_CALLS`` calls with its tokens."""
-    rotated = deployment.cli().ok("keys", "rotate", "--delay", "1", "--json")
+    # Two seconds of staging, not one: a verifier starts unknown-kid refetches at least a
+    # second apart whatever the kid (REFETCH_SPACING), so a key that starts signing less than
+    # a second after the previous key's refetch has its first tokens refused until then.
+    rotated = deployment.cli().ok("keys", "rotate", "--delay", "2", "--json")
     new_kid = json.loads(rotated.stdout)["kid"]
     timeout = LOAD_SECONDS / 2 / ROTATIONS
     wait_until(lambda: _issued_kid(deployment.target, secret) == new_kid, timeout=timeout)
