@@ -10,7 +10,6 @@ test sees another's tokens or revocations.
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 def unique_client(shared_service: RunningService) -> NewClient:
     """A client of ``shared_service`` that no other test uses (scopes ``orders.read``
     and ``orders.write``, audience ``orders``)."""
-    return shared_service.add_client(f"client-{uuid.uuid4().hex}")
+    return shared_service.add_client()
 
 
 @pytest.fixture(autouse=True)

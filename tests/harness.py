@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass, field
@@ -84,11 +85,13 @@ class RunningService:
 
     def add_client(
         self,
-        name: str = "orders-client",
+        name: str | None = None,
         scopes: tuple[str, ...] = ("orders.read", "orders.write"),
         audiences: tuple[str, ...] = ("orders",),
     ) -> NewClient:
-        """Create a client (the server sees it on the next lookup: the store is shared)."""
+        """Create a client (the server sees it on the next lookup: the store is shared),
+        named ``name`` or a name no other client has."""
+        name = name or f"client-{uuid.uuid4().hex[:16]}"
         return self.admin.add_client(name, scopes=scopes, audiences=audiences)
 
     def issue(self, client: NewClient, **request: Any) -> pb.IssueTokenResponse:

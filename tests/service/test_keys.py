@@ -52,8 +52,8 @@ def _kid_of(token: str) -> str:
 # -- GetJwks ----------------------------------------------------------------------------
 
 
-def test_jwks_publishes_issuer_and_public_keys_only(service: RunningService) -> None:
-    response = service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
+def test_jwks_publishes_issuer_and_public_keys_only(shared_service: RunningService) -> None:
+    response = shared_service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
     assert response.issuer == "bearer-grpc"
     keys = json.loads(response.jwks_json)["keys"]
     assert len(keys) == 1
@@ -73,7 +73,8 @@ def test_jwks_issuer_follows_settings(data_dir: Path) -> None:
 
 
 def test_token_verifies_locally_with_published_jwks(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+    client = service.add_client()
+    issued = service.issue(client)
     response = service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
     verifier = TokenVerifier(
         PublicKeySet.from_json(response.jwks_json),
@@ -81,7 +82,7 @@ def test_token_verifies_locally_with_published_jwks(service: RunningService) -> 
         clock=time.time,
     )
     principal = verifier.verify(issued.access_token, audience="orders")
-    assert principal.subject == "orders-client"
+    assert principal.subject == client.client_id
 
 
 # -- rotation ---------------------------------------------------------------------------
