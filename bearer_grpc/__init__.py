@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from bearer_grpc._server.interceptor import BearerServerInterceptor
     from bearer_grpc._server.principal import current_principal
     from bearer_grpc._verifier.protocol import SupportsLookup, SupportsRecheck, SupportsVerify
-    from bearer_grpc._verifier.verifier import Verifier
+    from bearer_grpc._verifier.verifier import AnyIssuer, Verifier
     from bearer_grpc.core.backoff import Backoff
+    from bearer_grpc.core.discovery import Refresh
     from bearer_grpc.core.errors import (
         AuthError,
         BearerGrpcError,
@@ -38,11 +39,13 @@ if TYPE_CHECKING:
     )
     from bearer_grpc.core.keys import PublicKeySet, SigningKey
     from bearer_grpc.core.policy import Policy
+    from bearer_grpc.core.profiles import TokenProfile
     from bearer_grpc.core.tokens import Principal, TokenVerifier
 
 # Where each public name lives. Names are imported on first use, so that importing
 # bearer_grpc (or the CLI, which sets GRPC_VERBOSITY first) loads gRPC only when needed.
 _SOURCES: dict[str, str] = {
+    "AnyIssuer": "bearer_grpc._verifier.verifier",
     "AuthError": "bearer_grpc.core.errors",
     "Backoff": "bearer_grpc.core.backoff",
     "BearerClientInterceptor": "bearer_grpc._client.interceptor",
@@ -56,6 +59,7 @@ _SOURCES: dict[str, str] = {
     "PolicyError": "bearer_grpc.core.errors",
     "Principal": "bearer_grpc.core.tokens",
     "PublicKeySet": "bearer_grpc.core.keys",
+    "Refresh": "bearer_grpc.core.discovery",
     "SigningKey": "bearer_grpc.core.keys",
     "StaticToken": "bearer_grpc._client.sources",
     "SupportsLookup": "bearer_grpc._verifier.protocol",
@@ -65,6 +69,7 @@ _SOURCES: dict[str, str] = {
     "TokenInvalid": "bearer_grpc.core.errors",
     "TokenMalformed": "bearer_grpc.core.errors",
     "TokenMissing": "bearer_grpc.core.errors",
+    "TokenProfile": "bearer_grpc.core.profiles",
     "TokenRequestError": "bearer_grpc._client.sources",
     "TokenRevoked": "bearer_grpc.core.errors",
     "TokenVerifier": "bearer_grpc.core.tokens",
@@ -77,6 +82,7 @@ _SOURCES: dict[str, str] = {
 # Listed again for static tools (type checkers, the API reference); a test keeps the two
 # lists equal.
 __all__ = [
+    "AnyIssuer",
     "AuthError",
     "Backoff",
     "BearerClientInterceptor",
@@ -90,6 +96,7 @@ __all__ = [
     "PolicyError",
     "Principal",
     "PublicKeySet",
+    "Refresh",
     "SigningKey",
     "StaticToken",
     "SupportsLookup",
@@ -99,6 +106,7 @@ __all__ = [
     "TokenInvalid",
     "TokenMalformed",
     "TokenMissing",
+    "TokenProfile",
     "TokenRequestError",
     "TokenRevoked",
     "TokenVerifier",

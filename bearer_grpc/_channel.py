@@ -148,38 +148,42 @@ def silent_link(outcome: object, *, started: bool = False) -> bool:
 
 
 class LinkLog:
-    """Logs the link to the TokenService going down and coming back, once per change
+    """Logs the link to a key source going down and coming back, once per change
     (an outage is one warning, not one per reconnection attempt).
 
     Args:
         log: Where to log.
-        target: The TokenService address, for the log records.
+        target: The source's address, for the log records.
+        what: What the source is, for the messages.
     """
 
-    def __init__(self, log: logging.Logger, target: str) -> None:
+    def __init__(self, log: logging.Logger, target: str, what: str = "TokenService") -> None:
         self._log = log
         self._target = target
+        self._what = what
         self._up = True
 
     def up(self) -> None:
-        """The TokenService answered."""
+        """The source answered."""
         if not self._up:
             self._up = True
-            self._log.info("TokenService reachable again", extra={"target": self._target})
+            self._log.info("%s reachable again", self._what, extra={"target": self._target})
 
     def down(self, error: BaseException) -> None:
-        """A call to the TokenService failed."""
+        """A call to the source failed."""
         if self._up:
             self._up = False
             self._log.warning(
-                "TokenService unreachable: retrying with backoff",
+                "%s unreachable: retrying with backoff",
+                self._what,
                 extra={"target": self._target, "error": _describe(error)},
             )
 
     def bad_keys(self, error: Exception) -> None:
-        """The TokenService answered with a key set that fails hygiene (kept the old one)."""
+        """The source answered with a key set that fails hygiene (kept the old one)."""
         self._log.warning(
-            "TokenService published an unusable key set: keeping the last known good",
+            "%s published an unusable key set: keeping the last known good",
+            self._what,
             extra={"target": self._target, "error": str(error)},
         )
 

@@ -1,7 +1,8 @@
 # Sourced by scripts/test and scripts/serve: make sure .venv exists and holds the project.
 #
 # Creates .venv (python3 -m venv, or $PYTHON) if missing and installs the project with its
-# dev extras (`pip install -e '.[dev]'`); the install is skipped while
+# dev extra (`pip install -e '.[dev]'`: every other extra, server and postgres for the
+# TokenService included, plus the tools); the install is skipped while
 # .venv/.bearer-grpc-installed is newer than pyproject.toml.
 venv=.venv
 stamp="$venv/.bearer-grpc-installed"

@@ -25,6 +25,7 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from bearer_grpc._verifier.base import VerifierBase
+from bearer_grpc._verifier.routes import IssuerRoutes
 from bearer_grpc.core.admission import Lookup, Pending, admit
 from bearer_grpc.core.errors import AuthError, PolicyError
 from bearer_grpc.core.policy import Policy, Rule
@@ -200,7 +201,7 @@ class InterceptorBase:
         # The cache-hit shortcut skips parsing a value whose candidate token a lookup can
         # only find if it was verified as exactly that b64token: true of our verifiers'
         # caches, not known of anyone else's.
-        self._exact_lookup = isinstance(verifier, VerifierBase)
+        self._exact_lookup = isinstance(verifier, VerifierBase | IssuerRoutes)
         self._routes: dict[str, _Route] = {}
 
     def __repr__(self) -> str:

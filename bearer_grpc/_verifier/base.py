@@ -1,4 +1,8 @@
-"""What both verifier flavours share: the constructors and the link to a TokenService."""
+"""What both verifier flavours share: the constructors and the link to a TokenService.
+
+The constructors of verifiers that talk to an identity provider over HTTP are in
+:mod:`.providers`, whose class this one extends.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from typing import Any, Self
 import grpc
 
 from bearer_grpc._channel import Endpoint
+from bearer_grpc._verifier.issuer import IntrospectionLink, IssuerLink
+from bearer_grpc._verifier.providers import ProviderConstructors
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import AuthError
 from bearer_grpc.core.keys import PublicKeySet
+from bearer_grpc.core.profiles import RFC9068, TokenProfile
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal
 from bearer_grpc.core.verification import LocalVerification
 
@@ -61,15 +68,20 @@ class TokenServiceLink:
         return self.endpoint.backoff
 
 
-class VerifierBase:
+Link = TokenServiceLink | IssuerLink | IntrospectionLink
+"""Where a verifier's keys or answers come from."""
+
+
+class VerifierBase(ProviderConstructors):
     """What sync and asyncio verifiers share: constructors and the verification state.
 
     Args:
         local: The in-memory verification state.
-        link: The TokenService to follow, or None for a fixed key set.
+        link: The TokenService to follow, the identity provider whose keys to keep or
+            whose introspection endpoint to ask, or None for a fixed key set.
     """
 
-    def __init__(self, local: LocalVerification, link: TokenServiceLink | None = None) -> None:
+    def __init__(self, local: LocalVerification, link: Link | None = None) -> None:
         self.local = local
         self.link = link
 
@@ -77,7 +89,10 @@ class VerifierBase:
         name, audience = type(self).__name__, self.local.audience
         if self.link is None:
             return f"{name}(issuer={self.local.issuer!r}, audience={audience!r})"
-        mode = "remote" if self.link.remote else "local"
+        if isinstance(self.link, TokenServiceLink):
+            mode = "remote" if self.link.remote else "local"
+        else:
+            mode = "introspection" if isinstance(self.link, IntrospectionLink) else "jwks"
         return f"{name}(target={self.link.target!r}, audience={audience!r}, mode={mode})"
 
     def recheck(self, principal: Principal) -> AuthError | None:
@@ -99,6 +114,7 @@ class VerifierBase:
         leeway: int = DEFAULT_LEEWAY,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Clock = system_clock,
+        profile: TokenProfile | None = None,
     ) -> Self:
         """A verifier over a fixed key set (from a file or configuration).
 
@@ -109,9 +125,13 @@ class VerifierBase:
             leeway: Clock skew tolerated, seconds (default 30).
             cache_size: Verified tokens kept in memory (default 10,000; 0 disables).
             clock: Wall-clock time source.
+            profile: What the issuer's tokens look like (default
+                :meth:`TokenProfile.rfc9068`).
 
         Raises:
-            KeyMaterialError: The key set is malformed or breaks a hygiene rule.
+            KeyMaterialError: The key set is malformed or breaks a hygiene rule (every
+                key must pass).
+            ValueError: The profile refuses the audience.
         """
         keys = PublicKeySet.from_json(jwks) if isinstance(jwks, str) else PublicKeySet(jwks)
         local = LocalVerification(
@@ -121,6 +141,7 @@ class VerifierBase:
             keys=keys,
             leeway=leeway,
             cache_size=cache_size,
+            profile=profile or RFC9068,
         )
         return cls(local)
 

@@ -6,8 +6,12 @@ import threading
 from types import TracebackType
 from typing import Self
 
-from bearer_grpc._verifier.base import TokenServiceLink, VerifierBase
+from bearer_grpc._verifier.base import Link, TokenServiceLink, VerifierBase
 from bearer_grpc._verifier.follower import Follower
+from bearer_grpc._verifier.introspection import Introspector
+from bearer_grpc._verifier.issuer import IssuerLink
+from bearer_grpc._verifier.jwks import JwksFollower
+from bearer_grpc._verifier.routes import IssuerRoutes
 from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.verification import LocalVerification, peek_kid
@@ -17,23 +21,52 @@ class Verifier(VerifierBase):
     """Checks bearer tokens for one audience, for sync ``grpc`` servers.
 
     Build it with :meth:`from_jwks` (a fixed key set), :meth:`from_token_service` (keys
-    and revocations followed from a TokenService) or :meth:`remote` (``VerifyToken``).
-    A verifier following a TokenService starts one daemon thread when it is built and
-    waits up to ``startup_timeout`` for the first keys and the revocation backlog, then
-    returns either way and keeps trying in the background. Stop it with :meth:`close`
-    or a ``with`` block; after closing it refuses every token with
+    and revocations followed from a TokenService), :meth:`remote` (``VerifyToken``),
+    :meth:`from_issuer` or :meth:`from_jwks_url` (keys of any OpenID Connect or OAuth
+    issuer) or :meth:`introspection` (opaque tokens, RFC 7662); :meth:`any_of` combines
+    verifiers of several issuers. A verifier following a TokenService or an identity
+    provider's keys starts one daemon thread when it is built and waits up to
+    ``startup_timeout`` for the first keys (and the revocation backlog), then returns
+    either way and keeps trying in the background. Stop it with :meth:`close` or a
+    ``with`` block; after closing it refuses every token with
     :class:`VerifierUnavailable`.
 
     Args:
         local: The in-memory verification state.
-        link: The TokenService to follow, or None for a fixed key set.
+        link: Where keys or answers come from, or None for a fixed key set.
     """
 
-    def __init__(self, local: LocalVerification, link: TokenServiceLink | None = None) -> None:
+    def __init__(self, local: LocalVerification, link: Link | None = None) -> None:
         super().__init__(local, link)
-        self._follower = Follower(local, link) if link is not None else None
-        if self._follower is not None:
+        self._follower: Follower | JwksFollower | Introspector | None = None
+        if isinstance(link, TokenServiceLink):
+            self._follower = Follower(local, link)
+        elif isinstance(link, IssuerLink):
+            self._follower = JwksFollower(local, link)
+        elif link is not None:
+            self._follower = Introspector(local, link)
+        if isinstance(self._follower, Follower | JwksFollower):
             self._follower.start()
+
+    @staticmethod
+    def any_of(*verifiers: Verifier) -> AnyIssuer:
+        """One verifier for the tokens of several issuers.
+
+        Each token goes by the ``iss`` it names (read strictly, not yet verified, before
+        any crypto) to the one verifier configured for exactly that issuer, which then
+        checks everything; an issuer none is configured for gets ``TOKEN_INVALID``,
+        and causes no fetch. A :class:`Policy` keeps working on
+        :attr:`Principal.scopes` whatever the issuer; handlers tell issuers apart by
+        :attr:`Principal.issuer`.
+
+        Args:
+            verifiers: Verifiers with a fixed issuer (:meth:`from_jwks`,
+                :meth:`from_issuer`, :meth:`from_jwks_url`), one per issuer.
+
+        Raises:
+            ValueError: None given, one without a fixed issuer, or two for one issuer.
+        """
+        return AnyIssuer(verifiers)
 
     def __enter__(self) -> Self:
         return self
@@ -48,8 +81,10 @@ class Verifier(VerifierBase):
 
     @property
     def thread(self) -> threading.Thread | None:
-        """The background thread following the TokenService (None for a fixed key set)."""
-        return self._follower.thread if self._follower is not None else None
+        """The background thread following the TokenService or identity provider (None
+        for a fixed key set or introspection)."""
+        follower = self._follower
+        return follower.thread if isinstance(follower, Follower | JwksFollower) else None
 
     def lookup(self, token: str) -> Principal | None:
         """A cached verification of ``token``, re-checked for expiry and revocation.
@@ -76,7 +111,9 @@ class Verifier(VerifierBase):
             return self.local.verify(token)
         if follower.closed:
             raise VerifierUnavailable()
-        if follower.link.remote:
+        if isinstance(follower, Introspector):
+            return follower.verify(token)
+        if isinstance(follower, Follower) and follower.link.remote:
             return follower.verify_remote(token)
         if not follower.ready():
             raise VerifierUnavailable()
@@ -94,3 +131,35 @@ class Verifier(VerifierBase):
         """Stop the background thread and close the channel (idempotent)."""
         if self._follower is not None:
             self._follower.close()
+
+
+class AnyIssuer(IssuerRoutes[Verifier]):
+    """The verifier :meth:`Verifier.any_of` returns, for sync servers.
+
+    Args:
+        verifiers: One verifier per issuer.
+
+    Raises:
+        ValueError: See :meth:`Verifier.any_of`.
+    """
+
+    def verify(self, token: str) -> Principal:
+        """Verify ``token`` with the verifier of the issuer it names.
+
+        Raises:
+            TokenMalformed: Not a compact JWS.
+            TokenInvalid: An issuer none is configured for, or the token is not valid.
+            AuthError: As the chosen verifier's ``verify``.
+        """
+        return self.route(token).verify(token)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
-from bearer_grpc._verifier.base import TokenServiceLink, VerifierBase
+from bearer_grpc._verifier.base import Link, TokenServiceLink, VerifierBase
 from bearer_grpc._verifier.follower_aio import Follower
+from bearer_grpc._verifier.introspection_aio import Introspector
+from bearer_grpc._verifier.issuer import IssuerLink
+from bearer_grpc._verifier.jwks_aio import JwksFollower
+from bearer_grpc._verifier.routes import IssuerRoutes
 from bearer_grpc.core.errors import TokenInvalid, VerifierUnavailable
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.verification import LocalVerification, peek_kid
@@ -17,10 +23,11 @@ class Verifier(VerifierBase):
     """Checks bearer tokens for one audience, for ``grpc.aio`` servers.
 
     The constructors are those of :class:`bearer_grpc.Verifier`. Local verification is
-    CPU work in memory and runs inline; only remote verification (and, rarely, a key
-    refetch for an unknown ``kid``) awaits the network.
+    CPU work in memory and runs inline; only remote verification and introspection
+    (and, rarely, a key refetch for an unknown ``kid``) await the network.
 
-    A verifier following a TokenService starts nothing when it is built, so it can be
+    A verifier following a TokenService or an identity provider's keys starts nothing
+    when it is built, so it can be
     built before any event loop exists (typically before ``grpc.aio.server(...)``). Its
     background task and channel start on first use inside a running loop (the first
     call the interceptor sees), or earlier with ``await verifier.start()`` or ``async
@@ -35,9 +42,25 @@ class Verifier(VerifierBase):
         link: The TokenService to follow, or None for a fixed key set.
     """
 
-    def __init__(self, local: LocalVerification, link: TokenServiceLink | None = None) -> None:
+    def __init__(self, local: LocalVerification, link: Link | None = None) -> None:
         super().__init__(local, link)
-        self._follower = Follower(local, link) if link is not None else None
+        self._follower: Follower | JwksFollower | Introspector | None = None
+        if isinstance(link, TokenServiceLink):
+            self._follower = Follower(local, link)
+        elif isinstance(link, IssuerLink):
+            self._follower = JwksFollower(local, link)
+        elif link is not None:
+            self._follower = Introspector(local, link)
+
+    @staticmethod
+    def any_of(*verifiers: Verifier) -> AnyIssuer:
+        """One verifier for the tokens of several issuers (see
+        :meth:`bearer_grpc.Verifier.any_of`).
+
+        Raises:
+            ValueError: None given, one without a fixed issuer, or two for one issuer.
+        """
+        return AnyIssuer(verifiers)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -53,8 +76,10 @@ class Verifier(VerifierBase):
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        """The background task following the TokenService (None before it started)."""
-        session = self._follower.session if self._follower is not None else None
+        """The background task following the TokenService or identity provider (None
+        before it started)."""
+        follower = self._follower
+        session = follower.session if isinstance(follower, Follower | JwksFollower) else None
         return session.task if session is not None else None
 
     async def start(self) -> None:
@@ -67,8 +92,10 @@ class Verifier(VerifierBase):
         Raises:
             VerifierUnavailable: The verifier was closed.
         """
-        if self._follower is not None:
+        if isinstance(self._follower, Follower | JwksFollower):
             await self._follower.start()
+        elif self._follower is not None and self._follower.closed:
+            raise VerifierUnavailable()
 
     def lookup(self, token: str) -> Principal | None:
         """A cached verification of ``token``, re-checked for expiry and revocation.
@@ -79,8 +106,11 @@ class Verifier(VerifierBase):
             TokenRevoked: The cached token was revoked since.
             VerifierUnavailable: The verifier was closed.
         """
-        if self._follower is not None:
-            self._follower.ensure_started()
+        follower = self._follower
+        if isinstance(follower, Follower | JwksFollower):
+            follower.ensure_started()
+        elif follower is not None and follower.closed:
+            raise VerifierUnavailable()
         return self.local.lookup(token)
 
     async def verify(self, token: str) -> Principal:
@@ -95,21 +125,31 @@ class Verifier(VerifierBase):
         follower = self._follower
         if follower is None:
             return self.local.verify(token)
-        session = follower.ensure_started()
-        if session is None:  # pragma: no cover - a coroutine runs inside a loop
-            raise VerifierUnavailable()
-        if follower.link.remote:
-            return await follower.verify_remote(session, token)
-        if self.local.keys is None or not session.caught_up.is_set():
-            await session.wait_first_keys()
-        if not follower.feed.caught_up:
-            raise VerifierUnavailable()
+        if isinstance(follower, Introspector):
+            return await follower.verify(token)
+        refetch: Callable[[str | None], Awaitable[None]]
+        if isinstance(follower, Follower):
+            session = follower.ensure_started()
+            if session is None:  # pragma: no cover - a coroutine runs inside a loop
+                raise VerifierUnavailable()
+            if follower.link.remote:
+                return await follower.verify_remote(session, token)
+            if self.local.keys is None or not session.caught_up.is_set():
+                await session.wait_first_keys()
+            if not follower.feed.caught_up:
+                raise VerifierUnavailable()
+            refetch = functools.partial(follower.refetch_keys, session)
+        else:
+            key_session = follower.ensure_started()
+            if key_session is None or not await follower.ready(key_session):
+                raise VerifierUnavailable()
+            refetch = functools.partial(follower.refetch_keys, key_session)
         try:
             return self.local.verify(token)
         except TokenInvalid:
             if not self.local.needs_key_refetch(token):
                 raise
-            await follower.refetch_keys(session, peek_kid(token))  # a key published since?
+            await refetch(peek_kid(token))  # a key published since?
             if self.local.needs_key_refetch(token):
                 raise
         return self.local.verify(token)
@@ -126,3 +166,42 @@ class Verifier(VerifierBase):
         """Stop following and wait until the task ended and the channel is closed."""
         if self._follower is not None:
             await self._follower.aclose()
+
+
+class AnyIssuer(IssuerRoutes[Verifier]):
+    """The verifier :meth:`Verifier.any_of` returns, for ``grpc.aio`` servers.
+
+    Args:
+        verifiers: One verifier per issuer.
+
+    Raises:
+        ValueError: See :meth:`bearer_grpc.Verifier.any_of`.
+    """
+
+    async def verify(self, token: str) -> Principal:
+        """Verify ``token`` with the verifier of the issuer it names.
+
+        Raises:
+            TokenMalformed: Not a compact JWS.
+            TokenInvalid: An issuer none is configured for, or the token is not valid.
+            AuthError: As the chosen verifier's ``verify``.
+        """
+        return await self.route(token).verify(token)
+
+    async def __aenter__(self) -> Self:
+        for verifier in self.verifiers:
+            await verifier.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every verifier and wait for their background work to end."""
+        for verifier in self.verifiers:
+            await verifier.aclose()

@@ -6,12 +6,13 @@ from bearer_grpc._server.interceptor_aio import BearerServerInterceptor
 from bearer_grpc._server.principal import current_principal
 from bearer_grpc._verifier.protocol import SupportsLookup, SupportsRecheck
 from bearer_grpc._verifier.protocol_aio import SupportsVerify
-from bearer_grpc._verifier.verifier_aio import Verifier
+from bearer_grpc._verifier.verifier_aio import AnyIssuer, Verifier
 from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.policy import Policy
 
 __all__ = [
+    "AnyIssuer",
     "Backoff",
     "BearerClientInterceptor",
     "BearerServerInterceptor",

@@ -2,6 +2,10 @@
 
 Errors a user can cause (bad arguments, unknown names, a server that refuses, an
 unreachable store) print one line on stderr and exit non-zero; no traceback.
+
+A command imports only what it needs: ``token`` talks to a running TokenService with the
+base install; ``serve``, ``clients``, ``users`` and ``keys`` need the ``server`` extra
+(the store, metrics, health checking and reflection), and without it say so in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import Final
 
 import grpc
 
@@ -25,18 +30,36 @@ from bearer_grpc.core.errors import BearerGrpcError
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
+SERVER_EXTRA_MODULES: Final = frozenset(
+    {"sqlalchemy", "prometheus_client", "grpc_health", "grpc_reflection"}
+)
+"""Top-level modules of the ``server`` extra's distributions."""
+SERVER_EXTRA_HINT: Final = "pip install 'bearer-grpc[server]'"
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+_MODULES: Final = (_serve, _admin, _token)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, with the options of ``command`` only.
+
+    Every command is listed with its one-line help, but only the module of ``command``
+    adds its options, and imports what they need (None: no command's options).
+
+    Raises:
+        ModuleNotFoundError: ``command`` needs an extra that is not installed.
+    """
     parser = argparse.ArgumentParser(
         prog="bearer-grpc",
         description="Bearer token authentication for gRPC microservices.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _serve.register(commands)
-    _admin.register(commands)
-    _token.register(commands)
+    for module in _MODULES:
+        if command in module.COMMANDS:
+            module.register(commands)
+        else:
+            for name, summary in module.COMMANDS.items():
+                commands.add_parser(name, help=summary)
     return parser
 
 
@@ -49,12 +72,18 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
     try:
+        args = build_parser(command).parse_args(argv)
         status: int = args.run(args)
         return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
+            raise
+        return _fail(f"{command} needs the TokenService's dependencies: {SERVER_EXTRA_HINT}")
     except grpc.RpcError as err:
         code = err.code().name if isinstance(err, grpc.Call) else "UNKNOWN"
         details = err.details() if isinstance(err, grpc.Call) else ""

@@ -1,10 +1,14 @@
-"""``clients``, ``users`` and ``keys``: operator commands on the store."""
+"""``clients``, ``users`` and ``keys``: operator commands on the store.
+
+They need the ``server`` extra (the store and the TokenService's rules), imported only when
+one of them is parsed or run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bearer_grpc.cli._options import (
     add_store_options,
@@ -15,15 +19,25 @@ from bearer_grpc.cli._options import (
 )
 from bearer_grpc.cli._output import emit, table
 from bearer_grpc.core.keys import ALGORITHMS
-from bearer_grpc.service.admin import Admin
-from bearer_grpc.service.keyring import PUBLISH_DELAY
-from bearer_grpc.store import Account, AccountKind
+
+if TYPE_CHECKING:
+    from bearer_grpc.store import Account
+
+COMMANDS: Final = {
+    "clients": "manage clients",
+    "users": "manage users",
+    "keys": "manage signing keys",
+}
+"""The commands this module adds, with their one-line help."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``clients``, ``users`` and ``keys`` commands."""
+    """Add the ``clients``, ``users`` and ``keys`` commands with their options."""
+    from bearer_grpc.service.keyring import PUBLISH_DELAY
+    from bearer_grpc.store import AccountKind
+
     for kind, noun in ((AccountKind.CLIENT, "clients"), (AccountKind.USER, "users")):
-        group = commands.add_parser(noun, help=f"manage {noun}")
+        group = commands.add_parser(noun, help=COMMANDS[noun])
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         add = actions.add_parser("add", help=f"create a {kind.value}")
         add.add_argument("name", help=f"{kind.value} name (the tokens' sub)")
@@ -39,7 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             sub.add_argument("--json", action="store_true", help="machine-readable output")
             sub.set_defaults(run=_accounts, kind=kind)
 
-    keys = commands.add_parser("keys", help="manage signing keys")
+    keys = commands.add_parser("keys", help=COMMANDS["keys"])
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list keys and their state")
     rotate = actions.add_parser("rotate", help="stage a new signing key")
@@ -69,6 +83,9 @@ def _account_json(p: Account) -> dict[str, Any]:
 
 
 def _accounts(args: argparse.Namespace) -> int:
+    from bearer_grpc.service.admin import Admin
+    from bearer_grpc.store import AccountKind
+
     kind: AccountKind = args.kind
     store = open_configured_store(args)
     try:
@@ -98,6 +115,8 @@ def _accounts(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from bearer_grpc.service.admin import Admin
+
     store = open_configured_store(args)
     try:
         admin = Admin(store)

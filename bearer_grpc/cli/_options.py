@@ -13,12 +13,13 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bearer_grpc.core.errors import InvalidRequest
 from bearer_grpc.core.keys import KeyEncryptionKey
-from bearer_grpc.store import SqlStore, open_store, sqlite_url
-from bearer_grpc.store import is_postgres_url as _names_postgres
+
+if TYPE_CHECKING:
+    from bearer_grpc.store import SqlStore
 
 ENV_PREFIX = "BEARER_GRPC_"
 DEFAULT_DATA_DIR = "bearer-grpc-data"
@@ -61,7 +62,9 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def open_configured_store(args: argparse.Namespace) -> SqlStore:
-    """The store named by ``--store`` or ``--data-dir``."""
+    """The store named by ``--store`` or ``--data-dir`` (needs the ``server`` extra)."""
+    from bearer_grpc.store import open_store, sqlite_url
+
     url = args.store or sqlite_url(Path(args.data_dir))
     return open_store(url)
 
@@ -95,7 +98,9 @@ def duration(value: str) -> int:
 
 def is_postgres_url(url: str | None) -> bool:
     """Whether a ``--store`` URL names PostgreSQL, as the store reads it (None: no ``--store``)."""
-    return url is not None and _names_postgres(url)
+    from bearer_grpc.store import is_postgres_url as names_postgres
+
+    return url is not None and names_postgres(url)
 
 
 def csv(value: str) -> list[str]:

@@ -1,4 +1,7 @@
-"""``serve``: run the TokenService."""
+"""``serve``: run the TokenService.
+
+It needs the ``server`` extra, imported only when ``serve`` is parsed or run.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import asyncio
 import logging
 from pathlib import Path
+from typing import Final
 
 from bearer_grpc.cli._options import (
     add_store_options,
@@ -16,20 +20,21 @@ from bearer_grpc.cli._options import (
     option,
 )
 from bearer_grpc.core.keys import ALGORITHMS
-from bearer_grpc.service import log_format
-from bearer_grpc.service.authority import TokenAuthority
-from bearer_grpc.service.server import ServeConfig, serve
 from bearer_grpc.service.settings import ServiceSettings
 
 log = logging.getLogger("bearer_grpc.server")
-_SETTINGS = ServiceSettings()  # the defaults, stated once
-_SERVE = ServeConfig()
+
+COMMANDS: Final = {"serve": "run the TokenService"}
+"""The command this module adds, with its one-line help."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``serve`` command."""
-    parser = commands.add_parser("serve", help="run the TokenService")
-    option(parser, "--listen", default=_SERVE.listen, help="address to bind, HOST:PORT")
+    """Add the ``serve`` command with its options (their defaults are the service's own)."""
+    from bearer_grpc.service.server import ServeConfig
+
+    settings, config = ServiceSettings(), ServeConfig()  # the defaults, stated once
+    parser = commands.add_parser("serve", help=COMMANDS["serve"])
+    option(parser, "--listen", default=config.listen, help="address to bind, HOST:PORT")
     add_store_options(parser)
     option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
     option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
@@ -39,43 +44,43 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         help="PEM CA bundle; clients must present a cert it signed (mTLS)",
     )
-    option(parser, "--issuer", default=_SETTINGS.issuer, help="iss of issued tokens")
+    option(parser, "--issuer", default=settings.issuer, help="iss of issued tokens")
     option(
         parser,
         "--access-ttl",
         type=int,
-        default=_SETTINGS.access_ttl,
+        default=settings.access_ttl,
         help="access token lifetime, seconds",
     )
     option(
         parser,
         "--refresh-ttl",
         type=int,
-        default=_SETTINGS.refresh_ttl,
+        default=settings.refresh_ttl,
         help="refresh token lifetime, seconds",
     )
     option(
-        parser, "--leeway", type=int, default=_SETTINGS.leeway, help="clock skew tolerated, seconds"
+        parser, "--leeway", type=int, default=settings.leeway, help="clock skew tolerated, seconds"
     )
     option(
         parser,
         "--key-algorithm",
         choices=ALGORITHMS,
-        default=_SETTINGS.key_algorithm,
+        default=settings.key_algorithm,
         help="algorithm of generated keys",
     )
     option(
         parser,
         "--grace",
         type=float,
-        default=_SERVE.grace,
+        default=config.grace,
         help="seconds in-flight calls get on SIGTERM",
     )
     option(
         parser,
         "--sync-interval",
         type=float,
-        default=_SETTINGS.sync_interval,
+        default=settings.sync_interval,
         help="seconds between store reads for other writers' keys and revocations",
     )
     option(
@@ -102,6 +107,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from bearer_grpc.service import log_format
+    from bearer_grpc.service.authority import TokenAuthority
+    from bearer_grpc.service.server import ServeConfig, serve
+
     log_format.configure(args.log_level)
     settings = ServiceSettings(
         issuer=args.issuer,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Final
 
 import grpc
 from google.protobuf import json_format
@@ -21,10 +22,13 @@ from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 TIMEOUT_SECONDS = 10.0
 
+COMMANDS: Final = {"token": "issue, verify or revoke tokens on a server"}
+"""The command this module adds, with its one-line help."""
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``token`` command."""
-    token = commands.add_parser("token", help="issue, verify or revoke tokens on a server")
+    """Add the ``token`` command with its options."""
+    token = commands.add_parser("token", help=COMMANDS["token"])
     actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     issue = actions.add_parser(

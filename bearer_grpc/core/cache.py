@@ -39,7 +39,7 @@ class TokenCache:
         leeway: Seconds past ``exp`` an entry may still be returned.
     """
 
-    __slots__ = ("_entries", "_pool", "hits", "leeway", "max_size", "misses")
+    __slots__ = ("_entries", "_pool", "_until", "hits", "leeway", "max_size", "misses")
 
     def __init__(self, max_size: int = DEFAULT_CACHE_SIZE, *, leeway: int = 30) -> None:
         if max_size < 0:
@@ -47,6 +47,7 @@ class TokenCache:
         self.max_size = max_size
         self.leeway = leeway
         self._entries: OrderedDict[bytes, Principal] = OrderedDict()
+        self._until: dict[bytes, float] = {}  # earlier deadlines than exp, for some entries
         self._pool = _Pool(_POOL_SIZE)
         self.hits = 0
         self.misses = 0
@@ -67,31 +68,45 @@ class TokenCache:
         if principal is None:
             self.misses += 1
             return None
-        if is_expired(principal.expires_at, now, self.leeway):
+        if is_expired(principal.expires_at, now, self.leeway) or (
+            self._until and now >= self._until.get(key, now + 1)
+        ):
             self._entries.pop(key, None)
+            self._until.pop(key, None)
             self.misses += 1
             return None
         self.hits += 1
         return principal
 
-    def put(self, token: str, principal: Principal) -> None:
+    def put(self, token: str, principal: Principal, *, until: float | None = None) -> None:
         """Remember a verified token, evicting the oldest entry when full.
 
         A ``token`` that is not a b64token is not stored (no verified token is one).
+
+        Args:
+            token: The token as verified.
+            principal: Its caller.
+            until: Forget it at this time already, before its ``exp`` (an answer
+                trusted for a while only).
         """
         if self.max_size == 0 or B64TOKEN.fullmatch(token) is None:
             return
         entries = self._entries
-        entries[sha256(token.encode()).digest()] = self._pool.compact(principal)
+        key = sha256(token.encode()).digest()
+        if until is not None:
+            self._until[key] = until
+        entries[key] = self._pool.compact(principal)
         while len(entries) > self.max_size:
             try:
-                entries.popitem(last=False)
+                old, _ = entries.popitem(last=False)
             except KeyError:  # emptied by another thread meanwhile
                 break
+            self._until.pop(old, None)
 
     def clear(self) -> None:
         """Forget every entry (e.g. after the trusted keys changed)."""
         self._entries.clear()
+        self._until.clear()
 
 
 class _Pool:

@@ -30,6 +30,8 @@
     │   ├── StoreUnavailable      cannot be reached or is locked; nothing was written
     │   └── AlreadyExists         a row with that key exists already
     ├── UnusableAnswer            the TokenService answered OK without a usable token
+    ├── FetchError                an identity provider's endpoint answered unusably
+    │                             (status, size, not JSON, another issuer)
     └── TokenRequestError         no access token could be had; also a ``grpc.RpcError``
                                   (``grpc.aio.AioRpcError`` in bearer_grpc.aio), so code
                                   handling failed calls handles it too
@@ -223,3 +225,11 @@ class UnusableAnswer(BearerGrpcError):
     """The token service answered OK without a usable bearer token."""
 
     default_message = "the answer holds no usable bearer token"
+
+
+class FetchError(BearerGrpcError):
+    """An identity provider's endpoint (discovery, JWKS, introspection) answered with
+    something not to use: a status other than 200, too many bytes, not a JSON object,
+    another issuer. The message names the rule, never the answer's content."""
+
+    default_message = "unusable answer from the provider"

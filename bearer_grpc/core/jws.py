@@ -98,6 +98,20 @@ def verified_payload(compact: Compact, key: jwt.PyJWK) -> dict[str, Any]:
     return json_object(payload)
 
 
+def unverified_claims(compact: Compact) -> dict[str, Any]:
+    """The payload object of ``compact`` read as strictly as a verified one, but NOT
+    verified: only for choosing which configured issuer's keys and rules to apply.
+
+    Raises:
+        TokenInvalid: The payload segment is not canonical, or not a strict JSON object.
+    """
+    try:
+        payload = _b64decode_canonical(compact.payload_b64)
+    except (binascii.Error, ValueError) as err:
+        raise TokenInvalid() from err
+    return json_object(payload)
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """A strict JSON object from UTF-8 bytes.
 

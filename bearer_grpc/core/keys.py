@@ -250,6 +250,10 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
     (unique), a supported ``alg`` consistent with its ``kty``/``crv``, ``use`` ``sig`` if
     present, no private or symmetric members, and RSA keys of at least 2048 bits.
 
+    This strict reading refuses the whole set for one bad key: right for a key set
+    given in configuration or published by a TokenService. :meth:`skipping` reads an
+    identity provider's set, which may hold keys for other uses.
+
     Args:
         jwks: A JWKS object ``{"keys": [...]}``.
 
@@ -258,17 +262,54 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
     """
 
     def __init__(self, jwks: Mapping[str, Any]) -> None:
-        keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
-        if not isinstance(keys, list):
-            raise KeyMaterialError("JWKS must be an object with a 'keys' list")
         self._keys: dict[str, jwt.PyJWK] = {}
         self._jwks: list[dict[str, Any]] = []
-        for jwk in keys:
+        for jwk in _key_list(jwks):
             kid, pyjwk = _check_public_jwk(jwk)
             if kid in self._keys:
                 raise KeyMaterialError("duplicate kid in JWKS")
             self._keys[kid] = pyjwk
             self._jwks.append(dict(jwk))
+
+    @classmethod
+    def skipping(cls, jwks: Mapping[str, Any]) -> tuple[PublicKeySet, tuple[str, ...]]:
+        """The usable keys of a remote JWKS, skipping each key that breaks a rule.
+
+        The same rules as the strict reading, one key at a time: a key that fails is
+        left out, with the reason, and the others stay (so one encryption key in an
+        identity provider's set does not stop verification). A key without ``alg``
+        gets the one algorithm bearer_grpc verifies for its type (EC P-256: ES256,
+        Ed25519: EdDSA, RSA: RS256). Every key of a ``kid`` given twice is left out.
+
+        Returns:
+            The key set and the reasons for the keys left out (no key material in them).
+
+        Raises:
+            KeyMaterialError: Not a JWKS object, or no key passes.
+        """
+        found: dict[str, tuple[jwt.PyJWK, dict[str, Any]]] = {}
+        skipped: list[str] = []
+        duplicated: set[str] = set()
+        for index, jwk in enumerate(_key_list(jwks)):
+            try:
+                kid, pyjwk = _check_public_jwk(jwk, infer_alg=True)
+            except KeyMaterialError as err:
+                skipped.append(f"key {index}: {err.message}")
+                continue
+            if kid in found or kid in duplicated:
+                duplicated.add(kid)
+                skipped.append(f"key {index}: duplicate kid in JWKS")
+                continue
+            found[kid] = (pyjwk, {**jwk, "alg": pyjwk.algorithm_name})
+        for kid in duplicated:
+            found.pop(kid, None)
+        if not found:
+            raise KeyMaterialError("JWKS holds no usable signature key")
+        keys = cls({"keys": []})
+        for kid, (pyjwk, jwk) in found.items():
+            keys._keys[kid] = pyjwk
+            keys._jwks.append(jwk)
+        return keys, tuple(skipped)
 
     @classmethod
     def from_json(cls, text: str) -> PublicKeySet:
@@ -301,7 +342,19 @@ class PublicKeySet(Mapping[str, jwt.PyJWK]):
         return json.dumps({"keys": self._jwks}, separators=(",", ":"), sort_keys=True)
 
 
-def _check_public_jwk(jwk: object) -> tuple[str, jwt.PyJWK]:
+def _key_list(jwks: object) -> list[Any]:
+    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+    if not isinstance(keys, list):
+        raise KeyMaterialError("JWKS must be an object with a 'keys' list")
+    return keys
+
+
+_KEY_TYPE_ALG: Final[dict[tuple[object, object], str]] = {
+    key_type: alg for alg, key_type in _ALG_KEY_TYPE.items()
+}
+
+
+def _check_public_jwk(jwk: object, *, infer_alg: bool = False) -> tuple[str, jwt.PyJWK]:
     if not isinstance(jwk, Mapping):
         raise KeyMaterialError("JWKS key must be an object")
     if _PRIVATE_MEMBERS & set(jwk):
@@ -309,6 +362,8 @@ def _check_public_jwk(jwk: object) -> tuple[str, jwt.PyJWK]:
     kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
     if not isinstance(kid, str) or not kid:
         raise KeyMaterialError("JWKS key needs a string kid")
+    if alg is None and infer_alg:
+        alg = _KEY_TYPE_ALG.get((kty, None if kty == "RSA" else jwk.get("crv")))
     if not isinstance(alg, str) or alg not in _ALG_KEY_TYPE:
         raise KeyMaterialError("JWKS key needs a supported alg")
     want_kty, want_crv = _ALG_KEY_TYPE[alg]

@@ -4,14 +4,16 @@ Header ``{alg, kid, typ: at+jwt}``; claims ``iss, sub, aud, exp, iat, nbf, jti,
 client_id, scope``. Verification, in order, refusing at the first failure:
 
 1. size and shape: at most ``max_bytes``, exactly three strict base64url segments;
-2. header: a JSON object, ``typ`` ``at+jwt``, a string ``kid`` found in the trusted key
-   set, ``alg`` equal to that key's algorithm; none of the forbidden members (``crit``,
-   ``jwk``, ``jku``, ``x5u``, ``x5c``, ...);
+2. header: a JSON object, a ``typ`` the profile accepts (``at+jwt`` by default), a
+   string ``kid`` found in the trusted key set, ``alg`` equal to that key's algorithm;
+   none of the forbidden members (``crit``, ``jwk``, ``jku``, ``x5u``, ``x5c``, ...);
 3. every segment the canonical base64url of its bytes; the signature, with the
    algorithm bound to the key, never one named by the token (:mod:`.jws`);
-4. claims: ``exp, iat, iss, aud, sub, jti`` present and well typed (NumericDates are
-   integers, not booleans, from 0 to the end of year 9999), ``iss`` and ``aud`` exact,
-   ``exp``/``nbf``/``iat`` against the injected clock with leeway;
+4. claims: those the profile requires present (by default ``exp, iat, iss, aud, sub,
+   jti``; ``exp, iss, aud, sub`` always) and every one present well typed
+   (NumericDates are integers, not booleans, from 0 to the end of year 9999), ``iss``
+   and ``aud`` exact, no ID token, ``exp``/``nbf``/``iat`` against the injected clock
+   with leeway; scopes and client read where the profile says (:mod:`.profiles`);
 5. revocation by ``jti``; then the required scopes.
 """
 
@@ -32,7 +34,7 @@ from bearer_grpc.core.errors import (
 )
 from bearer_grpc.core.jws import FORBIDDEN_HEADERS, parse_compact, verified_payload
 from bearer_grpc.core.keys import PublicKeySet, SigningKey
-from bearer_grpc.core.scopes import parse_scope_claim
+from bearer_grpc.core.profiles import RFC9068, TokenProfile
 from bearer_grpc.core.secrets import new_id
 
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (a media type, not a secret)
@@ -43,8 +45,6 @@ MAX_TOKEN_BYTES: Final = 8192
 MAX_NUMERIC_DATE: Final = 253_402_300_799
 """Latest NumericDate accepted (9999-12-31T23:59:59Z): later values are refused, so no
 store column, ``datetime`` or other language's integer overflows on a signed ``exp``."""
-
-_REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub", "jti")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +166,7 @@ class TokenVerifier:
         leeway: Seconds of skew tolerated on ``exp``, ``nbf`` and ``iat``.
         is_revoked: Revocation lookup by ``jti``.
         max_bytes: Longest token examined.
+        profile: What the issuer's tokens look like (default: RFC 9068).
     """
 
     def __init__(
@@ -177,9 +178,11 @@ class TokenVerifier:
         leeway: int = DEFAULT_LEEWAY,
         is_revoked: RevocationCheck = _never_revoked,
         max_bytes: int = MAX_TOKEN_BYTES,
+        profile: TokenProfile = RFC9068,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
+        self.profile = profile
         self.leeway = leeway
         self._clock = clock
         self._is_revoked = is_revoked
@@ -243,8 +246,7 @@ class TokenVerifier:
         return verified_payload(compact, self._key_for(compact.header))
 
     def _key_for(self, header: Mapping[str, Any]) -> jwt.PyJWK:
-        typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in (TOKEN_TYPE, "application/at+jwt"):
+        if not self.profile.accepts_type(header):
             raise TokenInvalid()
         if not FORBIDDEN_HEADERS.isdisjoint(header):
             raise TokenInvalid()
@@ -268,22 +270,25 @@ class TokenVerifier:
                 audience, or the token is not yet valid.
             TokenExpired: ``exp`` passed beyond the leeway.
         """
-        if any(name not in claims for name in _REQUIRED_CLAIMS):
+        profile = self.profile
+        if any(name not in claims for name in profile.required_claims):
             raise TokenInvalid()
-        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
+        exp, iat, nbf = claims["exp"], claims.get("iat", 0), claims.get("nbf", 0)
         if not (_is_numeric_date(exp) and _is_numeric_date(iat) and _is_numeric_date(nbf)):
             raise TokenInvalid()
-        sub, jti, iss = claims["sub"], claims["jti"], claims["iss"]
-        if not (_is_nonempty_str(sub) and _is_nonempty_str(jti) and iss == self.issuer):
+        sub, jti, iss = claims["sub"], claims.get("jti", ""), claims["iss"]
+        if "jti" in claims and not _is_nonempty_str(jti):
+            raise TokenInvalid()
+        if not (_is_nonempty_str(sub) and isinstance(jti, str) and iss == self.issuer):
             raise TokenInvalid()
         aud = _audiences(claims["aud"])
         if audience is not None and audience not in aud:
             raise TokenInvalid()
-        client_id = claims.get("client_id", "")
-        if not isinstance(client_id, str):
+        if profile.is_id_token(claims, aud):
             raise TokenInvalid()
         try:
-            scopes = parse_scope_claim(claims.get("scope"))
+            client_id = profile.client_id(claims)
+            scopes = profile.scopes(claims)
         except ValueError as err:
             raise TokenInvalid() from err
         now = self._clock()

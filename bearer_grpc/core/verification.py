@@ -6,7 +6,8 @@
 - :class:`RevocationSet`: revoked token ids, consulted by a dict lookup on every call.
 - :class:`LocalVerification`: the keys, the revocations and the cache of one verifier,
   and the per-message re-check of long-lived streams.
-- :func:`peek_kid`: the ``kid`` a token's header names, without verifying anything.
+- :func:`peek_kid`, :func:`peek_issuer`: the ``kid`` a token's header names and the
+  ``iss`` its claims name, without verifying anything.
 """
 
 from __future__ import annotations
@@ -19,9 +20,23 @@ from dataclasses import dataclass
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock
-from bearer_grpc.core.errors import AuthError, TokenExpired, TokenRevoked, VerifierUnavailable
+from bearer_grpc.core.errors import (
+    AuthError,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    VerifierUnavailable,
+)
+from bearer_grpc.core.jws import parse_compact, unverified_claims
 from bearer_grpc.core.keys import PublicKeySet
-from bearer_grpc.core.tokens import DEFAULT_LEEWAY, Principal, TokenVerifier, is_expired
+from bearer_grpc.core.profiles import RFC9068, TokenProfile
+from bearer_grpc.core.tokens import (
+    DEFAULT_LEEWAY,
+    MAX_TOKEN_BYTES,
+    Principal,
+    TokenVerifier,
+    is_expired,
+)
 
 _MAX_HEADER_PEEK = 1024
 
@@ -107,6 +122,10 @@ class LocalVerification:
         keys: Initial trusted keys (None: none yet; verification is unavailable).
         leeway: Clock skew tolerated, seconds.
         cache_size: Verified tokens kept (0 disables the cache).
+        profile: What the issuer's tokens look like (default: RFC 9068).
+
+    Raises:
+        ValueError: The profile refuses the audience.
     """
 
     def __init__(
@@ -118,9 +137,11 @@ class LocalVerification:
         keys: PublicKeySet | None = None,
         leeway: int = DEFAULT_LEEWAY,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        profile: TokenProfile = RFC9068,
     ) -> None:
         self.issuer = issuer
-        self.audience = audience
+        self.audience = profile.check_audience(audience)
+        self.profile = profile
         self.clock = clock
         self.leeway = leeway
         self.revocations = RevocationSet()
@@ -160,6 +181,7 @@ class LocalVerification:
             clock=self.clock,
             leeway=self.leeway,
             is_revoked=self.revocations.ids.__contains__,
+            profile=self.profile,
         )
         current = self._trusted
         if current is None:
@@ -168,15 +190,22 @@ class LocalVerification:
             trusted = current.replaced_by(verifier)
         self._trusted, self.issuer = trusted, new_issuer  # keys and issuer move together
 
-    def remember(self, token: str, principal: Principal) -> Principal:
+    def remember(
+        self, token: str, principal: Principal, *, until: float | None = None
+    ) -> Principal:
         """Cache a principal verified elsewhere (remote mode), unless it is revoked.
+
+        Args:
+            token: The token as verified.
+            principal: Its caller.
+            until: Forget the answer at this time already, before the token's ``exp``.
 
         Raises:
             TokenRevoked: Its ``jti`` is in the revocation set.
         """
         if principal.token_id in self.revocations:
             raise TokenRevoked()
-        self.cache.put(token, principal)
+        self.cache.put(token, principal, until=until)
         return principal
 
     def lookup(self, token: str) -> Principal | None:
@@ -245,3 +274,17 @@ def peek_kid(token: str) -> str | None:
         return None
     kid = value.get("kid") if isinstance(value, dict) else None
     return kid if isinstance(kid, str) else None
+
+
+def peek_issuer(token: str) -> str:
+    """The ``iss`` a token's claims name, read strictly but NOT verified: it only
+    selects among the issuers a service configured.
+
+    Raises:
+        TokenMalformed: Not a compact JWS of bounded size.
+        TokenInvalid: The claims are not a strict JSON object with a string ``iss``.
+    """
+    issuer = unverified_claims(parse_compact(token, max_bytes=MAX_TOKEN_BYTES)).get("iss")
+    if not isinstance(issuer, str):
+        raise TokenInvalid()
+    return issuer

@@ -16,8 +16,8 @@ from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
 from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey
 from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
 from bearer_grpc.core.secrets import MAX_SECRET_LENGTH, hash_password, new_secret
+from bearer_grpc.service.hasher import load_secret_hasher
 from bearer_grpc.service.keyring import KeyRing
-from bearer_grpc.service.settings import load_secret_hasher
 from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, Store
 
 MIN_PASSWORD_LENGTH = 8

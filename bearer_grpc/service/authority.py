@@ -43,6 +43,7 @@ from bearer_grpc.service.grants import (
     Grant,
     Issued,
 )
+from bearer_grpc.service.hasher import load_secret_hasher
 from bearer_grpc.service.issuing import MAX_ID_LENGTH, Issuing, require
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.revocations import RevocationLog
@@ -52,7 +53,6 @@ from bearer_grpc.service.settings import (
     EPOCH_SETTING,
     MAX_ACCESS_TTL,
     ServiceSettings,
-    load_secret_hasher,
 )
 from bearer_grpc.store import (
     Store,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Final
 
 from bearer_grpc.core.keys import Algorithm
-from bearer_grpc.core.secrets import SecretHasher, new_secret
 from bearer_grpc.core.tokens import DEFAULT_LEEWAY
-from bearer_grpc.store import Store
 
 MAX_ACCESS_TTL: Final = 24 * 3600
 """Longest access-token lifetime accepted (one day)."""
@@ -92,11 +89,3 @@ class ServiceSettings:
     def key_retention(self) -> int:
         """Seconds a key stays published after it stopped signing: its last token's life."""
         return self.access_ttl + self.leeway
-
-
-def load_secret_hasher(store: Store) -> SecretHasher:
-    """The deployment's client-secret hasher, creating its key on first use."""
-    fresh = base64.b64encode(new_secret().encode()).decode()
-    return SecretHasher(
-        base64.b64decode(store.get_or_create_setting(SECRET_HASH_KEY_SETTING, fresh))
-    )

@@ -8,6 +8,8 @@ quotes medians, ratios taken per round then medianed):
   service     VerifyToken next to a bare echo; IssueToken on SQLite (and PostgreSQL)
   revocation  RevokeToken ack -> a verifier refuses the token (and across replicas on PG)
   memory      bytes per cached token; the cache bound holds
+  issuers     another identity provider's token: cache hit, miss / PyJWT, and from
+              Verifier.from_issuer(...) to its first verified call (local JWKS server)
 
 Everything runs on loopback. PostgreSQL parts run with --pg-dsn (default: the
 BEARER_GRPC_TEST_PG_DSN environment variable), each on a fresh schema dropped afterwards.
@@ -34,9 +36,9 @@ import cryptography
 import grpc
 import jwt
 
-from benchkit import chart, echo, memory, micro, report, revocation, service
+from benchkit import chart, echo, issuers, memory, micro, report, revocation, service
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers")
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -51,6 +53,7 @@ FULL: dict[str, Any] = {
     "revocations": 100,
     "memory_sizes": [10_000, 100_000],
     "bound_max": 1_000,
+    "first_calls": 5,
 }
 QUICK: dict[str, Any] = {
     "micro_rounds": 1,
@@ -63,6 +66,7 @@ QUICK: dict[str, Any] = {
     "revocations": 5,
     "memory_sizes": [100, 1_000],
     "bound_max": 20,
+    "first_calls": 1,
 }
 
 
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "service": lambda: asyncio.run(service.run(settings, args.pg_dsn, progress)),
         "revocation": lambda: revocation.run(settings, args.pg_dsn, progress),
         "memory": lambda: memory.run(settings, progress),
+        "issuers": lambda: issuers.run(settings),
     }
     timings = {}
     for name in args.only:

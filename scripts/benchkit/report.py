@@ -164,12 +164,39 @@ def _memory(section: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _issuers(section: dict[str, Any]) -> list[Row]:
+    ratio = section["miss_over_pyjwt"]
+    return [
+        Row(
+            "issuers",
+            "another issuer's token (Keycloak-shaped ES256): hit (lookup)",
+            f"{section['hit_us']:.2f} µs; via any_of {section['hit_any_of_us']:.2f} µs",
+            "< 5 µs",
+            _check(max(section["hit_us"], section["hit_any_of_us"]), lambda v: v < 5),
+        ),
+        Row(
+            "issuers",
+            "another issuer's token: miss (cache off) / PyJWT decode",
+            f"{section['miss_us']:,.1f} / {section['pyjwt_us']:,.1f} µs = {ratio:.2f}x",
+            "<= 1.15x",
+            _check(ratio, lambda r: r <= 1.15),
+        ),
+        Row(
+            "issuers",
+            "from_issuer(...) to its first verified call (loopback discovery + JWKS)",
+            f"{section['first_call_ms']:.1f} ms median, p90 {section['first_call_p90_ms']:.1f} ms"
+            f" over {section['first_call_samples']}",
+        ),
+    ]
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
     "service": _service,
     "revocation": _revocation,
     "memory": _memory,
+    "issuers": _issuers,
 }
 
 

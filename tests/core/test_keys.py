@@ -579,3 +579,29 @@ def test_key_set_rejects_rsa_public_exponent_1_or_even(
     jwk = dict(signing_keys["RS256"].jwk)
     jwk["e"] = base64.urlsafe_b64encode(exponent).rstrip(b"=").decode()
     _reject({"keys": [jwk]})
+
+
+# --- PublicKeySet.skipping: remote key sets, one bad key left out ---------------------------
+
+
+def test_skipping_leaves_out_bad_keys_with_reasons() -> None:
+    good = dict(SigningKey.generate().jwk)
+    no_alg = {k: v for k, v in SigningKey.generate("EdDSA").jwk.items() if k != "alg"}
+    bad = [{**good, "kid": "priv", "d": "AA"}, {"kty": "oct", "kid": "h", "k": "AA"},
+           {**good, "kid": "enc", "use": "enc"}, "not a key", {**good, "kid": 5}]  # fmt: skip
+    keys, skipped = PublicKeySet.skipping({"keys": [*bad, good, no_alg]})
+    assert set(keys) == {good["kid"], no_alg["kid"]}
+    assert keys[no_alg["kid"]].algorithm_name == "EdDSA"
+    assert len(skipped) == len(bad)
+    assert all("AA" not in reason for reason in skipped)
+    with pytest.raises(KeyMaterialError):  # strict mode still refuses the whole set
+        PublicKeySet({"keys": [*bad, good]})
+
+
+def test_skipping_drops_a_duplicated_kid_and_needs_one_usable_key() -> None:
+    one, two = dict(SigningKey.generate().jwk), dict(SigningKey.generate().jwk)
+    keys, _ = PublicKeySet.skipping({"keys": [one, {**two, "kid": one["kid"]}, two]})
+    assert set(keys) == {two["kid"]}
+    for jwks in ({"keys": []}, {"keys": [{**one, "d": "AA"}]}, {"nokeys": 1}, []):
+        with pytest.raises(KeyMaterialError):
+            PublicKeySet.skipping(jwks)  # type: ignore[arg-type]
