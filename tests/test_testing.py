@@ -170,6 +170,7 @@ def test_echo_answers_the_bound_principal_and_the_authorization(
             "carol-app",
             ("a", "b"),
         )
+        assert answer.issuer == ISSUER.issuer
         assert answer.authorization == (f"Bearer {token}",)
         assert ("x-trace-bin", "0001") in answer.metadata
     assert echo.calls == 1
@@ -180,12 +181,8 @@ def test_echo_answers_no_principal_on_a_public_method(protected: tuple[Echo, str
     echo.reset()
     with grpc.insecure_channel(target) as channel:
         (answer,) = call(channel, "unary_unary", method="Hello")
-    assert (answer.subject, answer.client_id, answer.scopes, answer.authorization) == (
-        None,
-        None,
-        (),
-        (),
-    )
+    assert (answer.subject, answer.issuer, answer.client_id) == (None, None, None)
+    assert (answer.scopes, answer.authorization) == ((), ())
     assert echo.calls == 1
 
 
@@ -260,7 +257,7 @@ def test_plain_echo_returns_the_requests(kind: Kind) -> None:
 
 
 def test_answer_round_trips_and_refuses_other_bytes() -> None:
-    answer = Answer("s", "c", ("x",), (("authorization", "Bearer t"),), (b"\x00\xff",))
+    answer = Answer("s", "i", "c", ("x",), (("authorization", "Bearer t"),), (b"\x00\xff",))
     assert Answer.parse(answer.encode()) == answer
     assert answer.authorization == ("Bearer t",)
     for junk in (b"[]", b'{"subject": 1}', b"hello"):

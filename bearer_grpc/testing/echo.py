@@ -80,6 +80,7 @@ class Answer:
     Attributes:
         subject: ``current_principal().subject``, or None where no principal was bound
             (a public method, or a server without bearer_grpc's interceptor).
+        issuer: ``current_principal().issuer``, or None.
         client_id: ``current_principal().client_id``, or None.
         scopes: ``current_principal().scopes``, sorted; empty without a principal.
         metadata: Every invocation metadata entry the server received, in order (values
@@ -89,6 +90,7 @@ class Answer:
     """
 
     subject: str | None
+    issuer: str | None
     client_id: str | None
     scopes: tuple[str, ...]
     metadata: tuple[tuple[str, str], ...]
@@ -104,6 +106,7 @@ class Answer:
         return json.dumps(
             {
                 "subject": self.subject,
+                "issuer": self.issuer,
                 "client_id": self.client_id,
                 "scopes": list(self.scopes),
                 "metadata": [list(entry) for entry in self.metadata],
@@ -128,6 +131,7 @@ class Answer:
             data = json.loads(response)
             return cls(
                 subject=data["subject"],
+                issuer=data["issuer"],
                 client_id=data["client_id"],
                 scopes=tuple(data["scopes"]),
                 metadata=tuple((str(key), str(value)) for key, value in data["metadata"]),
@@ -145,13 +149,13 @@ def _answer(metadata: Metadata | None, requests: tuple[bytes, ...]) -> bytes:
     try:
         principal = current_principal()
     except NoPrincipal:
-        subject = client_id = None
+        subject = issuer = client_id = None
         scopes: tuple[str, ...] = ()
     else:
-        subject, client_id = principal.subject, principal.client_id
+        subject, issuer, client_id = principal.subject, principal.issuer, principal.client_id
         scopes = tuple(sorted(principal.scopes))
     entries = tuple((key, _text(value)) for key, value in metadata or ())
-    return Answer(subject, client_id, scopes, entries, requests).encode()
+    return Answer(subject, issuer, client_id, scopes, entries, requests).encode()
 
 
 _AioContext = grpc.aio.ServicerContext[bytes, bytes]
