@@ -122,6 +122,7 @@ def test_clients_add_duplicate_name(cli: Cli, tmp_path: Path) -> None:
     assert _stored(tmp_path / DB) == [("client", "svc")]
 
 
+@pytest.mark.slow
 def test_client_and_user_share_one_namespace(cli: Cli, tmp_path: Path) -> None:
     cli.ok("clients", "add", "taken-by-client", "--audiences", "x")
     assert_one_line_error(
@@ -143,6 +144,7 @@ def test_users_add_password_from_stdin(process_cli: Cli, tmp_path: Path) -> None
     assert verify_password(PASSWORD, stored)
 
 
+@pytest.mark.slow
 def test_users_add_password_from_env(cli: Cli, tmp_path: Path) -> None:
     result = cli.ok(
         "users", "add", "alice", "--audiences", "x", env={"BEARER_GRPC_PASSWORD": PASSWORD}

@@ -27,6 +27,7 @@ def idp_token(key: VendorKey, **changes: Any) -> str:
     return key.sign({**claims, **changes}, typ=None)
 
 
+@pytest.mark.slow
 def test_routes_by_issuer_on_all_four_kinds(server: LocalServer) -> None:
     ours, key = TestIssuer(), VendorKey()
     server.routes["/keys"] = Route(key.jwks)

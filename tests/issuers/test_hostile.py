@@ -40,6 +40,7 @@ def refused_for_want_of_keys(server: LocalServer, route: Route, key: VendorKey) 
         verifier.verify(key.sign(claims(), typ="at+jwt"))
 
 
+@pytest.mark.slow
 def test_stalled_jwks_times_out(server: LocalServer) -> None:
     key = VendorKey()
     started = time.monotonic()
@@ -47,6 +48,7 @@ def test_stalled_jwks_times_out(server: LocalServer) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_huge_jwks_is_capped(server: LocalServer) -> None:
     key = VendorKey()
     huge = {
@@ -55,6 +57,7 @@ def test_huge_jwks_is_capped(server: LocalServer) -> None:
     refused_for_want_of_keys(server, Route(huge), key)
 
 
+@pytest.mark.slow
 def test_redirect_to_another_host_is_not_followed(server: LocalServer) -> None:
     key = VendorKey()
     with LocalServer() as other:
@@ -64,6 +67,7 @@ def test_redirect_to_another_host_is_not_followed(server: LocalServer) -> None:
         assert other.requests == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "route",
     [
@@ -92,6 +96,7 @@ def test_bad_keys_are_skipped_not_the_set(server: LocalServer) -> None:
             verifier.verify(other.sign(claims(), typ="at+jwt"))
 
 
+@pytest.mark.slow
 def test_a_jwks_whose_keys_all_fail_hygiene_fails_closed(server: LocalServer) -> None:
     key = VendorKey()
     public_only = {k: v for k, v in key.jwk.items() if k != "alg"}
@@ -100,6 +105,7 @@ def test_a_jwks_whose_keys_all_fail_hygiene_fails_closed(server: LocalServer) ->
     refused_for_want_of_keys(server, Route({"keys": bad}), key)
 
 
+@pytest.mark.slow
 def test_discovery_issuer_mismatch_fails_closed(server: LocalServer) -> None:
     key = VendorKey()
     server.routes["/keys"] = Route(key.jwks)
@@ -184,6 +190,7 @@ def test_unknown_kid_refetch_is_conditional_and_rate_limited(server: LocalServer
     assert server.requests[1][1].get("If-None-Match") == '"v1"'
 
 
+@pytest.mark.slow
 def test_aio_hostile_answer_fails_closed_then_recovers(server: LocalServer) -> None:
     key = VendorKey()
     server.routes["/keys"] = Route(b"not json")

@@ -236,6 +236,7 @@ def test_verify_token_ends_cleanly(es256: Deployment, request: pb.VerifyTokenReq
     _still_serving(es256)
 
 
+@pytest.mark.slow
 @steady(60)
 @given(request=revoke_requests, sent=metadata)
 def test_revoke_token_ends_cleanly(

@@ -190,6 +190,7 @@ def test_password_grant_issues_access_and_refresh_tokens(service: RunningService
     assert verified.active and verified.subject == "alice" and verified.client_id == "bearer-grpc"
 
 
+@pytest.mark.slow
 def test_wrong_password_and_unknown_user_look_the_same(service: RunningService) -> None:
     add_user(service, "alice")
     stub = service.stub()
@@ -225,6 +226,7 @@ def test_malformed_password_grant_is_invalid_argument(
 # -- lifetimes -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_configured_lifetimes_are_honoured(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=120, refresh_ttl=600)
     with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:

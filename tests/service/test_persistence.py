@@ -59,6 +59,7 @@ def test_revoked_token_stays_revoked_after_restart(store_url: str) -> None:
         assert verify(stub, kept.access_token).active
 
 
+@pytest.mark.slow
 def test_clients_and_users_survive_restart(store_url: str) -> None:
     with running_service(store_url) as first:
         client = first.add_client()

@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.store import AccountKind
 from bearer_grpc.store._engine import DATABASE_FILENAME
@@ -62,6 +63,7 @@ def test_refresh_reuse_revokes_family(service: RunningService) -> None:
         assert (result.active, result.reason) == (False, "TOKEN_REVOKED")
 
 
+@pytest.mark.slow
 def test_refresh_reuse_does_not_touch_other_families(service: RunningService) -> None:
     login = _login(service)
     other = service.stub().IssueToken(password_request("alice"), timeout=10)

@@ -131,6 +131,7 @@ def test_watch_sees_family_revocation_from_refresh_reuse_within_a_second(
     assert {e.token_id for e in events} == expected
 
 
+@pytest.mark.slow
 def test_watch_sees_family_revocation_from_revoking_refresh_token(
     service: RunningService, watch: Watch
 ) -> None:

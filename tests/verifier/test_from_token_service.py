@@ -188,6 +188,7 @@ def test_unknown_kid_refetch_is_single_flight_and_rate_limited(
     assert calls[0] == 1  # this kid was looked for within refetch_interval: no second fetch
 
 
+@pytest.mark.slow
 def test_made_up_kid_does_not_hold_back_a_new_keys_refetch(
     flavour: Flavour, service: RunningService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
