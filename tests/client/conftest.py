@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,7 +276,7 @@ class Flavour:
         self.name = name
         self.bearer: Any = bearer_grpc if name == "sync" else bearer_grpc.aio
         self.loop = LoopThread() if name == "aio" else None
-        self._close: list[Callable[[], None]] = []
+        self._stack = ExitStack()
 
     def _run(self, make: Callable[[], Any]) -> Any:
         """Run ``make`` here (sync) or on the loop (aio: grpc.aio objects bind to it)."""
@@ -290,12 +291,9 @@ class Flavour:
     def serve(self, echo: Echo, credentials: grpc.ServerCredentials | None = None) -> str:
         """Serve ``echo`` on a server of this flavour until the test ends; its target."""
         if self.loop is None:
-            serving: Any = serve([echo.handler()], credentials=credentials)
-        else:
-            serving = self.loop.context(serve_aio([echo.aio_handler()], credentials=credentials))
-        target: str = serving.__enter__()
-        self._close.append(lambda: serving.__exit__(None, None, None))
-        return target
+            return self._stack.enter_context(serve([echo.handler()], credentials=credentials))
+        serving = serve_aio([echo.aio_handler()], credentials=credentials)
+        return self._stack.enter_context(self.loop.context(serving))
 
     def credentials(self, service: RunningService, client: NewClient, **options: Any) -> Source:
         """``ClientCredentials`` of ``client`` at ``service`` (closed after the test)."""
@@ -310,7 +308,7 @@ class Flavour:
             lambda: self.bearer.ClientCredentials(target, client.client_id, secret, **options)
         )
         source = Source(raw, self.loop)
-        self._close.append(source.close)
+        self._stack.callback(source.close)
         return source
 
     def static(self, token: str) -> Source:
@@ -327,7 +325,7 @@ class Flavour:
         else:
             raw = self._run(lambda: grpc.aio.insecure_channel(target, interceptors=interceptor))
         channel = Channel(raw, self.loop)
-        self._close.append(channel.close)
+        self._stack.callback(channel.close)
         return channel
 
     def secure_channel(self, target: str, credentials: grpc.ChannelCredentials) -> Channel:
@@ -337,13 +335,12 @@ class Flavour:
         else:
             raw = self._run(lambda: grpc.aio.secure_channel(target, credentials))
         channel = Channel(raw, self.loop)
-        self._close.append(channel.close)
+        self._stack.callback(channel.close)
         return channel
 
     def close(self) -> None:
         """Close everything built, newest first, then the loop."""
-        for close in reversed(self._close):
-            close()
+        self._stack.close()
         if self.loop is not None:
             self.loop.close()
 
