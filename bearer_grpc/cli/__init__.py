@@ -31,7 +31,7 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 SERVER_EXTRA_MODULES: Final = frozenset(
-    {"sqlalchemy", "prometheus_client", "grpc_health", "grpc_reflection"}
+    {"sqlalchemy", "prometheus_client", "grpc_health", "grpc_reflection", "aiohttp"}
 )
 """Top-level modules of the ``server`` extra's distributions."""
 SERVER_EXTRA_HINT: Final = "pip install 'bearer-grpc[server]'"

@@ -64,7 +64,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=PUBLISH_DELAY,
         help=(
             f"seconds the new key is published before it signs (default {PUBLISH_DELAY}:"
-            " longer than verifiers take to refetch keys)"
+            " longer than verifiers such as Envoy and Istio cache keys); 0 signs at once,"
+            " for emergencies only: verifiers that cached the key set refuse its tokens"
+            " until they fetch it again"
         ),
     )
     for sub in (listing, rotate):

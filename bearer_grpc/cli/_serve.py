@@ -44,7 +44,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         help="PEM CA bundle; clients must present a cert it signed (mTLS)",
     )
-    option(parser, "--issuer", default=settings.issuer, help="iss of issued tokens")
+    option(
+        parser,
+        "--http-listen",
+        help="also serve OAuth 2.0 over HTTP (discovery, JWKS, token, revocation, "
+        "introspection) at HOST:PORT, HTTPS with --tls-cert; needs an https:// --issuer "
+        "(http:// on loopback); off unless given",
+    )
+    option(
+        parser,
+        "--issuer",
+        default=settings.issuer,
+        help="iss of issued tokens; with --http-listen, the URL the HTTP face is reached at",
+    )
     option(
         parser,
         "--access-ttl",
@@ -92,6 +104,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     option(
         parser,
+        "--key-publish-delay",
+        type=duration,
+        default=settings.key_publish_delay,
+        help="how long a scheduled key is published before it signs (30m, 1800...): longer "
+        "than any verifier caches keys (Envoy 10 min, Istio 20 min by default)",
+    )
+    option(
+        parser,
         "--metrics-listen",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (:PORT for loopback); "
         "no authentication: keep it on loopback or a private network; off unless given",
@@ -120,6 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         key_algorithm=args.key_algorithm,
         sync_interval=args.sync_interval,
         rotate_keys_every=args.rotate_keys_every or 0,
+        key_publish_delay=int(args.key_publish_delay),
     )
     config = ServeConfig(
         listen=args.listen,
@@ -128,8 +149,13 @@ def _serve(args: argparse.Namespace) -> int:
         tls_client_ca=args.tls_client_ca,
         grace=args.grace,
         metrics_listen=args.metrics_listen,
+        http_listen=args.http_listen,
     )
     config.credentials()  # fail on bad TLS options before touching the store
+    if config.http_listen is not None:
+        from bearer_grpc.service.http.discovery import check_issuer
+
+        check_issuer(settings.issuer)
     kek = key_encryption_key(args)
     store = open_configured_store(args)
     if kek is None and is_postgres_url(args.store):

@@ -16,10 +16,14 @@
     │   ├── InvalidRequest        a field is missing, empty, oversized or malformed
     │   ├── InvalidGrant          credentials or refresh token not accepted (one message for all)
     │   ├── Forbidden             a known caller may not do this
+    │   │   ├── ScopeNotAllowed   a requested scope is not the caller's
+    │   │   └── AudienceNotAllowed  a requested audience is not the caller's (or it has none)
     │   ├── NotFound              the named object does not exist
     │   ├── Conflict              the named object exists already
     │   ├── Overloaded            too many requests of a costly kind at once; retry later
-    │   └── Unavailable           the store cannot answer; nothing was written
+    │   ├── Unavailable           the store cannot answer; nothing was written
+    │   └── OAuthError            an OAuth 2.0 error answer of the HTTP face (``error`` code,
+    │                             HTTP status; bearer_grpc.service.http)
     ├── KeyMaterialError          a key, key set or key-encryption key is unusable
     │                             (also a ValueError)
     ├── PolicyError               a policy is malformed, or strict mode finds a method
@@ -152,6 +156,19 @@ class Forbidden(ServiceError):
     """A known caller is not allowed to do this."""
 
     default_message = "permission denied"
+
+
+class ScopeNotAllowed(Forbidden):
+    """A requested scope is not among the caller's (OAuth ``invalid_scope``)."""
+
+    default_message = "scope not allowed"
+
+
+class AudienceNotAllowed(Forbidden):
+    """A requested audience is not among the caller's, or it has none (OAuth
+    ``invalid_target``)."""
+
+    default_message = "audience not allowed"
 
 
 class NotFound(ServiceError):

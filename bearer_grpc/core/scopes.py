@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from bearer_grpc.core.errors import Forbidden, InvalidRequest
+from bearer_grpc.core.errors import AudienceNotAllowed, InvalidRequest, ScopeNotAllowed
 
 MAX_SCOPES = 64
 """Most scopes a principal, a request or a token may carry."""
@@ -73,13 +73,13 @@ def grant_scopes(requested: Sequence[str], allowed: Sequence[str]) -> tuple[str,
         allowed: Scopes the principal may have.
 
     Raises:
-        Forbidden: A requested scope is not allowed for the principal.
+        ScopeNotAllowed: A requested scope is not allowed for the principal.
     """
     if not requested:
         return tuple(allowed)
     allowed_set = set(allowed)
     if any(scope not in allowed_set for scope in requested):
-        raise Forbidden("scope not allowed")
+        raise ScopeNotAllowed()
     return tuple(requested)
 
 
@@ -87,14 +87,14 @@ def grant_audience(requested: str, allowed: Sequence[str]) -> str:
     """The audience to grant: the principal's first one if none was requested.
 
     Raises:
-        Forbidden: The requested audience is not allowed, or the principal has none.
+        AudienceNotAllowed: The requested audience is not allowed, or the principal has none.
     """
     if not allowed:
-        raise Forbidden("no audience allowed")
+        raise AudienceNotAllowed("no audience allowed")
     if not requested:
         return allowed[0]
     if requested not in allowed:
-        raise Forbidden("audience not allowed")
+        raise AudienceNotAllowed()
     return requested
 
 

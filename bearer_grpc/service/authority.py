@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import (
+    Forbidden,
     InsufficientScope,
     InvalidRequest,
     TokenExpired,
@@ -62,6 +63,7 @@ from bearer_grpc.store import (
 log = logging.getLogger("bearer_grpc.service")
 
 _REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
+_NOT_YOURS = "the token was issued to another client"
 
 
 class TokenAuthority:
@@ -237,9 +239,29 @@ class TokenAuthority:
             raise TokenRevoked()
         return TokenVerifier.authorize(principal, required)
 
+    def introspect(self, token: str, *, audience: str | None = None) -> Principal:
+        """Verify an access token for RFC 7662 introspection: as :meth:`verify` when an
+        audience is given; without one, for whichever audience the token names (the
+        caller reads it from the principal). Signature, claims, expiry and revocation
+        are checked either way.
+
+        Raises:
+            InvalidRequest: ``audience`` is malformed.
+            AuthError: The token is not valid (for this audience).
+        """
+        if audience is not None:
+            return self.verify(token, audience=audience)
+        verifier = self.verifier
+        principal = verifier.check_claims(verifier.verify_signature(token), audience=None)
+        if self.revocations.is_revoked(principal.token_id):
+            raise TokenRevoked()
+        return principal
+
     # -- revoking ------------------------------------------------------------------------
-    def revoke_token(self, token: str) -> int:
-        """Revoke an access token or a refresh token by value. Possession suffices.
+    def revoke_token(self, token: str, *, client_id: str | None = None) -> int:
+        """Revoke an access token or a refresh token by value. Possession suffices,
+        unless ``client_id`` is given: then only a token issued to that client is
+        revoked (RFC 7009 §2.1).
 
         An access token is revoked by its ``jti``; a refresh token revokes its whole
         family and the access tokens issued with it. Idempotent; an access token that
@@ -250,11 +272,14 @@ class TokenAuthority:
 
         Raises:
             InvalidRequest: Empty, oversized, or not a token this service issued.
+            Forbidden: ``client_id`` is given and the token was issued to another client.
             Unavailable: The store cannot answer; nothing was written.
         """
         require(token, "token", MAX_TOKEN_BYTES)
         if _REFRESH_TOKEN.fullmatch(token):
             with _store_errors():
+                if client_id is not None:
+                    self._check_refresh_owner(token, client_id)
                 return self._revoke_refresh(token)
         try:
             claims = self.verifier.verify_signature(token)
@@ -263,8 +288,17 @@ class TokenAuthority:
             return 0
         except (TokenInvalid, TokenMalformed) as err:
             raise InvalidRequest("unknown token") from err
+        if client_id is not None and principal.client_id != client_id:
+            raise Forbidden(_NOT_YOURS)
         with _store_errors():
             return self._revoke(principal.token_id, principal.expires_at)
+
+    def _check_refresh_owner(self, value: str, client_id: str) -> None:
+        found = self.store.get_refresh_token(refresh_token_hash(value))
+        if found is None:
+            raise InvalidRequest("unknown token")
+        if found.client_id != client_id:
+            raise Forbidden(_NOT_YOURS)
 
     def _revoke_refresh(self, value: str) -> int:
         written = self.store.revoke_refresh_family(refresh_token_hash(value), self._now())

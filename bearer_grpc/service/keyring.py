@@ -11,10 +11,13 @@ store's keys lock: replicas starting together create one first key, not one each
 of several replicas due for a scheduled rotation exactly one stages the next key.
 
 **The publication rule.** A staged key must be known to everyone who verifies before it
-signs: its ``not_before`` lies at least :data:`PUBLISH_DELAY` ahead. Replicas see a new
-key at once (PostgreSQL ``NOTIFY``; at the latest after ``sync_interval``); verifiers
-attached with ``Verifier.from_token_service`` refetch the JWKS every ``resync_interval``
-(60 s by default) and on an unknown ``kid`` (at most once per ``refetch_interval``).
+signs: its ``not_before`` lies the pre-publish window ahead (``--key-publish-delay``,
+:data:`PUBLISH_DELAY` by default). Replicas see a new key at once (PostgreSQL
+``NOTIFY``; at the latest after ``sync_interval``); verifiers attached with
+``Verifier.from_token_service`` refetch the JWKS every ``resync_interval`` (60 s by
+default) and on an unknown ``kid``; verifiers of other projects fetch the JWKS URL on
+their own schedule, and some (Envoy, Istio) never refetch for an unknown ``kid``, so the
+window must be longer than their caches.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from bearer_grpc.core.keys import (
     SigningKey,
     is_sealed,
 )
+from bearer_grpc.service.settings import DEFAULT_KEY_PUBLISH_DELAY
 from bearer_grpc.store import KeyRecord, Store
 
-PUBLISH_DELAY: Final = 120
-"""Seconds a scheduled rotation publishes a key before it signs: twice the verifiers'
-default ``resync_interval``, so every verifier has refreshed its keys at least once."""
+PUBLISH_DELAY: Final = DEFAULT_KEY_PUBLISH_DELAY
+"""Seconds a new key is published before it signs, unless told otherwise (30 min: see
+:data:`~bearer_grpc.service.settings.DEFAULT_KEY_PUBLISH_DELAY`)."""
 
 
 class KeyRing:
@@ -115,9 +119,11 @@ class KeyRing:
         assert staged is not None  # after_latest always picks one
         return staged
 
-    def rotate_if_due(self, algorithm: Algorithm, *, every: int, now: int) -> KeyRecord | None:
-        """Stage a key (see :meth:`stage`, with :data:`PUBLISH_DELAY`) if the newest key was
-        created ``every`` seconds ago or longer; None if it is not due.
+    def rotate_if_due(
+        self, algorithm: Algorithm, *, every: int, now: int, delay: int = PUBLISH_DELAY
+    ) -> KeyRecord | None:
+        """Stage a key (see :meth:`stage`, published ``delay`` seconds before it signs) if
+        the newest key was created ``every`` seconds ago or longer; None if it is not due.
 
         Safe to call from every replica at once: the store decides under its keys lock,
         so one of them stages the key and the others find it there.
@@ -132,7 +138,7 @@ class KeyRing:
 
         if not due(self._records):  # as last loaded: no store access until it is due
             return None
-        fresh = self.new_record(algorithm, not_before=now + PUBLISH_DELAY, now=now)
+        fresh = self.new_record(algorithm, not_before=now + delay, now=now)
 
         def if_due(stored: list[KeyRecord]) -> KeyRecord | None:
             if not due(stored):

@@ -16,6 +16,8 @@ FIELDS: Final = (
     "method",
     "peer",
     "code",
+    "status",
+    "interface",
     "reason",
     "duration_ms",
     "subject",

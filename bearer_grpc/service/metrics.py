@@ -1,8 +1,9 @@
 """Prometheus metrics of the TokenService, on a registry of their own.
 
 Every metric is named ``bearer_grpc_*`` and labelled only from small fixed sets (grant
-type, outcome, result, reason, operation): never a subject, client, token or ``jti``, so
-a scrape reveals nothing about who called and its series count stays bounded.
+type, outcome, result, reason, operation, and the ``interface`` a call came through:
+``grpc`` or ``http``): never a subject, client, token or ``jti``, so a scrape reveals
+nothing about who called and its series count stays bounded.
 
 Each :class:`ServiceMetrics` has its own ``CollectorRegistry`` (never the global one), so
 several servers, and tests, can live in one process. :meth:`ServiceMetrics.start_http`
@@ -37,6 +38,10 @@ from bearer_grpc.core.errors import (
     Unavailable,
 )
 
+INTERFACES: Final = ("grpc", "http")
+"""``interface`` label values: the gRPC TokenService, or its HTTP face (OAuth 2.0)."""
+HTTP_ENDPOINTS: Final = ("token", "revoke", "introspect", "jwks", "discovery", "other")
+"""``endpoint`` label values of ``bearer_grpc_http_requests_total``."""
 GRANTS: Final = ("client_credentials", "password", "refresh_token", "none")
 """``grant`` label values of ``bearer_grpc_tokens_issued_total`` ("none": no grant sent)."""
 ISSUE_OUTCOMES: Final = (
@@ -173,36 +178,57 @@ class ServiceMetrics:
         registry = self.registry
         issued = Counter(
             f"{_PREFIX}tokens_issued",
-            "IssueToken calls by grant type and outcome.",
-            ("grant", "outcome"),
+            "Token requests (IssueToken, POST /token) by grant type, outcome and interface.",
+            ("grant", "outcome", "interface"),
             registry=registry,
         )
-        self._issued = {(g, o): issued.labels(g, o) for g in GRANTS for o in ISSUE_OUTCOMES}
+        self._issued = {
+            (g, o, i): issued.labels(g, o, i)
+            for g in GRANTS
+            for o in ISSUE_OUTCOMES
+            for i in INTERFACES
+        }
         verifications = Counter(
             f"{_PREFIX}verifications",
-            "VerifyToken calls by result (active, inactive, error) and reason.",
-            ("result", "reason"),
+            "VerifyToken calls and introspections by result (active, inactive, error), "
+            "reason and interface.",
+            ("result", "reason", "interface"),
             registry=registry,
         )
-        self._active = verifications.labels("active", "none")
-        self._inactive: Mapping[str, Counter] = {
-            reason: verifications.labels("inactive", reason) for reason in VERIFY_REASONS
+        self._verifications: dict[tuple[str, str], Mapping[str, Counter]] = {
+            (result, reason): {i: verifications.labels(result, reason, i) for i in INTERFACES}
+            for result, reason in (
+                ("active", "none"),
+                *(("inactive", r) for r in VERIFY_REASONS),
+                ("error", "invalid_request"),
+                ("error", "other"),
+            )
         }
-        self._invalid_request = verifications.labels("error", "invalid_request")
-        self._failed = verifications.labels("error", "other")
-        self._latency = Histogram(
+        latency = Histogram(
             f"{_PREFIX}verify_duration_seconds",
-            "Time VerifyToken spends verifying and building its answer.",
+            "Time VerifyToken (or an introspection) spends verifying and building its answer.",
+            ("interface",),
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._latency = {i: latency.labels(i) for i in INTERFACES}
         revocations = Counter(
             f"{_PREFIX}revocations_accepted",
-            "RevokeToken calls that succeeded, by what named the token (token or token_id).",
-            ("target",),
+            "Revocations that succeeded, by what named the token (token or token_id) and "
+            "interface.",
+            ("target", "interface"),
             registry=registry,
         )
-        self._revocations = {t: revocations.labels(t) for t in ("token", "token_id")}
+        self._revocations = {
+            (t, i): revocations.labels(t, i) for t in ("token", "token_id") for i in INTERFACES
+        }
+        http_requests = Counter(
+            f"{_PREFIX}http_requests",
+            "Requests to the HTTP face by endpoint and status code.",
+            ("endpoint", "code"),
+            registry=registry,
+        )
+        self._http_requests = http_requests
         self._lag = Histogram(
             f"{_PREFIX}revocation_lag_seconds",
             "Seconds from a revocation to its delivery on a WatchRevocations stream here "
@@ -236,34 +262,44 @@ class ServiceMetrics:
         while there is none yet: nothing is reported then)."""
         self._cache.source = source
 
-    def issued(self, grant: str, error: BaseException | None) -> None:
-        """Count an IssueToken call: ``grant`` from :data:`GRANTS`, ``error`` None if issued."""
-        child = self._issued.get((grant, issue_outcome(error)))
+    def issued(self, grant: str, error: BaseException | None, interface: str = "grpc") -> None:
+        """Count a token request: ``grant`` from :data:`GRANTS`, ``error`` None if issued,
+        ``interface`` from :data:`INTERFACES`."""
+        outcome = issue_outcome(error)
+        child = self._issued.get((grant, outcome, interface))
         if child is None:
-            child = self._issued["none", issue_outcome(error)]
+            child = self._issued["none", outcome, interface]
         child.inc()
 
-    def verification(self, error: BaseException | None, seconds: float) -> None:
-        """Count a VerifyToken call and observe its duration.
+    def verification(
+        self, error: BaseException | None, seconds: float, interface: str = "grpc"
+    ) -> None:
+        """Count a VerifyToken call (or an introspection) and observe its duration.
 
         Args:
             error: None when the token was active; the AuthError that made it inactive;
                 any other error when the request itself failed.
             seconds: Time spent in the handler.
+            interface: One of :data:`INTERFACES`.
         """
         if error is None:
-            self._active.inc()
+            key = ("active", "none")
         elif isinstance(error, AuthError):
-            self._inactive[verify_reason(error)].inc()
+            key = ("inactive", verify_reason(error))
         elif isinstance(error, InvalidRequest):
-            self._invalid_request.inc()
+            key = ("error", "invalid_request")
         else:
-            self._failed.inc()
-        self._latency.observe(seconds)
+            key = ("error", "other")
+        self._verifications[key][interface].inc()
+        self._latency[interface].observe(seconds)
 
-    def revocation_accepted(self, target: str) -> None:
-        """Count a successful RevokeToken (``target`` is "token" or "token_id")."""
-        self._revocations[target].inc()
+    def revocation_accepted(self, target: str, interface: str = "grpc") -> None:
+        """Count a successful revocation (``target`` is "token" or "token_id")."""
+        self._revocations[target, interface].inc()
+
+    def http_request(self, endpoint: str, status: int) -> None:
+        """Count a request to the HTTP face (``endpoint`` from :data:`HTTP_ENDPOINTS`)."""
+        self._http_requests.labels(endpoint, str(status)).inc()
 
     def revocation_delivered(self, lag: float) -> None:
         """Observe the seconds between a revocation's ``revoked_at`` and its delivery.

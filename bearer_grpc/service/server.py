@@ -1,4 +1,5 @@
-"""``bearer-grpc serve``: the TokenService with health, reflection, TLS and graceful stop.
+"""``bearer-grpc serve``: the TokenService with health, reflection, TLS and graceful stop,
+and, with ``http_listen``, its OAuth 2.0 HTTP face on the same event loop and authority.
 
 The server is a ``grpc.aio`` server, so that many long-lived ``WatchRevocations``
 streams cost no threads. A background loop reads the store for keys and revocations
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import math
 import signal
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ from grpc_reflection.v1alpha import reflection
 
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.http import HttpFace, HttpLimits, server_ssl_context
+from bearer_grpc.service.http.discovery import check_issuer
 from bearer_grpc.service.metrics import ServiceMetrics, parse_listen
 from bearer_grpc.service.revocations import RevocationNotifier
 from bearer_grpc.service.servicer import SERVICE_NAME, TokenServiceServicer, add_to_server
@@ -55,6 +59,11 @@ class ServeConfig:
         grace: Seconds in-flight calls get to finish after SIGTERM. Default 10.
         metrics_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve Prometheus metrics
             at ``/metrics``; off when None (the default).
+        http_listen: ``HOST:PORT`` (or ``:PORT``, loopback) to serve the OAuth 2.0 HTTP
+            face (discovery, JWKS, token, revocation, introspection); off when None (the
+            default). It serves HTTPS with ``tls_cert``/``tls_key`` (and requires client
+            certificates with ``tls_client_ca``), as the gRPC port does.
+        http_limits: Size and time limits of the HTTP face (the defaults when None).
     """
 
     listen: str = "127.0.0.1:50051"
@@ -63,6 +72,8 @@ class ServeConfig:
     tls_client_ca: Path | None = None
     grace: float = 10.0
     metrics_listen: str | None = None
+    http_listen: str | None = None
+    http_limits: HttpLimits | None = None
 
     def __post_init__(self) -> None:
         host, _, port = self.listen.rpartition(":")
@@ -72,6 +83,8 @@ class ServeConfig:
             raise ValueError("--grace must not be negative")
         if self.metrics_listen is not None:
             parse_listen(self.metrics_listen)
+        if self.http_listen is not None:
+            parse_listen(self.http_listen)
 
     def credentials(self) -> grpc.ServerCredentials | None:
         """Server credentials for TLS/mTLS, or None for plaintext.
@@ -92,6 +105,13 @@ class ServeConfig:
             root_certificates=ca,
             require_client_auth=ca is not None,
         )
+
+    def http_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS of the HTTP face from the same files, or None for plain HTTP."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        ca = str(self.tls_client_ca) if self.tls_client_ca is not None else None
+        return server_ssl_context(str(self.tls_cert), str(self.tls_key), ca)
 
 
 class TokenServer:
@@ -123,6 +143,8 @@ class TokenServer:
         self.notifier = RevocationNotifier()
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self.http_port = 0
+        self._http: HttpFace | None = None
         self._server: grpc.aio.Server | None = None
         self._servicer: TokenServiceServicer | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -138,8 +160,11 @@ class TokenServer:
 
         Raises:
             StoreUnavailable: The store cannot be read at start.
-            ValueError: The address (or the metrics address) cannot be bound.
+            ValueError: An address cannot be bound, or the issuer is no URL for the HTTP
+                face.
         """
+        if self.config.http_listen is not None:
+            check_issuer(self.authority.settings.issuer)
         await asyncio.to_thread(self.authority.start)
         server = grpc.aio.server(
             options=[
@@ -169,6 +194,8 @@ class TokenServer:
             )
         await server.start()
         self._server = server
+        if self.config.http_listen is not None:
+            await self._start_http(self.config.http_listen, self._servicer)
         await self._set_serving(True)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="bearer-grpc-sync")
         self._listen_task = asyncio.create_task(self._listen(), name="bearer-grpc-listen")
@@ -181,6 +208,25 @@ class TokenServer:
             },
         )
         return self.port
+
+    async def _start_http(self, listen: str, servicer: TokenServiceServicer) -> None:
+        self._http = HttpFace(
+            self.authority,
+            issue=servicer.issue,
+            metrics=self.metrics,
+            notify=lambda: self.notifier.notify(self.authority.revocations.cursor),
+            listen=listen,
+            ssl_context=self.config.http_ssl_context(),
+            limits=self.config.http_limits,
+        )
+        try:
+            self.http_port = await self._http.start()
+        except ValueError:
+            if self._server is not None:  # nothing half started stays behind
+                await self._server.stop(None)
+            self.metrics.stop_http()
+            raise
+        log.info("http listening", extra={"listen": listen, "port": self.http_port})
 
     async def _set_serving(self, ok: bool) -> None:
         status = (
@@ -250,6 +296,7 @@ class TokenServer:
             settings.key_algorithm,
             every=settings.rotate_keys_every,
             now=math.floor(self._clock()),
+            delay=settings.key_publish_delay,
         )
         if staged is not None:
             log.info("staged scheduled signing key", extra={"kid": staged.kid})
@@ -268,6 +315,8 @@ class TokenServer:
         self._sync_pool.shutdown(wait=True)
         if self._servicer is not None:
             self._servicer.close()
+        if self._http is not None:
+            await self._http.stop()
         if self._server is not None:
             await self._server.stop(self.config.grace if grace is None else grace)
         self.metrics.stop_http()

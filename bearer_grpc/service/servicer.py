@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
@@ -163,6 +163,14 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
             return await asyncio.get_running_loop().run_in_executor(self._password_pool, issue)
         finally:
             self._password_pending -= 1
+
+    async def issue(self, grant: Grant, scopes: Sequence[str], audience: str) -> Issued:
+        """Issue as IssueToken does: in the same worker threads, password grants in the
+        same bounded pool (the HTTP face issues through here)."""
+        try:
+            return await self._issue(grant, list(scopes), audience)
+        finally:
+            self._revocations_changed()  # refresh-token reuse revokes a family
 
     def _revocations_changed(self) -> None:
         self._notifier.notify(self._authority.revocations.cursor)

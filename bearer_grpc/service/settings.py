@@ -22,6 +22,16 @@ SECRET_HASH_KEY_SETTING: Final = "secret_hash_key"  # noqa: S105 (a setting name
 """Stored setting holding the deployment's key for client-secret hashes."""
 EPOCH_SETTING: Final = "revocation_epoch"
 """Stored setting naming this store's revocation log; a new store has a new one."""
+DEFAULT_KEY_PUBLISH_DELAY: Final = 1800
+"""Seconds a new key is published before it signs, by default (30 min). Verifiers that
+cache the key set and never refetch it for an unknown ``kid`` must have fetched it
+again meanwhile: Envoy's ``jwt_authn`` caches it for 10 min by default, and Istio's
+control plane fetches it every 20 min and then pushes it to its proxies; 30 min covers
+both with 10 min to spare for that push and one failed fetch."""
+MAX_KEY_PUBLISH_DELAY: Final = 7 * 24 * 3600
+"""Longest pre-publish window accepted (a week)."""
+INTROSPECT_SCOPE: Final = "bearer-grpc:introspect"
+"""Scope a client needs to introspect tokens over HTTP (RFC 7662)."""
 ADMIN_AUDIENCE: Final = "bearer-grpc"
 """Audience of tokens meant for the TokenService itself; admin tokens must name it, so an
 admin's token for another service cannot be replayed here."""
@@ -49,7 +59,10 @@ class ServiceSettings:
         rotate_keys_every: Seconds after which the server stages a new signing key when
             the newest one is at least that old (0: never, the default; at least 60
             otherwise). Every replica checks; one of them stages the key, published
-            ``keyring.PUBLISH_DELAY`` seconds before it signs.
+            ``key_publish_delay`` seconds before it signs.
+        key_publish_delay: Seconds a scheduled key is published before it signs: at
+            least the longest time any verifier caches the key set without refetching
+            it. Default :data:`DEFAULT_KEY_PUBLISH_DELAY` (30 min); 0..a week.
     """
 
     issuer: str = "bearer-grpc"
@@ -62,6 +75,7 @@ class ServiceSettings:
     password_workers: int = 2
     password_queue: int = 32
     rotate_keys_every: int = 0
+    key_publish_delay: int = DEFAULT_KEY_PUBLISH_DELAY
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_ttl <= MAX_ACCESS_TTL:
@@ -84,8 +98,12 @@ class ServiceSettings:
             raise ValueError(
                 f"key rotation interval must be {MIN_KEY_ROTATION}..{MAX_KEY_ROTATION} seconds"
             )
+        if not 0 <= self.key_publish_delay <= MAX_KEY_PUBLISH_DELAY:
+            raise ValueError(f"key publish delay must be 0..{MAX_KEY_PUBLISH_DELAY} seconds")
 
     @property
     def key_retention(self) -> int:
-        """Seconds a key stays published after it stopped signing: its last token's life."""
-        return self.access_ttl + self.leeway
+        """Seconds a key stays published after it stopped signing: its last token's life
+        (with the leeway), plus the pre-publish window, so that a replica or verifier that
+        learned of its successor up to that window late still finds it."""
+        return self.access_ttl + self.leeway + self.key_publish_delay

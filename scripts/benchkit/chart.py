@@ -105,6 +105,23 @@ def _memory(ax: Axes, section: dict[str, Any]) -> None:
     ax.legend(fontsize=7)
 
 
+def _http(ax: Axes, section: dict[str, Any]) -> None:
+    ratios = {
+        "HTTP / gRPC\nIssueToken": ("http_over_grpc", 0.9),
+        "HTTP / oidc-\nprovider": ("http_over_oidc_provider", 0.5),
+        "JWKS / bare\naiohttp": ("jwks_over_bare", 0.8),
+    }
+    present = {label: v for label, v in ratios.items() if v[0] in section}
+    xs = range(len(present))
+    ax.bar(xs, [section[key]["median"] for key, _ in present.values()])
+    for x, (_, target) in zip(xs, present.values(), strict=True):
+        ax.hlines(target, x - 0.4, x + 0.4, color="red", linestyle="--", linewidth=1)
+    ax.set_xticks(list(xs), list(present))
+    ax.set_ylabel("ratio (median of rounds); red: target")
+    ax.set_title("http: the HTTP face")
+    ax.tick_params(axis="x", labelsize=8)
+
+
 PANELS = {
     "micro": _micro,
     "echo": _echo,
@@ -112,6 +129,7 @@ PANELS = {
     "service": _service,
     "revocation": _revocation,
     "memory": _memory,
+    "http": _http,
 }
 
 

@@ -36,9 +36,9 @@ import cryptography
 import grpc
 import jwt
 
-from benchkit import chart, echo, issuers, memory, micro, report, revocation, service
+from benchkit import chart, echo, http_face, issuers, memory, micro, report, revocation, service
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http")
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
 DOCS = Path("docs")
 
@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "revocation": lambda: revocation.run(settings, args.pg_dsn, progress),
         "memory": lambda: memory.run(settings, progress),
         "issuers": lambda: issuers.run(settings),
+        "http": lambda: asyncio.run(http_face.run(settings, progress)),
     }
     timings = {}
     for name in args.only:

@@ -12,7 +12,7 @@ import asyncio
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +85,44 @@ async def measure(load: Load, concurrency: int, warmup: float, seconds: float) -
                 if start <= done < end:
                     latencies.append(done - sent)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        await asyncio.sleep(max(0.0, start - time.perf_counter()))
-        cpu0 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        cpu1 = (proc_cpu(load.server_pid), _own_cpu(), machine_busy(), time.perf_counter())
-        await asyncio.gather(*tasks)
+        before, after = await closed_loop(worker, concurrency, start, end, load.server_pid)
+    return window_of(latencies, errors, seconds, before, after)
 
-    wall = cpu1[3] - cpu0[3]
+
+async def closed_loop(
+    worker: Callable[[], Awaitable[None]], concurrency: int, start: float, end: float, pid: int
+) -> tuple[Mark, Mark]:
+    """Run ``concurrency`` copies of ``worker`` (each stops by itself after ``end``); mark
+    the CPU counters of server ``pid`` at ``start`` and at ``end``."""
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = cpu_mark(pid)
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    after = cpu_mark(pid)
+    await asyncio.gather(*tasks)
+    return before, after
+
+
+Mark = tuple[float | None, float, float | None, float]
+"""CPU seconds of the server, of this process and of the machine, and the wall clock."""
+
+
+def cpu_mark(server_pid: int) -> Mark:
+    """Where the CPU counters stand now (take one before and one after a window)."""
+    return proc_cpu(server_pid), _own_cpu(), machine_busy(), time.perf_counter()
+
+
+def window_of(
+    latencies: list[float], errors: list[str], seconds: float, before: Mark, after: Mark
+) -> Window:
+    """The :class:`Window` of calls that took ``latencies`` between two marks."""
+    wall = after[3] - before[3]
     count = len(latencies)
-    server_cpu = cpu1[0] - cpu0[0] if cpu0[0] is not None and cpu1[0] is not None else None
-    client_cpu = cpu1[1] - cpu0[1]
+    server_cpu = after[0] - before[0] if before[0] is not None and after[0] is not None else None
+    client_cpu = after[1] - before[1]
     foreign = None
-    if server_cpu is not None and cpu0[2] is not None and cpu1[2] is not None:
-        foreign = max(0.0, (cpu1[2] - cpu0[2] - server_cpu - client_cpu) / wall)
+    if server_cpu is not None and before[2] is not None and after[2] is not None:
+        foreign = max(0.0, (after[2] - before[2] - server_cpu - client_cpu) / wall)
     latencies.sort()
     per_call = 1e6 / count if count else math.nan
     return Window(

@@ -190,6 +190,38 @@ def _issuers(section: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _http(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name in ("grpc_issue", "http_token", "oidc_provider", "jwks", "bare_jwks"):
+        if name in section:
+            entry = section[name]
+            text = (
+                f"{entry['calls_per_s']:,.0f}/s, p99 {entry['p99_ms']:.1f} ms, "
+                f"server {entry['server_cpu_us']:,.0f} µs/request"
+            )
+            rows.append(Row("http", entry["label"], text))
+    targets = {
+        "http_over_grpc": ("HTTP /token / gRPC IssueToken", 0.9),
+        "http_over_oidc_provider": ("HTTP /token / oidc-provider /token", 0.5),
+        "jwks_over_bare": ("GET /jwks / bare aiohttp endpoint", 0.8),
+    }
+    for key, (label, target) in targets.items():
+        if key not in section:
+            rows.append(Row("http", label, f"skipped: {section.get('oidc_provider_skipped')}"))
+            continue
+        ratio = section[key]["median"]
+        rows.append(
+            Row(
+                "http",
+                label,
+                f"{ratio:.2f}x",
+                f">= {target}x",
+                _check(ratio, lambda r, t=target: r >= t),
+            )
+        )
+    return rows
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
@@ -197,6 +229,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "revocation": _revocation,
     "memory": _memory,
     "issuers": _issuers,
+    "http": _http,
 }
 
 

@@ -475,10 +475,13 @@ def test_metrics_listen_serves_the_calls_of_this_process(tmp_path: Path) -> None
     }
     issued = (
         "bearer_grpc_tokens_issued_total",
-        (("grant", "client_credentials"), ("outcome", "issued")),
+        (("grant", "client_credentials"), ("interface", "grpc"), ("outcome", "issued")),
     )
     assert samples[issued] == 1
-    active = ("bearer_grpc_verifications_total", (("reason", "none"), ("result", "active")))
+    active = (
+        "bearer_grpc_verifications_total",
+        (("interface", "grpc"), ("reason", "none"), ("result", "active")),
+    )
     assert samples[active] == 1
     assert (
         sum(

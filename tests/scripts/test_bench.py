@@ -21,7 +21,7 @@ pytestmark = pytest.mark.process
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -101,6 +101,13 @@ def test_every_section_has_positive_numbers(quick_run: tuple[str, dict[str, Any]
     issuers = document["issuers"]
     assert _positive(issuers["hit_us"], issuers["hit_any_of_us"], issuers["miss_us"])
     assert _positive(issuers["pyjwt_us"], issuers["miss_over_pyjwt"], issuers["first_call_ms"])
+
+    http = document["http"]
+    for name in ("grpc_issue", "http_token", "jwks", "bare_jwks"):
+        assert _positive(http[name]["calls_per_s"], http[name]["server_cpu_us"])
+    assert _positive(http["http_over_grpc"]["median"], http["jwks_over_bare"]["median"])
+    if http["oidc_provider_skipped"] is None:  # node and oidc-provider present
+        assert _positive(http["http_over_oidc_provider"]["median"])
 
 
 def test_table_and_chart(quick_run: tuple[str, dict[str, Any], Path]) -> None:

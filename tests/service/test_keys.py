@@ -115,11 +115,16 @@ def test_staged_rotation_publishes_before_signing_and_retires_after_last_token(
     assert verify(service.stub(), last_old).active
     assert verify(service.stub(), first_new).active
 
-    retire_at = t0 + 60 + settings.access_ttl + settings.leeway  # retirement + ttl + leeway
-    clock.now = retire_at - 2  # the last old-key token is still valid here
+    valid_until = t0 + 60 + settings.access_ttl + settings.leeway  # of the last old token
+    clock.now = valid_until - 2  # the last old-key token is still valid here
     service.authority.sync()
     assert old_kid in _kids(service)
     assert verify(service.stub(), last_old).active
+
+    retire_at = valid_until + settings.key_publish_delay  # and the pre-publish window after
+    clock.now = retire_at - 1
+    service.authority.sync()
+    assert old_kid in _kids(service)
 
     clock.now = retire_at
     service.authority.sync()

@@ -93,6 +93,9 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+GRPC = {"interface": "grpc"}
+
+
 def _value(text: str, name: str, **labels: str) -> float:
     return _samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -127,16 +130,16 @@ def test_calls_are_counted_by_label_and_no_caller_data_is_exposed(served: Served
 
     text = _scrape(served.metrics_url)
     issued = "bearer_grpc_tokens_issued_total"
-    assert _value(text, issued, grant="client_credentials", outcome="issued") == 2
-    assert _value(text, issued, grant="client_credentials", outcome="invalid_grant") == 1
+    assert _value(text, issued, grant="client_credentials", outcome="issued", **GRPC) == 2
+    assert _value(text, issued, grant="client_credentials", outcome="invalid_grant", **GRPC) == 1
     verifications = "bearer_grpc_verifications_total"
-    assert _value(text, verifications, result="active", reason="none") == 3
+    assert _value(text, verifications, result="active", reason="none", **GRPC) == 3
     for reason in ("malformed", "invalid", "insufficient_scope", "revoked"):
-        assert _value(text, verifications, result="inactive", reason=reason) == 1, reason
-    assert _value(text, verifications, result="inactive", reason="expired") == 0
-    assert _value(text, verifications, result="error", reason="invalid_request") == 1
-    assert _value(text, "bearer_grpc_verify_duration_seconds_count") == 8
-    assert _value(text, "bearer_grpc_revocations_accepted_total", target="token") == 1
+        assert _value(text, verifications, result="inactive", reason=reason, **GRPC) == 1, reason
+    assert _value(text, verifications, result="inactive", reason="expired", **GRPC) == 0
+    assert _value(text, verifications, result="error", reason="invalid_request", **GRPC) == 1
+    assert _value(text, "bearer_grpc_verify_duration_seconds_count", **GRPC) == 8
+    assert _value(text, "bearer_grpc_revocations_accepted_total", target="token", **GRPC) == 1
     assert _value(text, "bearer_grpc_verify_cache_hits_total") >= 4  # tokens[0] after the 1st
     assert _value(text, "bearer_grpc_verify_cache_entries") == 1  # tokens[1]: never active
     assert 0 < _value(text, "bearer_grpc_verify_cache_hit_ratio") < 1

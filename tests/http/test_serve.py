@@ -1,0 +1,128 @@
+"""``bearer-grpc serve --http-listen`` as an operator runs it: the issuer must be a URL,
+HTTPS comes from the gRPC port's certificate flags, and an address already taken stops
+the start cleanly."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bearer_grpc.service.authority import TokenAuthority
+from bearer_grpc.service.http import HttpLimits
+from bearer_grpc.service.server import ServeConfig, TokenServer
+from bearer_grpc.service.settings import ServiceSettings
+from bearer_grpc.store import open_store, sqlite_url
+from tests.harness import LoopThread
+from tests.http._support import free_port
+from tests.interop._support import self_signed
+
+pytestmark = pytest.mark.process
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bearer_grpc", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    "issuer", ["bearer-grpc", "http://tokens.example", "https://tokens.example/"]
+)
+def test_the_issuer_must_be_a_url_for_the_http_face(tmp_path: Path, issuer: str) -> None:
+    done = _serve(
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--issuer",
+        issuer,
+    )
+    assert done.returncode == 1
+    assert "--issuer" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "d").exists()  # refused before touching the store
+
+
+def test_https_with_the_certificate_flags(tmp_path: Path) -> None:
+    tls = self_signed(tmp_path)
+    key = tmp_path / "key.pem"
+    key.write_bytes(tls.key)
+    port = free_port()
+    issuer = f"https://localhost:{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bearer_grpc",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            f"127.0.0.1:{port}",
+            "--issuer",
+            issuer,
+            "--tls-cert",
+            str(tls.cert_file),
+            "--tls-key",
+            str(key),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if json.loads(line).get("message") == "listening":
+                break
+        assert any(json.loads(line).get("message") == "http listening" for line in lines)
+        with httpx.Client(
+            verify=ssl.create_default_context(cafile=tls.cert_file), timeout=10
+        ) as client:
+            document = client.get(f"{issuer}/.well-known/openid-configuration").json()
+        assert document["jwks_uri"] == f"{issuer}/jwks"
+        with pytest.raises(httpx.HTTPError), httpx.Client(timeout=5) as plain:
+            plain.get(f"http://127.0.0.1:{port}/jwks")
+    finally:
+        proc.terminate()
+        _, _ = proc.communicate(timeout=20)  # closes both pipes
+        assert proc.returncode == 0
+
+
+def test_an_http_address_in_use_stops_the_start_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        store = open_store(sqlite_url(tmp_path / "d"))
+        authority = TokenAuthority(store, ServiceSettings(issuer=f"http://127.0.0.1:{port}"))
+        config = ServeConfig(
+            listen="127.0.0.1:0", http_listen=f"127.0.0.1:{port}", http_limits=HttpLimits()
+        )
+        server = TokenServer(authority, config)
+        loop = LoopThread()
+        try:
+            with pytest.raises(ValueError, match="cannot listen for HTTP"):
+                loop.run(server.start())
+            loop.run(server.stop(grace=0))
+        finally:
+            loop.run(loop.loop.shutdown_default_executor())
+            loop.close()
+            store.close()
