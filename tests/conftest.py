@@ -1,6 +1,5 @@
-"""Fixtures shared by the whole suite: a real TokenService on a free port; a guard that keeps
-the ``process`` marker true (``scripts/test --fast`` relies on it); and the one rule for
-running the suite on several workers (pytest-xdist, ``--dist loadgroup``).
+"""Fixtures shared by the whole suite: a real TokenService on a free port; and a guard that
+keeps the ``process`` marker true (``scripts/test --fast`` relies on it).
 
 ``service`` is the test's own: use it where a test moves the service's clock, rotates its
 keys, breaks its store or counts its requests. Elsewhere take ``unique_client`` (or
@@ -60,17 +59,3 @@ def _processes_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
 
-
-POSTGRES_GROUP = "postgresql"
-"""The xdist group of every test that talks to PostgreSQL: LISTEN/NOTIFY is database-wide,
-so such tests on two workers at once would hear each other's notifications."""
-POSTGRES_USERS = ("tests/scripts/test_bench.py",)
-"""Modules that use PostgreSQL (when ``BEARER_GRPC_TEST_PG_DSN`` is set) without the
-``postgres`` marker."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every PostgreSQL test in one xdist group (one worker runs them, one at a time)."""
-    for item in items:
-        if item.get_closest_marker("postgres") or item.nodeid.startswith(POSTGRES_USERS):
-            item.add_marker(pytest.mark.xdist_group(POSTGRES_GROUP))
