@@ -58,4 +58,3 @@ def _processes_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         raise AssertionError(f"{request.node.nodeid} starts a process: mark it process")
 
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
-
