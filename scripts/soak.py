@@ -1,8 +1,8 @@
 """Soak: many concurrent clients against protected echo services, with token churn.
 
 A real TokenService (``bearer-grpc serve`` subprocess, SQLite in a temporary directory,
-loopback only) and, in this process, two protected echo services: a sync
-``grpc.server`` and a ``grpc.aio.server``, each behind ``BearerServerInterceptor`` with a
+loopback only) and, in this process, two protected Echo services (``bearer_grpc.testing``):
+a sync ``grpc.server`` and a ``grpc.aio.server``, each behind ``BearerServerInterceptor`` with a
 verifier attached by ``from_token_service`` (a small verified-token cache, so eviction
 really happens). Then, for a bounded time and number of calls:
 
@@ -43,11 +43,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +57,17 @@ from bearer_grpc import BearerServerInterceptor, Verifier
 from bearer_grpc import aio as bearer_aio
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store, sqlite_url
+from bearer_grpc.testing import KINDS, Echo, Kind, LoopThread, bearer, call_aio, serve, serve_aio
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
-SERVICE = "soak.v1.Echo"
-KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-METHODS = dict(zip(KINDS, ("Unary", "ServerStream", "ClientStream", "BidiStream"), strict=True))
+ANSWERS: dict[Kind, int] = {
+    "unary_unary": 1,
+    "unary_stream": 2,
+    "stream_unary": 1,
+    "stream_stream": 2,
+}
+"""Responses of each kind (the Echo streams two answers; a bidi call sends two requests)."""
 AUDIENCE = "soak"
 CLIENT_ID = "soak-client"
 CALL_TIMEOUT = 10.0
@@ -91,102 +94,24 @@ may come out as this. Counted apart, and only tolerated where a refusal was due.
 # -- the protected echo service ---------------------------------------------------------
 
 
-def _sync_handler() -> Any:
-    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-        return request
-
-    def server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield request
-        yield request
-
-    def client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        return b"".join(requests)
-
-    def bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield from requests
-
-    return _handler(unary, server_stream, client_stream, bidi)
-
-
-def _aio_handler() -> Any:
-    async def unary(request: bytes, context: Any) -> bytes:
-        return request
-
-    async def server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-        yield request
-        yield request
-
-    async def client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
-        return b"".join([r async for r in requests])
-
-    async def bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-        async for request in requests:
-            yield request
-
-    return _handler(unary, server_stream, client_stream, bidi)
-
-
-def _handler(unary: Any, server_stream: Any, client_stream: Any, bidi: Any) -> Any:
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
-            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
-            "BidiStream": grpc.stream_stream_rpc_method_handler(bidi),
-        },
-    )
-
-
-class LoopThread:
-    """An event loop in a daemon thread (for the aio server)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 30.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @contextlib.contextmanager
 def sync_echo(verifier: Verifier) -> Iterator[str]:
-    """The sync echo service behind the interceptor; yields its target."""
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        server = grpc.server(pool, interceptors=[BearerServerInterceptor(verifier)])
-        server.add_generic_rpc_handlers((_sync_handler(),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.stop(None).wait()
+    """The kit's Echo behind the sync interceptor; yields its target."""
+    interceptors = [BearerServerInterceptor(verifier)]
+    with serve([Echo().handler()], interceptors=interceptors, max_workers=16) as target:
+        yield target
 
 
 @contextlib.contextmanager
 def aio_echo(verifier: bearer_aio.Verifier, loop: LoopThread) -> Iterator[str]:
-    """The aio echo service behind the interceptor, on ``loop``; yields its target."""
-
-    async def start() -> tuple[grpc.aio.Server, int]:
-        server = grpc.aio.server(interceptors=[bearer_aio.BearerServerInterceptor(verifier)])
-        server.add_generic_rpc_handlers((_aio_handler(),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        await verifier.start()
-        return server, port
-
-    server, port = loop.run(start())
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        loop.run(server.stop(None))
-        loop.run(verifier.aclose())
+    """The kit's Echo behind the aio interceptor, on ``loop``; yields its target."""
+    interceptors = [bearer_aio.BearerServerInterceptor(verifier)]
+    with loop.context(serve_aio([Echo().aio_handler()], interceptors=interceptors)) as target:
+        loop.run(verifier.start())
+        try:
+            yield target
+        finally:
+            loop.run(verifier.aclose())
 
 
 # -- the TokenService --------------------------------------------------------------------
@@ -292,24 +217,14 @@ class Limits:
         return self.made < self.calls and time.monotonic() < self.deadline
 
 
-async def call(channel: grpc.aio.Channel, kind: str, token: str) -> None:
-    """One echo call of ``kind`` with ``token`` (raises on failure)."""
-    metadata = (("authorization", f"Bearer {token}"),)
-    method = f"/{SERVICE}/{METHODS[kind]}"
-    options: dict[str, Any] = {"metadata": metadata, "timeout": CALL_TIMEOUT}
-    invoke: Any
-    if kind == "unary_unary":
-        invoke = channel.unary_unary(method)
-        await invoke(b"x", **options)
-    elif kind == "unary_stream":
-        invoke = channel.unary_stream(method)
-        assert len([r async for r in invoke(b"x", **options)]) == 2
-    elif kind == "stream_unary":
-        invoke = channel.stream_unary(method)
-        await invoke(iter((b"a", b"b")), **options)
-    else:
-        invoke = channel.stream_stream(method)
-        assert len([r async for r in invoke(iter((b"a", b"b")), **options)]) == 2
+async def call(channel: grpc.aio.Channel, kind: Kind, token: str) -> str:
+    """One Echo call of ``kind`` with ``token`` (raises on failure); ``ok``, or what was
+    wrong with the answers (their count, or the caller the handler saw)."""
+    answers = await call_aio(channel, kind, metadata=bearer(token), timeout=CALL_TIMEOUT)
+    if len(answers) != ANSWERS[kind]:
+        return f"{len(answers)} answers"
+    seen = {answer.subject for answer in answers}
+    return "ok" if seen == {CLIENT_ID} else f"handler saw {sorted(map(str, seen))}"
 
 
 async def client(
@@ -326,8 +241,7 @@ async def client(
             started = time.monotonic()
             expected = pool.expect(token, started)
             try:
-                await call(channel, kind, token)
-                outcome = "ok"
+                outcome = await call(channel, kind, token)
             except grpc.aio.AioRpcError as err:
                 revoked_answer = (
                     err.code() == grpc.StatusCode.UNAUTHENTICATED

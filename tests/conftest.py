@@ -1,12 +1,22 @@
-"""Fixtures shared by the whole suite: a real TokenService on a free port."""
+"""Fixtures shared by the whole suite: a real TokenService on a free port; and a guard that
+keeps the ``process`` marker true (``scripts/test --fast`` relies on it).
+
+``service`` is the test's own: use it where a test moves the service's clock, rotates its
+keys, breaks its store or counts its requests. Elsewhere take ``unique_client`` (or
+``shared_service``): one service per test module, and a client of the test's own, so no
+test sees another's tokens or revocations.
+"""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bearer_grpc.service.admin import NewClient
 from bearer_grpc.store import sqlite_url
 from tests.harness import RunningService, running_service
 
@@ -19,6 +29,32 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service(data_dir: Path) -> Iterator[RunningService]:
-    """A TokenService on an embedded SQLite store in a temporary data directory."""
+    """A TokenService of the test's own, on SQLite in a temporary data directory."""
     with running_service(sqlite_url(data_dir)) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """A TokenService on SQLite shared by the tests of one module."""
+    with running_service(sqlite_url(tmp_path_factory.mktemp("shared") / "data")) as running:
+        yield running
+
+
+@pytest.fixture
+def unique_client(shared_service: RunningService) -> NewClient:
+    """A client of ``shared_service`` that no other test uses (scopes ``orders.read``
+    and ``orders.write``, audience ``orders``)."""
+    return shared_service.add_client()
+
+
+@pytest.fixture(autouse=True)
+def _processes_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked ``process`` that starts a child process fails, naming the marker."""
+    if request.node.get_closest_marker("process") is not None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it process")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)

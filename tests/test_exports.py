@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 import bearer_grpc
 import bearer_grpc.aio
 
-# The public names promised in both flavours.
+# The Python API promised under the same names in bearer_grpc and bearer_grpc.aio.
 SHARED = {
     "BearerClientInterceptor",
     "BearerServerInterceptor",
@@ -44,6 +46,7 @@ def test_every_public_name_has_a_docstring() -> None:
             assert getattr(module, name).__doc__, f"{module.__name__}.{name} has no docstring"
 
 
+@pytest.mark.process
 def test_lazy_names_map_to_their_modules_and_core_stays_grpc_free() -> None:
     import subprocess
     import sys

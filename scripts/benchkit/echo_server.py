@@ -1,10 +1,13 @@
-"""A unary echo server, run as a subprocess: ``python -m benchkit.echo_server``.
+"""Unary echo servers, run as a subprocess: ``python -m benchkit.echo_server``.
 
 Reads one JSON config line on stdin (``flavour``: sync|aio, ``variants``: a list of
 bare|naive|bearer, ``jwks``, ``issuer``, ``audience``, ``lifetime``), starts one server per
 variant on its own port, prints ``TARGET host:port`` for each (in order) once listening and
 serves until stdin is closed (or ``lifetime`` seconds passed). One process per flavour keeps
 start-up short; the servers not being measured sit idle (no CPU).
+
+The service is the kit's Echo (``bearer_grpc.testing``) in its plain mode: ``Unary`` returns
+the request bytes, so every variant's handler does the same (almost no) work.
 """
 
 from __future__ import annotations
@@ -17,26 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import grpc
-import grpc.aio
 import jwt
 
 import bearer_grpc
 import bearer_grpc.aio
-from bearer_grpc.testing import serve, serve_aio
+from bearer_grpc.testing import Echo, path, serve, serve_aio
 from benchkit.naive import NaiveAioInterceptor, NaiveInterceptor
 
-SERVICE = "bench.Echo"
-METHOD = f"/{SERVICE}/Echo"
+METHOD = path("Unary")
 SYNC_WORKERS = 8
-
-
-def _echo(request: bytes, context: Any) -> bytes:
-    return request
-
-
-async def _echo_aio(request: bytes, context: Any) -> bytes:
-    return request
 
 
 def interceptors(config: dict[str, Any], variant: str) -> list[Any]:
@@ -80,9 +72,7 @@ def run(config: dict[str, Any]) -> None:
     chosen = [interceptors(config, variant) for variant in config["variants"]]
     lifetime = config.get("lifetime", 3600)
     if config["flavour"] == "sync":
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
-        )
+        handler = Echo(plain=True).handler()
         done = threading.Event()
         _on_stdin_closed(done.set)
         with contextlib.ExitStack() as stack:
@@ -96,9 +86,7 @@ def run(config: dict[str, Any]) -> None:
         return
 
     async def main() -> None:
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(_echo_aio)}
-        )
+        handler = Echo(plain=True).aio_handler()
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
         _on_stdin_closed(lambda: _call_soon(loop, done.set))

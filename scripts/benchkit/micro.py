@@ -11,7 +11,8 @@ each of ES256, EdDSA, RS256 and HS256, on the same token:
 - ``hit``: ``Verifier.lookup`` on a verifier whose cache holds the token (what the
   interceptor does first on every call).
 
-bearer_grpc verifies asymmetric keys only, so HS256 has the raw and PyJWT
+bearer_grpc verifies asymmetric keys only (a shared HMAC secret would let every verifier
+mint tokens), so HS256 has the raw and PyJWT
 rows only. A last row times the sync interceptor itself: ``intercept_service`` plus the
 handler call on a cache hit, minus the bare handler; and the same for a certificate-bound
 token (RFC 8705) whose client certificate comes with the call. The stand-in context hands

@@ -1,4 +1,9 @@
-"""Fixtures of the CLI tests: a command runner in a temporary directory."""
+"""Fixtures of the CLI tests: command runners in a temporary directory.
+
+``cli`` runs each command in this process (``bearer_grpc.cli.main``); ``process_cli`` as
+a real ``python -m bearer_grpc``, for the few tests of what a shell sees: exit codes,
+one-line errors without a traceback, real stdin and environment.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli._support import Cli
+from tests.harness import Cli
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """Runs ``bearer-grpc`` in ``tmp_path`` (default data dir ``tmp_path/bearer-grpc-data``)."""
     return Cli(tmp_path)
+
+
+@pytest.fixture
+def process_cli(tmp_path: Path) -> Cli:
+    """Like ``cli``, each command a real process."""
+    return Cli(tmp_path, process=True)

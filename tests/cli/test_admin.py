@@ -16,8 +16,8 @@ import pytest
 from bearer_grpc.core.secrets import verify_password
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store, sqlite_url
-from tests.cli._support import Cli, assert_one_line_error, running_server, secret_of
-from tests.harness import wait_until
+from tests.cli._support import secret_of
+from tests.harness import Cli, assert_one_line_error, running_server, wait_until
 
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 DB = Path("bearer-grpc-data") / "bearer-grpc.db"
@@ -59,8 +59,9 @@ def _names(cli: Cli, noun: str, *store: str) -> list[str]:
     return [row["name"] for row in json.loads(result.stdout)]
 
 
-def test_version(cli: Cli) -> None:
-    result = cli.ok("--version")
+@pytest.mark.process
+def test_version(process_cli: Cli) -> None:
+    result = process_cli.ok("--version")
     assert result.stdout.strip() == f"bearer-grpc {metadata.version('bearer-grpc')}"
 
 
@@ -121,6 +122,7 @@ def test_clients_add_duplicate_name(cli: Cli, tmp_path: Path) -> None:
     assert _stored(tmp_path / DB) == [("client", "svc")]
 
 
+@pytest.mark.slow
 def test_client_and_user_share_one_namespace(cli: Cli, tmp_path: Path) -> None:
     cli.ok("clients", "add", "taken-by-client", "--audiences", "x")
     assert_one_line_error(
@@ -134,13 +136,15 @@ def test_client_and_user_share_one_namespace(cli: Cli, tmp_path: Path) -> None:
 # -- users ---------------------------------------------------------------------------------
 
 
-def test_users_add_password_from_stdin(cli: Cli, tmp_path: Path) -> None:
-    result = cli.ok("users", "add", "alice", "--audiences", "x", input=PASSWORD + "\n")
+@pytest.mark.process
+def test_users_add_password_from_stdin(process_cli: Cli, tmp_path: Path) -> None:
+    result = process_cli.ok("users", "add", "alice", "--audiences", "x", input=PASSWORD + "\n")
     assert PASSWORD not in result.stdout + result.stderr
     [stored] = _hashes(tmp_path / DB)
     assert verify_password(PASSWORD, stored)
 
 
+@pytest.mark.slow
 def test_users_add_password_from_env(cli: Cli, tmp_path: Path) -> None:
     result = cli.ok(
         "users", "add", "alice", "--audiences", "x", env={"BEARER_GRPC_PASSWORD": PASSWORD}
@@ -191,8 +195,9 @@ def test_bad_scope_syntax(cli: Cli, tmp_path: Path, scopes: str) -> None:
     assert _stored(tmp_path / DB) == []
 
 
-def test_missing_audiences_is_a_usage_error(cli: Cli) -> None:
-    result = cli("clients", "add", "svc")
+@pytest.mark.process
+def test_missing_audiences_is_a_usage_error(process_cli: Cli) -> None:
+    result = process_cli("clients", "add", "svc")
     assert result.returncode == 2
     assert "--audiences" in result.stderr
     assert "Traceback" not in result.stderr
@@ -239,6 +244,7 @@ def _wait_for_next_second(not_before: object) -> None:
     wait_until(lambda: time.time() >= not_before + 1, timeout=3, interval=0.02)
 
 
+@pytest.mark.process
 def test_first_key_is_created_by_serve(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("keys", "list").stdout.strip() == "(none)"
     assert _keys(cli) == []
@@ -316,8 +322,9 @@ def test_rotate_negative_delay(cli: Cli) -> None:
 # -- where the store lives ---------------------------------------------------------------------
 
 
-def test_data_dir_0700_and_database_0600(cli: Cli, tmp_path: Path) -> None:
-    cli.ok("clients", "list", umask=0)
+@pytest.mark.process
+def test_data_dir_0700_and_database_0600(process_cli: Cli, tmp_path: Path) -> None:
+    process_cli.ok("clients", "list", umask=0)
     assert _mode(tmp_path / "bearer-grpc-data") == 0o700
     assert _mode(tmp_path / DB) == 0o600
 
@@ -356,9 +363,11 @@ def test_data_dir_from_env_and_flag_wins(cli: Cli, tmp_path: Path) -> None:
     ],
     ids=["clients-list", "serve"],
 )
-def test_unreachable_postgres(cli: Cli, args: tuple[str, ...]) -> None:
+@pytest.mark.process
+def test_unreachable_postgres(process_cli: Cli, args: tuple[str, ...]) -> None:
     # From the environment: a password on the command line adds a warning line.
-    result = cli(*args, env={"BEARER_GRPC_STORE": "postgresql://u:secretpw@127.0.0.1:1/x"})
+    env = {"BEARER_GRPC_STORE": "postgresql://u:secretpw@127.0.0.1:1/x"}
+    result = process_cli(*args, env=env)
     assert_one_line_error(result)
     assert "secretpw" not in result.stderr + result.stdout
 
@@ -369,11 +378,12 @@ def test_unsupported_store_url(cli: Cli) -> None:
     assert "secretpw" not in result.stderr
 
 
-def test_help_never_shows_a_value_from_the_environment(cli: Cli) -> None:
+@pytest.mark.process
+def test_help_never_shows_a_value_from_the_environment(process_cli: Cli) -> None:
     """Help text shows defaults, never environment values: BEARER_GRPC_STORE may carry a
     database password."""
     env = {"BEARER_GRPC_STORE": "postgresql://svc:S3cretPW@db.invalid/bg"}
-    result = cli("serve", "--help", env=env)
+    result = process_cli("serve", "--help", env=env)
     assert result.returncode == 0
     assert "S3cretPW" not in result.stdout and "BEARER_GRPC_STORE" in result.stdout
 

@@ -11,9 +11,14 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import Cli, running_server, secret_of, start_server, token_stub
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.cli._support import secret_of
+from tests.harness import Cli, running_server, start_server
+
+pytestmark = pytest.mark.process
 
 THREADS = 4
 KILL_AFTER = 100
@@ -37,7 +42,7 @@ def test_acknowledged_revocations_survive_kill_9(tmp_path: Path) -> None:
 
     def burst() -> None:
         with grpc.insecure_channel(server.target) as channel:
-            stub = token_stub(channel)
+            stub = pb_grpc.TokenServiceStub(channel)
             for _ in range(MAX_ROUNDS_PER_THREAD):
                 if time.monotonic() > deadline:
                     return
@@ -81,7 +86,7 @@ def test_acknowledged_revocations_survive_kill_9(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
     with running_server(tmp_path) as restarted, restarted.channel() as channel:
-        stub = token_stub(channel)
+        stub = pb_grpc.TokenServiceStub(channel)
         reasons = {
             stub.VerifyToken(
                 pb.VerifyTokenRequest(token=token, audience="orders"), timeout=10

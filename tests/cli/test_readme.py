@@ -12,16 +12,9 @@ import pytest
 
 from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import (
-    README,
-    REPO,
-    Cli,
-    clean_env,
-    help_text,
-    running_server,
-    secret_of,
-    token_stub,
-)
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.cli._support import README, REPO, help_text, secret_of
+from tests.harness import Cli, clean_env, running_server
 
 TEXT = README.read_text()
 
@@ -64,6 +57,7 @@ def tour() -> str:
     return block
 
 
+@pytest.mark.process
 def test_tour_runs_against_a_real_server(tmp_path: Path) -> None:
     script = tmp_path / "tour.sh"
     script.write_text(tour())
@@ -88,7 +82,9 @@ def test_tour_runs_against_a_real_server(tmp_path: Path) -> None:
         # the tour's last line is `! bearer-grpc token verify`: make sure it had a token to
         # refuse, i.e. step 4 really revoked the token of step 2
         with server.channel() as channel:
-            stream = token_stub(channel).WatchRevocations(watch_request(0), timeout=10)
+            stream = pb_grpc.TokenServiceStub(channel).WatchRevocations(
+                watch_request(0), timeout=10
+            )
             try:
                 first = next(stream)
             finally:
@@ -173,6 +169,7 @@ def test_readme_serve_defaults_match_help(help_flags: dict[str, str]) -> None:
             assert shown.group(1) == default, flag
 
 
+@pytest.mark.process
 def test_readme_serve_env_variables_are_honoured(tmp_path: Path) -> None:
     """Set every serve setting through its README variable; the server uses them."""
     (tmp_path / "state").mkdir()
@@ -190,7 +187,7 @@ def test_readme_serve_env_variables_are_honoured(tmp_path: Path) -> None:
     grant = pb.ClientCredentialsGrant(client_id="svc", client_secret=secret_of(added))
     with running_server(tmp_path, listen=None, env=env) as server:
         with server.channel() as channel:
-            stub = token_stub(channel)
+            stub = pb_grpc.TokenServiceStub(channel)
             jwks = stub.GetJwks(pb.GetJwksRequest(), timeout=10)
             issued = stub.IssueToken(pb.IssueTokenRequest(client_credentials=grant), timeout=10)
         assert issued.expires_in == 120

@@ -30,7 +30,9 @@ from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.cli._options import duration
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import (
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.cli._support import secret_of
+from tests.harness import (
     ERROR_PREFIX,
     NOT_SERVING,
     SERVING,
@@ -40,10 +42,10 @@ from tests.cli._support import (
     health_status,
     json_lines,
     running_server,
-    secret_of,
     start_server,
-    token_stub,
 )
+
+pytestmark = pytest.mark.process
 
 TOKEN_SERVICE = "bearer_grpc.v1.TokenService"
 
@@ -209,7 +211,7 @@ def test_sigterm_ends_streams_and_exits_0(tmp_path: Path) -> None:
     grace = 8.0
     with running_server(tmp_path, "--grace", str(grace)) as server:
         with server.channel() as channel:
-            stub = token_stub(channel)
+            stub = pb_grpc.TokenServiceStub(channel)
             grant = pb.ClientCredentialsGrant(client_id="svc", client_secret=secret)
             token = stub.IssueToken(pb.IssueTokenRequest(client_credentials=grant), timeout=10)
             stub.RevokeToken(pb.RevokeTokenRequest(token=token.access_token), timeout=10)
@@ -242,7 +244,7 @@ def test_sigterm_ends_a_busy_watch_stream_at_once(tmp_path: Path) -> None:
     finally:
         store.close()
     with running_server(tmp_path, "--grace", "2") as server, server.channel() as channel:
-        stream = token_stub(channel).WatchRevocations(watch_request(0), timeout=30)
+        stream = pb_grpc.TokenServiceStub(channel).WatchRevocations(watch_request(0), timeout=30)
         assert next(stream).token_id == "jti-0000"
         server.signal(signal.SIGTERM)
         try:

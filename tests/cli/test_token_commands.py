@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 import re
@@ -16,18 +17,19 @@ import pytest
 
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store, sqlite_url
-from tests.cli._support import (
+from tests.cli._support import help_text, secret_of
+from tests.harness import (
     SERVING,
     Cli,
-    ServerProcess,
+    ServeProcess,
     assert_one_line_error,
     describe,
     health_status,
-    help_text,
     running_server,
-    secret_of,
+    wait_until,
 )
-from tests.harness import wait_until
+
+pytestmark = pytest.mark.process
 
 PASSWORD = "correct horse battery"
 REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -38,7 +40,7 @@ _names = itertools.count()
 class Served:
     """The module's server and a CLI pointed at it (same directory, so same data dir)."""
 
-    server: ServerProcess
+    server: ServeProcess
     cli: Cli
 
     def client(
@@ -107,9 +109,12 @@ def test_issue_secret_from_env(served: Served) -> None:
     assert _jwt_header(token)["typ"] == "at+jwt"
 
 
+@pytest.mark.process
 def test_issue_secret_from_stdin(served: Served) -> None:
     client_id, secret = served.client()
-    result = served.cli.ok("token", "issue", "--client-id", client_id, input=secret + "\n")
+    result = dataclasses.replace(served.cli, process=True).ok(
+        "token", "issue", "--client-id", client_id, input=secret + "\n"
+    )
     assert _jwt_part(result.stdout.strip(), 1)["sub"] == client_id
 
 
@@ -319,15 +324,16 @@ def test_rotation_reaches_the_running_server(served: Served) -> None:
 # -- failures ------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("action", ["issue", "verify", "revoke"])
-def test_server_unreachable(cli: Cli, action: str) -> None:
+def test_server_unreachable(process_cli: Cli, action: str) -> None:
     args = {
         "issue": ("--client-id", "svc"),
         "verify": ("--audience", "orders"),
         "revoke": (),
     }[action]
     secret = "s" * 43
-    result = cli(
+    result = process_cli(
         "token", action, *args, "--target", "127.0.0.1:1",
         env={"BEARER_GRPC_CLIENT_SECRET": secret, "BEARER_GRPC_TOKEN": secret},
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The error tree: the ErrorInfo reasons of the wire contract and terse public messages."""
+"""The error tree: the wire's ErrorInfo reasons and terse public messages."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from bearer_grpc.core.errors import (
     VerifierUnavailable,
 )
 
-# The ErrorInfo reason of every auth failure: a wire contract (docs/design/errors.md).
+# The ErrorInfo reason of every auth failure: a wire contract that clients in any language
+# read, so a change here is a breaking change.
 REASONS = {
     TokenMissing: "TOKEN_MISSING",
     TokenMalformed: "TOKEN_MALFORMED",

@@ -1,4 +1,5 @@
-"""bearer_token: one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1)."""
+"""bearer_token: exactly one `authorization: Bearer <b64token>` entry (RFC 6750 §2.1); the
+scheme is case-insensitive and ``authorization-bin`` carries no credential."""
 
 from __future__ import annotations
 
@@ -194,6 +195,7 @@ _values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(database=None, max_examples=300, deadline=None)
 @given(value=_values)
 def test_property_any_value_yields_a_substring_or_an_auth_error(value: str) -> None:
@@ -205,6 +207,7 @@ def test_property_any_value_yields_a_substring_or_an_auth_error(value: str) -> N
     assert token in value
 
 
+@pytest.mark.slow
 @settings(database=None, max_examples=200, deadline=None)
 @given(
     metadata=st.lists(

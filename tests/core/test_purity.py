@@ -1,4 +1,5 @@
-"""The core is pure: no grpc, no database driver, no clock reads."""
+"""The core is pure: it imports no grpc and no database driver, and reads no clock (time
+comes in through a ``clock`` parameter), so the same rules serve every adapter."""
 
 from __future__ import annotations
 
@@ -71,12 +72,14 @@ def test_core_modules_are_discovered() -> None:
     assert {f"bearer_grpc.core.{name}" for name in expected} <= set(CORE_MODULES)
 
 
+@pytest.mark.process
 def test_importing_the_core_imports_no_grpc_and_no_database_driver() -> None:
     loaded = imported_modules("bearer_grpc.core", *CORE_MODULES)
     assert set(CORE_MODULES) <= set(loaded)
     assert forbidden(loaded) == []
 
 
+@pytest.mark.process
 def test_the_import_probe_detects_a_forbidden_module() -> None:
     # The check above can fail: the same probe sees a module a core import would pull in.
     assert "sqlite3" in forbidden(imported_modules("bearer_grpc.core.errors", "sqlite3"))

@@ -116,10 +116,12 @@ def test_verify_password_right_password(stored_password: str) -> None:
     assert verify_password(PASSWORD, stored_password) is True
 
 
+@pytest.mark.slow
 def test_verify_password_wrong_password(stored_password: str) -> None:
     assert verify_password(PASSWORD + "!", stored_password) is False
 
 
+@pytest.mark.slow
 def test_verify_password_unknown_user_is_false() -> None:
     assert verify_password(PASSWORD, None) is False
 

@@ -43,8 +43,16 @@ ISSUER = "https://tokens.example"
 AUDIENCE = "orders"
 LIFETIME = 300
 EXP = NOW + LIFETIME
-DROP = object()
-"""Marks a member to remove from the default header or claims."""
+
+
+class _Drop:
+    """Marks a member to remove from the default header or claims."""
+
+    def __repr__(self) -> str:
+        return "DROP"  # a stable test id in every process (pytest-xdist compares them)
+
+
+DROP = _Drop()
 
 
 # --- building tokens by hand ----------------------------------------------------------
@@ -1032,6 +1040,7 @@ _claim_values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     database=None,
     max_examples=200,

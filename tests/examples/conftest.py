@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli._support import Cli
 from tests.examples._support import (
     ExampleServer,
-    Process,
     TokenService,
     clients_add_args,
     example_argv,
     start_token_service,
 )
+from tests.harness import Cli, ServeProcess
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def example_server(
     """The README's server command on port 0; stopped with SIGTERM, which must exit 0."""
     script: str = request.param
     argv = example_argv(script, tokens=token_service.target, listen="127.0.0.1:0")
-    process = Process(argv, cwd=workdir)
+    process = ServeProcess(argv, cwd=workdir)
     try:
         match = process.wait_for_line(r"^listening on (127\.0\.0\.1:\d+)$")
         yield ExampleServer(script, match.group(1), process)

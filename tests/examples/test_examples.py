@@ -8,19 +8,19 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
+from bearer_grpc.testing import assert_refused
 from tests.examples._support import (
     EXAMPLES_README,
     ExampleServer,
-    Process,
     TokenService,
     example_argv,
-    load_example,
     run,
 )
+from tests.harness import ServeProcess, load_example
+
+pytestmark = pytest.mark.process
 
 FULL_OUTPUT = [
     "GetOrder: order-1: 2 x blue widget (created by shop-admin)",
@@ -34,7 +34,7 @@ REFUSED = "failed: PERMISSION_DENIED [INSUFFICIENT_SCOPE]: insufficient scope"
 
 def _run_client(
     script: str, client_id: str, workdir: Path, token_service: TokenService, target: str
-) -> tuple[int, Process]:
+) -> tuple[int, ServeProcess]:
     argv = example_argv(script, tokens=token_service.target, target=target, client_id=client_id)
     env = {"BEARER_GRPC_CLIENT_SECRET": token_service.secrets[client_id]}
     return run(argv, cwd=workdir, env=env)
@@ -107,12 +107,7 @@ def test_call_without_token_is_unauthenticated_and_health_is_public(
             stub.GetOrder(client.pb.GetOrderRequest(order_id="order-1"), timeout=10)
     error = caught.value
     assert isinstance(error, grpc.Call)
-    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
-    status = rpc_status.from_call(error)
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    assert (info.domain, info.reason) == ("bearer-grpc", "TOKEN_MISSING")
+    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
     assert ("www-authenticate", "Bearer") in error.trailing_metadata()
 
 

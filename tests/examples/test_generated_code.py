@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples._support import EXAMPLES, REPO, load_example
+from tests.harness import EXAMPLES, REPO, load_example
 
 GEN_SCRIPT = EXAMPLES / "gen-protos"
 GENERATED = "shop"  # the directory under examples/ that examples/gen-protos owns entirely
@@ -71,6 +71,7 @@ def test_service_has_one_method_of_each_kind() -> None:
     }
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
 def test_proto_passes_buf_lint() -> None:
     result = subprocess.run(
@@ -84,6 +85,7 @@ def test_proto_passes_buf_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
 def test_proto_is_buf_formatted() -> None:
     result = subprocess.run(

@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.examples._support import README_SHOP, README_TOKENS, REPO, load_example
-from tests.harness import RunningService
+from tests.examples._support import README_SHOP, README_TOKENS
+from tests.harness import REPO, RunningService, load_example
 
 README = REPO / "README.md"
 HEADING = "## Protecting a service"

@@ -7,8 +7,9 @@ is down, a :class:`StandIn` can hold its address: a gRPC server answering every
 TokenService call UNAVAILABLE (what an L7 proxy with no healthy backend does) that counts
 the calls reaching it, so a test sees how hard clients retry.
 
-Protected servers are the interceptor tests' echo service (all four RPC kinds) behind
-``BearerServerInterceptor``, sync or aio. Waits are deadlines, never sleeps.
+Protected servers are the kit's Echo (all four RPC kinds) behind
+``BearerServerInterceptor``, sync or aio (``tests.harness.protect``). Waits are deadlines,
+never sleeps.
 """
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ from typing import Any
 import grpc
 import pytest
 
-from bearer_grpc import BearerServerInterceptor, Verifier
+from bearer_grpc import Verifier
 from bearer_grpc import aio as bearer_aio
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store, sqlite_url
+from bearer_grpc.testing import Kind, LoopThread, bearer, call
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import Cli, ServerProcess, start_server
-from tests.harness import LoopThread
-from tests.interceptors.echo import Calls, serve_aio, serve_sync
-from tests.store.conftest import pg_dsn, pg_schema_url
+from tests.harness import Cli, ServeProcess, pg_dsn, pg_schema_url, start_server
 
 AUDIENCE = "orders"
 TIMEOUT = 10.0
@@ -57,9 +56,9 @@ class Deployment:
 
     cwd: Path
     store: str | None = None
-    server: ServerProcess | None = None
+    server: ServeProcess | None = None
     port: int = 0
-    stopped: list[ServerProcess] = field(default_factory=list)
+    stopped: list[ServeProcess] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -95,7 +94,7 @@ class Deployment:
         finally:
             store.close()
 
-    def start(self) -> ServerProcess:
+    def start(self) -> ServeProcess:
         """Start the server (on the same port as before) and wait until it listens."""
         assert self.server is None, "already running"
         self.server = start_server(
@@ -114,7 +113,7 @@ class Deployment:
         """SIGTERM the server and wait for a clean exit."""
         assert self._take().stop() == 0
 
-    def _take(self) -> ServerProcess:
+    def _take(self) -> ServeProcess:
         server, self.server = self.server, None
         assert server is not None, "not running"
         self.stopped.append(server)
@@ -197,32 +196,6 @@ def stand_in(target: str) -> Iterator[StandIn]:
         held.stop()
 
 
-@dataclass
-class Protected:
-    """An echo server protected by a verifier; ``verifier`` is sync or aio."""
-
-    target: str
-    verifier: Any
-    calls: Calls
-
-
-@contextmanager
-def protected(flavour: str, verifier: Any, loop: LoopThread | None = None) -> Iterator[Protected]:
-    """Serve the echo service behind ``BearerServerInterceptor(verifier)`` of ``flavour``.
-
-    The aio flavour runs on ``loop`` (the verifier's loop).
-    """
-    calls = Calls()
-    if flavour == "sync":
-        with serve_sync(BearerServerInterceptor(verifier), calls) as endpoints:
-            yield Protected(endpoints.target, verifier, calls)
-        return
-    assert loop is not None
-    interceptor = bearer_aio.BearerServerInterceptor(verifier)
-    with serve_aio(loop, interceptor, calls) as endpoints:
-        yield Protected(endpoints.target, verifier, calls)
-
-
 def build_verifier(flavour: str, build: str, target: str, **options: Any) -> Any:
     """``Verifier.<build>(target, audience="orders", ...)`` of ``flavour`` (sync or aio)."""
     cls: Any = Verifier if flavour == "sync" else bearer_aio.Verifier
@@ -237,23 +210,11 @@ def close_verifier(verifier: Any, loop: LoopThread | None) -> None:
         loop.run(verifier.aclose())
 
 
-def echo_status(target: str, kind: str, token: str | None) -> grpc.StatusCode:
-    """Call the echo method of ``kind`` with ``token``; the status it ended with."""
-    from tests.interceptors.echo import KIND_METHODS, path
-
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    method = path(KIND_METHODS[kind])
+def echo_status(target: str, kind: Kind, token: str | None) -> grpc.StatusCode:
+    """Call the Echo method of ``kind`` with ``token``; the status it ended with."""
     with grpc.insecure_channel(target) as channel:
         try:
-            if kind == "unary_unary":
-                channel.unary_unary(method)(b"x", metadata=metadata, timeout=TIMEOUT)
-            elif kind == "unary_stream":
-                list(channel.unary_stream(method)(b"x", metadata=metadata, timeout=TIMEOUT))
-            elif kind == "stream_unary":
-                channel.stream_unary(method)(iter([b"a", b"b"]), metadata=metadata, timeout=TIMEOUT)
-            else:
-                call = channel.stream_stream(method)
-                list(call(iter([b"a", b"b"]), metadata=metadata, timeout=TIMEOUT))
+            call(channel, kind, metadata=bearer(token) if token else (), timeout=TIMEOUT)
         except grpc.RpcError as err:
             code: grpc.StatusCode = err.code()  # type: ignore[attr-defined]
             return code

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 import grpc
+import pytest
 from sqlalchemy import create_engine, text
 
 from bearer_grpc._verifier.revocations import watch_request
@@ -28,6 +29,8 @@ from bearer_grpc.store import open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.faults.conftest import AUDIENCE, TIMEOUT, Deployment, token_stub
+
+pytestmark = pytest.mark.process
 
 ISSUERS = 3
 REVOKERS = 3

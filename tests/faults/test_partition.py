@@ -23,6 +23,8 @@ from tests.faults.conftest import TIMEOUT, Deployment, build_verifier, issue_tok
 from tests.harness import LoopThread, wait_until
 from tests.proxy import proxy
 
+pytestmark = pytest.mark.process
+
 FAST = Backoff(initial=0.05, maximum=0.5)
 RESYNC = 1.0
 """Each WatchRevocations stream lives this long: the verifiers' bound on a silent link."""

@@ -17,8 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
+import pytest
 
 from bearer_grpc import Backoff
+from bearer_grpc.testing import KINDS
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.faults.conftest import (
     TIMEOUT,
@@ -27,11 +29,11 @@ from tests.faults.conftest import (
     close_verifier,
     echo_status,
     issue_token,
-    protected,
     token_stub,
 )
-from tests.harness import LoopThread, wait_until
-from tests.interceptors.echo import KIND_METHODS
+from tests.harness import LoopThread, protect, wait_until
+
+pytestmark = pytest.mark.process
 
 CLIENTS_PER_SERVER = 3
 FRESH_EVERY = 5
@@ -83,7 +85,7 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
     sync_verifier = build_verifier("sync", "from_token_service", target, backoff=backoff)
     aio_verifier = build_verifier("aio", "from_token_service", target, backoff=backoff)
     load = Load()
-    kinds = itertools.cycle(KIND_METHODS)
+    kinds = itertools.cycle(KINDS)
 
     def client(name: str, echo: str, number: int) -> None:
         with grpc.insecure_channel(target) as channel:
@@ -100,8 +102,8 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
 
     try:
         with (
-            protected("sync", sync_verifier) as sync_server,
-            protected("aio", aio_verifier, loop) as aio_server,
+            protect("sync", sync_verifier) as sync_server,
+            protect("aio", aio_verifier, loop=loop) as aio_server,
         ):
             servers = {"sync": sync_server.target, "aio": aio_server.target}
             threads = [
@@ -133,9 +135,12 @@ def test_rotation_refuses_no_valid_token(deployment: Deployment) -> None:
 
 
 def _rotate_and_wait(deployment: Deployment, secret: str, load: Load, servers: list[str]) -> None:
-    """``keys rotate --delay 1``; wait until the service signs with the new key and every
+    """``keys rotate --delay 2``; wait until the service signs with the new key and every
     server served ``NEW_KEY_CALLS`` calls with its tokens."""
-    rotated = deployment.cli().ok("keys", "rotate", "--delay", "1", "--json")
+    # Two seconds of staging, not one: a verifier starts unknown-kid refetches at least a
+    # second apart whatever the kid (REFETCH_SPACING), so a key that starts signing less than
+    # a second after the previous key's refetch has its first tokens refused until then.
+    rotated = deployment.cli().ok("keys", "rotate", "--delay", "2", "--json")
     new_kid = json.loads(rotated.stdout)["kid"]
     timeout = LOAD_SECONDS / 2 / ROTATIONS
     wait_until(lambda: _issued_kid(deployment.target, secret) == new_kid, timeout=timeout)

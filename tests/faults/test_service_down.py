@@ -26,6 +26,7 @@ import pytest
 from bearer_grpc import Backoff, ClientCredentials
 from bearer_grpc import aio as bearer_aio
 from bearer_grpc.store import open_store
+from bearer_grpc.testing import KINDS
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.faults.conftest import (
     AUDIENCE,
@@ -35,14 +36,13 @@ from tests.faults.conftest import (
     close_verifier,
     echo_status,
     issue_token,
-    protected,
     stand_in,
     token_stub,
 )
-from tests.harness import LoopThread, wait_until
-from tests.interceptors.echo import KIND_METHODS
+from tests.harness import LoopThread, protect, wait_until
 
-KINDS = tuple(KIND_METHODS)
+pytestmark = pytest.mark.process
+
 FAST = Backoff(initial=0.05, maximum=0.5)
 RECOVERY = 15.0
 """Deadline for a verifier or source to notice the service is back."""
@@ -111,8 +111,8 @@ def test_verifiers_ride_out_an_outage(
     remote = build_verifier(name, "remote", target, backoff=FAST, timeout=1.0)
     try:
         with (
-            protected(name, local, loop) as local_server,
-            protected(name, remote, loop) as remote_server,
+            protect(name, local, loop=loop) as local_server,
+            protect(name, remote, loop=loop) as remote_server,
         ):
             for server in (local_server, remote_server):
                 assert echo_status(server.target, "unary_unary", warm) == OK

@@ -28,8 +28,7 @@ from bearer_grpc.service.admin import Admin, NewClient
 from bearer_grpc.store import Account, AccountKind, SqlStore, open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import Cli, ServerProcess, start_server
-from tests.store.conftest import pg_dsn, pg_schema_url
+from tests.harness import Cli, ServeProcess, pg_dsn, pg_schema_url, start_server
 
 PASSWORD = "correct horse battery staple"
 AUDIENCE = "orders"
@@ -60,7 +59,7 @@ class Fleet:
     url: str
     cwd: Path
     env: dict[str, str]
-    replicas: dict[str, ServerProcess] = field(default_factory=dict)
+    replicas: dict[str, ServeProcess] = field(default_factory=dict)
     client: NewClient | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
 
@@ -141,7 +140,7 @@ def add_user(store: SqlStore, name: str) -> None:
     )
 
 
-def start_replicas(fleet: Fleet, names: list[str], *extra: str) -> list[ServerProcess]:
+def start_replicas(fleet: Fleet, names: list[str], *extra: str) -> list[ServeProcess]:
     """Start replicas concurrently and wait until each listens."""
     started = [
         start_server(fleet.cwd, *fleet.serve_args(*extra), env=fleet.env, wait=False) for _ in names

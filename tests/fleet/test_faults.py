@@ -17,12 +17,18 @@ from sqlalchemy.engine import make_url
 
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import NOT_SERVING, SERVING, ServerProcess, health_status, start_server
 from tests.fleet.conftest import Fleet, new_fleet
-from tests.harness import wait_until
+from tests.harness import (
+    NOT_SERVING,
+    SERVING,
+    ServeProcess,
+    health_status,
+    start_server,
+    wait_until,
+)
 from tests.proxy import Proxy, proxy
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.process, pytest.mark.postgres]
 
 
 def _outcome(call: Callable[[], object]) -> grpc.StatusCode:
@@ -99,7 +105,7 @@ def test_kill_9_of_a_replica_under_load(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, Proxy, ServerProcess]]:
+def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, Proxy, ServeProcess]]:
     """A fleet whose one replica reaches PostgreSQL through a cuttable proxy."""
     with new_fleet(tmp_path) as fleet:
         url = make_url(fleet.url)
@@ -120,7 +126,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Fleet, Proxy, ServerProcess]]:
 
 
 def test_postgres_unreachable_is_unavailable_and_not_serving_then_recovers(
-    proxied: tuple[Fleet, Proxy, ServerProcess],
+    proxied: tuple[Fleet, Proxy, ServeProcess],
 ) -> None:
     fleet, link, server = proxied
     stub = fleet.at("r")

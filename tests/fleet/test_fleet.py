@@ -19,12 +19,10 @@ from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.core.errors import TokenRevoked
 from bearer_grpc.core.keys import is_sealed
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import assert_one_line_error
 from tests.fleet.conftest import PASSWORD, Fleet, add_user
-from tests.harness import wait_until
-from tests.service.conftest import jwt_segment
+from tests.harness import assert_one_line_error, jwt_segment, wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.process, pytest.mark.postgres]
 
 FAN_OUT_DEADLINE = 1.0
 """Longest a change committed through one replica may take to reach another's watchers."""

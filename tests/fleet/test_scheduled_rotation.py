@@ -16,8 +16,7 @@ import pytest
 from bearer_grpc.service.keyring import PUBLISH_DELAY, KeyRing
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import KeyRecord, TestableStore, open_store, sqlite_url
-from tests.harness import RunningService, running_service, wait_until
-from tests.store.conftest import pg_dsn, pg_schema_url
+from tests.harness import RunningService, pg_dsn, pg_schema_url, running_service, wait_until
 
 EVERY = 3600
 

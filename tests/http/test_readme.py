@@ -16,6 +16,8 @@ import pytest
 from bearer_grpc.service.settings import INTROSPECT_SCOPE
 from tests.http._support import AUDIENCE, Http
 
+pytestmark = pytest.mark.process
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -1,8 +1,8 @@
-"""Fixtures: one sync and one aio Echo server behind the interceptor, a clock, tokens.
+"""Fixtures: one sync and one aio Echo server behind the interceptor, a clock, an issuer.
 
 Both servers live for the whole session (starting servers is the slow part) and share a
 controllable clock, reset before each test; the ``server`` fixture runs a test against
-each flavour and resets that server's counters and hooks. Tokens get a fresh ``jti``
+each flavour and resets that server's counter and hooks. Tokens get a fresh ``jti``
 each, so revoking one touches no other test, and the verified-token cache never hands
 one test's token to another.
 """
@@ -13,21 +13,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2
 
-import bearer_grpc
-import bearer_grpc.aio
-from bearer_grpc.core.keys import SigningKey
-from bearer_grpc.testing import FrozenClock
-from tests.harness import LoopThread
-from tests.interceptors.echo import Calls, serve_aio, serve_sync
-from tests.interceptors.support import (
-    AUDIENCE,
-    ISSUER,
-    START,
-    Server,
-    Tokens,
-    echo_policy,
-)
+from bearer_grpc.testing import Echo, FrozenClock, LoopThread, TestIssuer
+from tests.harness import ECHO_AUDIENCE, ECHO_METHODS, Protected, echo_policy, protect
+from tests.interceptors.support import ISSUER, START, aio_extras
 
 
 @pytest.fixture(scope="session")
@@ -37,52 +27,56 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture(scope="session")
-def tokens(clock: FrozenClock) -> Tokens:
-    """Token issuer for the session."""
-    return Tokens(SigningKey.generate(), clock)
+def issuer(clock: FrozenClock) -> TestIssuer:
+    """Signs the tokens the servers trust."""
+    return TestIssuer(ISSUER, clock=clock)
 
 
 @pytest.fixture(scope="session")
 def loop() -> Iterator[LoopThread]:
     """The event loop the aio servers run on."""
-    running = LoopThread()
-    yield running
-    running.close()
+    with LoopThread() as running:
+        yield running
+
+
+def _health(servicer: object) -> grpc.GenericRpcHandler:
+    """The ``grpc.health.v1.Health/Check`` method of ``servicer`` as a generic handler."""
+    check = grpc.unary_unary_rpc_method_handler(
+        servicer.Check,  # type: ignore[attr-defined]
+        request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": check})
 
 
 @pytest.fixture(scope="session")
-def sync_server(tokens: Tokens, clock: FrozenClock) -> Iterator[Server]:
-    """A ``grpc.server`` behind ``bearer_grpc.BearerServerInterceptor``."""
-    verifier = bearer_grpc.Verifier.from_jwks(
-        tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-    )
-    calls = Calls()
-    interceptor = bearer_grpc.BearerServerInterceptor(verifier, echo_policy())
-    with serve_sync(interceptor, calls) as endpoints:
-        channel = grpc.insecure_channel(endpoints.target)
-        yield Server("sync", endpoints, channel, verifier, calls)
-        channel.close()
+def sync_server(issuer: TestIssuer) -> Iterator[Protected]:
+    """A ``grpc.server`` behind ``bearer_grpc.BearerServerInterceptor``, with the health
+    service and ``BidiReadWrite`` (the Echo's bidi stream under a second name)."""
+    verifier = issuer.verifier(audience=ECHO_AUDIENCE)
+    echo = Echo({**ECHO_METHODS, "BidiReadWrite": "stream_stream"})
+    handlers = (_health(health.HealthServicer()),)
+    with protect("sync", verifier, echo_policy(), echo=echo, handlers=handlers) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def aio_server(tokens: Tokens, clock: FrozenClock, loop: LoopThread) -> Iterator[Server]:
-    """A ``grpc.aio.server`` behind ``bearer_grpc.aio.BearerServerInterceptor``."""
-    verifier = bearer_grpc.aio.Verifier.from_jwks(
-        tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock
-    )
-    calls = Calls()
-    interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, echo_policy())
-    with serve_aio(loop, interceptor, calls) as endpoints:
-        channel = grpc.insecure_channel(endpoints.target)
-        yield Server("aio", endpoints, channel, verifier, calls)
-        channel.close()
+def aio_server(issuer: TestIssuer, loop: LoopThread) -> Iterator[Protected]:
+    """A ``grpc.aio.server`` behind ``bearer_grpc.aio.BearerServerInterceptor``, with the
+    health service, ``BidiReadWrite`` (``context.read()``/``write()`` instead of an async
+    generator) and ``SyncUnary`` (a sync behaviour, which the interceptor refuses)."""
+    verifier = issuer.aio_verifier(audience=ECHO_AUDIENCE)
+    echo = Echo(ECHO_METHODS)
+    handlers = (_health(health.aio.HealthServicer()), aio_extras(echo))
+    with protect("aio", verifier, echo_policy(), loop=loop, echo=echo, handlers=handlers) as server:
+        yield server
 
 
 @pytest.fixture(params=["sync", "aio"])
-def server(request: pytest.FixtureRequest) -> Server:
-    """Each flavour in turn, its counters and hooks reset."""
-    chosen: Server = request.getfixturevalue(f"{request.param}_server")
-    chosen.calls.reset()
+def server(request: pytest.FixtureRequest) -> Protected:
+    """Each flavour in turn, its counter and hooks reset."""
+    chosen: Protected = request.getfixturevalue(f"{request.param}_server")
+    chosen.echo.reset()
     return chosen
 
 

@@ -11,20 +11,13 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.interceptors.echo import path
-from tests.interceptors.support import (
-    Server,
-    Tokens,
-    assert_refused,
-    bearer,
-    call,
-    challenge,
-    refusal,
-)
+from bearer_grpc.testing import Kind, TestIssuer, bearer, call, path
+from tests.harness import ECHO_SCOPE, Protected, refusal
+from tests.interceptors.support import ALICE, alice, assert_refused, challenge, who
 
 
 @pytest.fixture
-def signature_checks(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def signature_checks(server: Protected, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Tokens passed to the server's full verification (LocalVerification.verify)."""
     local = server.verifier.local
     verify = local.verify
@@ -40,24 +33,23 @@ def signature_checks(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[st
 
 @pytest.mark.parametrize("kind", ["unary_unary", "stream_stream"])
 def test_second_call_does_no_signature_check(
-    kind: str, server: Server, tokens: Tokens, signature_checks: list[str]
+    kind: Kind, server: Protected, issuer: TestIssuer, signature_checks: list[str]
 ) -> None:
-    token = tokens.issue()
-    method = path("Unary" if kind == "unary_unary" else "BidiStream")
+    token = alice(issuer)
 
-    call(server.channel, kind, method, bearer(token))
-    call(server.channel, kind, method, bearer(token))
+    call(server.channel, kind, metadata=bearer(token))
+    call(server.channel, kind, metadata=bearer(token))
 
     assert signature_checks == [token.token]
-    assert server.calls.count == 2
+    assert server.echo.calls == 2
 
 
 def test_cached_token_is_refused_once_revoked(
-    server: Server, tokens: Tokens, signature_checks: list[str]
+    server: Protected, issuer: TestIssuer, signature_checks: list[str]
 ) -> None:
-    token = tokens.issue()
+    token = alice(issuer)
     unary = server.channel.unary_unary(path("Unary"))
-    assert unary(b"hi", metadata=bearer(token), timeout=10) == b"alice|echo.use"
+    assert who(unary(b"hi", metadata=bearer(token), timeout=10)) == ALICE
 
     server.revoke(token)
     error = refusal(lambda: unary(b"hi", metadata=bearer(token), timeout=10))
@@ -66,44 +58,44 @@ def test_cached_token_is_refused_once_revoked(
         error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED", challenge("token revoked")
     )
     assert signature_checks == [token.token]
-    assert server.calls.count == 1
+    assert server.echo.calls == 1
 
 
 def test_cached_token_still_needs_the_scope(
-    server: Server, tokens: Tokens, signature_checks: list[str]
+    server: Protected, issuer: TestIssuer, signature_checks: list[str]
 ) -> None:
-    token = tokens.issue()
-    call(server.channel, "unary_unary", path("Unary"), bearer(token))
+    token = alice(issuer)
+    call(server.channel, "unary_unary", metadata=bearer(token))
 
-    error = refusal(lambda: call(server.channel, "unary_unary", path("Admin"), bearer(token)))
+    error = refusal(
+        lambda: call(server.channel, "unary_unary", method="Admin", metadata=bearer(token))
+    )
 
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert signature_checks == [token.token]
 
 
 def test_reused_handlers_never_carry_another_callers_principal(
-    server: Server, tokens: Tokens
+    server: Protected, issuer: TestIssuer
 ) -> None:
     # The interceptor reuses the handler it built for the last cached caller of a
     # method; alternating callers must each still see themselves.
-    plain, wider = tokens.issue(), tokens.issue(scopes=["echo.use", "echo.extra"])
+    plain, wider = alice(issuer), alice(issuer, scopes=[ECHO_SCOPE, "echo.extra"])
     unary = server.channel.unary_unary(path("Unary"))
     seen = [
-        unary(b"hi", metadata=bearer(token), timeout=10)
+        who(unary(b"hi", metadata=bearer(token), timeout=10))
         for token in (plain, plain, wider, wider, plain, wider)
     ]
-    assert seen == [b"alice|echo.use"] * 2 + [b"alice|echo.extra echo.use"] * 2 + [
-        b"alice|echo.use",
-        b"alice|echo.extra echo.use",
-    ]
+    wide = ("alice", ("echo.extra", ECHO_SCOPE))
+    assert seen == [ALICE, ALICE, wide, wide, ALICE, wide]
 
 
-def test_a_reused_handler_still_checks_revocation(server: Server, tokens: Tokens) -> None:
-    token = tokens.issue()
+def test_a_reused_handler_still_checks_revocation(server: Protected, issuer: TestIssuer) -> None:
+    token = alice(issuer)
     unary = server.channel.unary_unary(path("Unary"))
     for _ in range(2):
-        assert unary(b"hi", metadata=bearer(token), timeout=10) == b"alice|echo.use"
+        assert who(unary(b"hi", metadata=bearer(token), timeout=10)) == ALICE
     server.revoke(token)
     error = refusal(lambda: unary(b"hi", metadata=bearer(token), timeout=10))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert server.calls.count == 2
+    assert server.echo.calls == 2

@@ -8,8 +8,9 @@ import grpc
 import pytest
 
 from bearer_grpc._server.routing import Pending, any_kind, behaviour_of, copy_thread_pool, same_kind
-from tests.interceptors.echo import path
-from tests.interceptors.support import TIMEOUT, Server, Tokens, bearer, refusal
+from bearer_grpc.testing import TestIssuer, bearer, path
+from tests.harness import Protected, refusal
+from tests.interceptors.support import TIMEOUT, alice
 
 FACTORIES = {
     "unary_unary": grpc.unary_unary_rpc_method_handler,
@@ -76,10 +77,10 @@ def test_pending_hides_its_token() -> None:
 
 
 def test_aio_refuses_sync_behaviours_rather_than_skip_them(
-    aio_server: Server, tokens: Tokens
+    aio_server: Protected, issuer: TestIssuer
 ) -> None:
-    aio_server.calls.reset()
+    aio_server.echo.reset()
     sync_unary = aio_server.channel.unary_unary(path("SyncUnary"))
-    error = refusal(lambda: sync_unary(b"hi", metadata=bearer(tokens.issue()), timeout=TIMEOUT))
+    error = refusal(lambda: sync_unary(b"hi", metadata=bearer(alice(issuer)), timeout=TIMEOUT))
     assert error.code() == grpc.StatusCode.UNKNOWN
-    assert aio_server.calls.count == 0
+    assert aio_server.echo.calls == 0

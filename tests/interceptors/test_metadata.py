@@ -1,56 +1,68 @@
-"""Reading the credential off the wire: exactly one `authorization` entry, never a `-bin` key."""
+"""Reading the credential off the wire: exactly one ``authorization`` entry with the
+``Bearer`` scheme (case-insensitive); a second entry, another scheme or ``authorization-bin``
+is no credential."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 
-from tests.interceptors.echo import path
-from tests.interceptors.support import TIMEOUT, Server, Tokens, assert_refused, refusal
+from bearer_grpc.testing import LoopThread, TestIssuer, call, path
+from tests.harness import Protected, echo_policy, protect, refusal
+from tests.interceptors.support import ALICE, TIMEOUT, alice, assert_refused, who
 
 MALFORMED = 'Bearer error="invalid_request", error_description="malformed bearer token"'
 
 
-def test_two_authorization_entries_are_malformed(server: Server, tokens: Tokens) -> None:
-    token = tokens.issue().token
+def test_two_authorization_entries_are_malformed(server: Protected, issuer: TestIssuer) -> None:
+    token = alice(issuer).token
     metadata = (("authorization", f"Bearer {token}"), ("authorization", f"Bearer {token}"))
     unary = server.channel.unary_unary(path("Unary"))
 
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
 
     assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
-    assert server.calls.count == 0
+    assert server.echo.calls == 0
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
-def test_scheme_is_case_insensitive(server: Server, tokens: Tokens, scheme: str) -> None:
-    metadata = (("authorization", f"{scheme} {tokens.issue().token}"),)
+def test_scheme_is_case_insensitive(server: Protected, issuer: TestIssuer, scheme: str) -> None:
+    metadata = (("authorization", f"{scheme} {alice(issuer).token}"),)
     unary = server.channel.unary_unary(path("Unary"))
-    assert unary(b"hi", metadata=metadata, timeout=TIMEOUT) == b"alice|echo.use"
+    assert who(unary(b"hi", metadata=metadata, timeout=TIMEOUT)) == ALICE
 
 
 @pytest.mark.parametrize("scheme", ["Basic", "Token"])
-def test_other_schemes_are_malformed(server: Server, tokens: Tokens, scheme: str) -> None:
-    metadata = (("authorization", f"{scheme} {tokens.issue().token}"),)
+def test_other_schemes_are_malformed(server: Protected, issuer: TestIssuer, scheme: str) -> None:
+    metadata = (("authorization", f"{scheme} {alice(issuer).token}"),)
     unary = server.channel.unary_unary(path("Unary"))
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
     assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
 
 
-def test_authorization_bin_is_no_credential(server: Server, tokens: Tokens) -> None:
-    metadata = (("authorization-bin", f"Bearer {tokens.issue().token}".encode()),)
+def test_authorization_bin_is_no_credential(server: Protected, issuer: TestIssuer) -> None:
+    metadata = (("authorization-bin", f"Bearer {alice(issuer).token}".encode()),)
     unary = server.channel.unary_unary(path("Unary"))
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
     assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING", "Bearer")
 
 
-def test_access_token_call_credentials_are_accepted(server: Server, tokens: Tokens) -> None:
+def test_access_token_call_credentials_are_accepted(
+    server: Protected, issuer: TestIssuer, loop: LoopThread
+) -> None:
     credentials = grpc.composite_channel_credentials(
         grpc.local_channel_credentials(),
-        grpc.access_token_call_credentials(tokens.issue().token),
+        grpc.access_token_call_credentials(alice(issuer).token),
     )
-    with grpc.secure_channel(server.endpoints.local_target, credentials) as channel:
-        unary = channel.unary_unary(path("Unary"))
-        assert unary(b"hi", timeout=TIMEOUT) == b"alice|echo.use"
-        stream = channel.stream_stream(path("BidiStream"))
-        assert list(stream(iter([b"x"]), timeout=TIMEOUT)) == [b"alice|echo.use|x"]
+    with (
+        protect(
+            server.flavour,
+            server.verifier,
+            echo_policy(),
+            loop=loop,
+            credentials=grpc.local_server_credentials(),
+        ) as local,
+        grpc.secure_channel(local.target, credentials) as channel,
+    ):
+        assert [who(answer) for answer in call(channel, "unary_unary")] == [ALICE]
+        assert [who(answer) for answer in call(channel, "stream_stream")] == [ALICE] * 2

@@ -11,7 +11,9 @@ from bearer_grpc._server.principal import bind
 from bearer_grpc.core.errors import NoPrincipal
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
-from tests.interceptors.support import AUDIENCE, ISSUER, Tokens
+from bearer_grpc.testing import TestIssuer
+from tests.harness import ECHO_AUDIENCE
+from tests.interceptors.support import alice
 
 
 def test_outside_a_call_there_is_no_principal() -> None:
@@ -20,14 +22,14 @@ def test_outside_a_call_there_is_no_principal() -> None:
     assert isinstance(raised.value, NoPrincipal)
 
 
-def test_bind_nests_and_restores(tokens: Tokens) -> None:
-    verifier = TokenVerifier(PublicKeySet(tokens.jwks), issuer=ISSUER, clock=tokens.clock)
-    alice = verifier.authenticate(tokens.issue().token, audience=AUDIENCE)
-    with bind(alice):
-        assert current_principal() is alice
+def test_bind_nests_and_restores(issuer: TestIssuer) -> None:
+    verifier = TokenVerifier(PublicKeySet(issuer.jwks), issuer=issuer.issuer, clock=issuer.clock)
+    principal = verifier.authenticate(alice(issuer).token, audience=ECHO_AUDIENCE)
+    with bind(principal):
+        assert current_principal() is principal
         with bind(None), pytest.raises(NoPrincipal):
             current_principal()
-        assert current_principal() is alice
+        assert current_principal() is principal
     with pytest.raises(NoPrincipal):
         current_principal()
 

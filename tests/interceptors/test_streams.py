@@ -15,16 +15,15 @@ import grpc
 import pytest
 
 from bearer_grpc.core.tokens import IssuedToken
-from bearer_grpc.testing import FrozenClock
-from tests.interceptors.echo import path
+from bearer_grpc.testing import FrozenClock, TestIssuer, bearer, path
+from tests.harness import Protected, refusal
 from tests.interceptors.support import (
+    ALICE,
     TIMEOUT,
-    Server,
-    Tokens,
+    alice,
     assert_refused,
-    bearer,
     challenge,
-    refusal,
+    who,
 )
 
 LIFETIME = 300
@@ -32,7 +31,7 @@ PAST_EXPIRY = LIFETIME + 31  # beyond the default 30 s leeway
 
 
 def _invalidate(
-    what: str, server: Server, clock: FrozenClock, token: IssuedToken
+    what: str, server: Protected, clock: FrozenClock, token: IssuedToken
 ) -> Callable[[], None]:
     if what == "expired":
         return lambda: clock.advance(PAST_EXPIRY)
@@ -47,24 +46,24 @@ def _assert_ended(error: grpc.RpcError, what: str) -> None:
 
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_server_stream_ends_at_next_response(
-    what: str, server: Server, tokens: Tokens, clock: FrozenClock
+    what: str, server: Protected, issuer: TestIssuer, clock: FrozenClock
 ) -> None:
-    token = tokens.issue(lifetime=LIFETIME)
-    server.calls.between = _invalidate(what, server, clock, token)
+    token = alice(issuer, lifetime=LIFETIME)
+    server.echo.between = _invalidate(what, server, clock, token)
     responses = server.channel.unary_stream(path("ServerStream"))(
         b"hi", metadata=bearer(token), timeout=TIMEOUT
     )
 
-    assert next(responses) == b"alice|echo.use"
+    assert who(next(responses)) == ALICE
     _assert_ended(refusal(lambda: next(responses)), what)
 
 
 @pytest.mark.parametrize("method", ["BidiStream", "BidiReadWrite"])
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_bidi_stream_ends_at_next_request(
-    what: str, method: str, server: Server, tokens: Tokens, clock: FrozenClock
+    what: str, method: str, server: Protected, issuer: TestIssuer, clock: FrozenClock
 ) -> None:
-    token = tokens.issue(lifetime=LIFETIME)
+    token = alice(issuer, lifetime=LIFETIME)
     outbox: queue.Queue[bytes | None] = queue.Queue()
 
     def requests() -> Iterator[bytes]:
@@ -76,20 +75,20 @@ def test_bidi_stream_ends_at_next_request(
     )
     try:
         outbox.put(b"1")
-        assert next(responses) == b"alice|echo.use|1"
+        assert who(next(responses)) == ALICE
         _invalidate(what, server, clock, token)()
         outbox.put(b"2")
         _assert_ended(refusal(lambda: next(responses)), what)
     finally:
         outbox.put(None)
-    assert server.calls.count == 1
+    assert server.echo.calls == 1
 
 
 @pytest.mark.parametrize("what", ["expired", "revoked"])
 def test_client_stream_ends_at_next_request(
-    what: str, server: Server, tokens: Tokens, clock: FrozenClock
+    what: str, server: Protected, issuer: TestIssuer, clock: FrozenClock
 ) -> None:
-    token = tokens.issue(lifetime=LIFETIME)
+    token = alice(issuer, lifetime=LIFETIME)
     invalidate = _invalidate(what, server, clock, token)
 
     def requests() -> Iterator[bytes]:
@@ -102,11 +101,11 @@ def test_client_stream_ends_at_next_request(
 
 
 def test_stream_within_the_leeway_goes_on(
-    server: Server, tokens: Tokens, clock: FrozenClock
+    server: Protected, issuer: TestIssuer, clock: FrozenClock
 ) -> None:
-    token = tokens.issue(lifetime=LIFETIME)
-    server.calls.between = lambda: clock.advance(LIFETIME + 29)  # past exp, within leeway
+    token = alice(issuer, lifetime=LIFETIME)
+    server.echo.between = lambda: clock.advance(LIFETIME + 29)  # past exp, within leeway
     responses = server.channel.unary_stream(path("ServerStream"))(
         b"hi", metadata=bearer(token), timeout=TIMEOUT
     )
-    assert list(responses) == [b"alice|echo.use"] * 2
+    assert [who(response) for response in responses] == [ALICE] * 2

@@ -1,4 +1,4 @@
-"""What the interop tests share: addresses, channel credentials and error reasons."""
+"""What the interop tests share: addresses and channel credentials."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 AUDIENCE = "orders"
 ALL_SCOPES = ("orders.read", "orders.write")
@@ -86,14 +83,3 @@ def channel_credentials(transport: str, tls: Tls) -> grpc.ChannelCredentials:
     if transport == "local":
         return grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
     return grpc.ssl_channel_credentials(root_certificates=tls.cert)
-
-
-def reasons(error: Any) -> list[tuple[str, str]]:
-    """``(domain, reason)`` of every ``ErrorInfo`` in a failed call's rich status."""
-    status = rpc_status.from_call(error)
-    found = []
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            found.append((info.domain, info.reason))
-    return found

@@ -16,8 +16,7 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import TestIssuer
-from tests.examples._support import load_example
-from tests.harness import LoopThread
+from tests.harness import LoopThread, load_example
 from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, self_signed
 
 

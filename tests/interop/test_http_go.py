@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 import bearer_grpc
-from tests.examples._support import load_example
+from tests.harness import load_example
 from tests.http._support import AUDIENCE, Http, http_service
 from tests.interop._support import Tls
 

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples._support import REPO
+from tests.harness import REPO
 from tests.http._support import AUDIENCE, Http, http_service
 from tests.interop.test_node_client import NODE_TIMEOUT, node  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.process
 
 NODE_CLIENT = Path(__file__).with_name("http_node_client.mjs")
 NODE_PACKAGES = ("openid-client", "jose")

@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from bearer_grpc.testing import TestIssuer
-from tests.examples._support import REPO
+from tests.harness import REPO
 from tests.interop._support import ALL_SCOPES, AUDIENCE, Ports, Tls, address
+
+pytestmark = pytest.mark.process
 
 NODE_CLIENT = Path(__file__).with_name("node_client.js")
 NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader", "protobufjs")

@@ -17,12 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from bearer_grpc.testing import Kind, bearer, call
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -250,3 +253,18 @@ class VendorKey:
         """A compact RS256 JWS of ``claims`` with this ``typ`` (None: no ``typ``)."""
         fields = {"kid": self.kid, "typ": typ, **header}  # PyJWT drops a typ of None
         return jwt.encode(claims, self.private, algorithm="RS256", headers=fields)
+
+
+def echo_answer(channel: grpc.Channel, kind: Kind, token: str | None) -> bytes:
+    """Call the kit's Echo once with ``token`` (one request); ``issuer|subject|scopes`` of
+    the caller its handler saw (every response of the call must agree)."""
+    metadata = bearer(token) if token is not None else ()
+    answers = call(channel, kind, metadata=metadata, requests=(b"x",))
+    (seen,) = {f"{a.issuer}|{a.subject}|{' '.join(a.scopes)}" for a in answers}
+    return seen.encode()
+
+
+def echo_answer_on(target: str, kind: Kind, token: str | None) -> bytes:
+    """:func:`echo_answer` on a new channel to ``target`` (for callers in another thread)."""
+    with grpc.insecure_channel(target) as channel:
+        return echo_answer(channel, kind, token)

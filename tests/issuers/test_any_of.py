@@ -14,9 +14,8 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import TokenProfile
-from bearer_grpc.testing import TestIssuer, serve, serve_aio
-from tests.issuers import _echo
-from tests.issuers._support import LocalServer, Route, VendorKey
+from bearer_grpc.testing import KINDS, SERVICE, Echo, TestIssuer, serve, serve_aio
+from tests.issuers._support import LocalServer, Route, VendorKey, echo_answer_on
 
 IDP = "https://idp.example"
 
@@ -28,6 +27,7 @@ def idp_token(key: VendorKey, **changes: Any) -> str:
     return key.sign({**claims, **changes}, typ=None)
 
 
+@pytest.mark.slow
 def test_routes_by_issuer_on_all_four_kinds(server: LocalServer) -> None:
     ours, key = TestIssuer(), VendorKey()
     server.routes["/keys"] = Route(key.jwks)
@@ -35,14 +35,14 @@ def test_routes_by_issuer_on_all_four_kinds(server: LocalServer) -> None:
     remote = bearer_grpc.Verifier.from_jwks_url(
         f"{server.url}/keys", issuer=IDP, audience="orders", profile=TokenProfile.okta()
     )
-    policy = bearer_grpc.Policy(scopes={f"/{_echo.SERVICE}/*": ["orders.read"]})
+    policy = bearer_grpc.Policy(scopes={f"/{SERVICE}/*": ["orders.read"]})
     with bearer_grpc.Verifier.any_of(local, remote) as both:
         interceptor = bearer_grpc.BearerServerInterceptor(both, policy)
-        with serve([_echo.handler(aio=False)], interceptors=[interceptor]) as target:
-            for kind in _echo.KINDS:
+        with serve([Echo().handler()], interceptors=[interceptor]) as target:
+            for kind in KINDS:
                 mine = ours.token(subject="svc", scopes=["orders.read"], audience="orders")
-                assert _echo.call_on(target, kind, mine).startswith(f"{ours.issuer}|svc|".encode())
-                answer = _echo.call_on(target, kind, idp_token(key))
+                assert echo_answer_on(target, kind, mine).startswith(f"{ours.issuer}|svc|".encode())
+                answer = echo_answer_on(target, kind, idp_token(key))
                 assert answer == f"{IDP}|partner|orders.read".encode()
 
 
@@ -84,12 +84,12 @@ def test_aio_routes_by_issuer(server: LocalServer) -> None:
         )
         async with bearer_grpc.aio.Verifier.any_of(local, remote) as both:
             interceptor = bearer_grpc.aio.BearerServerInterceptor(both)
-            async with serve_aio([_echo.handler(aio=True)], interceptors=[interceptor]) as target:
-                for kind in _echo.KINDS:
-                    answer = await asyncio.to_thread(_echo.call_on, target, kind, idp_token(key))
+            async with serve_aio([Echo().aio_handler()], interceptors=[interceptor]) as target:
+                for kind in KINDS:
+                    answer = await asyncio.to_thread(echo_answer_on, target, kind, idp_token(key))
                     assert answer == f"{IDP}|partner|orders.read".encode()
                     mine = ours.token(subject="svc", audience="orders")
-                    answer = await asyncio.to_thread(_echo.call_on, target, kind, mine)
+                    answer = await asyncio.to_thread(echo_answer_on, target, kind, mine)
                     assert answer.startswith(f"{ours.issuer}|svc|".encode())
                 error = await asyncio.to_thread(_refused, target, idp_token(key, iss="https://x"))
                 assert error.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -99,5 +99,5 @@ def test_aio_routes_by_issuer(server: LocalServer) -> None:
 
 def _refused(target: str, token: str) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
-        _echo.call_on(target, "unary_unary", token)
+        echo_answer_on(target, "unary_unary", token)
     return caught.value

@@ -14,33 +14,40 @@ import pytest
 
 import bearer_grpc
 import bearer_grpc.aio
-from bearer_grpc.testing import serve, serve_aio
-from tests.issuers import _echo
-from tests.issuers._support import API, ORDERS, OidcProvider, make_ca, running_provider
+from bearer_grpc.testing import KINDS, Echo, serve, serve_aio
+from tests.issuers._support import (
+    API,
+    ORDERS,
+    OidcProvider,
+    echo_answer,
+    echo_answer_on,
+    make_ca,
+    running_provider,
+)
 
 pytestmark = pytest.mark.process
 
 
 def _refused(kind: str, target: str, token: str | None) -> grpc.RpcError:
     with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
-        _echo.call(channel, kind, token)
+        echo_answer(channel, kind, token)
     return caught.value
 
 
-@pytest.mark.parametrize("kind", _echo.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_sync_token_accepted(provider: OidcProvider, kind: str) -> None:
     token = provider.token()
     with bearer_grpc.Verifier.from_issuer(provider.issuer, audience=ORDERS) as verifier:
         interceptor = bearer_grpc.BearerServerInterceptor(verifier)
-        with serve([_echo.handler(aio=False)], interceptors=[interceptor]) as target:
+        with serve([Echo().handler()], interceptors=[interceptor]) as target:
             with grpc.insecure_channel(target) as channel:
-                answer = _echo.call(channel, kind, token)
+                answer = echo_answer(channel, kind, token)
             assert answer == f"{provider.issuer}|svc|orders.read".encode()
             error = _refused(kind, target, provider.token(resource="https://other.test"))
             assert error.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.parametrize("kind", _echo.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_aio_token_accepted(provider: OidcProvider, kind: str) -> None:
     token, wrong_audience = provider.token(), provider.token(resource="https://other.test")
 
@@ -48,8 +55,8 @@ def test_aio_token_accepted(provider: OidcProvider, kind: str) -> None:
         verifier = bearer_grpc.aio.Verifier.from_issuer(provider.issuer, audience=ORDERS)
         async with verifier:
             interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier)
-            async with serve_aio([_echo.handler(aio=True)], interceptors=[interceptor]) as target:
-                answer = await asyncio.to_thread(_echo.call_on, target, kind, token)
+            async with serve_aio([Echo().aio_handler()], interceptors=[interceptor]) as target:
+                answer = await asyncio.to_thread(echo_answer_on, target, kind, token)
                 assert answer == f"{provider.issuer}|svc|orders.read".encode()
                 error = await asyncio.to_thread(_refused, kind, target, wrong_audience)
                 assert error.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -181,9 +188,9 @@ def test_introspection_on_all_four_kinds_aio(provider: OidcProvider) -> None:
             audience="urn:opaque",
         )
         interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier)
-        async with serve_aio([_echo.handler(aio=True)], interceptors=[interceptor]) as target:
-            for kind in _echo.KINDS:
-                answer = await asyncio.to_thread(_echo.call_on, target, kind, token)
+        async with serve_aio([Echo().aio_handler()], interceptors=[interceptor]) as target:
+            for kind in KINDS:
+                answer = await asyncio.to_thread(echo_answer_on, target, kind, token)
                 assert answer.endswith(b"|svc|orders.read")
         await verifier.aclose()
 

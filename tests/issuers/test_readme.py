@@ -13,9 +13,8 @@ import grpc
 import pytest
 
 import bearer_grpc
-from bearer_grpc.testing import serve
-from tests.issuers import _echo
-from tests.issuers._support import ORDERS, REPO, running_provider
+from bearer_grpc.testing import Echo, serve
+from tests.issuers._support import ORDERS, REPO, echo_answer_on, running_provider
 
 pytestmark = pytest.mark.process
 HEADING = "## Your identity provider"
@@ -53,9 +52,9 @@ def test_block_runs_against_oidc_provider() -> None:
         with pytest.raises(bearer_grpc.TokenInvalid):  # Entra's tokens are typ JWT
             verifier.verify(tokens["entra"])
         interceptor = namespace["interceptor"]
-        with serve([_echo.handler(aio=False)], interceptors=[interceptor]) as target:
-            answer = _echo.call_on(target, "unary_unary", tokens["keycloak"])
+        with serve([Echo().handler()], interceptors=[interceptor]) as target:
+            answer = echo_answer_on(target, "unary_unary", tokens["keycloak"])
             assert answer.startswith(providers["keycloak"].issuer.encode())
             with pytest.raises(grpc.RpcError) as refused:
-                _echo.call_on(target, "unary_unary", None)
+                echo_answer_on(target, "unary_unary", None)
             assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The hostile-token catalogue: every case is a named builder of one token.
 
-Names follow ``family.case`` (the families of security-anchors.md). A case runs against
+Names follow ``family.case`` (the family is the kind of attack). A case runs against
 each algorithm in its ``algs``; builders get a :class:`Kit` holding that deployment's
 own signing key, so insider cases carry genuine signatures over hostile content and
 only the hostile part can be why a token is refused.

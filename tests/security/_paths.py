@@ -8,12 +8,11 @@ import grpc
 import pytest
 
 from bearer_grpc.core.errors import AuthError
+from bearer_grpc.testing import Answer, LoopThread, path
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import LoopThread
-from tests.interceptors.echo import path
-from tests.interceptors.support import AUDIENCE, SCOPE
-from tests.security.conftest import Deployment, Protected
+from tests.harness import ECHO_AUDIENCE, ECHO_SCOPE, Protected
+from tests.security.conftest import Deployment
 
 PATHS = ("verify_rpc_sync", "verify_rpc_aio", "interceptor_sync", "interceptor_aio")
 TIMEOUT = 10
@@ -33,7 +32,7 @@ def sendable(token: str) -> bool:
 
 def verify_request(token: str) -> pb.VerifyTokenRequest:
     """VerifyToken for the protected audience, needing the protected scope."""
-    return pb.VerifyTokenRequest(token=token, audience=AUDIENCE, required_scopes=[SCOPE])
+    return pb.VerifyTokenRequest(token=token, audience=ECHO_AUDIENCE, required_scopes=[ECHO_SCOPE])
 
 
 def verify_rpc(deployment: Deployment, loop: LoopThread, token: str, flavour: str) -> Any:
@@ -48,13 +47,13 @@ def verify_rpc(deployment: Deployment, loop: LoopThread, token: str, flavour: st
     return loop.run(call())
 
 
-def call_protected(server: Protected, token: str) -> bytes:
+def call_protected(server: Protected, token: str) -> Answer:
     """Echo's Unary with ``authorization: Bearer <token>``."""
     metadata = (("authorization", f"Bearer {token}"),)
     response: bytes = server.channel.unary_unary(path("Unary"))(
         b"hi", metadata=metadata, timeout=TIMEOUT
     )
-    return response
+    return Answer.parse(response)
 
 
 def verify_directly(server: Protected, loop: LoopThread, token: str) -> Any:
@@ -74,7 +73,8 @@ def assert_accepted(
         assert response.subject == subject
         return
     server = deployment.servers[where.rsplit("_", 1)[1]]
-    assert call_protected(server, token) == f"{subject}|{SCOPE}".encode()
+    answer = call_protected(server, token)
+    assert (answer.subject, answer.scopes) == (subject, (ECHO_SCOPE,))
 
 
 def assert_refused(deployment: Deployment, loop: LoopThread, token: str, where: str) -> None:
@@ -95,7 +95,7 @@ def assert_refused(deployment: Deployment, loop: LoopThread, token: str, where: 
         with pytest.raises(AuthError):
             verify_directly(server, loop, token)
         return
-    before = server.calls.count
+    before = server.echo.calls
     with pytest.raises(grpc.RpcError) as refused:
         call_protected(server, token)
     code = refused.value.code()
@@ -103,4 +103,4 @@ def assert_refused(deployment: Deployment, loop: LoopThread, token: str, where: 
         assert code != grpc.StatusCode.OK
     else:
         assert code == grpc.StatusCode.UNAUTHENTICATED, refused.value
-    assert server.calls.count == before, "the handler ran for a hostile token"
+    assert server.echo.calls == before, "the handler ran for a hostile token"

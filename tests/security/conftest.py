@@ -25,31 +25,25 @@ import pytest
 
 import bearer_grpc
 import bearer_grpc.aio
-from bearer_grpc._verifier.base import VerifierBase
 from bearer_grpc.core.keys import ALGORITHMS, SigningKey
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
-from bearer_grpc.testing import FrozenClock
+from bearer_grpc.testing import FrozenClock, LoopThread
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import LoopThread, RunningService, running_service
-from tests.interceptors.echo import Calls, serve_aio, serve_sync
-from tests.interceptors.support import AUDIENCE, echo_policy
+from tests.harness import (
+    ECHO_AUDIENCE,
+    Protected,
+    RunningService,
+    echo_policy,
+    protect,
+    running_service,
+)
 from tests.security._forge import Kit
 
 START = 1_800_000_000
 ISSUER = "https://tokens.security.test"
-
-
-@dataclass
-class Protected:
-    """One Echo server behind the interceptor."""
-
-    flavour: str
-    target: str
-    channel: grpc.Channel
-    verifier: VerifierBase
-    calls: Calls
+AUDIENCE = ECHO_AUDIENCE
 
 
 @dataclass
@@ -73,9 +67,8 @@ def security_clock() -> FrozenClock:
 @pytest.fixture(scope="session")
 def security_loop() -> Iterator[LoopThread]:
     """Event loop for the aio Echo servers and the aio clients."""
-    running = LoopThread()
-    yield running
-    running.close()
+    with LoopThread() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -132,23 +125,13 @@ class Deployments:
         verifier = bearer_grpc.Verifier.from_jwks(
             jwks_json, issuer=ISSUER, audience=AUDIENCE, clock=self._clock
         )
-        calls = Calls()
-        interceptor = bearer_grpc.BearerServerInterceptor(verifier, echo_policy())
-        endpoints = self._stack.enter_context(serve_sync(interceptor, calls))
-        channel = grpc.insecure_channel(endpoints.target)
-        self._stack.callback(channel.close)
-        return Protected("sync", endpoints.target, channel, verifier, calls)
+        return self._stack.enter_context(protect("sync", verifier, echo_policy()))
 
     def _protect_aio(self, jwks_json: str) -> Protected:
         verifier = bearer_grpc.aio.Verifier.from_jwks(
             jwks_json, issuer=ISSUER, audience=AUDIENCE, clock=self._clock
         )
-        calls = Calls()
-        interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, echo_policy())
-        endpoints = self._stack.enter_context(serve_aio(self._loop, interceptor, calls))
-        channel = grpc.insecure_channel(endpoints.target)
-        self._stack.callback(channel.close)
-        return Protected("aio", endpoints.target, channel, verifier, calls)
+        return self._stack.enter_context(protect("aio", verifier, echo_policy(), loop=self._loop))
 
     def close(self) -> None:
         """Stop everything started."""

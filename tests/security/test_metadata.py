@@ -1,6 +1,6 @@
 """The credential on the wire: malformed authorization metadata, every kind and flavour.
 
-RFC 6750 §2.1 / RFC 7235 §2.1 and security-anchors §8-9: exactly one ``authorization``
+RFC 6750 §2.1 / RFC 7235 §2.1: exactly one ``authorization``
 entry holding ``Bearer`` (any ASCII case), one or more spaces, one b64token. Anything
 else is UNAUTHENTICATED (``TOKEN_MALFORMED``, or ``TOKEN_MISSING`` when no
 ``authorization`` entry exists) before any handler runs, for all four RPC kinds on the
@@ -19,9 +19,9 @@ import pytest
 
 from bearer_grpc.core.errors import TokenMalformed, TokenMissing
 from bearer_grpc.core.header import MAX_AUTHORIZATION_BYTES, bearer_token
-from tests.interceptors.echo import KIND_METHODS, path
-from tests.interceptors.support import SCOPE, call, error_info, refusal
-from tests.security.conftest import Deployments, Protected
+from bearer_grpc.testing import KINDS, Kind, call, path, reason_of
+from tests.harness import ECHO_SCOPE, Protected, refusal
+from tests.security.conftest import Deployments
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 MetadataFor = Callable[[str], Metadata]
@@ -64,12 +64,11 @@ ACCEPTED: dict[str, MetadataFor] = {
     ),
 }
 FLAVOURS = ("sync", "aio")
-KINDS = tuple(KIND_METHODS)
-EXPECTED = {
-    "unary_unary": b"svc-checkout|" + SCOPE.encode(),
-    "unary_stream": [b"svc-checkout|" + SCOPE.encode()] * 2,
-    "stream_unary": b"svc-checkout|" + SCOPE.encode() + b"|a,b",
-    "stream_stream": [b"svc-checkout|" + SCOPE.encode() + s for s in (b"|a", b"|b")],
+EXPECTED_REQUESTS: dict[Kind, list[tuple[bytes, ...]]] = {
+    "unary_unary": [(b"a",)],
+    "unary_stream": [(b"a",), (b"a",)],
+    "stream_unary": [(b"a", b"b")],
+    "stream_stream": [(b"a",), (b"b",)],
 }
 
 
@@ -85,10 +84,10 @@ def _server(deployments: Deployments, flavour: str) -> Protected:
     return deployments["ES256"].servers[flavour]
 
 
-def _refused(server: Protected, kind: str, metadata: Metadata) -> grpc.RpcError:
-    before = server.calls.count
-    error = refusal(lambda: call(server.channel, kind, path(KIND_METHODS[kind]), metadata))
-    assert server.calls.count == before, "the handler ran"
+def _refused(server: Protected, kind: Kind, metadata: Metadata) -> grpc.RpcError:
+    before = server.echo.calls
+    error = refusal(lambda: call(server.channel, kind, metadata=metadata))
+    assert server.echo.calls == before, "the handler ran"
     return error
 
 
@@ -97,12 +96,12 @@ MALFORMED_GRID = _grid(MALFORMED)
 
 @pytest.mark.parametrize(("case", "flavour", "kind"), MALFORMED_GRID, ids=_ids(MALFORMED_GRID))
 def test_malformed_authorization_is_unauthenticated(
-    deployments: Deployments, case: str, flavour: str, kind: str
+    deployments: Deployments, case: str, flavour: str, kind: Kind
 ) -> None:
     token = deployments["ES256"].kit.legit()
     error = _refused(_server(deployments, flavour), kind, MALFORMED[case](token))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info(error).reason == "TOKEN_MALFORMED"
+    assert reason_of(error) == "TOKEN_MALFORMED"
     assert token not in (error.details() or "")
 
 
@@ -111,12 +110,12 @@ MISSING_GRID = _grid(MISSING)
 
 @pytest.mark.parametrize(("case", "flavour", "kind"), MISSING_GRID, ids=_ids(MISSING_GRID))
 def test_token_outside_authorization_is_no_credential(
-    deployments: Deployments, case: str, flavour: str, kind: str
+    deployments: Deployments, case: str, flavour: str, kind: Kind
 ) -> None:
     token = deployments["ES256"].kit.legit()
     error = _refused(_server(deployments, flavour), kind, MISSING[case](token))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info(error).reason == "TOKEN_MISSING"
+    assert reason_of(error) == "TOKEN_MISSING"
 
 
 ACCEPTED_GRID = _grid(ACCEPTED)
@@ -124,17 +123,18 @@ ACCEPTED_GRID = _grid(ACCEPTED)
 
 @pytest.mark.parametrize(("case", "flavour", "kind"), ACCEPTED_GRID, ids=_ids(ACCEPTED_GRID))
 def test_scheme_spellings_and_spacing_are_accepted(
-    deployments: Deployments, case: str, flavour: str, kind: str
+    deployments: Deployments, case: str, flavour: str, kind: Kind
 ) -> None:
     token = deployments["ES256"].kit.legit()
     server = _server(deployments, flavour)
-    answer = call(server.channel, kind, path(KIND_METHODS[kind]), ACCEPTED[case](token))
-    assert answer == EXPECTED[kind]
+    answers = call(server.channel, kind, metadata=ACCEPTED[case](token))
+    assert [answer.requests for answer in answers] == EXPECTED_REQUESTS[kind]
+    assert {(a.subject, a.scopes) for a in answers} == {("svc-checkout", (ECHO_SCOPE,))}
 
 
 @pytest.mark.parametrize(("flavour", "kind"), list(itertools.product(FLAVOURS, KINDS)))
 def test_oversized_authorization_never_reaches_the_handler(
-    deployments: Deployments, flavour: str, kind: str
+    deployments: Deployments, flavour: str, kind: Kind
 ) -> None:
     """Past gRPC's 8 KiB metadata budget the transport may refuse first: never OK."""
     kit = deployments["ES256"].kit
@@ -156,13 +156,13 @@ def test_value_just_over_the_bound_is_malformed(deployments: Deployments, flavou
         bearer_token([("authorization", value)])
     channel = grpc.insecure_channel(server.target, options=[("grpc.max_metadata_size", 64 * 1024)])
     with channel:
-        before = server.calls.count
-        error = refusal(lambda: call(channel, "unary_unary", path("Unary"), _auth(value)))
+        before = server.echo.calls
+        error = refusal(lambda: call(channel, "unary_unary", metadata=_auth(value)))
         assert error.code() in (
             grpc.StatusCode.UNAUTHENTICATED,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
-        assert server.calls.count == before
+        assert server.echo.calls == before
 
 
 UNSENDABLE = {

@@ -20,8 +20,8 @@ from bearer_grpc.core.errors import AuthError, TokenMalformed, TokenMissing
 from bearer_grpc.core.header import B64TOKEN, bearer_token
 from bearer_grpc.core.keys import PublicKeySet
 from bearer_grpc.core.tokens import TokenVerifier
+from bearer_grpc.testing import path
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.interceptors.echo import path
 from tests.security.conftest import ISSUER, START, Deployment, Deployments
 
 
@@ -208,6 +208,7 @@ def _still_serving(deployment: Deployment) -> None:
     assert response.issuer == ISSUER
 
 
+@pytest.mark.slow
 @steady(60)
 @given(request=issue_requests)
 def test_issue_token_ends_cleanly(es256: Deployment, request: pb.IssueTokenRequest) -> None:
@@ -224,6 +225,7 @@ def test_password_grant_ends_cleanly(es256: Deployment, request: pb.IssueTokenRe
     _still_serving(es256)
 
 
+@pytest.mark.slow
 @steady(80)
 @given(request=verify_requests)
 def test_verify_token_ends_cleanly(es256: Deployment, request: pb.VerifyTokenRequest) -> None:
@@ -235,6 +237,7 @@ def test_verify_token_ends_cleanly(es256: Deployment, request: pb.VerifyTokenReq
     _still_serving(es256)
 
 
+@pytest.mark.slow
 @steady(60)
 @given(request=revoke_requests, sent=metadata)
 def test_revoke_token_ends_cleanly(
@@ -265,10 +268,10 @@ def test_protected_server_answers_any_printable_authorization(
     es256: Deployment, value: str
 ) -> None:
     for server in es256.servers.values():
-        before = server.calls.count
+        before = server.echo.calls
         unary = server.channel.unary_unary(path("Unary"))
         code = _status(
             lambda u=unary: u(b"hi", metadata=(("authorization", value),), timeout=CALL_DEADLINE)
         )
         assert code == grpc.StatusCode.UNAUTHENTICATED, code
-        assert server.calls.count == before
+        assert server.echo.calls == before

@@ -32,11 +32,17 @@ from bearer_grpc.core.keys import KeyEncryptionKey, SigningKey
 from bearer_grpc.core.secrets import new_secret
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
+from bearer_grpc.testing import path
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.cli._support import json_lines, running_server, token_stub
-from tests.harness import RunningService, running_service
-from tests.interceptors.echo import Calls, path, serve_sync
-from tests.interceptors.support import echo_policy
+from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+from tests.harness import (
+    RunningService,
+    echo_policy,
+    json_lines,
+    protect,
+    running_server,
+    running_service,
+)
 
 PASSWORD = "correct horse battery staple 9f3a"
 AUDIENCE = "echo"
@@ -230,6 +236,7 @@ def _flow(service: RunningService, leaks: Leaks, protected: grpc.Channel) -> Non
     leaks.secret("wrong password", PASSWORD + "!")
 
 
+@pytest.mark.slow
 def test_in_process_flow_leaks_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     leaks = Leaks()
@@ -241,12 +248,10 @@ def test_in_process_flow_leaks_nothing(tmp_path: Path, caplog: pytest.LogCapture
         for name, value in _private_material(key).items():
             leaks.secret(name, value)
         verifier = bearer_grpc.Verifier.from_token_service(service.target, audience=AUDIENCE)
-        interceptor = bearer_grpc.BearerServerInterceptor(verifier, echo_policy())
-        with verifier, serve_sync(interceptor, Calls()) as endpoints:
-            with grpc.insecure_channel(endpoints.target) as channel:
-                _flow(service, leaks, channel)
+        with verifier, protect("sync", verifier, echo_policy()) as protected:
+            _flow(service, leaks, protected.channel)
             leaks.saw("repr Verifier", verifier)
-            leaks.saw("repr interceptor", interceptor)
+            leaks.saw("repr interceptor", protected.interceptor)
         for name, obj in {
             "TokenServer": service.server,
             "TokenAuthority": service.authority,
@@ -268,6 +273,7 @@ def _owner_only(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
+@pytest.mark.process
 def test_cli_and_server_process_leak_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -324,7 +330,7 @@ def test_cli_and_server_process_leak_nothing(
         run("wrong secret", "token", "issue", "--client-id", "cli-client", *target, ok=False,
             CLIENT_SECRET=secret[::-1])  # fmt: skip
         with server.channel() as channel:
-            jwks = token_stub(channel).GetJwks(pb.GetJwksRequest(), timeout=10)
+            jwks = pb_grpc.TokenServiceStub(channel).GetJwks(pb.GetJwksRequest(), timeout=10)
         assert '"d"' not in jwks.jwks_json and '"k"' not in jwks.jwks_json
         server.stop()
         leaks.saw("server stderr", server.stderr())

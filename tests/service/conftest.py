@@ -6,18 +6,11 @@ a real gRPC channel with the sync ``grpc`` client.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
-import os
 import queue
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,28 +39,10 @@ def clock() -> FrozenClock:
     return FrozenClock(float(int(time.time())))
 
 
-@contextmanager
-def serving(store_url: str, **kwargs: Any) -> Iterator[RunningService]:
-    """``running_service``, stopped so that no worker thread outlives the store.
-
-    ``TokenServer.stop()`` cancels its sync loop without waiting for a sync that is already
-    running in a worker thread, and the harness closes the store right after: that sync
-    then opens a new connection on the closed engine (on PostgreSQL, a leaked connection
-    and a ResourceWarning in whichever test runs next). Stop first and drain the
-    executor; the harness's own stop afterwards finds nothing left to do.
-    """
-    with running_service(store_url, **kwargs) as service:
-        try:
-            yield service
-        finally:
-            service.loop.run(service.server.stop(grace=1))
-            service.loop.run(service.loop.loop.shutdown_default_executor())
-
-
 @pytest.fixture
 def clocked_service(data_dir: Path, clock: FrozenClock) -> Iterator[RunningService]:
     """A TokenService on SQLite whose time is ``clock``."""
-    with serving(sqlite_url(data_dir), clock=clock) as running:
+    with running_service(sqlite_url(data_dir), clock=clock) as running:
         yield running
 
 
@@ -157,12 +132,6 @@ def trailer(err: grpc.RpcError, key: str) -> list[str | bytes]:
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying ``token``."""
     return (("authorization", f"Bearer {token}"),)
-
-
-def jwt_segment(token: str, index: int) -> dict[str, Any]:
-    """Decode a compact JWS segment (0 = header, 1 = claims) without verifying anything."""
-    segment = token.split(".")[index]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
 
 
 def verify(
@@ -257,82 +226,3 @@ def watch() -> Iterator[Any]:
     yield open_
     for reader in readers:
         reader.close()
-
-
-@dataclass
-class ServeProcess:
-    """``bearer-grpc serve`` running in a child process (stderr collected in a thread).
-
-    Attributes:
-        process: The child.
-        target: ``127.0.0.1:PORT`` it listens on.
-        log: Its stderr lines so far (JSON log records).
-    """
-
-    process: subprocess.Popen[str]
-    target: str
-    log: list[str]
-
-
-@contextmanager
-def serve_process(data_dir: Path, *args: str, timeout: float = 20) -> Iterator[ServeProcess]:
-    """Run ``python -m bearer_grpc serve`` on ``data_dir`` and port 0 until the block ends.
-
-    On exit the process gets SIGTERM (if still running) and is waited for; a test can
-    inspect ``process.returncode`` after stopping it itself.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "bearer_grpc",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(data_dir),
-        "--grace",
-        "1",
-        *args,
-    ]
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-    )
-    log: list[str] = []
-    port: queue.Queue[int | None] = queue.Queue()
-
-    def drain() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-            with suppress(ValueError, AttributeError):
-                record = json.loads(line)
-                if record.get("message") == "listening":
-                    port.put(int(record["port"]))
-        port.put(None)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        try:
-            bound = port.get(timeout=timeout)
-        except queue.Empty:
-            bound = None
-        if bound is None:
-            raise AssertionError("bearer-grpc serve did not start:\n" + "".join(log))
-        yield ServeProcess(process, f"127.0.0.1:{bound}", log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout)
-        assert process.stderr is not None
-        process.stderr.close()

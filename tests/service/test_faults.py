@@ -10,6 +10,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -46,6 +47,7 @@ def _outcome(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
+@pytest.mark.slow
 def test_locked_store_is_unavailable_then_recovers(service: RunningService, data_dir: Path) -> None:
     add_user(service, "alice")
     client = service.add_client()
@@ -95,18 +97,18 @@ def test_locked_store_is_unavailable_then_recovers(service: RunningService, data
 # -- health and reflection ----------------------------------------------------------------
 
 
-def test_health_reports_serving(service: RunningService) -> None:
-    channel = grpc.insecure_channel(service.target)
-    service.channels.append(channel)
+def test_health_reports_serving(shared_service: RunningService) -> None:
+    channel = grpc.insecure_channel(shared_service.target)
+    shared_service.channels.append(channel)
     health = health_pb2_grpc.HealthStub(channel)
     for name in ("", "bearer_grpc.v1.TokenService"):
         response = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING, name
 
 
-def test_health_unknown_service_is_not_found(service: RunningService) -> None:
-    channel = grpc.insecure_channel(service.target)
-    service.channels.append(channel)
+def test_health_unknown_service_is_not_found(shared_service: RunningService) -> None:
+    channel = grpc.insecure_channel(shared_service.target)
+    shared_service.channels.append(channel)
     err = call_error(
         health_pb2_grpc.HealthStub(channel).Check,
         health_pb2.HealthCheckRequest(service="no.such.Service"),
@@ -114,9 +116,9 @@ def test_health_unknown_service_is_not_found(service: RunningService) -> None:
     assert err.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
 
 
-def test_reflection_lists_the_token_service(service: RunningService) -> None:
-    channel = grpc.insecure_channel(service.target)
-    service.channels.append(channel)
+def test_reflection_lists_the_token_service(shared_service: RunningService) -> None:
+    channel = grpc.insecure_channel(shared_service.target)
+    shared_service.channels.append(channel)
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     responses = list(
         stub.ServerReflectionInfo(
@@ -128,9 +130,9 @@ def test_reflection_lists_the_token_service(service: RunningService) -> None:
     assert {"bearer_grpc.v1.TokenService", "grpc.health.v1.Health"} <= names
 
 
-def test_reflection_describes_token_service_file(service: RunningService) -> None:
-    channel = grpc.insecure_channel(service.target)
-    service.channels.append(channel)
+def test_reflection_describes_token_service_file(shared_service: RunningService) -> None:
+    channel = grpc.insecure_channel(shared_service.target)
+    shared_service.channels.append(channel)
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     (response,) = stub.ServerReflectionInfo(
         iter(
@@ -145,18 +147,18 @@ def test_reflection_describes_token_service_file(service: RunningService) -> Non
     assert response.file_descriptor_response.file_descriptor_proto
 
 
-def test_oversized_request_is_refused(service: RunningService) -> None:
+def test_oversized_request_is_refused(shared_service: RunningService) -> None:
     err = call_error(
-        service.stub().VerifyToken,
+        shared_service.stub().VerifyToken,
         pb.VerifyTokenRequest(token="A" * (70 * 1024), audience="orders"),
     )
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-    assert service.stub().GetJwks(pb.GetJwksRequest(), timeout=5).issuer  # still serving
+    assert shared_service.stub().GetJwks(pb.GetJwksRequest(), timeout=5).issuer  # still serving
 
 
-def test_unknown_method_is_unimplemented(service: RunningService) -> None:
-    channel = grpc.insecure_channel(service.target)
-    service.channels.append(channel)
+def test_unknown_method_is_unimplemented(shared_service: RunningService) -> None:
+    channel = grpc.insecure_channel(shared_service.target)
+    shared_service.channels.append(channel)
     method = channel.unary_unary(
         "/bearer_grpc.v1.TokenService/NoSuchMethod",
         request_serializer=lambda _: b"",

@@ -12,35 +12,35 @@ from bearer_grpc.service.settings import MAX_ACCESS_TTL, ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
+from tests.harness import RunningService, jwt_segment, running_service
 from tests.service.conftest import (
     PASSWORD,
     add_user,
     call_error,
     client_request,
-    jwt_segment,
     password_request,
     refresh_request,
-    serving,
     verify,
 )
 
 # -- client credentials ----------------------------------------------------------------
 
 
-def test_client_credentials_token_verifies(service: RunningService) -> None:
-    client = service.add_client()
-    issued = service.issue(client)
-    verified = verify(service.stub(), issued.access_token)
+def test_client_credentials_token_verifies(shared_service: RunningService) -> None:
+    client = shared_service.add_client()
+    issued = shared_service.issue(client)
+    verified = verify(shared_service.stub(), issued.access_token)
     assert verified.active
     assert verified.subject == client.client_id
     assert verified.client_id == client.client_id
 
 
-def test_client_credentials_token_follows_rfc9068(service: RunningService) -> None:
-    client = service.add_client(scopes=("orders.read", "orders.write"), audiences=("orders",))
-    issued = service.issue(client)
-    jwks = json.loads(service.stub().GetJwks(pb.GetJwksRequest(), timeout=10).jwks_json)
+def test_client_credentials_token_follows_rfc9068(shared_service: RunningService) -> None:
+    client = shared_service.add_client(
+        scopes=("orders.read", "orders.write"), audiences=("orders",)
+    )
+    issued = shared_service.issue(client)
+    jwks = json.loads(shared_service.stub().GetJwks(pb.GetJwksRequest(), timeout=10).jwks_json)
 
     header = jwt_segment(issued.access_token, 0)
     assert header["typ"] == "at+jwt"
@@ -49,72 +49,72 @@ def test_client_credentials_token_follows_rfc9068(service: RunningService) -> No
 
     claims = jwt_segment(issued.access_token, 1)
     assert set(claims) == {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"}
-    assert claims["iss"] == service.authority.settings.issuer
+    assert claims["iss"] == shared_service.authority.settings.issuer
     assert claims["sub"] == client.client_id
     assert claims["aud"] == "orders"
     assert claims["client_id"] == client.client_id
     assert claims["scope"].split(" ") == ["orders.read", "orders.write"]
     assert claims["iat"] == claims["nbf"]
-    assert claims["exp"] - claims["iat"] == service.authority.settings.access_ttl
+    assert claims["exp"] - claims["iat"] == shared_service.authority.settings.access_ttl
     assert isinstance(claims["jti"], str) and len(claims["jti"]) >= 16
 
 
-def test_client_credentials_response_fields(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_client_credentials_response_fields(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     assert issued.token_type == "Bearer"
-    assert issued.expires_in == service.authority.settings.access_ttl == 900
+    assert issued.expires_in == shared_service.authority.settings.access_ttl == 900
     assert issued.refresh_token == ""
     assert issued.refresh_expires_in == 0
 
 
-def test_every_token_has_its_own_jti(service: RunningService) -> None:
-    client = service.add_client()
-    first, second = service.issue(client), service.issue(client)
+def test_every_token_has_its_own_jti(shared_service: RunningService) -> None:
+    client = shared_service.add_client()
+    first, second = shared_service.issue(client), shared_service.issue(client)
     assert jwt_segment(first.access_token, 1)["jti"] != jwt_segment(second.access_token, 1)["jti"]
 
 
-def test_requested_scope_subset_is_granted_exactly(service: RunningService) -> None:
-    client = service.add_client(scopes=("orders.read", "orders.write", "orders.admin"))
-    issued = service.issue(client, scopes=["orders.write"])
+def test_requested_scope_subset_is_granted_exactly(shared_service: RunningService) -> None:
+    client = shared_service.add_client(scopes=("orders.read", "orders.write", "orders.admin"))
+    issued = shared_service.issue(client, scopes=["orders.write"])
     assert list(issued.scopes) == ["orders.write"]
     assert jwt_segment(issued.access_token, 1)["scope"] == "orders.write"
 
 
-def test_no_requested_scopes_grants_all_allowed(service: RunningService) -> None:
-    client = service.add_client(scopes=("orders.read", "orders.write"))
-    issued = service.issue(client)
+def test_no_requested_scopes_grants_all_allowed(shared_service: RunningService) -> None:
+    client = shared_service.add_client(scopes=("orders.read", "orders.write"))
+    issued = shared_service.issue(client)
     assert sorted(issued.scopes) == ["orders.read", "orders.write"]
 
 
-def test_scope_not_allowed_is_permission_denied(service: RunningService) -> None:
-    client = service.add_client(scopes=("orders.read",))
+def test_scope_not_allowed_is_permission_denied(shared_service: RunningService) -> None:
+    client = shared_service.add_client(scopes=("orders.read",))
     err = call_error(
-        service.stub().IssueToken,
+        shared_service.stub().IssueToken,
         client_request(client.client_id, client.client_secret, scopes=["orders.read", "x.y"]),
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
 
 
-def test_audience_not_allowed_is_permission_denied(service: RunningService) -> None:
-    client = service.add_client(audiences=("orders",))
+def test_audience_not_allowed_is_permission_denied(shared_service: RunningService) -> None:
+    client = shared_service.add_client(audiences=("orders",))
     err = call_error(
-        service.stub().IssueToken,
+        shared_service.stub().IssueToken,
         client_request(client.client_id, client.client_secret, audience="billing"),
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
 
 
-def test_default_audience_is_the_first(service: RunningService) -> None:
-    client = service.add_client(audiences=("orders", "billing"))
-    assert jwt_segment(service.issue(client).access_token, 1)["aud"] == "orders"
-    chosen = service.issue(client, audience="billing")
+def test_default_audience_is_the_first(shared_service: RunningService) -> None:
+    client = shared_service.add_client(audiences=("orders", "billing"))
+    assert jwt_segment(shared_service.issue(client).access_token, 1)["aud"] == "orders"
+    chosen = shared_service.issue(client, audience="billing")
     assert jwt_segment(chosen.access_token, 1)["aud"] == "billing"
-    assert verify(service.stub(), chosen.access_token, audience="billing").active
+    assert verify(shared_service.stub(), chosen.access_token, audience="billing").active
 
 
-def test_unknown_client_and_wrong_secret_look_the_same(service: RunningService) -> None:
-    client = service.add_client()
-    stub = service.stub()
+def test_unknown_client_and_wrong_secret_look_the_same(shared_service: RunningService) -> None:
+    client = shared_service.add_client()
+    stub = shared_service.stub()
     unknown = call_error(stub.IssueToken, client_request("nobody", client.client_secret))
     wrong = call_error(stub.IssueToken, client_request(client.client_id, "x" * 43))
     for err in (unknown, wrong):
@@ -132,8 +132,8 @@ def test_client_secret_of_another_client_is_rejected(service: RunningService) ->
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
 
 
-def test_missing_grant_is_invalid_argument(service: RunningService) -> None:
-    err = call_error(service.stub().IssueToken, pb.IssueTokenRequest(scopes=["orders.read"]))
+def test_missing_grant_is_invalid_argument(shared_service: RunningService) -> None:
+    err = call_error(shared_service.stub().IssueToken, pb.IssueTokenRequest(scopes=["orders.read"]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
@@ -156,19 +156,19 @@ def test_missing_grant_is_invalid_argument(service: RunningService) -> None:
     ],
 )
 def test_malformed_request_is_invalid_argument(
-    service: RunningService, client_id: str, secret: str, extra: dict[str, object]
+    shared_service: RunningService, client_id: str, secret: str, extra: dict[str, object]
 ) -> None:
-    client = service.add_client()
+    client = shared_service.add_client()
     secret = client.client_secret if secret == "s" * 43 else secret
-    err = call_error(service.stub().IssueToken, client_request(client_id, secret, **extra))
+    err = call_error(shared_service.stub().IssueToken, client_request(client_id, secret, **extra))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert client.client_secret not in err.details()  # type: ignore[attr-defined]
 
 
-def test_64_scopes_are_accepted(service: RunningService) -> None:
+def test_64_scopes_are_accepted(shared_service: RunningService) -> None:
     scopes = tuple(f"s{i}" for i in range(64))
-    client = service.add_client(scopes=scopes)
-    assert len(service.issue(client, scopes=list(scopes)).scopes) == 64
+    client = shared_service.add_client(scopes=scopes)
+    assert len(shared_service.issue(client, scopes=list(scopes)).scopes) == 64
 
 
 # -- password grant ----------------------------------------------------------------------
@@ -190,6 +190,7 @@ def test_password_grant_issues_access_and_refresh_tokens(service: RunningService
     assert verified.active and verified.subject == "alice" and verified.client_id == "bearer-grpc"
 
 
+@pytest.mark.slow
 def test_wrong_password_and_unknown_user_look_the_same(service: RunningService) -> None:
     add_user(service, "alice")
     stub = service.stub()
@@ -201,11 +202,11 @@ def test_wrong_password_and_unknown_user_look_the_same(service: RunningService) 
     assert "not the password" not in wrong.details()  # type: ignore[attr-defined]
 
 
-def test_client_credentials_cannot_log_in_as_user(service: RunningService) -> None:
+def test_client_credentials_cannot_log_in_as_user(shared_service: RunningService) -> None:
     """A client's secret is not a user's password: the namespaces are kinds apart."""
-    client = service.add_client()
+    client = shared_service.add_client()
     err = call_error(
-        service.stub().IssueToken, password_request(client.client_id, client.client_secret)
+        shared_service.stub().IssueToken, password_request(client.client_id, client.client_secret)
     )
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
 
@@ -216,18 +217,19 @@ def test_client_credentials_cannot_log_in_as_user(service: RunningService) -> No
     ids=["empty-username", "empty-password", "oversized-password"],
 )
 def test_malformed_password_grant_is_invalid_argument(
-    service: RunningService, username: str, password: str
+    shared_service: RunningService, username: str, password: str
 ) -> None:
-    err = call_error(service.stub().IssueToken, password_request(username, password))
+    err = call_error(shared_service.stub().IssueToken, password_request(username, password))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 # -- lifetimes -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_configured_lifetimes_are_honoured(data_dir: Path, clock: FrozenClock) -> None:
     settings = ServiceSettings(access_ttl=120, refresh_ttl=600)
-    with serving(sqlite_url(data_dir), settings=settings, clock=clock) as service:
+    with running_service(sqlite_url(data_dir), settings=settings, clock=clock) as service:
         add_user(service, "alice")
         stub = service.stub()
         cc = service.issue(service.add_client())

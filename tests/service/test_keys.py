@@ -19,8 +19,8 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, wait_until
-from tests.service.conftest import jwt_segment, serving, verify
+from tests.harness import RunningService, jwt_segment, running_service, wait_until
+from tests.service.conftest import verify
 
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -52,8 +52,8 @@ def _kid_of(token: str) -> str:
 # -- GetJwks ----------------------------------------------------------------------------
 
 
-def test_jwks_publishes_issuer_and_public_keys_only(service: RunningService) -> None:
-    response = service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
+def test_jwks_publishes_issuer_and_public_keys_only(shared_service: RunningService) -> None:
+    response = shared_service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
     assert response.issuer == "bearer-grpc"
     keys = json.loads(response.jwks_json)["keys"]
     assert len(keys) == 1
@@ -65,7 +65,7 @@ def test_jwks_publishes_issuer_and_public_keys_only(service: RunningService) -> 
 
 def test_jwks_issuer_follows_settings(data_dir: Path) -> None:
     settings = ServiceSettings(issuer="https://tokens.example")
-    with serving(sqlite_url(data_dir), settings=settings) as service:
+    with running_service(sqlite_url(data_dir), settings=settings) as service:
         response = service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
         assert response.issuer == "https://tokens.example"
         issued = service.issue(service.add_client())
@@ -73,7 +73,8 @@ def test_jwks_issuer_follows_settings(data_dir: Path) -> None:
 
 
 def test_token_verifies_locally_with_published_jwks(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+    client = service.add_client()
+    issued = service.issue(client)
     response = service.stub().GetJwks(pb.GetJwksRequest(), timeout=10)
     verifier = TokenVerifier(
         PublicKeySet.from_json(response.jwks_json),
@@ -81,7 +82,7 @@ def test_token_verifies_locally_with_published_jwks(service: RunningService) -> 
         clock=time.time,
     )
     principal = verifier.verify(issued.access_token, audience="orders")
-    assert principal.subject == "orders-client"
+    assert principal.subject == client.client_id
 
 
 # -- rotation ---------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_staged_rotation_publishes_before_signing_and_retires_after_last_token(
 
 def test_rotation_written_elsewhere_reaches_the_server_through_sync(data_dir: Path) -> None:
     settings = ServiceSettings(sync_interval=0.1)
-    with serving(sqlite_url(data_dir), settings=settings) as service:
+    with running_service(sqlite_url(data_dir), settings=settings) as service:
         client = service.add_client()
         old_kid = _kid_of(service.issue(client).access_token)
         new = service.admin.rotate_key(algorithm="ES256", delay=1, kek=None)
@@ -147,7 +148,7 @@ def test_rotation_written_elsewhere_reaches_the_server_through_sync(data_dir: Pa
 @pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
 def test_other_algorithms_issue_tokens_that_verify(data_dir: Path, algorithm: Algorithm) -> None:
     settings = ServiceSettings(key_algorithm=algorithm)
-    with serving(sqlite_url(data_dir), settings=settings) as service:
+    with running_service(sqlite_url(data_dir), settings=settings) as service:
         issued = service.issue(service.add_client())
         header = jwt_segment(issued.access_token, 0)
         assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
@@ -200,13 +201,13 @@ _KEK = KeyEncryptionKey(b"0123456789abcdef0123456789abcdef")
 
 def test_keys_sealed_with_kek_and_restart_with_same_kek(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
-    with serving(url, kek=_KEK) as service:
+    with running_service(url, kek=_KEK) as service:
         issued = service.issue(service.add_client())
         records = service.store.list_keys()
         assert len(records) == 1
         assert records[0].private_key.startswith(b"bgk1:")
         assert b"PRIVATE KEY" not in records[0].private_key
-    with serving(url, kek=KeyEncryptionKey(b"0123456789abcdef0123456789abcdef")) as again:
+    with running_service(url, kek=KeyEncryptionKey(b"0123456789abcdef0123456789abcdef")) as again:
         assert verify(again.stub(), issued.access_token).active
         assert _kid_of(again.issue(again.add_client("second")).access_token) == _kid_of(
             issued.access_token
@@ -215,18 +216,21 @@ def test_keys_sealed_with_kek_and_restart_with_same_kek(data_dir: Path) -> None:
 
 def test_restart_without_kek_fails_clearly(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
-    with serving(url, kek=_KEK):
+    with running_service(url, kek=_KEK):
         pass
-    with pytest.raises(KeyMaterialError, match="key-encryption key"), serving(url):
+    with pytest.raises(KeyMaterialError, match="key-encryption key"), running_service(url):
         pass
 
 
 def test_restart_with_wrong_kek_fails_clearly(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
-    with serving(url, kek=_KEK):
+    with running_service(url, kek=_KEK):
         pass
     wrong = KeyEncryptionKey(b"another key-encryption key, 32+ bytes")
-    with pytest.raises(KeyMaterialError, match="key-encryption key"), serving(url, kek=wrong):
+    with (
+        pytest.raises(KeyMaterialError, match="key-encryption key"),
+        running_service(url, kek=wrong),
+    ):
         pass
 
 

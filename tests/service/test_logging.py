@@ -116,6 +116,7 @@ def test_verify_token_ok_lines_are_debug_errors_stay_info(
     assert calls == [("VerifyToken", "INVALID_ARGUMENT"), ("RevokeToken", "OK")]
 
 
+@pytest.mark.slow
 def test_failed_refresh_reuse_logs_no_token(
     service: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
@@ -16,6 +17,7 @@ from tests.harness import running_service, wait_until
 FLOOD = 12
 
 
+@pytest.mark.slow
 def test_password_flood_gets_resource_exhausted_while_the_rest_keeps_working(
     data_dir: Path,
 ) -> None:

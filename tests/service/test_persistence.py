@@ -18,17 +18,8 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import wait_until
-from tests.service.conftest import (
-    add_user,
-    call_error,
-    jwt_segment,
-    password_request,
-    refresh_request,
-    serving,
-    verify,
-)
-from tests.store.conftest import pg_dsn, pg_schema_url
+from tests.harness import jwt_segment, pg_dsn, pg_schema_url, running_service, wait_until
+from tests.service.conftest import add_user, call_error, password_request, refresh_request, verify
 
 FAST_SYNC = ServiceSettings(sync_interval=0.1)
 
@@ -48,42 +39,43 @@ def _jti(response: Any) -> str:
 
 
 def test_token_issued_before_restart_verifies_after(store_url: str) -> None:
-    with serving(store_url) as first:
+    with running_service(store_url) as first:
         issued = first.issue(first.add_client())
         kids = first.store.list_keys()
-    with serving(store_url) as second:
+    with running_service(store_url) as second:
         result = verify(second.stub(), issued.access_token)
         assert result.active and result.token_id == _jti(issued)
         assert second.store.list_keys() == kids  # no new key was generated
 
 
 def test_revoked_token_stays_revoked_after_restart(store_url: str) -> None:
-    with serving(store_url) as first:
+    with running_service(store_url) as first:
         client = first.add_client()
         revoked, kept = first.issue(client), first.issue(client)
         first.stub().RevokeToken(pb.RevokeTokenRequest(token=revoked.access_token), timeout=10)
-    with serving(store_url) as second:
+    with running_service(store_url) as second:
         stub = second.stub()
         assert verify(stub, revoked.access_token).reason == "TOKEN_REVOKED"
         assert verify(stub, kept.access_token).active
 
 
+@pytest.mark.slow
 def test_clients_and_users_survive_restart(store_url: str) -> None:
-    with serving(store_url) as first:
+    with running_service(store_url) as first:
         client = first.add_client()
         add_user(first, "alice")
-    with serving(store_url) as second:
+    with running_service(store_url) as second:
         assert second.issue(client).access_token  # the secret hashing key persisted too
         login = second.stub().IssueToken(password_request("alice"), timeout=10)
         assert verify(second.stub(), login.access_token).subject == "alice"
 
 
 def test_refresh_token_works_after_restart_and_reuse_is_still_detected(store_url: str) -> None:
-    with serving(store_url) as first:
+    with running_service(store_url) as first:
         add_user(first, "alice")
         login = first.stub().IssueToken(password_request("alice"), timeout=10)
         rotated = first.stub().IssueToken(refresh_request(login.refresh_token), timeout=10)
-    with serving(store_url) as second:
+    with running_service(store_url) as second:
         stub = second.stub()
         refreshed = stub.IssueToken(refresh_request(rotated.refresh_token), timeout=10)
         assert verify(stub, refreshed.access_token).active
@@ -96,11 +88,11 @@ def test_revocation_survives_restart_within_leeway_after_exp(
     store_url: str, clock: FrozenClock
 ) -> None:
     """After a restart, a revoked token must not verify in the leeway window past exp."""
-    with serving(store_url, clock=clock) as first:
+    with running_service(store_url, clock=clock) as first:
         issued = first.issue(first.add_client())
         first.stub().RevokeToken(pb.RevokeTokenRequest(token=issued.access_token), timeout=10)
     clock.now = jwt_segment(issued.access_token, 1)["exp"] + 1
-    with serving(store_url, clock=clock) as second:
+    with running_service(store_url, clock=clock) as second:
         result = verify(second.stub(), issued.access_token)
         assert not result.active, "a revoked token verified as active after restart"
 
@@ -110,8 +102,8 @@ def test_revocation_survives_restart_within_leeway_after_exp(
 
 def test_revocation_on_one_replica_reaches_the_other(store_url: str, watch: Any) -> None:
     with (
-        serving(store_url, settings=FAST_SYNC) as a,
-        serving(store_url, settings=FAST_SYNC) as b,
+        running_service(store_url, settings=FAST_SYNC) as a,
+        running_service(store_url, settings=FAST_SYNC) as b,
     ):
         issued = a.issue(a.add_client())
         assert verify(b.stub(), issued.access_token).active  # b trusts a's key
@@ -128,8 +120,8 @@ def test_revocation_on_one_replica_reaches_the_other(store_url: str, watch: Any)
 
 def test_replicas_share_keys_clients_and_refresh_families(store_url: str) -> None:
     with (
-        serving(store_url, settings=FAST_SYNC) as a,
-        serving(store_url, settings=FAST_SYNC) as b,
+        running_service(store_url, settings=FAST_SYNC) as a,
+        running_service(store_url, settings=FAST_SYNC) as b,
     ):
         assert [k.kid for k in a.store.list_keys()] == [k.kid for k in b.store.list_keys()]
         client = a.add_client()
@@ -147,8 +139,8 @@ def test_replicas_share_keys_clients_and_refresh_families(store_url: str) -> Non
 
 def test_key_rotated_through_the_store_reaches_every_replica(store_url: str) -> None:
     with (
-        serving(store_url, settings=FAST_SYNC) as a,
-        serving(store_url, settings=FAST_SYNC) as b,
+        running_service(store_url, settings=FAST_SYNC) as a,
+        running_service(store_url, settings=FAST_SYNC) as b,
     ):
         store = open_store(store_url)
         try:

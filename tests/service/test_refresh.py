@@ -8,20 +8,14 @@ from contextlib import closing
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc.store import AccountKind
 from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import (
-    add_user,
-    call_error,
-    jwt_segment,
-    password_request,
-    refresh_request,
-    verify,
-)
+from tests.harness import RunningService, jwt_segment
+from tests.service.conftest import add_user, call_error, password_request, refresh_request, verify
 
 
 def _login(service: RunningService, **request: object) -> pb.IssueTokenResponse:
@@ -69,6 +63,7 @@ def test_refresh_reuse_revokes_family(service: RunningService) -> None:
         assert (result.active, result.reason) == (False, "TOKEN_REVOKED")
 
 
+@pytest.mark.slow
 def test_refresh_reuse_does_not_touch_other_families(service: RunningService) -> None:
     login = _login(service)
     other = service.stub().IssueToken(password_request("alice"), timeout=10)

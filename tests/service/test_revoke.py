@@ -9,13 +9,12 @@ import pytest
 
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
+from tests.harness import RunningService, jwt_segment
 from tests.service.conftest import (
     add_user,
     bearer,
     call_error,
     error_info,
-    jwt_segment,
     password_request,
     refresh_request,
     trailer,
@@ -47,28 +46,28 @@ def _revoke_id(
 # -- by value -----------------------------------------------------------------------------
 
 
-def test_revoke_by_value_needs_only_possession(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
-    stub = service.stub()
+def test_revoke_by_value_needs_only_possession(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
+    stub = shared_service.stub()
     response = stub.RevokeToken(pb.RevokeTokenRequest(token=issued.access_token), timeout=10)
     assert response.sequence > 0
     result = verify(stub, issued.access_token)
     assert (result.active, result.reason) == (False, "TOKEN_REVOKED")
 
 
-def test_revoke_by_value_is_idempotent(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
-    stub = service.stub()
+def test_revoke_by_value_is_idempotent(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
+    stub = shared_service.stub()
     first = stub.RevokeToken(pb.RevokeTokenRequest(token=issued.access_token), timeout=10)
     second = stub.RevokeToken(pb.RevokeTokenRequest(token=issued.access_token), timeout=10)
     assert first.sequence == second.sequence > 0
 
 
-def test_revoke_only_the_named_token(service: RunningService) -> None:
-    client = service.add_client()
-    revoked, kept = service.issue(client), service.issue(client)
-    service.stub().RevokeToken(pb.RevokeTokenRequest(token=revoked.access_token), timeout=10)
-    assert verify(service.stub(), kept.access_token).active
+def test_revoke_only_the_named_token(shared_service: RunningService) -> None:
+    client = shared_service.add_client()
+    revoked, kept = shared_service.issue(client), shared_service.issue(client)
+    shared_service.stub().RevokeToken(pb.RevokeTokenRequest(token=revoked.access_token), timeout=10)
+    assert verify(shared_service.stub(), kept.access_token).active
 
 
 def test_revoke_refresh_token_by_value_revokes_its_family(service: RunningService) -> None:
@@ -87,14 +86,16 @@ def test_revoke_refresh_token_by_value_revokes_its_family(service: RunningServic
     assert again.sequence == 0
 
 
-def test_revoke_unknown_refresh_token_is_invalid_argument(service: RunningService) -> None:
-    err = call_error(service.stub().RevokeToken, pb.RevokeTokenRequest(token="A" * 43))
+def test_revoke_unknown_refresh_token_is_invalid_argument(shared_service: RunningService) -> None:
+    err = call_error(shared_service.stub().RevokeToken, pb.RevokeTokenRequest(token="A" * 43))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "x" * 9000, ""])
-def test_revoke_garbage_value_is_invalid_argument(service: RunningService, token: str) -> None:
-    err = call_error(service.stub().RevokeToken, pb.RevokeTokenRequest(token=token))
+def test_revoke_garbage_value_is_invalid_argument(
+    shared_service: RunningService, token: str
+) -> None:
+    err = call_error(shared_service.stub().RevokeToken, pb.RevokeTokenRequest(token=token))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
@@ -110,22 +111,24 @@ def test_revoke_expired_token_value_is_ok_with_sequence_zero(
     assert response.sequence == 0
 
 
-def test_revoke_without_target_is_invalid_argument(service: RunningService) -> None:
-    err = call_error(service.stub().RevokeToken, pb.RevokeTokenRequest())
+def test_revoke_without_target_is_invalid_argument(shared_service: RunningService) -> None:
+    err = call_error(shared_service.stub().RevokeToken, pb.RevokeTokenRequest())
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 # -- by token_id ---------------------------------------------------------------------------
 
 
-def test_revoke_own_token_by_id(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_revoke_own_token_by_id(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     jti = jwt_segment(issued.access_token, 1)["jti"]
-    response = _revoke_id(service, jti, bearer(issued.access_token))
+    response = _revoke_id(shared_service, jti, bearer(issued.access_token))
     assert response.sequence > 0
-    assert verify(service.stub(), issued.access_token).reason == "TOKEN_REVOKED"
+    assert verify(shared_service.stub(), issued.access_token).reason == "TOKEN_REVOKED"
     # Idempotent, even with the now revoked token as credential.
-    assert _revoke_id(service, jti, bearer(issued.access_token)).sequence == response.sequence
+    assert (
+        _revoke_id(shared_service, jti, bearer(issued.access_token)).sequence == response.sequence
+    )
 
 
 def test_revoke_anothers_token_without_admin_scope_is_permission_denied(
@@ -191,8 +194,10 @@ def test_revoked_admin_token_cannot_revoke_others(service: RunningService) -> No
     assert verify(service.stub(), victim.access_token).active
 
 
-def test_revoke_by_id_without_authorization_is_token_missing(service: RunningService) -> None:
-    err = call_error(service.stub().RevokeToken, pb.RevokeTokenRequest(token_id="some-jti"))
+def test_revoke_by_id_without_authorization_is_token_missing(
+    shared_service: RunningService,
+) -> None:
+    err = call_error(shared_service.stub().RevokeToken, pb.RevokeTokenRequest(token_id="some-jti"))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     info = error_info(err)
     assert info is not None
@@ -201,12 +206,12 @@ def test_revoke_by_id_without_authorization_is_token_missing(service: RunningSer
 
 
 def test_revoke_by_id_with_two_authorizations_is_token_malformed(
-    service: RunningService,
+    shared_service: RunningService,
 ) -> None:
-    issued = service.issue(service.add_client())
+    issued = shared_service.issue(shared_service.add_client())
     jti = jwt_segment(issued.access_token, 1)["jti"]
     err = call_error(
-        service.stub().RevokeToken,
+        shared_service.stub().RevokeToken,
         pb.RevokeTokenRequest(token_id=jti),
         metadata=bearer(issued.access_token) * 2,
     )
@@ -215,15 +220,15 @@ def test_revoke_by_id_with_two_authorizations_is_token_malformed(
     assert info is not None and info.reason == "TOKEN_MALFORMED"
     assert _challenge(err).startswith('Bearer error="invalid_request"')
     assert issued.access_token not in err.details()  # type: ignore[attr-defined]
-    assert verify(service.stub(), issued.access_token).active
+    assert verify(shared_service.stub(), issued.access_token).active
 
 
 @pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "Bearer a,b"])
 def test_revoke_by_id_with_non_bearer_authorization_is_token_malformed(
-    service: RunningService, value: str
+    shared_service: RunningService, value: str
 ) -> None:
     err = call_error(
-        service.stub().RevokeToken,
+        shared_service.stub().RevokeToken,
         pb.RevokeTokenRequest(token_id="some-jti"),
         metadata=(("authorization", value),),
     )
@@ -233,13 +238,15 @@ def test_revoke_by_id_with_non_bearer_authorization_is_token_malformed(
     _challenge(err)
 
 
-def test_revoke_by_id_with_invalid_caller_token_is_token_invalid(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_revoke_by_id_with_invalid_caller_token_is_token_invalid(
+    shared_service: RunningService,
+) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     header, claims, signature = issued.access_token.split(".")
     bad_tail = "AAAA" if signature[-4:] != "AAAA" else "BBBB"
     forged = ".".join([header, claims, signature[:-4] + bad_tail])
     err = call_error(
-        service.stub().RevokeToken,
+        shared_service.stub().RevokeToken,
         pb.RevokeTokenRequest(token_id=jwt_segment(issued.access_token, 1)["jti"]),
         metadata=bearer(forged),
     )
@@ -247,7 +254,7 @@ def test_revoke_by_id_with_invalid_caller_token_is_token_invalid(service: Runnin
     info = error_info(err)
     assert info is not None and info.reason == "TOKEN_INVALID"
     assert _challenge(err).startswith('Bearer error="invalid_token"')
-    assert verify(service.stub(), issued.access_token).active
+    assert verify(shared_service.stub(), issued.access_token).active
 
 
 def test_revoke_by_id_with_expired_caller_token_is_token_expired(
@@ -267,10 +274,10 @@ def test_revoke_by_id_with_expired_caller_token_is_token_expired(
     _challenge(err)
 
 
-def test_revoke_by_empty_id_is_invalid_argument(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_revoke_by_empty_id_is_invalid_argument(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     err = call_error(
-        service.stub().RevokeToken,
+        shared_service.stub().RevokeToken,
         pb.RevokeTokenRequest(token_id=""),
         metadata=bearer(issued.access_token),
     )

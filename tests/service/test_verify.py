@@ -13,15 +13,15 @@ from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import call_error, jwt_segment, serving, verify
+from tests.harness import RunningService, jwt_segment, running_service
+from tests.service.conftest import call_error, verify
 
 
-def test_active_token_fields(service: RunningService) -> None:
-    client = service.add_client(scopes=("orders.write", "orders.read"))
-    issued = service.issue(client)
+def test_active_token_fields(shared_service: RunningService) -> None:
+    client = shared_service.add_client(scopes=("orders.write", "orders.read"))
+    issued = shared_service.issue(client)
     claims = jwt_segment(issued.access_token, 1)
-    result = verify(service.stub(), issued.access_token)
+    result = verify(shared_service.stub(), issued.access_token)
     assert result.active
     assert result.reason == ""
     assert result.subject == client.client_id
@@ -37,9 +37,9 @@ def test_active_token_fields(service: RunningService) -> None:
     assert result.claims["scope"] == claims["scope"]
 
 
-def test_required_scopes_present_is_active(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
-    result = verify(service.stub(), issued.access_token, required_scopes=["orders.read"])
+def test_required_scopes_present_is_active(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
+    result = verify(shared_service.stub(), issued.access_token, required_scopes=["orders.read"])
     assert result.active
 
 
@@ -47,22 +47,22 @@ def test_required_scopes_present_is_active(service: RunningService) -> None:
     "token",
     ["garbage", "a.b", "a.b.c", "eyJ.eyJ.sig", "Bearer x.y.z", "a..c"],
 )
-def test_garbage_is_malformed_with_status_ok(service: RunningService, token: str) -> None:
-    result = verify(service.stub(), token)
+def test_garbage_is_malformed_with_status_ok(shared_service: RunningService, token: str) -> None:
+    result = verify(shared_service.stub(), token)
     assert (result.active, result.reason) == (False, "TOKEN_MALFORMED")
     assert result.subject == "" and result.token_id == ""
 
 
-def test_oversized_token_is_malformed_with_status_ok(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_oversized_token_is_malformed_with_status_ok(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     huge = issued.access_token + "A" * (20 * 1024)
-    result = verify(service.stub(), huge)
+    result = verify(shared_service.stub(), huge)
     assert (result.active, result.reason) == (False, "TOKEN_MALFORMED")
 
 
-def test_wrong_audience_is_invalid(service: RunningService) -> None:
-    issued = service.issue(service.add_client(audiences=("orders",)))
-    result = verify(service.stub(), issued.access_token, audience="billing")
+def test_wrong_audience_is_invalid(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client(audiences=("orders",)))
+    result = verify(shared_service.stub(), issued.access_token, audience="billing")
     assert (result.active, result.reason) == (False, "TOKEN_INVALID")
 
 
@@ -75,11 +75,11 @@ def test_tampered_claims_are_invalid(service: RunningService) -> None:
     assert (result.active, result.reason) == (False, "TOKEN_INVALID")
 
 
-def test_token_of_another_deployment_is_invalid(service: RunningService) -> None:
+def test_token_of_another_deployment_is_invalid(shared_service: RunningService) -> None:
     foreign_key = SigningKey.generate("ES256")
     foreign = issue_access_token(
         foreign_key,
-        issuer=service.authority.settings.issuer,  # same issuer name, other keys
+        issuer=shared_service.authority.settings.issuer,  # same issuer name, other keys
         subject="orders-client",
         audience="orders",
         scopes=["orders.read"],
@@ -87,17 +87,17 @@ def test_token_of_another_deployment_is_invalid(service: RunningService) -> None
         lifetime=900,
         now=int(time.time()),
     )
-    result = verify(service.stub(), foreign.token)
+    result = verify(shared_service.stub(), foreign.token)
     assert (result.active, result.reason) == (False, "TOKEN_INVALID")
 
 
 def test_token_of_another_running_deployment_is_invalid(
-    service: RunningService, tmp_path: Path
+    shared_service: RunningService, tmp_path: Path
 ) -> None:
-    with serving(sqlite_url(tmp_path / "elsewhere")) as elsewhere:
+    with running_service(sqlite_url(tmp_path / "elsewhere")) as elsewhere:
         issued = elsewhere.issue(elsewhere.add_client())
         assert verify(elsewhere.stub(), issued.access_token).active
-    result = verify(service.stub(), issued.access_token)
+    result = verify(shared_service.stub(), issued.access_token)
     assert (result.active, result.reason) == (False, "TOKEN_INVALID")
 
 
@@ -116,9 +116,9 @@ def test_token_expires_after_exp_plus_leeway(
     assert (result.active, result.reason) == (False, "TOKEN_EXPIRED")
 
 
-def test_revoked_token_is_revoked(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
-    stub = service.stub()
+def test_revoked_token_is_revoked(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
+    stub = shared_service.stub()
     stub.RevokeToken(pb.RevokeTokenRequest(token=issued.access_token), timeout=10)
     result = verify(stub, issued.access_token)
     assert (result.active, result.reason) == (False, "TOKEN_REVOKED")
@@ -144,10 +144,10 @@ def test_revoked_token_stays_revoked_within_leeway_after_exp(
     assert result.reason in ("TOKEN_REVOKED", "TOKEN_EXPIRED")
 
 
-def test_missing_required_scope_is_insufficient_scope(service: RunningService) -> None:
-    issued = service.issue(service.add_client(), scopes=["orders.read"])
+def test_missing_required_scope_is_insufficient_scope(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client(), scopes=["orders.read"])
     result = verify(
-        service.stub(), issued.access_token, required_scopes=["orders.read", "orders.write"]
+        shared_service.stub(), issued.access_token, required_scopes=["orders.read", "orders.write"]
     )
     assert (result.active, result.reason) == (False, "INSUFFICIENT_SCOPE")
 
@@ -158,18 +158,18 @@ def test_missing_required_scope_is_insufficient_scope(service: RunningService) -
     ids=["empty-token", "empty-audience", "malformed-audience"],
 )
 def test_empty_token_or_audience_is_invalid_argument(
-    service: RunningService, token: str, audience: str
+    shared_service: RunningService, token: str, audience: str
 ) -> None:
     err = call_error(
-        service.stub().VerifyToken, pb.VerifyTokenRequest(token=token, audience=audience)
+        shared_service.stub().VerifyToken, pb.VerifyTokenRequest(token=token, audience=audience)
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
-def test_malformed_required_scope_is_invalid_argument(service: RunningService) -> None:
-    issued = service.issue(service.add_client())
+def test_malformed_required_scope_is_invalid_argument(shared_service: RunningService) -> None:
+    issued = shared_service.issue(shared_service.add_client())
     err = call_error(
-        service.stub().VerifyToken,
+        shared_service.stub().VerifyToken,
         pb.VerifyTokenRequest(
             token=issued.access_token, audience="orders", required_scopes=["a b"]
         ),

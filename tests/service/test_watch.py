@@ -8,10 +8,12 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import closing, suppress
 from pathlib import Path
 
 import grpc
+import pytest
 
 from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.service.settings import ServiceSettings
@@ -19,16 +21,13 @@ from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import RunningService
+from tests.harness import RunningService, ServeProcess, jwt_segment, running_server, running_service
 from tests.service.conftest import (
     StreamReader,
     add_user,
     call_error,
-    jwt_segment,
     password_request,
     refresh_request,
-    serve_process,
-    serving,
 )
 
 Watch = Callable[..., StreamReader]
@@ -102,7 +101,7 @@ def test_watch_sees_revocation_written_by_another_store_handle(
 ) -> None:
     settings = ServiceSettings(sync_interval=0.1)
     url = sqlite_url(data_dir)
-    with serving(url, settings=settings) as service:
+    with running_service(url, settings=settings) as service:
         reader = watch(service.stub(), 0)
         assert reader.nothing_within(0.2)
         other = open_store(url)
@@ -135,6 +134,7 @@ def test_watch_sees_family_revocation_from_refresh_reuse_within_a_second(
     assert reader.nothing_within(0.2)
 
 
+@pytest.mark.slow
 def test_watch_sees_family_revocation_from_revoking_refresh_token(
     service: RunningService, watch: Watch
 ) -> None:
@@ -177,13 +177,19 @@ def _bulk_revocations(data_dir: Path, count: int) -> None:
         )
 
 
+def _served(data_dir: Path) -> ContextManager[ServeProcess]:
+    """``bearer-grpc serve`` on ``data_dir``, in a child process."""
+    return running_server(data_dir.parent, "--data-dir", str(data_dir), "--grace", "1")
+
+
+@pytest.mark.process
 def test_client_cancel_while_backlog_is_sent_does_not_crash_server(data_dir: Path) -> None:
     """A watcher that hangs up mid-backlog must not take the TokenService down.
 
     Runs the server in a child process: the failure mode is a segmentation fault.
     """
     _bulk_revocations(data_dir, 20000)
-    with serve_process(data_dir) as child, grpc.insecure_channel(child.target) as channel:
+    with _served(data_dir) as child, child.channel() as channel:
         stub = pb_grpc.TokenServiceStub(channel)
         try:
             for _ in range(3):
@@ -196,12 +202,11 @@ def test_client_cancel_while_backlog_is_sent_does_not_crash_server(data_dir: Pat
                 stub.GetJwks(pb.GetJwksRequest(), timeout=5)
         except grpc.RpcError:
             with suppress(subprocess.TimeoutExpired):
-                child.process.wait(5)
-        assert child.process.poll() is None, (
-            f"server died with exit status {child.process.returncode}:\n" + "".join(child.log[-30:])
-        )
+                child.proc.wait(5)
+        assert child.proc.poll() is None, f"server died:\n{child.output()}"
 
 
+@pytest.mark.process
 def test_server_stop_while_sending_backlog_ends_watch_with_ok(data_dir: Path) -> None:
     """SIGTERM while a watcher still drains a large backlog: the stream ends OK, exit 0.
 
@@ -210,12 +215,12 @@ def test_server_stop_while_sending_backlog_ends_watch_with_ok(data_dir: Path) ->
     period runs out and the call is cancelled.
     """
     _bulk_revocations(data_dir, 20000)
-    with serve_process(data_dir) as child, grpc.insecure_channel(child.target) as channel:
+    with _served(data_dir) as child, child.channel() as channel:
         stub = pb_grpc.TokenServiceStub(channel)
         reader = StreamReader(stub.WatchRevocations(watch_request(0), timeout=30))
         assert reader.next(timeout=5).token_id == "bulk-00000"
-        child.process.send_signal(signal.SIGTERM)
+        child.signal(signal.SIGTERM)
         code = reader.end(timeout=10)
-        returncode = child.process.wait(10)
-        assert returncode == 0, f"exit {returncode}:\n" + "".join(child.log[-40:])
+        returncode = child.wait(10)
+        assert returncode == 0, f"exit {returncode}:\n{child.output()}"
         assert code == grpc.StatusCode.OK

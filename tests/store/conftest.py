@@ -7,10 +7,7 @@ fresh schema, selected through the URL's ``options=-csearch_path=...`` and dropp
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,34 +16,10 @@ from sqlalchemy.engine import make_url
 
 from bearer_grpc.store import TestableStore, open_store, sqlite_url
 
-PG_DSN_ENV = "BEARER_GRPC_TEST_PG_DSN"
+# The store tests import these from here; they live in tests.harness, shared with others.
+from tests.harness import PG_DSN_ENV, pg_dsn, pg_schema_url  # noqa: F401
 
 OpenStore = Callable[..., TestableStore]
-
-
-def pg_dsn() -> str:
-    """The PostgreSQL DSN from the environment, or skip the test."""
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_ENV} not set")
-    return dsn
-
-
-@contextmanager
-def pg_schema_url(dsn: str) -> Iterator[str]:
-    """A store URL on a fresh PostgreSQL schema, dropped on exit."""
-    import psycopg
-    from psycopg import sql
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        separator = "&" if "?" in dsn else "?"
-        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

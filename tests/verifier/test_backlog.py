@@ -17,6 +17,7 @@ from tests.verifier.conftest import Flavour, issue, revoke
 BACKLOG = 800
 
 
+@pytest.mark.slow
 def test_new_verifier_refuses_a_token_revoked_behind_a_long_backlog_on_its_first_call(
     flavour: Flavour, service: RunningService, store_url: str
 ) -> None:

@@ -16,8 +16,7 @@ from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.store import open_store
 from bearer_grpc.testing import FrozenClock
-from tests.harness import RunningService, wait_until
-from tests.service.conftest import jwt_segment
+from tests.harness import RunningService, jwt_segment, wait_until
 from tests.verifier.conftest import (
     Flavour,
     closed_port_target,
@@ -189,6 +188,7 @@ def test_unknown_kid_refetch_is_single_flight_and_rate_limited(
     assert calls[0] == 1  # this kid was looked for within refetch_interval: no second fetch
 
 
+@pytest.mark.slow
 def test_made_up_kid_does_not_hold_back_a_new_keys_refetch(
     flavour: Flavour, service: RunningService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

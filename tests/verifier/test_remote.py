@@ -18,8 +18,7 @@ from bearer_grpc.core.errors import (
 )
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
-from tests.harness import RunningService, running_service, wait_until
-from tests.service.conftest import jwt_segment
+from tests.harness import RunningService, jwt_segment, running_service, wait_until
 from tests.verifier.conftest import (
     SETTINGS,
     Flavour,

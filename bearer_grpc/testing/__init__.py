@@ -3,7 +3,7 @@
 Everything here is real: real keys, real signed tokens, real gRPC servers on a free
 loopback port. Nothing is mocked::
 
-    from bearer_grpc.testing import FrozenClock, TestIssuer
+    from bearer_grpc.testing import Echo, FrozenClock, TestIssuer, bearer, call, serve
 
     clock = FrozenClock()
     issuer = TestIssuer(clock=clock)
@@ -11,23 +11,67 @@ loopback port. Nothing is mocked::
     token = issuer.token(subject="svc", scopes=["orders.read"], audience="orders")
     clock.advance(3600)                                     # now it has expired
 
+    echo = Echo()                                           # all four RPC kinds
+    interceptor = bearer_grpc.BearerServerInterceptor(verifier)
+    with serve([echo.handler()], interceptors=[interceptor]) as target, \
+            grpc.insecure_channel(target) as channel:
+        (answer,) = call(channel, "unary_unary", metadata=bearer(token))
+
+The kit's modules: :mod:`.echo` (the Echo service and calls to it), :mod:`.servers`
+(``serve``, ``serve_aio``, ``LoopThread``) and :mod:`.errors` (reading a refusal); every
+public name is also here.
+
 Never use these keys outside tests: they are generated per process and never stored.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from concurrent import futures
+import dataclasses
+from collections.abc import Iterable
 from typing import Any, Final
 
-import grpc
-
+from bearer_grpc import SigningKey, Verifier
 from bearer_grpc import aio as _aio
-from bearer_grpc._verifier.verifier import Verifier
 from bearer_grpc.core.clock import Clock, system_clock
-from bearer_grpc.core.keys import Algorithm, SigningKey
+from bearer_grpc.core.keys import Algorithm
 from bearer_grpc.core.tokens import IssuedToken, issue_access_token
+from bearer_grpc.testing.echo import (
+    KINDS,
+    METHODS,
+    SERVICE,
+    Answer,
+    Echo,
+    Kind,
+    bearer,
+    call,
+    call_aio,
+    path,
+)
+from bearer_grpc.testing.errors import assert_refused, error_info, reason_of
+from bearer_grpc.testing.servers import LoopThread, serve, serve_aio
+
+__all__ = [
+    "DEFAULT_ISSUER",
+    "DEFAULT_START",
+    "KINDS",
+    "METHODS",
+    "SERVICE",
+    "Answer",
+    "Echo",
+    "FrozenClock",
+    "Kind",
+    "LoopThread",
+    "TestIssuer",
+    "assert_refused",
+    "bearer",
+    "call",
+    "call_aio",
+    "error_info",
+    "path",
+    "reason_of",
+    "serve",
+    "serve_aio",
+]
 
 DEFAULT_ISSUER: Final = "https://bearer-grpc.test"
 DEFAULT_START: Final = 1_800_000_000.0
@@ -95,8 +139,22 @@ class TestIssuer:
         audience: str = "test",
         lifetime: int = 900,
         client_id: str | None = None,
+        age: int = 0,
     ) -> IssuedToken:
-        """Sign an access token (RFC 9068 profile) valid from now for ``lifetime`` s."""
+        """Sign an access token (RFC 9068 profile).
+
+        Args:
+            subject: ``sub``.
+            scopes: ``scope``, space-joined.
+            audience: ``aud``.
+            lifetime: Seconds from ``iat`` to ``exp``.
+            client_id: ``client_id`` (default: ``subject``).
+            age: Seconds before now it was issued (``age > lifetime`` gives an
+                expired token).
+
+        Returns:
+            The token and its claims.
+        """
         return issue_access_token(
             self.key,
             issuer=self.issuer,
@@ -105,8 +163,15 @@ class TestIssuer:
             scopes=scopes,
             client_id=client_id or subject,
             lifetime=lifetime,
-            now=int(self.clock()),
+            now=int(self.clock()) - age,
         )
+
+    def impostor(self) -> TestIssuer:
+        """An issuer of the same name, clock and ``kid`` but another key: its tokens
+        claim this issuer's key and must fail the signature check."""
+        twin = TestIssuer(self.issuer, algorithm=self.key.alg, clock=self.clock)
+        twin.key = dataclasses.replace(twin.key, kid=self.key.kid)
+        return twin
 
     def token(self, **kwargs: Any) -> str:
         """Like :meth:`issue`, returning only the token string."""
@@ -121,45 +186,3 @@ class TestIssuer:
         """A ``bearer_grpc.aio.Verifier`` trusting this issuer (same clock)."""
         kwargs.setdefault("clock", self.clock)
         return _aio.Verifier.from_jwks(self.jwks, issuer=self.issuer, audience=audience, **kwargs)
-
-
-@contextlib.contextmanager
-def serve(
-    handlers: Sequence[grpc.GenericRpcHandler],
-    *,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
-    max_workers: int = 8,
-) -> Iterator[str]:
-    """Run a sync ``grpc.server`` with ``handlers`` on 127.0.0.1, a free port.
-
-    Yields:
-        The target (``127.0.0.1:PORT``); the server stops when the block ends.
-    """
-    with futures.ThreadPoolExecutor(max_workers=max_workers) as pool:
-        server = grpc.server(pool, handlers=list(handlers), interceptors=list(interceptors))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.stop(None).wait()
-
-
-@contextlib.asynccontextmanager
-async def serve_aio(
-    handlers: Sequence[grpc.GenericRpcHandler],
-    *,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-) -> AsyncIterator[str]:
-    """Run a ``grpc.aio.server`` with ``handlers`` on 127.0.0.1, a free port.
-
-    Yields:
-        The target (``127.0.0.1:PORT``); the server stops when the block ends.
-    """
-    server = grpc.aio.server(handlers=list(handlers), interceptors=list(interceptors))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)

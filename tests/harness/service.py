@@ -1,19 +1,20 @@
-"""A real TokenService for tests: an aio server on a free port, in a thread of its own.
-
-Tests talk to it with ordinary sync gRPC clients, exactly as users' services would.
-"""
+"""A real TokenService for tests: an aio server on a free port, in a loop thread of its own;
+and small helpers around calls to it."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import base64
+import json
+import time
+import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.keys import KeyEncryptionKey
@@ -22,30 +23,11 @@ from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.server import ServeConfig, TokenServer
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import SqlStore, open_store
+from bearer_grpc.testing import LoopThread
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 _T = TypeVar("_T")
-
-
-class LoopThread:
-    """An asyncio event loop running in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the loop and wait for its result."""
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        """Stop the loop and join the thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 @dataclass
@@ -76,11 +58,13 @@ class RunningService:
 
     def add_client(
         self,
-        name: str = "orders-client",
+        name: str | None = None,
         scopes: tuple[str, ...] = ("orders.read", "orders.write"),
         audiences: tuple[str, ...] = ("orders",),
     ) -> NewClient:
-        """Create a client (the server sees it on the next lookup: the store is shared)."""
+        """Create a client (the server sees it on the next lookup: the store is shared),
+        named ``name`` or a name no other client has."""
+        name = name or f"client-{uuid.uuid4().hex[:16]}"
         return self.admin.add_client(name, scopes=scopes, audiences=audiences)
 
     def issue(self, client: NewClient, **request: Any) -> pb.IssueTokenResponse:
@@ -105,7 +89,12 @@ def running_service(
     config: ServeConfig | None = None,
     busy_timeout_s: float = 5.0,
 ) -> Iterator[RunningService]:
-    """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0."""
+    """Start a TokenService on ``store_url`` listening on 127.0.0.1, port 0.
+
+    It stops in the one order that leaves no thread touching a closed store: the server
+    (``TokenServer.stop`` also waits for a store sync already running in its pool), then
+    the loop's default executor (``LoopThread.close`` drains it), then the store.
+    """
     store = open_store(store_url, busy_timeout_s=busy_timeout_s)
     with running_on(store, settings=settings, clock=clock, kek=kek, config=config) as service:
         yield service
@@ -123,20 +112,25 @@ def running_on(
     """Start a TokenService on an open store (or a wrapper around one); closes it after."""
     authority = TokenAuthority(store, settings or ServiceSettings(), kek=kek, clock=clock)
     server = TokenServer(authority, config or ServeConfig(listen="127.0.0.1:0", grace=1))
-    loop = LoopThread()
     try:
-        port = loop.run(server.start())
-        service = RunningService(server, store, loop, f"127.0.0.1:{port}")
-        try:
-            yield service
-        finally:
-            for channel in service.channels:
-                channel.close()
-            loop.run(server.stop(grace=1))
+        with LoopThread() as loop:
+            port = loop.run(server.start())
+            service = RunningService(server, store, loop, f"127.0.0.1:{port}")
+            try:
+                yield service
+            finally:
+                for channel in service.channels:
+                    channel.close()
+                loop.run(server.stop(grace=1))
     finally:
-        loop.run(loop.loop.shutdown_default_executor())  # no store work left in threads
-        loop.close()
         store.close()
+
+
+def refusal(action: Callable[[], Any]) -> grpc.RpcError:
+    """The error the gRPC call ``action`` fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.RpcError) as failed:
+        action()
+    return failed.value
 
 
 def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: float = 0.01) -> _T:
@@ -144,8 +138,6 @@ def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: f
 
     A deadline, not a sleep: it returns as soon as the condition holds.
     """
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -154,3 +146,23 @@ def wait_until(predicate: Callable[[], _T], *, timeout: float = 5.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def health_status(target: str, service: str = "", timeout: float = 5.0) -> int:
+    """``grpc.health.v1.Health/Check`` on a fresh channel: ``SERVING``, ``NOT_SERVING``..."""
+    with grpc.insecure_channel(target) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        )
+    status: int = response.status
+    return status
+
+
+SERVING: Final = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING: Final = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def jwt_segment(token: str, index: int) -> dict[str, Any]:
+    """Decode a compact JWS segment (0 = header, 1 = claims) without verifying anything."""
+    segment = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
