@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import grpc
 
@@ -26,6 +25,7 @@ from bearer_grpc._client.common import (
     failure_text,
     issued_token,
 )
+from bearer_grpc._closing import Closing
 from bearer_grpc.core.errors import BearerGrpcError
 from bearer_grpc.core.renewal import Failed, Ready
 
@@ -99,7 +99,7 @@ class _Session:
     closed: bool = False
 
 
-class ClientCredentials(ClientCredentialsBase):
+class ClientCredentials(ClientCredentialsBase, Closing):
     """Access tokens for a service, from the TokenService's client-credentials grant.
 
     The first :meth:`token` call requests a token (concurrent first calls share that one
@@ -135,17 +135,6 @@ class ClientCredentials(ClientCredentialsBase):
     def _setup(self) -> None:
         self._state = _Session()
         self._connection = Connection(self._config.endpoint)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def token(self) -> str:
         """Return a usable access token.

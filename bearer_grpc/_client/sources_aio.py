@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import grpc
 
@@ -28,6 +27,7 @@ from bearer_grpc._client.common import (
     failure_text,
     issued_token,
 )
+from bearer_grpc._closing import ClosingAio
 from bearer_grpc.core.errors import BearerGrpcError
 from bearer_grpc.core.renewal import Failed, Ready
 from bearer_grpc.v1 import token_service_pb2 as pb
@@ -102,7 +102,7 @@ class _Session:
             self.loop.call_soon_threadsafe(task.cancel)
 
 
-class ClientCredentials(ClientCredentialsBase):
+class ClientCredentials(ClientCredentialsBase, ClosingAio):
     """Access tokens for a service, from the TokenService's client-credentials grant.
 
     The asyncio flavour of :class:`bearer_grpc.ClientCredentials`, with the same
@@ -118,17 +118,6 @@ class ClientCredentials(ClientCredentialsBase):
     def _setup(self) -> None:
         self._closed = False
         self._session: _Session | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def token(self) -> str:
         """Return a usable access token.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-from types import TracebackType
-from typing import Self
 
+from bearer_grpc._closing import Closing
 from bearer_grpc._verifier.base import Link, TokenServiceLink, VerifierBase
 from bearer_grpc._verifier.follower import Follower
 from bearer_grpc._verifier.introspection import Introspector
@@ -17,7 +16,7 @@ from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.verification import LocalVerification, peek_kid
 
 
-class Verifier(VerifierBase):
+class Verifier(VerifierBase, Closing):
     """Checks bearer tokens for one audience, for sync ``grpc`` servers.
 
     Build it with :meth:`from_jwks` (a fixed key set), :meth:`from_token_service` (keys
@@ -67,17 +66,6 @@ class Verifier(VerifierBase):
             ValueError: None given, one without a fixed issuer, or two for one issuer.
         """
         return AnyIssuer(verifiers)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -133,7 +121,7 @@ class Verifier(VerifierBase):
             self._follower.close()
 
 
-class AnyIssuer(IssuerRoutes[Verifier]):
+class AnyIssuer(IssuerRoutes[Verifier], Closing):
     """The verifier :meth:`Verifier.any_of` returns, for sync servers.
 
     Args:
@@ -152,14 +140,3 @@ class AnyIssuer(IssuerRoutes[Verifier]):
             AuthError: As the chosen verifier's ``verify``.
         """
         return self.route(token).verify(token)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Self
 
+from bearer_grpc._closing import ClosingAio
 from bearer_grpc._verifier.base import Link, TokenServiceLink, VerifierBase
 from bearer_grpc._verifier.follower_aio import Follower
 from bearer_grpc._verifier.introspection_aio import Introspector
@@ -19,7 +19,7 @@ from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.verification import LocalVerification, peek_kid
 
 
-class Verifier(VerifierBase):
+class Verifier(VerifierBase, ClosingAio):
     """Checks bearer tokens for one audience, for ``grpc.aio`` servers.
 
     The constructors are those of :class:`bearer_grpc.Verifier`. Local verification is
@@ -65,14 +65,6 @@ class Verifier(VerifierBase):
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -168,7 +160,7 @@ class Verifier(VerifierBase):
             await self._follower.aclose()
 
 
-class AnyIssuer(IssuerRoutes[Verifier]):
+class AnyIssuer(IssuerRoutes[Verifier], ClosingAio):
     """The verifier :meth:`Verifier.any_of` returns, for ``grpc.aio`` servers.
 
     Args:
@@ -192,14 +184,6 @@ class AnyIssuer(IssuerRoutes[Verifier]):
         for verifier in self.verifiers:
             await verifier.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every verifier and wait for their background work to end."""
