@@ -12,6 +12,7 @@ import grpc
 from bearer_grpc._channel import ConnectionAio, LinkLog, silent_link
 from bearer_grpc._verifier.base import TokenServiceLink
 from bearer_grpc._verifier.keys import RefetchGate, keys_fetched
+from bearer_grpc._verifier.loop_session import LoopSession, PerLoop
 from bearer_grpc._verifier.remote import accept_remote, remote_request
 from bearer_grpc._verifier.revocations import (
     Resume,
@@ -30,17 +31,13 @@ from bearer_grpc.core.verification import LocalVerification
 from bearer_grpc.v1 import token_service_pb2 as pb
 
 
-@dataclass
-class _Session:
+@dataclass(kw_only=True)
+class _Session(LoopSession):
     """The background work of a verifier on one event loop."""
 
-    loop: asyncio.AbstractEventLoop
     connection: ConnectionAio
-    startup_deadline: float
-    first_keys: asyncio.Event = field(default_factory=asyncio.Event)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a revocation backlog has been applied (on any session of the verifier)."""
-    task: asyncio.Task[None] | None = None
     refetch: asyncio.Task[pb.GetJwksResponse | BaseException] | None = None
 
     async def wait_first_keys(self) -> None:
@@ -52,21 +49,8 @@ class _Session:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
 
-    def cancel(self) -> None:
-        """Cancel the task from any thread (nothing if its loop is gone)."""
-        if self.task is None or self.task.done() or self.loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self.task.cancel()
-        else:
-            self.loop.call_soon_threadsafe(self.task.cancel)
 
-
-class Follower:
+class Follower(PerLoop[_Session]):
     """Follows a TokenService for an asyncio verifier: one task, one ``grpc.aio`` channel.
 
     The same loop as the sync follower: fetch the keys (local mode), follow
@@ -79,33 +63,12 @@ class Follower:
     """
 
     def __init__(self, local: LocalVerification, link: TokenServiceLink) -> None:
+        super().__init__()
         self.local = local
         self.link = link
-        self.closed = False
-        self.session: _Session | None = None
         self._gate = RefetchGate(link.refetch_interval)
         self._log = LinkLog(log, link.target)
         self.feed = RevocationFeed(local, link.target)
-
-    def ensure_started(self) -> _Session | None:
-        """The session on the running loop, started if needed (None outside a loop).
-
-        Raises:
-            VerifierUnavailable: The verifier was closed.
-        """
-        if self.closed:
-            raise VerifierUnavailable()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        session = self.session
-        if session is not None and session.loop is loop and not _ended(session):
-            return session
-        if session is not None:
-            session.cancel()
-        self.session = session = self._open(loop)
-        return session
 
     async def _replace_channel(self, session: _Session) -> None:
         """Use a new connection from now on (the old one went silent)."""
@@ -128,12 +91,6 @@ class Follower:
         session = self.ensure_started()
         if session is not None and not self.link.remote:
             await session.wait_first_keys()
-
-    def close(self) -> None:
-        """Cancel the task (idempotent)."""
-        self.closed = True
-        if self.session is not None:
-            self.session.cancel()
 
     async def aclose(self) -> None:
         """Cancel the task and wait for it and for the channel to close (idempotent)."""
@@ -251,7 +208,3 @@ def _cancelling() -> bool:
     """Whether the running task itself is being cancelled (not just a call it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _ended(session: _Session) -> bool:
-    return session.task is None or session.task.done()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -13,33 +13,20 @@ from bearer_grpc._channel import LinkLog
 from bearer_grpc._verifier.http_aio import HttpClient
 from bearer_grpc._verifier.issuer import IssuerLink, KeyFetch, log, refreshed
 from bearer_grpc._verifier.keys import RefetchGate
-from bearer_grpc.core.errors import BearerGrpcError, VerifierUnavailable
+from bearer_grpc._verifier.loop_session import LoopSession, PerLoop
+from bearer_grpc.core.errors import BearerGrpcError
 from bearer_grpc.core.verification import LocalVerification
 
 
-@dataclass
-class _Session:
+@dataclass(kw_only=True)
+class _Session(LoopSession):
     """The key refreshing of a verifier on one event loop."""
 
-    loop: asyncio.AbstractEventLoop
     http: HttpClient
-    startup_deadline: float
-    first_keys: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
     refetch: asyncio.Task[float | None] | None = None
 
-    def ended(self) -> bool:
-        """Whether its task is gone (or never started)."""
-        return self.task is None or self.task.done()
 
-    def cancel(self) -> None:
-        """Cancel the task from any thread (nothing if its loop is gone)."""
-        if self.task is None or self.task.done() or self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.task.cancel)
-
-
-class JwksFollower:
+class JwksFollower(PerLoop[_Session]):
     """Keeps the keys of an identity provider for an asyncio verifier.
 
     The same rules as the sync :class:`bearer_grpc._verifier.jwks.JwksFollower`, on a
@@ -52,33 +39,16 @@ class JwksFollower:
     """
 
     def __init__(self, local: LocalVerification, link: IssuerLink) -> None:
+        super().__init__()
         self.local = local
         self.link = link
-        self.closed = False
-        self.session: _Session | None = None
         self._fetch = KeyFetch(local, link)
         self._gate = RefetchGate(link.refetch_interval)
         self._log = LinkLog(log, link.target, "identity provider")
 
-    def ensure_started(self) -> _Session | None:
-        """The session on the running loop, started if needed (None outside a loop).
-
-        Raises:
-            VerifierUnavailable: The verifier was closed.
-        """
-        if self.closed:
-            raise VerifierUnavailable()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        session = self.session
-        if session is not None and session.loop is loop and not session.ended():
-            return session
-        if session is not None:
-            session.cancel()
+    def _open(self, loop: asyncio.AbstractEventLoop) -> _Session:
         deadline = time.monotonic() + self.link.startup_timeout
-        self.session = session = _Session(loop, HttpClient(self.link.http), deadline)
+        session = _Session(loop=loop, http=HttpClient(self.link.http), startup_deadline=deadline)
         session.task = loop.create_task(self._run(session), name="bearer-grpc-jwks")
         return session
 
@@ -105,12 +75,6 @@ class JwksFollower:
                 return
             task = session.refetch = session.loop.create_task(self._refresh(session))
         await asyncio.shield(task)
-
-    def close(self) -> None:
-        """Cancel the task (idempotent)."""
-        self.closed = True
-        if self.session is not None:
-            self.session.cancel()
 
     async def aclose(self) -> None:
         """Cancel the task and wait for it and for the connections to close."""
