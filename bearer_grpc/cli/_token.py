@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Final
-
-import grpc
-from google.protobuf import json_format
+from typing import TYPE_CHECKING, Final
 
 from bearer_grpc.cli._options import csv, option, read_secret
 from bearer_grpc.cli._output import emit
-from bearer_grpc.v1 import token_service_pb2 as pb
-from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    import grpc
+
+    from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 TIMEOUT_SECONDS = 10.0
 
@@ -70,6 +70,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceStub]:
+    import grpc
+
+    from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
     if args.tls_ca is None:
         channel = grpc.insecure_channel(args.target)
     else:
@@ -81,6 +85,8 @@ def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceS
 
 
 def _issue(args: argparse.Namespace) -> int:
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     request = pb.IssueTokenRequest(scopes=args.scopes, audience=args.audience)
     if args.client_id:
         request.client_credentials.client_id = args.client_id
@@ -107,6 +113,10 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     token = read_secret("TOKEN", "token: ")
     request = pb.VerifyTokenRequest(
         token=token, audience=args.audience, required_scopes=args.scopes
@@ -128,6 +138,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     channel, stub = _stub(args)
     with channel:
         if args.token_id:
