@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bearer_grpc.cli._options import csv, option, read_secret
 from bearer_grpc.cli._output import emit
 
 if TYPE_CHECKING:
     import grpc
+    from google.protobuf.message import Message
 
     from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -113,8 +114,6 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from google.protobuf import json_format
-
     from bearer_grpc.v1 import token_service_pb2 as pb
 
     token = read_secret("TOKEN", "token: ")
@@ -124,8 +123,7 @@ def _verify(args: argparse.Namespace) -> int:
     channel, stub = _stub(args)
     with channel:
         response = stub.VerifyToken(request, timeout=TIMEOUT_SECONDS)
-    data = json_format.MessageToDict(response, preserving_proto_field_name=True)
-    data.setdefault("active", False)
+    data = _as_json(response) if args.json else None
     if response.active:
         text = (
             f"active: sub={response.subject} scopes={','.join(response.scopes)} "
@@ -135,6 +133,16 @@ def _verify(args: argparse.Namespace) -> int:
         text = f"inactive: {response.reason}"
     emit(args.json, data, text)
     return 0 if response.active else 1
+
+
+def _as_json(message: Message) -> dict[str, Any]:
+    """A response as ``--json`` prints it: proto field names, fields at their default left
+    out except ``active`` (protobuf's JSON mapping is loaded only for ``--json``)."""
+    from google.protobuf import json_format
+
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    data.setdefault("active", False)
+    return data
 
 
 def _revoke(args: argparse.Namespace) -> int:

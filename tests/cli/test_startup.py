@@ -79,9 +79,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
 def test_token_verify_loads_no_store_or_jwt(service: RunningService) -> None:
     token = service.issue(service.add_client()).access_token
     args = ("token", "verify", "--target", service.target, "--audience", "orders")
-    watch = ("grpc", "google.protobuf", *TOKEN_NEEDS_NONE_OF)
+    watch = ("grpc", "google.protobuf", "google.protobuf.json_format", *TOKEN_NEEDS_NONE_OF)
     loaded = _loaded(*args, watch=watch, env={"BEARER_GRPC_TOKEN": token})
     assert loaded == ["grpc", "google.protobuf"]  # the call itself, and nothing more
+    loaded = _loaded(*args, "--json", watch=watch, env={"BEARER_GRPC_TOKEN": token})
+    assert loaded == ["grpc", "google.protobuf", "google.protobuf.json_format"]
 
 
 def test_help_lists_every_command_without_loading_them() -> None:
