@@ -137,7 +137,7 @@ def _cli(ax: Axes, section: dict[str, Any]) -> None:
     ax.set_xticks(list(xs), [short.get(name, "token\nverify") for name in names])
     ax.set_ylabel("ms per process; red: target")
     ax.set_title(f"cli: whole process, {section['runs']} runs")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
 
 
 PANELS = {
