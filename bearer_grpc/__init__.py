@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from bearer_grpc.core.profiles import TokenProfile
     from bearer_grpc.core.tokens import Principal, TokenVerifier
 
+__version__ = "0.1.0"
+"""This release (the package's metadata reads it from here)."""
+
 # Where each public name lives. Names are imported on first use, so that importing
 # bearer_grpc (or the CLI, which sets GRPC_VERBOSITY first) loads gRPC only when needed.
 _SOURCES: dict[str, str] = {

@@ -4,10 +4,12 @@
 Errors a user can cause (bad arguments, unknown names, a server that refuses, an
 unreachable store) print one line on stderr and exit non-zero; no traceback.
 
-A command imports only what it needs: ``token`` talks to a running TokenService with the
-base install; ``serve``, ``clients``, ``users`` and ``keys`` need the ``server`` extra
-(the store, metrics, health checking and reflection), ``authz`` the ``authz`` extra
-(Envoy's API, metrics, health checking); without it each says so in one line.
+A command imports only what it needs, when it runs: building the parser, ``--help`` and
+``--version`` load no gRPC, protobuf, cryptography, JWT or database module, and ``token``
+(which talks to a running TokenService with the base install) loads no database module.
+``serve``, ``clients``, ``users`` and ``keys`` need the ``server`` extra (the store,
+metrics, health checking and reflection), ``authz`` the ``authz`` extra (Envoy's API,
+metrics, health checking); without it each says so in one line.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Final
 
-import grpc
-
+from bearer_grpc import __version__
 from bearer_grpc.cli import _admin, _authz, _serve, _token
 from bearer_grpc.core.errors import BearerGrpcError
 
@@ -59,7 +59,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="bearer-grpc",
         description="Bearer token authentication for gRPC microservices.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _MODULES:
         if command in module.COMMANDS:
@@ -68,13 +68,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             for name, summary in module.COMMANDS.items():
                 commands.add_parser(name, help=summary)
     return parser
-
-
-def _version() -> str:
-    try:
-        return metadata.version("bearer-grpc")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,14 +87,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing not in SERVER_EXTRA_MODULES:
             raise
         return _fail(f"{command} needs the TokenService's dependencies: {SERVER_EXTRA_HINT}")
-    except grpc.RpcError as err:
-        code = err.code().name if isinstance(err, grpc.Call) else "UNKNOWN"
-        details = err.details() if isinstance(err, grpc.Call) else ""
-        return _fail(f"{code}: {details}")
     except (BearerGrpcError, ValueError) as err:
         return _fail(str(err))
     except OSError as err:
         return _fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))
+    except Exception as err:
+        refusal = _rpc_error(err)
+        if refusal is None:
+            raise
+        return _fail(refusal)
+
+
+def _rpc_error(err: Exception) -> str | None:
+    """``CODE: details`` of a gRPC error, None for any other error.
+
+    gRPC is looked up, not imported: if no command loaded it, ``err`` cannot be its error.
+    """
+    grpc = sys.modules.get("grpc")
+    if grpc is None or not isinstance(err, grpc.RpcError):
+        return None
+    if isinstance(err, grpc.Call):
+        return f"{err.code().name}: {err.details()}"
+    return "UNKNOWN: "
 
 
 def _fail(message: str) -> int:

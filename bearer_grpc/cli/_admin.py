@@ -19,7 +19,6 @@ from bearer_grpc.cli._options import (
     read_secret,
 )
 from bearer_grpc.cli._output import emit, table
-from bearer_grpc.core.keys import ALGORITHMS
 
 if TYPE_CHECKING:
     from bearer_grpc.store import Account
@@ -34,6 +33,7 @@ COMMANDS: Final = {
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``clients``, ``users`` and ``keys`` commands with their options."""
+    from bearer_grpc.core.keys import ALGORITHMS
     from bearer_grpc.service.keyring import PUBLISH_DELAY
     from bearer_grpc.service.settings import MAX_KEY_DELAY
     from bearer_grpc.store import AccountKind

@@ -18,7 +18,6 @@ It needs the ``authz`` extra, imported only when ``authz`` runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -82,6 +81,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _authz(args: argparse.Namespace) -> int:
+    import asyncio
+
     from bearer_grpc.authz.server import serve_authz
     from bearer_grpc.core.policy import Policy
     from bearer_grpc.service import log_format

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bearer_grpc.core.errors import InvalidRequest
-from bearer_grpc.core.keys import KeyEncryptionKey
 
 if TYPE_CHECKING:
+    from bearer_grpc.core.keys import KeyEncryptionKey
     from bearer_grpc.service.process import ServeConfig
     from bearer_grpc.store import SqlStore
 
@@ -187,6 +187,8 @@ def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
     Raises:
         InvalidRequest: The file is open to others or belongs to another user.
     """
+    from bearer_grpc.core.keys import KeyEncryptionKey
+
     if args.key_encryption_key_file is not None:
         path = Path(args.key_encryption_key_file)
         return KeyEncryptionKey(read_private_file(path, "key-encryption key"))

@@ -6,8 +6,6 @@ It needs the ``server`` extra, imported only when ``serve`` is parsed or run.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import logging
 from typing import Final
 
@@ -21,8 +19,6 @@ from bearer_grpc.cli._options import (
     option,
     server_config,
 )
-from bearer_grpc.core.keys import ALGORITHMS
-from bearer_grpc.service.settings import ServiceSettings
 
 log = logging.getLogger("bearer_grpc.server")
 
@@ -32,7 +28,9 @@ COMMANDS: Final = {"serve": "run the TokenService"}
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command with its options (their defaults are the service's own)."""
+    from bearer_grpc.core.keys import ALGORITHMS
     from bearer_grpc.service.process import ServeConfig
+    from bearer_grpc.service.settings import ServiceSettings
 
     settings, config = ServiceSettings(), ServeConfig()  # the defaults, stated once
     parser = commands.add_parser("serve", help=COMMANDS["serve"])
@@ -123,9 +121,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
     from bearer_grpc.service import log_format
     from bearer_grpc.service.authority import TokenAuthority
     from bearer_grpc.service.server import serve
+    from bearer_grpc.service.settings import ServiceSettings
 
     log_format.configure(args.log_level)
     settings = ServiceSettings(

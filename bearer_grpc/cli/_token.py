@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Final
-
-import grpc
-from google.protobuf import json_format
+from typing import TYPE_CHECKING, Any, Final
 
 from bearer_grpc.cli._options import csv, option, read_secret
 from bearer_grpc.cli._output import emit
-from bearer_grpc.v1 import token_service_pb2 as pb
-from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    import grpc
+    from google.protobuf.message import Message
+
+    from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
 TIMEOUT_SECONDS = 10.0
 
@@ -70,6 +71,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceStub]:
+    import grpc
+
+    from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
+
     if args.tls_ca is None:
         channel = grpc.insecure_channel(args.target)
     else:
@@ -81,6 +86,8 @@ def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceS
 
 
 def _issue(args: argparse.Namespace) -> int:
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     request = pb.IssueTokenRequest(scopes=args.scopes, audience=args.audience)
     if args.client_id:
         request.client_credentials.client_id = args.client_id
@@ -107,6 +114,8 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     token = read_secret("TOKEN", "token: ")
     request = pb.VerifyTokenRequest(
         token=token, audience=args.audience, required_scopes=args.scopes
@@ -114,8 +123,7 @@ def _verify(args: argparse.Namespace) -> int:
     channel, stub = _stub(args)
     with channel:
         response = stub.VerifyToken(request, timeout=TIMEOUT_SECONDS)
-    data = json_format.MessageToDict(response, preserving_proto_field_name=True)
-    data.setdefault("active", False)
+    data = _as_json(response) if args.json else None
     if response.active:
         text = (
             f"active: sub={response.subject} scopes={','.join(response.scopes)} "
@@ -127,7 +135,19 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if response.active else 1
 
 
+def _as_json(message: Message) -> dict[str, Any]:
+    """A response as ``--json`` prints it: proto field names, fields at their default left
+    out except ``active`` (protobuf's JSON mapping is loaded only for ``--json``)."""
+    from google.protobuf import json_format
+
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    data.setdefault("active", False)
+    return data
+
+
 def _revoke(args: argparse.Namespace) -> int:
+    from bearer_grpc.v1 import token_service_pb2 as pb
+
     channel, stub = _stub(args)
     with channel:
         if args.token_id:

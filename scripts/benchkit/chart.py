@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from benchkit.cli_startup import LABELS, TARGETS_MS
+
 ALGS = ("ES256", "EdDSA", "RS256", "HS256")
 
 
@@ -122,6 +124,22 @@ def _http(ax: Axes, section: dict[str, Any]) -> None:
     ax.tick_params(axis="x", labelsize=8)
 
 
+def _cli(ax: Axes, section: dict[str, Any]) -> None:
+    names = [name for name in LABELS if name in section]
+    xs = range(len(names))
+    ax.bar(xs, [section[name]["median_ms"] for name in names], label="median")
+    ax.scatter(xs, [section[name]["min_ms"] for name in names], color="black", s=12, label="min")
+    for x, name in zip(xs, names, strict=True):
+        if name in TARGETS_MS:
+            limit = TARGETS_MS[name]
+            ax.hlines(limit, x - 0.4, x + 0.4, color="red", linestyle="--", linewidth=1)
+    short = {"floor": "python\n-c pass", "version": "--version", "help": "--help"}
+    ax.set_xticks(list(xs), [short.get(name, "token\nverify") for name in names])
+    ax.set_ylabel("ms per process; red: target")
+    ax.set_title(f"cli: whole process, {section['runs']} runs")
+    ax.legend(fontsize=7, loc="upper left")
+
+
 PANELS = {
     "micro": _micro,
     "echo": _echo,
@@ -130,6 +148,7 @@ PANELS = {
     "revocation": _revocation,
     "memory": _memory,
     "http": _http,
+    "cli": _cli,
 }
 
 

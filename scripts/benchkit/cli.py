@@ -10,6 +10,9 @@ quotes medians, ratios taken per round then medianed):
   memory      bytes per cached token; the cache bound holds
   issuers     another identity provider's token: cache hit, miss / PyJWT, and from
               Verifier.from_issuer(...) to its first verified call (local JWKS server)
+  http        the OAuth HTTP face: /token, JWKS next to gRPC, oidc-provider, bare aiohttp
+  cli         the bearer-grpc command as a whole process: --version, --help and token
+              verify (on a running serve) next to python -c pass; min and median of 10
   mesh        (only with --only mesh) one Envoy: bare, jwt_authn, ext_authz -> bearer-grpc
               authz; Check next to a bare echo on one server; one check in process
 
@@ -19,6 +22,7 @@ BEARER_GRPC_TEST_PG_DSN environment variable), each on a fresh schema dropped af
     scripts/bench                         # a few minutes; writes docs/bench.json, docs/bench.png
     scripts/bench --quick --json /tmp/b.json --png /tmp/b.png    # seconds (smoke test)
     scripts/bench --only micro,memory
+    scripts/bench --only cli              # seconds: the command line's start-up
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import jwt
 
 from benchkit import (
     chart,
+    cli_startup,
     echo,
     http_face,
     issuers,
@@ -51,7 +56,7 @@ from benchkit import (
     service,
 )
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http", "cli")
 ON_REQUEST = ("mesh",)
 """Sections run only when ``--only`` names them: mesh needs Envoy and takes 2 minutes."""
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
@@ -69,6 +74,7 @@ FULL: dict[str, Any] = {
     "memory_sizes": [10_000, 100_000],
     "bound_max": 1_000,
     "first_calls": 5,
+    "cli_runs": 10,
 }
 QUICK: dict[str, Any] = {
     "micro_rounds": 1,
@@ -82,6 +88,7 @@ QUICK: dict[str, Any] = {
     "memory_sizes": [100, 1_000],
     "bound_max": 20,
     "first_calls": 1,
+    "cli_runs": 3,
 }
 
 
@@ -167,6 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory": lambda: memory.run(settings, progress),
         "issuers": lambda: issuers.run(settings),
         "http": lambda: asyncio.run(http_face.run(settings, progress)),
+        "cli": lambda: cli_startup.run(settings),
         "mesh": lambda: mesh.run(settings, progress),
     }
     timings = {}

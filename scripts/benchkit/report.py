@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchkit.cli_startup import LABELS, TARGETS_MS
+
 
 @dataclass
 class Row:
@@ -273,6 +275,23 @@ def _mesh(section: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _cli(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    floor = section["floor"]["median_ms"]
+    for name in LABELS:
+        entry = section[name]
+        text = f"min {entry['min_ms']:.0f} / median {entry['median_ms']:.0f} ms"
+        if name != "floor":
+            text += f" ({entry['median_ms'] - floor:+.0f} over the floor)"
+        target, met = "", None
+        if name in TARGETS_MS:
+            limit = TARGETS_MS[name]
+            target = f"median < {limit:.0f} ms"
+            met = _check(entry["median_ms"], lambda v, t=limit: v < t)
+        rows.append(Row("cli", f"{entry['label']}, {section['runs']} runs", text, target, met))
+    return rows
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
@@ -281,6 +300,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "memory": _memory,
     "issuers": _issuers,
     "http": _http,
+    "cli": _cli,
     "mesh": _mesh,
 }
 

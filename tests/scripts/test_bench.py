@@ -21,7 +21,7 @@ pytestmark = pytest.mark.process
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http")
+SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http", "cli")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -109,6 +109,11 @@ def test_every_section_has_positive_numbers(quick_run: tuple[str, dict[str, Any]
     assert _positive(http["http_over_grpc"]["median"], http["jwks_over_bare"]["median"])
     if http["oidc_provider_skipped"] is None:  # node and oidc-provider present
         assert _positive(http["http_over_oidc_provider"]["median"])
+
+    cli = document["cli"]
+    for name in ("floor", "version", "help", "verify"):
+        assert len(cli[name]["samples_ms"]) == cli["runs"] > 0
+        assert _positive(cli[name]["min_ms"], cli[name]["median_ms"])
 
 
 def test_table_and_chart(quick_run: tuple[str, dict[str, Any], Path]) -> None:
