@@ -22,7 +22,7 @@ from bearer_grpc.core.client_cert import (
     pem_sha256,
     xfcc_sha256,
 )
-from tests.bound._pki import Identity, Pki, make_pki
+from tests.harness import Identity, Pki, make_pki
 
 PKI: Pki = make_pki("alice", "mallory")
 ALICE: Identity = PKI.clients["alice"]

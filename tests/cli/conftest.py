@@ -1,8 +1,9 @@
 """Fixtures of the CLI tests: command runners in a temporary directory.
 
-``cli`` runs each command in this process (``bearer_grpc.cli.main``); ``process_cli`` as
-a real ``python -m bearer_grpc``, for the few tests of what a shell sees: exit codes,
-one-line errors without a traceback, real stdin and environment.
+``cli`` (tests/conftest.py, shared) runs each command in this process
+(``bearer_grpc.cli.main``); ``process_cli`` as a real ``python -m bearer_grpc``, for the
+few tests of what a shell sees: exit codes, one-line errors without a traceback, real
+stdin and environment.
 """
 
 from __future__ import annotations
@@ -12,12 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Cli
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    """Runs ``bearer-grpc`` in ``tmp_path`` (default data dir ``tmp_path/bearer-grpc-data``)."""
-    return Cli(tmp_path)
 
 
 @pytest.fixture
