@@ -56,6 +56,13 @@ def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
 
 
+@pytest.fixture
+def process_cli(tmp_path: Path) -> Cli:
+    """Like ``cli``, each command a real ``python -m bearer_grpc`` (mark the test
+    ``process``): for what a shell sees, such as exit codes and warnings on stderr."""
+    return Cli(tmp_path, process=True)
+
+
 @pytest.fixture(autouse=True)
 def _processes_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """A test not marked ``process`` that starts a child process fails, naming the marker."""

@@ -21,8 +21,7 @@ from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import AccountKind, open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import running_on
-from tests.service.conftest import password_request, refresh_request, verify
+from tests.harness import password_request, refresh_request, running_on, verify
 from tests.stolen._support import PausingStore, grpc_code
 
 OLD_PASSWORD = "correct horse battery staple"

@@ -16,13 +16,13 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import RunningService
-from tests.service.conftest import (
+from tests.harness import (
+    RunningService,
     add_user,
     jwt_segment,
     password_request,
     refresh_request,
-    serving,
+    running_service,
     verify,
 )
 from tests.stolen._support import TimedWatch, grpc_code
@@ -33,7 +33,9 @@ from tests.stolen._support import TimedWatch, grpc_code
 def test_finding_5_watch_streams_are_bounded_per_peer_and_in_total(tmp_path: Path) -> None:
     settings = ServiceSettings(watch_streams=5, watch_streams_per_peer=3, sync_interval=0.5)
     config = ServeConfig(listen="[::]:0", grace=1)
-    with serving(sqlite_url(tmp_path / "data"), settings=settings, config=config) as service:
+    with running_service(
+        sqlite_url(tmp_path / "data"), settings=settings, config=config
+    ) as service:
         port = service.target.rsplit(":", 1)[1]
         over_v4 = service.stub()
         over_v6 = grpc.insecure_channel(f"[::1]:{port}")
