@@ -13,10 +13,16 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from bearer_grpc.testing import TestIssuer
-from tests.cli._support import SERVING, Cli, assert_one_line_error, health_status
-from tests.harness import RunningService, wait_until
+from tests.harness import (
+    SERVING,
+    Cli,
+    RunningService,
+    assert_one_line_error,
+    health_status,
+    wait_until,
+)
+from tests.mesh._stack import AUDIENCE, Tokens
 from tests.mesh._support import Authz
-from tests.mesh.conftest import AUDIENCE, Tokens
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
