@@ -14,14 +14,14 @@ from typing import Any
 
 import httpx
 
+from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.service.admin import NewClient
 from bearer_grpc.service.http import HttpLimits
 from bearer_grpc.service.server import ServeConfig
 from bearer_grpc.service.settings import INTROSPECT_SCOPE, ServiceSettings
 from bearer_grpc.store import sqlite_url
-from tests.harness import RunningService, running_service
+from tests.harness import PASSWORD, RunningService, running_service
 
-PASSWORD = "correct horse battery staple"
 AUDIENCE = "orders"
 SCOPES = ("orders.read", "orders.write")
 FORM = "application/x-www-form-urlencoded"
@@ -87,9 +87,10 @@ def http_service(
     *,
     limits: HttpLimits | None = None,
     settings: dict[str, Any] | None = None,
+    clock: Clock = system_clock,
 ) -> Iterator[Http]:
-    """A TokenService on SQLite with its HTTP face, a client, an introspecting client
-    and a user with password :data:`PASSWORD`."""
+    """A TokenService on SQLite with its HTTP face (its time is ``clock``), a client, an
+    introspecting client and a user with password :data:`PASSWORD`."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = ServeConfig(
@@ -99,16 +100,15 @@ def http_service(
         http_limits=limits or HttpLimits(header_timeout=2.0, body_timeout=2.0),
     )
     chosen = ServiceSettings(issuer=base, **(settings or {}))
-    with running_service(sqlite_url(data_dir), settings=chosen, config=config) as service:
+    with running_service(
+        sqlite_url(data_dir), settings=chosen, config=config, clock=clock
+    ) as service:
         client = service.add_client("svc-a", scopes=SCOPES, audiences=(AUDIENCE, "billing"))
         introspector = service.add_client(
             "resource-server", scopes=(INTROSPECT_SCOPE,), audiences=(AUDIENCE,)
         )
         service.admin.add_user("alice", PASSWORD, scopes=SCOPES, audiences=(AUDIENCE,))
-        try:
-            yield Http(service, base, client, introspector)
-        finally:
-            service.loop.run(service.server.stop(grace=1))
+        yield Http(service, base, client, introspector)
 
 
 class Captured(logging.Handler):

@@ -3,12 +3,16 @@ and audience (``audience`` or RFC 8707 ``resource``), and the §5.2 error answer
 
 from __future__ import annotations
 
+import time
 import urllib.parse
+from pathlib import Path
 
 import jwt
+import pytest
 
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.http._support import AUDIENCE, PASSWORD, SCOPES, Http, basic
+from tests.http._support import AUDIENCE, PASSWORD, SCOPES, Http, basic, http_service
 
 
 def _claims(token: str) -> dict[str, object]:
@@ -148,6 +152,28 @@ def test_wrong_password_is_invalid_grant(http: Http) -> None:
     )
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_grant", "error_description": "invalid credentials"}
+
+
+@pytest.mark.slow  # seven scrypt checks
+def test_throttled_sign_in_is_429_with_retry_after(tmp_path: Path) -> None:
+    """Password guessing is held off as over gRPC (RESOURCE_EXHAUSTED with RetryInfo): 429
+    ``temporarily_unavailable`` and ``Retry-After``, the same delay growing after each
+    failure, even for the right password, which is not checked while held."""
+    clock = FrozenClock(float(int(time.time())))
+    with http_service(tmp_path / "data", clock=clock) as own:
+        wrong = {"grant_type": "password", "username": "alice", "password": "not-it-at-all"}
+        for _ in range(6):  # a few failures are free; the sixth starts the delays
+            assert own.post("/token", wrong).status_code == 400
+        right = {**wrong, "password": PASSWORD}
+        for delay in (1, 2):
+            held = own.post("/token", right)
+            assert held.status_code == 429, held.text
+            assert held.headers["retry-after"] == str(delay)
+            assert held.json()["error"] == "temporarily_unavailable"
+            clock.advance(delay)
+            assert own.post("/token", wrong).status_code == 400
+        clock.advance(4)
+        assert own.post("/token", right).status_code == 200
 
 
 def test_registered_client_may_not_use_the_password_grant(http: Http) -> None:
