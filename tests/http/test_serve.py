@@ -19,9 +19,8 @@ from bearer_grpc.service.http import HttpLimits
 from bearer_grpc.service.server import ServeConfig, TokenServer
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
-from tests.harness import LoopThread
+from tests.harness import LoopThread, make_pki
 from tests.http._support import free_port
-from tests.interop._support import self_signed
 
 pytestmark = pytest.mark.process
 
@@ -57,9 +56,9 @@ def test_the_issuer_must_be_a_url_for_the_http_face(tmp_path: Path, issuer: str)
 
 
 def test_https_with_the_certificate_flags(tmp_path: Path) -> None:
-    tls = self_signed(tmp_path)
-    key = tmp_path / "key.pem"
-    key.write_bytes(tls.key)
+    pki = make_pki()
+    cert, key = pki.server.write(tmp_path, "server")
+    ca = pki.write_ca(tmp_path)
     port = free_port()
     issuer = f"https://localhost:{port}"
     proc = subprocess.Popen(
@@ -77,7 +76,7 @@ def test_https_with_the_certificate_flags(tmp_path: Path) -> None:
             "--issuer",
             issuer,
             "--tls-cert",
-            str(tls.cert_file),
+            str(cert),
             "--tls-key",
             str(key),
         ],
@@ -93,9 +92,7 @@ def test_https_with_the_certificate_flags(tmp_path: Path) -> None:
             if json.loads(line).get("message") == "listening":
                 break
         assert any(json.loads(line).get("message") == "http listening" for line in lines)
-        with httpx.Client(
-            verify=ssl.create_default_context(cafile=tls.cert_file), timeout=10
-        ) as client:
+        with httpx.Client(verify=ssl.create_default_context(cafile=ca), timeout=10) as client:
             document = client.get(f"{issuer}/.well-known/openid-configuration").json()
         assert document["jwks_uri"] == f"{issuer}/jwks"
         with pytest.raises(httpx.HTTPError), httpx.Client(timeout=5) as plain:

@@ -3,8 +3,8 @@
 The example OrdersService (examples/server.py and examples/server_aio.py, their policy and
 ``create_server``) with tokens from a :class:`~bearer_grpc.testing.TestIssuer`, each
 server listening on three ports of 127.0.0.1: plaintext, local credentials
-(``grpc.local_server_credentials``) and TLS with a throwaway self-signed certificate for
-``localhost`` and ``127.0.0.1``. One sync and one asyncio server serve the whole session.
+(``grpc.local_server_credentials``) and TLS with a throwaway certificate for ``localhost``
+and ``127.0.0.1`` (tests.harness's PKI). One sync and one asyncio server serve the whole session.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from bearer_grpc.testing import TestIssuer
 from tests.harness import LoopThread, load_example
-from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, self_signed
+from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, server_tls
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +28,8 @@ def issuer() -> TestIssuer:
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    """The servers' TLS certificate and key (the certificate is the clients' root)."""
-    return self_signed(tmp_path_factory.mktemp("tls"))
+    """The servers' TLS certificate and key, and the CA the clients trust."""
+    return server_tls(tmp_path_factory.mktemp("tls"))
 
 
 def _add_ports(server: Any, kind: str, tls: Tls) -> Ports:

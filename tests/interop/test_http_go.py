@@ -103,7 +103,7 @@ def test_go_oauth2_go_oidc_and_grpc_per_rpc_credentials(
         "CLIENT_SECRET": client.client_secret,
         "AUDIENCE": AUDIENCE,
         "TARGET": protected,
-        "CA_FILE": str(tls.cert_file),
+        "CA_FILE": str(tls.ca_file),
         "METHOD": "/shop.v1.OrdersService/GetOrder",
     }
     done = subprocess.run(

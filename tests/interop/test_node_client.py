@@ -159,4 +159,4 @@ def test_node_over_tls_with_call_credentials(
 ) -> None:
     token = issuer.token(subject=SUBJECT, scopes=ALL_SCOPES, audience=AUDIENCE)
     target = address(protected, "tls")
-    _assert_all_four_succeeded(*_run_node(node, target, token, "--tls-ca", str(tls.cert_file)))
+    _assert_all_four_succeeded(*_run_node(node, target, token, "--tls-ca", str(tls.ca_file)))
