@@ -11,6 +11,7 @@
 - :mod:`.postgres`: a fresh PostgreSQL schema per use (:func:`pg_schema_url`), an empty
   store on each backend (:data:`BACKENDS`, :func:`backend_url`).
 - :mod:`.grants`: users with a known password, grant requests, VerifyToken (:func:`verify`).
+- :mod:`.http_face`: a TokenService with its OAuth HTTP face (:func:`http_service`).
 - :mod:`.pki`: a throwaway CA, server and client certificates (:func:`make_pki`).
 - :mod:`.examples`: the example modules of examples/, loaded in this process.
 
@@ -42,6 +43,7 @@ from tests.harness.grants import (
     refresh_request,
     verify,
 )
+from tests.harness.http_face import HTTP_AUDIENCE, HTTP_SCOPES, Http, free_port, http_service
 from tests.harness.pki import Identity, Pki, PkiFiles, make_pki, pki_files
 from tests.harness.postgres import (
     BACKENDS,
@@ -95,6 +97,8 @@ __all__ = [
     "ENV_PREFIX",
     "ERROR_PREFIX",
     "EXAMPLES",
+    "HTTP_AUDIENCE",
+    "HTTP_SCOPES",
     "NOT_SERVING",
     "PASSWORD",
     "PG_DSN_ENV",
@@ -106,6 +110,7 @@ __all__ = [
     "USER_SCOPES",
     "Cli",
     "CliResult",
+    "Http",
     "Identity",
     "LoopThread",
     "Pki",
@@ -125,7 +130,9 @@ __all__ = [
     "client_request",
     "describe",
     "echo_policy",
+    "free_port",
     "health_status",
+    "http_service",
     "json_lines",
     "jwt_segment",
     "load_example",

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.http._support import FORM, PASSWORD, Captured, Http, basic
+from tests.harness import PASSWORD, Http
+from tests.http._support import FORM, Captured, basic
 
 SECRET_MARK = "s3cr3t-that-must-not-leak"
 

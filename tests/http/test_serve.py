@@ -19,8 +19,7 @@ from bearer_grpc.service.http import HttpLimits
 from bearer_grpc.service.server import ServeConfig, TokenServer
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
-from tests.harness import LoopThread, make_pki
-from tests.http._support import free_port
+from tests.harness import LoopThread, free_port, make_pki
 
 pytestmark = pytest.mark.process
 

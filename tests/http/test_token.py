@@ -12,7 +12,8 @@ import pytest
 
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.http._support import AUDIENCE, PASSWORD, SCOPES, Http, basic, http_service
+from tests.harness import HTTP_AUDIENCE, HTTP_SCOPES, PASSWORD, Http, http_service
+from tests.http._support import basic
 
 
 def _claims(token: str) -> dict[str, object]:
@@ -37,10 +38,10 @@ def test_client_credentials_with_basic(http: Http) -> None:
     answer = response.json()
     assert answer["token_type"] == "Bearer"
     assert answer["expires_in"] == 900
-    assert answer["scope"] == " ".join(SCOPES)
+    assert answer["scope"] == " ".join(HTTP_SCOPES)
     assert "refresh_token" not in answer  # RFC 6749 §4.4.3
     claims = _claims(answer["access_token"])
-    assert (claims["iss"], claims["sub"], claims["aud"]) == (http.issuer, "svc-a", AUDIENCE)
+    assert (claims["iss"], claims["sub"], claims["aud"]) == (http.issuer, "svc-a", HTTP_AUDIENCE)
 
 
 def test_client_credentials_with_post(http: Http) -> None:
@@ -71,7 +72,9 @@ def test_basic_credentials_form_encoded_as_rfc_6749_asks(http: Http) -> None:
 def test_token_from_http_verifies_over_grpc(http: Http) -> None:
     token = http.client_token()["access_token"]
     stub = http.service.stub()
-    answer = stub.VerifyToken(pb.VerifyTokenRequest(token=token, audience=AUDIENCE), timeout=10)
+    answer = stub.VerifyToken(
+        pb.VerifyTokenRequest(token=token, audience=HTTP_AUDIENCE), timeout=10
+    )
     assert answer.active and answer.subject == "svc-a"
 
 

@@ -14,6 +14,8 @@ AUDIENCE = "orders"
 ALL_SCOPES = ("orders.read", "orders.write")
 SERVER_KINDS = ("sync", "aio")
 TRANSPORTS = ("local", "tls")
+NODE_TIMEOUT = 60.0
+"""Longest one run of a Node client may take, in seconds."""
 
 
 @dataclass(frozen=True)

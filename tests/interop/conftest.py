@@ -9,6 +9,8 @@ and ``127.0.0.1`` (tests.harness's PKI). One sync and one asyncio server serve t
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import TestIssuer
-from tests.harness import LoopThread, load_example
+from tests.harness import REPO, LoopThread, load_example
 from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, server_tls
 
 
@@ -83,3 +85,36 @@ def protected(request: pytest.FixtureRequest) -> Ports:
     """Each protected server in turn."""
     ports: Ports = request.getfixturevalue(f"{request.param}_server")
     return ports
+
+
+NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader", "protobufjs")
+NPM_CI_TIMEOUT = 300.0
+
+
+def _missing_packages() -> list[str]:
+    return [p for p in NODE_PACKAGES if not (REPO / "node_modules" / p / "package.json").is_file()]
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The ``node`` executable, with the npm devDependencies installed."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Node interop client cannot run")
+    if _missing_packages():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip(f"node_modules lacks {_missing_packages()} and npm is not installed")
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=NPM_CI_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0 or _missing_packages():
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+            pytest.skip(f"npm ci could not install {_missing_packages()}:\n{tail}")
+    return node

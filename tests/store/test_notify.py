@@ -24,8 +24,8 @@ from bearer_grpc.store import TestableStore, open_store, sqlite_url
 from bearer_grpc.store._postgres import CHANNEL, PostgresListener
 from bearer_grpc.store._sqlite import LocalChanges
 from tests.harness import LoopThread, pg_dsn, pg_schema_url, wait_until
+from tests.store._records import NOW, key, refresh
 from tests.store.conftest import OpenStore
-from tests.store.test_conformance import NOW, key, refresh
 
 LISTENER_APP = f"bearer-grpc-listener/{os.getpid()}"
 
