@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
@@ -30,6 +31,7 @@ SCOPES = ("orders.read",)
 AUDIENCES = ("orders",)
 
 
+@pytest.mark.slow
 def test_finding_1_login_in_flight_during_users_remove_does_not_outlive_the_account(
     backend_url: str,
 ) -> None:
@@ -61,6 +63,7 @@ def test_finding_1_login_in_flight_during_users_remove_does_not_outlive_the_acco
         admin_store.close()
 
 
+@pytest.mark.slow
 def test_finding_1_logins_racing_users_remove_never_outlive_the_account(
     backend_url: str,
 ) -> None:

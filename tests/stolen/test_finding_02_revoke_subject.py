@@ -99,6 +99,7 @@ def test_finding_2_users_remove_revokes_the_users_refresh_families(
     assert grpc_code(lambda: stub.IssueToken(again, timeout=10)) == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_finding_2_users_revoke_logs_out_everywhere_and_the_account_stays(
     any_service: RunningService,
 ) -> None:

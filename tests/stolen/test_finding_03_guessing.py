@@ -64,6 +64,7 @@ def _code(err: grpc.RpcError | None) -> grpc.StatusCode:
     return grpc.StatusCode.OK if err is None else err.code()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_finding_3_password_guessing_is_throttled_with_growing_delays_before_the_scrypt_work(
     backend_url: str,
 ) -> None:
@@ -85,6 +86,7 @@ def test_finding_3_password_guessing_is_throttled_with_growing_delays_before_the
         assert _code(_login(stub, WRONG)) == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_finding_3_the_count_is_shared_by_replicas_through_the_store(backend_url: str) -> None:
     clock = FrozenClock(float(int(time.time())))
     with (
@@ -143,6 +145,7 @@ def test_finding_3_peer_addresses_drop_the_port() -> None:
     assert peer_address("unix:/run/tokens.sock") == "unix:/run/tokens.sock"
 
 
+@pytest.mark.slow
 def test_finding_3_one_client_with_40_calls_in_flight_does_not_lock_other_clients_out(
     tmp_path: Path,
 ) -> None:

@@ -84,6 +84,7 @@ def test_finding_5_a_reader_that_stalls_does_not_delay_the_others(
 # -- finding 6: refresh reuse is detected first, and answered uniformly ----------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "narrowing",
     [{"scopes": ["orders.admin"]}, {"audience": "billing"}, {"scopes": ["x y"]}],
@@ -131,6 +132,7 @@ def test_finding_6_refresh_answers_say_nothing_about_the_token(
 # -- finding 7: a family is revoked as one row and one event ---------------------------------
 
 
+@pytest.mark.slow
 def test_finding_7_a_long_family_is_revoked_with_one_row_and_one_event(
     any_service: RunningService,
 ) -> None:
