@@ -1,8 +1,9 @@
-"""Helpers for the TokenService tests: a controllable clock, rich errors, streams.
+"""Helpers for the TokenService tests: a controllable clock, trailers, streams.
 
 Every test here talks to a real ``TokenServer`` (``tests.harness.running_service``) over
 a real gRPC channel with the sync ``grpc`` client; users and grant requests come from
-``tests.harness`` (shared with the other suites that sign in).
+``tests.harness`` (shared with the other suites that sign in), rich errors and call
+metadata from the kit (``bearer_grpc.testing``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from bearer_grpc._verifier.revocations import watch_request
 from bearer_grpc.store import sqlite_url
@@ -40,27 +39,9 @@ def clocked_service(data_dir: Path, clock: FrozenClock) -> Iterator[RunningServi
         yield running
 
 
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ``google.rpc.ErrorInfo`` of a failed call, or None when there is none."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None
-
-
 def trailer(err: grpc.RpcError, key: str) -> list[str | bytes]:
     """Every value of trailing metadata ``key`` of a failed call."""
     return [value for k, value in (err.trailing_metadata() or ()) if k == key]  # type: ignore[attr-defined]
-
-
-def bearer(token: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata carrying ``token``."""
-    return (("authorization", f"Bearer {token}"),)
 
 
 _END = object()

@@ -16,6 +16,7 @@ from bearer_grpc.service.grants import (
     RefreshGrant,
 )
 from bearer_grpc.service.log_format import JsonFormatter
+from bearer_grpc.testing import bearer
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import (
     PASSWORD,
@@ -27,7 +28,6 @@ from tests.harness import (
     refresh_request,
     verify,
 )
-from tests.service.conftest import bearer
 
 
 def _record_texts(record: logging.LogRecord) -> list[str]:

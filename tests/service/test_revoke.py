@@ -7,7 +7,7 @@ import re
 import grpc
 import pytest
 
-from bearer_grpc.testing import FrozenClock
+from bearer_grpc.testing import FrozenClock, bearer, error_info
 from bearer_grpc.v1 import token_service_pb2 as pb
 from tests.harness import (
     RunningService,
@@ -18,7 +18,7 @@ from tests.harness import (
     refresh_request,
     verify,
 )
-from tests.service.conftest import bearer, error_info, trailer
+from tests.service.conftest import trailer
 
 # RFC 6750 §3: auth-scheme, then comma-separated auth-params with quoted values.
 _CHALLENGE = re.compile(r'Bearer( [a-z_]+="[^"\\]*"(, [a-z_]+="[^"\\]*")*)?')
