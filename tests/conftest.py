@@ -1,5 +1,6 @@
-"""Fixtures shared by the whole suite: a real TokenService on a free port; and a guard that
-keeps the ``process`` marker true (``scripts/test --fast`` relies on it).
+"""Fixtures shared by the whole suite: a real TokenService on a free port, the
+``bearer-grpc`` command line in a temporary directory; and a guard that keeps the
+``process`` marker true (``scripts/test --fast`` relies on it).
 
 ``service`` is the test's own: use it where a test moves the service's clock, rotates its
 keys, breaks its store or counts its requests. Elsewhere take ``unique_client`` (or
@@ -18,7 +19,7 @@ import pytest
 
 from bearer_grpc.service.admin import NewClient
 from bearer_grpc.store import sqlite_url
-from tests.harness import RunningService, running_service
+from tests.harness import Cli, RunningService, running_service
 
 
 @pytest.fixture
@@ -46,6 +47,20 @@ def unique_client(shared_service: RunningService) -> NewClient:
     """A client of ``shared_service`` that no other test uses (scopes ``orders.read``
     and ``orders.write``, audience ``orders``)."""
     return shared_service.add_client()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Runs ``bearer-grpc`` commands in this process, in ``tmp_path`` (default data dir
+    ``tmp_path/bearer-grpc-data``, the ``data_dir`` fixture)."""
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def process_cli(tmp_path: Path) -> Cli:
+    """Like ``cli``, each command a real ``python -m bearer_grpc`` (mark the test
+    ``process``): for what a shell sees, such as exit codes and warnings on stderr."""
+    return Cli(tmp_path, process=True)
 
 
 @pytest.fixture(autouse=True)

@@ -282,6 +282,27 @@ def test_assert_refused_names_what_differs() -> None:
         assert_refused(refused.value, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_EXPIRED")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_call_takes_a_full_method_name(kind: Kind) -> None:
+    """A full name reaches the Echo as its own name does, and an unknown one is refused
+    for what it is: the way to test a server's answer to methods it does not have."""
+    issuer = TestIssuer()
+    interceptor = bearer_grpc.BearerServerInterceptor(issuer.verifier())
+    with (
+        serve([Echo().handler()], interceptors=[interceptor]) as target,
+        grpc.insecure_channel(target) as channel,
+    ):
+        token = bearer(issuer.token())
+        full = call(channel, kind, metadata=token, method=path(METHODS[kind]))
+        assert full == call(channel, kind, metadata=token)
+        with pytest.raises(grpc.RpcError) as unknown:
+            call(channel, kind, metadata=token, method="/kit.v1.Nope/Method")
+        assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as refused:
+            call(channel, kind, method="/kit.v1.Nope/Method")
+        assert_refused(refused.value, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+
+
 def test_error_domain_is_the_wire_contract() -> None:
     assert DOMAIN == ERROR_DOMAIN == "bearer-grpc"
 

@@ -341,7 +341,8 @@ def call(
         kind: Which RPC kind (and so, by default, which method).
         metadata: Call metadata, e.g. :func:`bearer` of a token.
         requests: What to send (a unary request is the first).
-        method: Another method name of the same kind (see ``Echo(methods=...)``).
+        method: Another method name of the same kind (see ``Echo(methods=...)``), or a
+            full name (``/pkg.Service/Method``): the Echo served under another name, or none.
         timeout: Deadline of the call, in seconds.
 
     Returns:
@@ -350,7 +351,7 @@ def call(
     Raises:
         grpc.RpcError: The call failed.
     """
-    target = path(method or METHODS[kind])
+    target = method if method and method[0] == "/" else path(method or METHODS[kind])
     options: dict[str, Any] = {"metadata": metadata, "timeout": timeout}
     invoke: Any = getattr(channel, kind)(target)
     responses: list[bytes]
@@ -379,7 +380,7 @@ async def call_aio(
     Raises:
         grpc.aio.AioRpcError: The call failed.
     """
-    target = path(method or METHODS[kind])
+    target = method if method and method[0] == "/" else path(method or METHODS[kind])
     options: dict[str, Any] = {"metadata": metadata, "timeout": timeout}
     invoke: Any = getattr(channel, kind)(target)
     responses: list[bytes]

@@ -1,10 +1,10 @@
-"""Real servers for the certificate-binding tests: the Echo service behind the
-interceptor on a mutual-TLS port, a TLS port that asks for no client certificate, and a
-plaintext port; tokens with a ``cnf`` claim; channels as each client.
+"""Real servers for the certificate-binding tests: the kit's Echo behind the interceptor
+on a mutual-TLS port, a TLS port that asks for no client certificate, and a plaintext
+port; tokens with a ``cnf`` claim; channels as each client.
 
-The Echo handlers are served twice: as ``/test.v1.Echo/*`` (an ordinary method: any
-valid token) and as ``/test.v1.BoundEcho/*``, which the policy says accepts
-certificate-bound tokens only. Both need the scope ``echo.use``.
+The Echo is served twice: under its own name (``path(...)``: an ordinary method, any
+valid token) and as ``/bearer_grpc.testing.BoundEcho/*`` (``bound_path(...)``), which
+the policy says accepts certificate-bound tokens only. Both need the scope ``echo.use``.
 """
 
 from __future__ import annotations
@@ -22,34 +22,42 @@ import jwt
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import Policy
-from tests.bound._pki import Identity, Pki
-from tests.harness import LoopThread
-from tests.interceptors import support
-from tests.interceptors.echo import SERVICE, Calls, aio_handlers, path, sync_handlers
-from tests.interceptors.support import AUDIENCE, ISSUER, SCOPE
+from bearer_grpc.testing import Echo, Kind, LoopThread, TestIssuer, call, path
+from tests.harness import ECHO_AUDIENCE, ECHO_METHODS, ECHO_SCOPE, Identity, Pki, aio_extras
 
 REASON: Final = "TOKEN_BINDING_MISMATCH"
 """The ErrorInfo reason of every refusal these tests expect (a wire contract)."""
-BOUND_SERVICE: Final = "test.v1.BoundEcho"
+BOUND_SERVICE: Final = "bearer_grpc.testing.BoundEcho"
 UNBOUND: Final = object()
 """``cnf`` of a token without one."""
+_REQUESTS: Final[dict[str, list[tuple[bytes, ...]]]] = {
+    "unary_unary": [(b"a",)],
+    "unary_stream": [(b"a",), (b"a",)],
+    "stream_unary": [(b"a", b"b")],
+    "stream_stream": [(b"a",), (b"b",)],
+}
+
+Said = list[tuple[str | None, tuple[str, ...], tuple[bytes, ...]]]
+"""Per response: the subject and scopes the handler saw, and the requests it answers."""
 
 
-def answer(kind: str, caller: str = "alice|echo.use") -> bytes | list[bytes]:
-    """What an Echo call of ``kind`` answers: its handler's ``current_principal()`` as
-    ``subject|scopes``, and the requests ``a`` and ``b`` it read."""
-    said = caller.encode()
-    answers: dict[str, bytes | list[bytes]] = {
-        "unary_unary": said,
-        "unary_stream": [said, said],
-        "stream_unary": said + b"|a,b",
-        "stream_stream": [said + b"|a", said + b"|b"],
-    }
-    return answers[kind]
+def answer(
+    kind: str, subject: str | None = "alice", scopes: tuple[str, ...] = (ECHO_SCOPE,)
+) -> Said:
+    """What an Echo call of ``kind`` (requests ``a`` and ``b``) answers when its handler's
+    ``current_principal()`` is ``subject`` with ``scopes``."""
+    return [(subject, scopes, requests) for requests in _REQUESTS[kind]]
+
+
+def ask(channel: grpc.Channel, kind: str, method: str, metadata: Any = None) -> Said:
+    """Call ``method`` (a full name) as an Echo RPC of ``kind``; what each answer said."""
+    kind_: Kind = kind  # type: ignore[assignment]
+    answers = call(channel, kind_, method=method, metadata=metadata)
+    return [(a.subject, a.scopes, a.requests) for a in answers]
 
 
 def bound_path(method: str) -> str:
-    """Full name of an Echo method served as ``/test.v1.BoundEcho/...``."""
+    """Full name of an Echo method served as ``/bearer_grpc.testing.BoundEcho/...``."""
     return f"/{BOUND_SERVICE}/{method}"
 
 
@@ -57,22 +65,24 @@ def bound_policy() -> Policy:
     """Echo's rules, and BoundEcho's: the same scope, certificate-bound tokens only."""
     return Policy(
         public=[path("Public")],
-        scopes={f"/{SERVICE}/*": [SCOPE], f"/{BOUND_SERVICE}/*": [SCOPE]},
+        scopes={path("*"): [ECHO_SCOPE], f"/{BOUND_SERVICE}/*": [ECHO_SCOPE]},
         certificate_bound=[f"/{BOUND_SERVICE}/*"],
     )
 
 
 class _Aliased(grpc.GenericRpcHandler):
-    """Serves an Echo handler's methods under ``/test.v1.BoundEcho/`` as well."""
+    """Serves the Echo's methods under ``/bearer_grpc.testing.BoundEcho/`` as well."""
 
-    def __init__(self, echo: grpc.GenericRpcHandler) -> None:
+    def __init__(self, *echo: grpc.GenericRpcHandler) -> None:
         self._echo = echo
 
     def service(self, details: grpc.HandlerCallDetails) -> Any:
         service, _, method = details.method.rpartition("/")
         if service != f"/{BOUND_SERVICE}":
             return None
-        return self._echo.service(_Details(path(method), details.invocation_metadata))
+        renamed = _Details(path(method), details.invocation_metadata)
+        found = (handler.service(renamed) for handler in self._echo)
+        return next((handler for handler in found if handler is not None), None)
 
 
 @dataclass
@@ -96,27 +106,24 @@ class Ports:
     plaintext: str
 
 
-def _add_ports(server: Any, pki: Pki) -> tuple[int, int, int]:
+def _add_ports(server: Any, pki: Pki) -> Ports:
     pair = [(pki.server.key_pem, pki.server.cert_pem)]
     mtls = grpc.ssl_server_credentials(pair, root_certificates=pki.ca_pem, require_client_auth=True)
-    return (
+    numbers = (
         server.add_secure_port("127.0.0.1:0", mtls),
         server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(pair)),
         server.add_insecure_port("127.0.0.1:0"),
     )
-
-
-def _ports(numbers: tuple[int, int, int]) -> Ports:
     return Ports(*(f"127.0.0.1:{number}" for number in numbers))
 
 
 @contextmanager
-def serve_sync(interceptor: grpc.ServerInterceptor, calls: Calls, pki: Pki) -> Iterator[Ports]:
+def serve_sync(interceptor: grpc.ServerInterceptor, echo: Echo, pki: Pki) -> Iterator[Ports]:
     """A ``grpc.server`` with Echo and BoundEcho behind ``interceptor``."""
     server = grpc.server(ThreadPoolExecutor(max_workers=4), interceptors=[interceptor])
-    echo = sync_handlers(calls)
-    server.add_generic_rpc_handlers((echo, _Aliased(echo)))
-    ports = _ports(_add_ports(server, pki))
+    handler = echo.handler()
+    server.add_generic_rpc_handlers((handler, _Aliased(handler)))
+    ports = _add_ports(server, pki)
     server.start()
     try:
         yield ports
@@ -126,15 +133,16 @@ def serve_sync(interceptor: grpc.ServerInterceptor, calls: Calls, pki: Pki) -> I
 
 @contextmanager
 def serve_aio(
-    loop: LoopThread, interceptor: grpc.aio.ServerInterceptor, calls: Calls, pki: Pki
+    loop: LoopThread, interceptor: grpc.aio.ServerInterceptor, echo: Echo, pki: Pki
 ) -> Iterator[Ports]:
-    """A ``grpc.aio.server`` like :func:`serve_sync`, running on ``loop``."""
+    """A ``grpc.aio.server`` like :func:`serve_sync`, running on ``loop``; its
+    ``BidiReadWrite`` uses ``context.read()``/``context.write()``."""
 
     async def start() -> tuple[grpc.aio.Server, Ports]:
         server = grpc.aio.server(interceptors=[interceptor])
-        echo = aio_handlers(calls)
-        server.add_generic_rpc_handlers((echo, _Aliased(echo)))
-        ports = _ports(_add_ports(server, pki))
+        handlers = (echo.aio_handler(), aio_extras(echo))
+        server.add_generic_rpc_handlers((*handlers, _Aliased(*handlers)))
+        ports = _add_ports(server, pki)
         await server.start()
         return server, ports
 
@@ -162,18 +170,31 @@ def tls_channel(target: str, pki: Pki) -> grpc.Channel:
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=pki.ca_pem))
 
 
-class Tokens(support.Tokens):
-    """Signs tokens the servers trust (``alice``'s, with a fresh ``jti`` each), with or
-    without a ``cnf`` claim."""
+@dataclass(frozen=True)
+class Tokens:
+    """Signs tokens the servers trust (``alice``'s, client ``echo-client``, with a fresh
+    ``jti`` each), with or without a ``cnf`` claim."""
 
-    def token(self, cnf: Any = UNBOUND, *, scopes: tuple[str, ...] = (SCOPE,), age: int = 0) -> str:
-        """A token issued ``age`` seconds ago with ``cnf`` (none if UNBOUND)."""
-        issued = self.issue(scopes=scopes, age=age).token
+    issuer: TestIssuer
+
+    def token(
+        self, cnf: Any = UNBOUND, *, scopes: tuple[str, ...] = (ECHO_SCOPE,), age: int = 0
+    ) -> str:
+        """A token valid for 300 s issued ``age`` seconds ago, with ``cnf`` (none if
+        UNBOUND)."""
+        issued = self.issuer.token(
+            subject="alice",
+            client_id="echo-client",
+            scopes=scopes,
+            audience=ECHO_AUDIENCE,
+            lifetime=300,
+            age=age,
+        )
         if cnf is UNBOUND:
             return issued
         claims = jwt.decode(issued, options={"verify_signature": False})
         claims["cnf"] = cnf
-        return self.key.sign(claims)
+        return self.issuer.key.sign(claims)
 
     def bound_to(self, client: Identity, **kwargs: Any) -> str:
         """A token bound to ``client``'s certificate (``cnf.x5t#S256``)."""
@@ -181,23 +202,22 @@ class Tokens(support.Tokens):
 
     def verifier(self, flavour: str) -> Any:
         """A ``Verifier`` of that flavour trusting these tokens (on their clock)."""
-        module: Any = bearer_grpc if flavour == "sync" else bearer_grpc.aio
-        return module.Verifier.from_jwks(
-            self.jwks, issuer=ISSUER, audience=AUDIENCE, clock=self.clock
-        )
+        if flavour == "sync":
+            return self.issuer.verifier(audience=ECHO_AUDIENCE)
+        return self.issuer.aio_verifier(audience=ECHO_AUDIENCE)
 
 
 @dataclass
 class Server:
     """One running server, its ports, and a channel per way of reaching it.
 
-    ``channels``: ``alice`` and ``mallory`` (mutual TLS with their certificates),
-    ``tls`` (no client certificate), ``plaintext``.
+    ``channels``: one per client of the PKI (mutual TLS with its certificate), ``tls``
+    (no client certificate), ``plaintext``.
     """
 
     flavour: str
     ports: Ports
-    calls: Calls
+    echo: Echo
     verifier: Any
     channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
@@ -224,15 +244,16 @@ def running(
 ) -> Iterator[Server]:
     """A server of ``flavour`` behind the interceptor made of ``verifier``, ``args`` and
     ``options`` (its policy, ``trusted_certificate_header``), with its channels open."""
-    calls = Calls()
     if flavour == "sync":
+        echo = Echo({**ECHO_METHODS, "BidiReadWrite": "stream_stream"})
         interceptor = bearer_grpc.BearerServerInterceptor(verifier, *args, **options)
-        serving = serve_sync(interceptor, calls, pki)
+        serving = serve_sync(interceptor, echo, pki)
     else:
+        echo = Echo(ECHO_METHODS)
         aio_interceptor = bearer_grpc.aio.BearerServerInterceptor(verifier, *args, **options)
-        serving = serve_aio(loop, aio_interceptor, calls, pki)
+        serving = serve_aio(loop, aio_interceptor, echo, pki)
     with serving as ports:
-        server = open_channels(Server(flavour, ports, calls, verifier), pki)
+        server = open_channels(Server(flavour, ports, echo, verifier), pki)
         try:
             yield server
         finally:

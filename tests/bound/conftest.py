@@ -1,4 +1,4 @@
-"""Fixtures: a throwaway PKI, a signing key, and one sync and one aio server behind the
+"""Fixtures: a throwaway PKI, a token issuer, and one sync and one aio server behind the
 interceptor, each on mutual-TLS, TLS and plaintext ports, for the whole session."""
 
 from __future__ import annotations
@@ -7,12 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bearer_grpc.core.keys import SigningKey
-from bearer_grpc.testing import FrozenClock
-from tests.bound._pki import Pki, make_pki
+from bearer_grpc.testing import FrozenClock, LoopThread, TestIssuer
 from tests.bound._servers import Server, Tokens, bound_policy, running
-from tests.harness import LoopThread
-from tests.interceptors.support import START
+from tests.harness import Pki, make_pki
 
 
 @pytest.fixture(scope="session")
@@ -24,15 +21,14 @@ def pki() -> Pki:
 @pytest.fixture(scope="session")
 def tokens() -> Tokens:
     """Signs the tokens the servers trust (on a clock that never moves here)."""
-    return Tokens(SigningKey.generate(), FrozenClock(START))
+    return Tokens(TestIssuer(clock=FrozenClock()))
 
 
 @pytest.fixture(scope="session")
 def loop() -> Iterator[LoopThread]:
     """The event loop the aio servers run on."""
-    running_loop = LoopThread()
-    yield running_loop
-    running_loop.close()
+    with LoopThread() as running_loop:
+        yield running_loop
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +47,7 @@ def aio_server(tokens: Tokens, pki: Pki, loop: LoopThread) -> Iterator[Server]:
 
 @pytest.fixture(params=["sync", "aio"])
 def server(request: pytest.FixtureRequest) -> Server:
-    """Each flavour in turn, its counters reset."""
+    """Each flavour in turn, its counter reset."""
     chosen: Server = request.getfixturevalue(f"{request.param}_server")
-    chosen.calls.reset()
+    chosen.echo.reset()
     return chosen

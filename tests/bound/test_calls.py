@@ -14,51 +14,45 @@ import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import Principal, TokenInvalid
 from bearer_grpc.core.keys import SigningKey
-from tests.bound._pki import Pki
-from tests.bound._servers import REASON, Server, Tokens, answer, bound_path, running
-from tests.harness import LoopThread
-from tests.interceptors.support import (
-    SCOPE,
-    assert_refused,
-    bearer,
-    call,
-    challenge,
-    refusal,
-)
+from bearer_grpc.testing import LoopThread, bearer, path
+from tests.bound._servers import REASON, Server, Tokens, answer, ask, bound_path, running
+from tests.harness import ECHO_SCOPE, Pki, assert_challenged, challenge, refusal
 
 
 def test_unknown_methods_check_the_binding_before_answering_unimplemented(
     server: Server, tokens: Tokens, pki: Pki
 ) -> None:
     token = bearer(tokens.bound_to(pki.clients["alice"]))
-    nope = "/test.v1.Echo/Nope"
+    nope = path("Nope")
     for attempt in ("miss", "hit"):  # verified in the handler, then from the cache
-        error = refusal(lambda: call(server.channels["mallory"], "unary_unary", nope, token))
+        error = refusal(lambda: ask(server.channels["mallory"], "unary_unary", nope, token))
         assert error.code() is grpc.StatusCode.UNAUTHENTICATED, attempt
-        assert_refused(error, error.code(), REASON, challenge("token bound to another certificate"))
-        error = refusal(lambda: call(server.channels["alice"], "unary_unary", nope, token))
+        assert_challenged(
+            error, error.code(), REASON, challenge("token bound to another certificate")
+        )
+        error = refusal(lambda: ask(server.channels["alice"], "unary_unary", nope, token))
         assert error.code() is grpc.StatusCode.UNIMPLEMENTED, attempt
     unbound = bearer(tokens.token())
-    error = refusal(lambda: call(server.channels["plaintext"], "unary_unary", nope, unbound))
+    error = refusal(lambda: ask(server.channels["plaintext"], "unary_unary", nope, unbound))
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
     bound_nope = bound_path("Nope")
-    error = refusal(lambda: call(server.channels["alice"], "unary_unary", bound_nope, unbound))
+    error = refusal(lambda: ask(server.channels["alice"], "unary_unary", bound_nope, unbound))
     assert error.details() == "certificate-bound token required"
 
 
 def test_the_read_write_style_checks_the_binding(server: Server, tokens: Tokens, pki: Pki) -> None:
     token = bearer(tokens.bound_to(pki.clients["alice"]))
-    method = "/test.v1.Echo/BidiReadWrite"
-    assert call(server.channels["alice"], "stream_stream", method, token) == answer("stream_stream")
-    error = refusal(lambda: call(server.channels["mallory"], "stream_stream", method, token))
+    method = path("BidiReadWrite")
+    assert ask(server.channels["alice"], "stream_stream", method, token) == answer("stream_stream")
+    error = refusal(lambda: ask(server.channels["mallory"], "stream_stream", method, token))
     assert error.details() == "token bound to another certificate"
-    assert server.calls.count == 1
+    assert server.echo.calls == 1
 
 
 def test_public_methods_look_at_no_token(server: Server, tokens: Tokens, pki: Pki) -> None:
     token = bearer(tokens.bound_to(pki.clients["alice"]))
-    said = call(server.channels["plaintext"], "unary_unary", "/test.v1.Echo/Public", token)
-    assert said == b"public:nobody"
+    said = ask(server.channels["plaintext"], "unary_unary", path("Public"), token)
+    assert said == answer("unary_unary", None, ())
 
 
 def test_an_invalid_bound_token_is_refused_for_what_it_is(
@@ -66,22 +60,22 @@ def test_an_invalid_bound_token_is_refused_for_what_it_is(
 ) -> None:
     expired = bearer(tokens.token({"x5t#S256": pki.clients["alice"].x5t}, age=3600))
     error = refusal(
-        lambda: call(server.channels["plaintext"], "unary_unary", "/test.v1.Echo/Unary", expired)
+        lambda: ask(server.channels["plaintext"], "unary_unary", path("Unary"), expired)
     )
-    assert_refused(
+    assert_challenged(
         error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_EXPIRED", challenge("token expired")
     )
 
 
 def test_scopes_are_checked_before_the_binding(server: Server, tokens: Tokens, pki: Pki) -> None:
     token = bearer(tokens.bound_to(pki.clients["alice"], scopes=("other.scope",)))
-    unary = "/test.v1.Echo/Unary"
+    unary = path("Unary")
     for attempt in ("miss", "hit"):
-        error = refusal(lambda: call(server.channels["plaintext"], "unary_unary", unary, token))
+        error = refusal(lambda: ask(server.channels["plaintext"], "unary_unary", unary, token))
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED, attempt
-        scopes = f'Bearer error="insufficient_scope", scope="{SCOPE}"'
-        assert_refused(error, error.code(), "INSUFFICIENT_SCOPE", scopes)
-    assert server.calls.count == 0
+        scopes = f'Bearer error="insufficient_scope", scope="{ECHO_SCOPE}"'
+        assert_challenged(error, error.code(), "INSUFFICIENT_SCOPE", scopes)
+    assert server.echo.calls == 0
 
 
 class _OpaqueVerifier:
@@ -124,8 +118,8 @@ def test_any_verifiers_binding_is_enforced(
         token = bearer("opaque-token")
     else:
         chosen, token = _any_of(flavour, tokens), bearer(tokens.bound_to(alice))
-    unary = "/test.v1.Echo/Unary"
+    unary = path("Unary")
     with running(flavour, chosen, pki, loop) as server:
-        assert call(server.channels["alice"], "unary_unary", unary, token)
-        error = refusal(lambda: call(server.channels["mallory"], "unary_unary", unary, token))
+        assert ask(server.channels["alice"], "unary_unary", unary, token)
+        error = refusal(lambda: ask(server.channels["mallory"], "unary_unary", unary, token))
         assert error.details() == "token bound to another certificate"

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from tests.bound._pki import Pki
-from tests.bound._servers import REASON, Server, Tokens, answer, bound_path
-from tests.interceptors.echo import KIND_METHODS, path
-from tests.interceptors.support import assert_refused, bearer, call, challenge, refusal
+from bearer_grpc.testing import KINDS, METHODS, bearer, path
+from tests.bound._servers import REASON, Server, Tokens, answer, ask, bound_path
+from tests.harness import Pki, assert_challenged, challenge, refusal
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ CASES = {
     "cnf_with_a_second_constraint": Case("alice", _two_constraints, UNSUPPORTED),
 }
 
-MATRIX = list(itertools.product(["sync", "aio"], KIND_METHODS, CASES))
+MATRIX = list(itertools.product(["sync", "aio"], KINDS, CASES))
 
 
 @pytest.mark.parametrize(("flavour", "kind", "case"), MATRIX, ids=["-".join(m) for m in MATRIX])
@@ -83,37 +82,37 @@ def test_matrix(
     flavour: str, kind: str, case: str, tokens: Tokens, pki: Pki, request: pytest.FixtureRequest
 ) -> None:
     server: Server = request.getfixturevalue(f"{flavour}_server")
-    server.calls.reset()
+    server.echo.reset()
     expected = CASES[case]
-    name = KIND_METHODS[kind]
+    name = METHODS[kind]
     method = bound_path(name) if expected.bound_method else path(name)
     channel = server.channels[expected.channel]
     metadata = bearer(expected.token(tokens, pki))
 
     if expected.message is None:
-        assert call(channel, kind, method, metadata) == answer(kind)
-        assert server.calls.count == 1
+        assert ask(channel, kind, method, metadata) == answer(kind)
+        assert server.echo.calls == 1
         return
 
-    error = refusal(lambda: call(channel, kind, method, metadata))
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(expected.message))
+    error = refusal(lambda: ask(channel, kind, method, metadata))
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(expected.message))
     assert error.details() == expected.message
-    assert server.calls.count == 0, "the handler ran for a refused call"
+    assert server.echo.calls == 0, "the handler ran for a refused call"
 
 
-@pytest.mark.parametrize("kind", KIND_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_cached_bound_token_replayed_on_other_channels_is_refused(
     server: Server, kind: str, tokens: Tokens, pki: Pki
 ) -> None:
     token = bearer(_alices(tokens, pki))
-    method = path(KIND_METHODS[kind])
-    assert call(server.channels["alice"], kind, method, token) == answer(kind)
+    method = path(METHODS[kind])
+    assert ask(server.channels["alice"], kind, method, token) == answer(kind)
     assert server.verifier.lookup(token[0][1].removeprefix("Bearer ")) is not None  # cached
     for thief in ("mallory", "plaintext", "tls"):
-        error = refusal(lambda: call(server.channels[thief], kind, method, token))  # noqa: B023
-        assert_refused(
+        error = refusal(lambda: ask(server.channels[thief], kind, method, token))  # noqa: B023
+        assert_challenged(
             error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(error.details() or "")
         )
-    assert server.calls.count == 1
-    assert call(server.channels["alice"], kind, method, token) == answer(kind)
-    assert server.calls.count == 2
+    assert server.echo.calls == 1
+    assert ask(server.channels["alice"], kind, method, token) == answer(kind)
+    assert server.echo.calls == 2

@@ -29,17 +29,16 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import Policy
-from tests.bound._pki import Identity, Pki
+from bearer_grpc.testing import METHODS, LoopThread, bearer, path
 from tests.bound._servers import (
     BOUND_SERVICE,
     Server,
     answer,
+    ask,
     bound_path,
     running,
 )
-from tests.harness import LoopThread
-from tests.interceptors.echo import KIND_METHODS, path
-from tests.interceptors.support import bearer, call, refusal
+from tests.harness import Identity, Pki, refusal
 
 pytestmark = pytest.mark.process
 
@@ -144,20 +143,20 @@ def test_the_provider_binds_its_token_to_our_thumbprint(
 
 def _check(server: Server, tokens: dict[str, str]) -> None:
     bound, plain = bearer(tokens["bound"]), bearer(tokens["plain"])
-    for kind, name in KIND_METHODS.items():
+    for kind, name in METHODS.items():
         for method in (path(name), bound_path(name)):
-            said = call(server.channels["alice"], kind, method, bound)
-            assert said == answer(kind, "bound-svc|orders.read")
+            said = ask(server.channels["alice"], kind, method, bound)
+            assert said == answer(kind, "bound-svc", ("orders.read",))
             for thief in ("mallory", "plaintext"):
-                error = refusal(lambda: call(server.channels[thief], kind, method, bound))  # noqa: B023
+                error = refusal(lambda: ask(server.channels[thief], kind, method, bound))  # noqa: B023
                 assert error.code() is grpc.StatusCode.UNAUTHENTICATED
                 assert error.details() in {
                     "token bound to another certificate",
                     "client certificate required",
                 }
-        said = call(server.channels["plaintext"], kind, path(name), plain)
-        assert said == answer(kind, "plain-svc|orders.read")
-        error = refusal(lambda: call(server.channels["alice"], kind, bound_path(name), plain))  # noqa: B023
+        said = ask(server.channels["plaintext"], kind, path(name), plain)
+        assert said == answer(kind, "plain-svc", ("orders.read",))
+        error = refusal(lambda: ask(server.channels["alice"], kind, bound_path(name), plain))  # noqa: B023
         assert error.details() == "certificate-bound token required"
 
 
@@ -210,10 +209,10 @@ def test_an_introspected_bound_token_is_enforced(
     opaque = bearer(tokens["opaque"])
     try:
         with running(flavour, verifier, pki, loop) as server:
-            said = call(server.channels["alice"], "unary_unary", path("Unary"), opaque)
-            assert said == answer("unary_unary", "bound-svc|orders.read")
+            said = ask(server.channels["alice"], "unary_unary", path("Unary"), opaque)
+            assert said == answer("unary_unary", "bound-svc", ("orders.read",))
             error = refusal(
-                lambda: call(server.channels["mallory"], "unary_unary", path("Unary"), opaque)
+                lambda: ask(server.channels["mallory"], "unary_unary", path("Unary"), opaque)
             )
             assert error.details() == "token bound to another certificate"
     finally:

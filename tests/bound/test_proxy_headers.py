@@ -21,24 +21,17 @@ import pytest
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc.core.client_cert import CLIENT_CERT, XFCC
-from tests.bound._pki import Identity, Pki
+from bearer_grpc.testing import KINDS, METHODS, LoopThread, bearer, path
 from tests.bound._servers import (
     REASON,
     Server,
     Tokens,
     answer,
+    ask,
     bound_policy,
     running,
 )
-from tests.harness import LoopThread
-from tests.interceptors.echo import KIND_METHODS, path
-from tests.interceptors.support import (
-    assert_refused,
-    bearer,
-    call,
-    challenge,
-    refusal,
-)
+from tests.harness import Identity, Pki, assert_challenged, challenge, refusal
 
 FLAVOURS = ("sync", "aio")
 HEADERS = (XFCC, CLIENT_CERT)
@@ -71,46 +64,46 @@ def proxied(
         yield server, header
 
 
-@pytest.mark.parametrize("kind", KIND_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_trusted_header_names_the_certificate(
     proxied: tuple[Server, str], kind: str, tokens: Tokens, pki: Pki
 ) -> None:
     server, header = proxied
     alice = pki.clients["alice"]
-    method = path(KIND_METHODS[kind])
+    method = path(METHODS[kind])
     metadata = with_header(tokens.bound_to(alice), header, alice)
     for hop in ("plaintext", "proxy"):  # the proxy reaches the server in plaintext or mTLS
-        assert call(server.channels[hop], kind, method, metadata) == answer(kind)
+        assert ask(server.channels[hop], kind, method, metadata) == answer(kind)
 
 
-@pytest.mark.parametrize("kind", KIND_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_header_naming_another_certificate_is_refused(
     proxied: tuple[Server, str], kind: str, tokens: Tokens, pki: Pki
 ) -> None:
     server, header = proxied
-    server.calls.reset()
+    server.echo.reset()
     metadata = with_header(tokens.bound_to(pki.clients["alice"]), header, pki.clients["mallory"])
-    error = refusal(lambda: call(server.channels["plaintext"], kind, path("Unary"), metadata))
+    error = refusal(lambda: ask(server.channels["plaintext"], kind, path("Unary"), metadata))
     message = "token bound to another certificate"
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(message))
-    assert server.calls.count == 0
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge(message))
+    assert server.echo.calls == 0
 
 
-@pytest.mark.parametrize("kind", KIND_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_connections_own_certificate_is_never_used(
     proxied: tuple[Server, str], kind: str, tokens: Tokens, pki: Pki
 ) -> None:
     server, header = proxied
     alice, proxy = pki.clients["alice"], pki.clients["proxy"]
-    method = path(KIND_METHODS[kind])
+    method = path(METHODS[kind])
     # alice connects directly with her certificate, and no header: nothing to trust
     error = refusal(
-        lambda: call(server.channels["alice"], kind, method, bearer(tokens.bound_to(alice)))
+        lambda: ask(server.channels["alice"], kind, method, bearer(tokens.bound_to(alice)))
     )
     assert error.details() == "client certificate required"
     # a token bound to the proxy's connection certificate is checked against the header
     metadata = with_header(tokens.bound_to(proxy), header, alice)
-    error = refusal(lambda: call(server.channels["proxy"], kind, method, metadata))
+    error = refusal(lambda: ask(server.channels["proxy"], kind, method, metadata))
     assert error.details() == "token bound to another certificate"
 
 
@@ -124,7 +117,7 @@ def test_several_header_entries_name_no_certificate(
         (header, header_value(header, alice)),
     )
     error = refusal(
-        lambda: call(server.channels["plaintext"], "unary_unary", path("Unary"), metadata)
+        lambda: ask(server.channels["plaintext"], "unary_unary", path("Unary"), metadata)
     )
     assert error.details() == "client certificate required"
 
@@ -135,25 +128,25 @@ def test_an_unbound_token_is_not_affected_by_the_header(
     server, header = proxied
     for value in ("", "garbage;;", ":not base64:"):
         metadata = (*bearer(tokens.token()), (header, value))
-        assert call(server.channels["plaintext"], "unary_unary", path("Unary"), metadata)
-        assert server.calls.count == 1
-        server.calls.reset()
+        assert ask(server.channels["plaintext"], "unary_unary", path("Unary"), metadata)
+        assert server.echo.calls == 1
+        server.echo.reset()
 
 
-@pytest.mark.parametrize(("kind", "header"), list(itertools.product(KIND_METHODS, HEADERS)))
+@pytest.mark.parametrize(("kind", "header"), list(itertools.product(KINDS, HEADERS)))
 def test_a_client_sent_header_is_ignored_when_not_trusted(
     server: Server, kind: str, header: str, tokens: Tokens, pki: Pki
 ) -> None:
     alice = pki.clients["alice"]
-    method = path(KIND_METHODS[kind])
+    method = path(METHODS[kind])
     metadata = with_header(tokens.bound_to(alice), header, alice)
-    error = refusal(lambda: call(server.channels["plaintext"], kind, method, metadata))
-    assert_refused(
+    error = refusal(lambda: ask(server.channels["plaintext"], kind, method, metadata))
+    assert_challenged(
         error, grpc.StatusCode.UNAUTHENTICATED, REASON, challenge("client certificate required")
     )
-    error = refusal(lambda: call(server.channels["mallory"], kind, method, metadata))
+    error = refusal(lambda: ask(server.channels["mallory"], kind, method, metadata))
     assert error.details() == "token bound to another certificate"
-    assert server.calls.count == 0
+    assert server.echo.calls == 0
 
 
 @pytest.mark.parametrize(

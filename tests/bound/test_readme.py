@@ -11,10 +11,9 @@ from typing import Any
 import grpc
 
 import bearer_grpc
-from tests.bound._pki import Pki
-from tests.bound._servers import Tokens, mtls_channel
-from tests.interceptors.echo import Calls, sync_handlers
-from tests.interceptors.support import AUDIENCE, ISSUER, bearer, call, refusal
+from bearer_grpc.testing import Echo, bearer, path
+from tests.bound._servers import Tokens, answer, ask, mtls_channel
+from tests.harness import Pki, refusal
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 HEADING = "## Certificate-bound tokens"
@@ -37,23 +36,21 @@ def test_block_runs_and_checks_the_binding(tokens: Tokens, pki: Pki, tmp_path: P
         "bearer_grpc": bearer_grpc,
         "futures": futures,
         "grpc": grpc,
-        "verifier": bearer_grpc.Verifier.from_jwks(
-            tokens.jwks, issuer=ISSUER, audience=AUDIENCE, clock=tokens.clock
-        ),
+        "verifier": tokens.verifier("sync"),
         "server_key": pki.server.key_pem,
         "server_certificate": pki.server.cert_pem,
         "client_ca": pki.ca_pem,
     }
     exec(compile(block.replace(ADDRESS, address), "README.md", "exec"), namespace)  # noqa: S102
     server: grpc.Server = namespace["server"]
-    server.add_generic_rpc_handlers((sync_handlers(Calls()),))
+    server.add_generic_rpc_handlers((Echo().handler(),))
     server.start()
     try:
         token = bearer(tokens.bound_to(pki.clients["alice"]))
         with mtls_channel(address, pki, pki.clients["alice"], "localhost") as alice:
-            assert call(alice, "unary_unary", "/test.v1.Echo/Unary", token) == b"alice|echo.use"
+            assert ask(alice, "unary_unary", path("Unary"), token) == answer("unary_unary")
         with mtls_channel(address, pki, pki.clients["mallory"], "localhost") as mallory:
-            error = refusal(lambda: call(mallory, "unary_unary", "/test.v1.Echo/Unary", token))
+            error = refusal(lambda: ask(mallory, "unary_unary", path("Unary"), token))
         assert error.code() is grpc.StatusCode.UNAUTHENTICATED
         assert error.details() == "token bound to another certificate"
     finally:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
-import ipaddress
 import json
 import os
 import signal
@@ -14,15 +12,10 @@ import stat
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -37,10 +30,12 @@ from tests.harness import (
     NOT_SERVING,
     SERVING,
     Cli,
+    PkiFiles,
     assert_one_line_error,
     describe,
     health_status,
     json_lines,
+    pki_files,
     running_server,
     start_server,
 )
@@ -50,105 +45,10 @@ pytestmark = pytest.mark.process
 TOKEN_SERVICE = "bearer_grpc.v1.TokenService"
 
 
-# -- a throwaway PKI ---------------------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    usage: x509.ObjectIdentifier | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (_name(subject), key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-@dataclass(frozen=True)
-class Pki:
-    """PEM files: a CA, a server cert for localhost/127.0.0.1, client certs."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    stranger_cert: Path
-    """A client certificate signed by another CA."""
-    stranger_key: Path
-
-
-def _write_pair(
-    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> tuple[Path, Path]:
-    cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def make_pki(directory: Path) -> Pki:
-    """A self-signed CA, a server and a client certificate it signed, and a stranger."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("test CA", ca_key, None)
-    other_key = ec.generate_private_key(ec.SECP256R1())
-    other = _certificate("other CA", other_key, None)
-    server_key, client_key, stranger_key = (
-        ec.generate_private_key(ec.SECP256R1()) for _ in range(3)
-    )
-    server = _certificate(
-        "localhost", server_key, (ca, ca_key), usage=ExtendedKeyUsageOID.SERVER_AUTH
-    )
-    client = _certificate("client", client_key, (ca, ca_key), usage=ExtendedKeyUsageOID.CLIENT_AUTH)
-    stranger = _certificate(
-        "stranger", stranger_key, (other, other_key), usage=ExtendedKeyUsageOID.CLIENT_AUTH
-    )
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    server_cert, server_key_path = _write_pair(directory, "server", server, server_key)
-    client_cert, client_key_path = _write_pair(directory, "client", client, client_key)
-    stranger_cert, stranger_key_path = _write_pair(directory, "stranger", stranger, stranger_key)
-    return Pki(
-        ca_path,
-        server_cert,
-        server_key_path,
-        client_cert,
-        client_key_path,
-        stranger_cert,
-        stranger_key_path,
-    )
-
-
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
     """Certificates for the TLS tests."""
-    return make_pki(tmp_path_factory.mktemp("pki"))
+    return pki_files(tmp_path_factory.mktemp("pki"))
 
 
 def _add_client(cli: Cli) -> dict[str, str]:
@@ -276,7 +176,7 @@ def test_health_turns_not_serving_on_signal(tmp_path: Path, sig: signal.Signals)
 # -- TLS -----------------------------------------------------------------------------------------
 
 
-def test_tls(tmp_path: Path, pki: Pki) -> None:
+def test_tls(tmp_path: Path, pki: PkiFiles) -> None:
     cli = Cli(tmp_path)
     env = _add_client(cli)
     tls = ("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key))
@@ -293,7 +193,7 @@ def test_tls(tmp_path: Path, pki: Pki) -> None:
         assert wrong_ca.stderr.strip().splitlines()[-1].startswith(ERROR_PREFIX)
 
 
-def test_tls_handshake_failure_prints_one_line(tmp_path: Path, pki: Pki) -> None:
+def test_tls_handshake_failure_prints_one_line(tmp_path: Path, pki: PkiFiles) -> None:
     """README: "Errors print one line on stderr" -- also when the server's certificate
     does not verify (gRPC's C core must not add its own log lines)."""
     cli = Cli(tmp_path)
@@ -306,7 +206,7 @@ def test_tls_handshake_failure_prints_one_line(tmp_path: Path, pki: Pki) -> None
         assert "UNAVAILABLE" in assert_one_line_error(result)
 
 
-def test_mtls(tmp_path: Path, pki: Pki) -> None:
+def test_mtls(tmp_path: Path, pki: PkiFiles) -> None:
     cli = Cli(tmp_path)
     env = _add_client(cli)
     tls = ("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key))
@@ -334,7 +234,7 @@ def test_mtls(tmp_path: Path, pki: Pki) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--tls-cert", "--tls-client-ca"])
-def test_tls_option_alone(cli: Cli, tmp_path: Path, pki: Pki, flag: str) -> None:
+def test_tls_option_alone(cli: Cli, tmp_path: Path, pki: PkiFiles, flag: str) -> None:
     path = {"--tls-cert": pki.server_cert, "--tls-key": pki.server_key, "--tls-client-ca": pki.ca}
     line = assert_one_line_error(cli("serve", "--listen", "127.0.0.1:0", flag, str(path[flag])))
     assert "--tls-" in line

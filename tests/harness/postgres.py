@@ -1,4 +1,5 @@
-"""A fresh PostgreSQL schema per use, on the server ``BEARER_GRPC_TEST_PG_DSN`` names."""
+"""A fresh PostgreSQL schema per use, on the server ``BEARER_GRPC_TEST_PG_DSN`` names; an
+empty store on each backend."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Final
 
 import pytest
@@ -39,3 +41,22 @@ def pg_schema_url(dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+BACKENDS: Final = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
+"""Parameters of a fixture run on every store backend (PostgreSQL ones marked
+``postgres``): pass them to ``pytest.fixture(params=...)`` and the fixture's
+``request.param`` to :func:`backend_url`."""
+
+
+@contextmanager
+def backend_url(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty store on ``backend``: SQLite in ``directory``, or a fresh
+    PostgreSQL schema (:func:`pg_schema_url`; skipped without :data:`PG_DSN_ENV`)."""
+    if backend == "sqlite":
+        from bearer_grpc.store import sqlite_url
+
+        yield sqlite_url(directory / "data")
+    else:
+        with pg_schema_url(pg_dsn()) as url:
+            yield url

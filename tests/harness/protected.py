@@ -1,20 +1,31 @@
 """The kit's Echo protected by bearer_grpc's server interceptor, with the policy the
-interceptor, security and fault tests use."""
+interceptor, security and fault tests use; how such a server refuses (the RFC 6750
+challenge), and the Echo in the other handler shapes grpc.aio dispatches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import grpc
+import grpc.aio
 
 import bearer_grpc
 import bearer_grpc.aio
 from bearer_grpc import Policy
 from bearer_grpc.core.tokens import IssuedToken
-from bearer_grpc.testing import Echo, Kind, LoopThread, path, serve, serve_aio
+from bearer_grpc.testing import (
+    SERVICE,
+    Echo,
+    Kind,
+    LoopThread,
+    assert_refused,
+    path,
+    serve,
+    serve_aio,
+)
 
 ECHO_AUDIENCE: Final = "echo"
 """The audience the protected Echo servers require."""
@@ -103,3 +114,46 @@ def protect(
         )
     with serving as target, grpc.insecure_channel(target) as channel:
         yield Protected(flavour, target, channel, interceptor, verifier, echo)
+
+
+def assert_challenged(
+    error: grpc.RpcError,
+    code: grpc.StatusCode,
+    reason: str,
+    challenge: str,
+    required_scopes: str | None = None,
+) -> None:
+    """Code, ErrorInfo reason/domain and ``www-authenticate`` trailer of a refusal by
+    bearer_grpc's server interceptor (``required_scopes``: the ErrorInfo's metadata)."""
+    info = assert_refused(error, code, reason)
+    if required_scopes is not None:
+        assert dict(info.metadata) == {"required_scopes": required_scopes}
+    trailers = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    assert trailers["www-authenticate"] == challenge
+
+
+def challenge(description: str) -> str:
+    """The RFC 6750 challenge of an invalid token."""
+    return f'Bearer error="invalid_token", error_description="{description}"'
+
+
+def aio_extras(echo: Echo) -> grpc.GenericRpcHandler:
+    """Two more Echo methods in shapes grpc.aio also dispatches: ``BidiReadWrite`` (the
+    ``context.read()``/``context.write()`` API) and ``SyncUnary`` (a plain ``def``)."""
+
+    async def bidi_read_write(requests: AsyncIterator[bytes], context: Any) -> None:
+        echo.enter(context)
+        while (request := await context.read()) is not grpc.aio.EOF:
+            await context.write(echo.reply(context, request))
+
+    def sync_unary(request: bytes, context: Any) -> bytes:
+        echo.enter(context)
+        return echo.reply(context, request)
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "BidiReadWrite": grpc.stream_stream_rpc_method_handler(bidi_read_write),
+            "SyncUnary": grpc.unary_unary_rpc_method_handler(sync_unary),
+        },
+    )

@@ -1,114 +1,17 @@
-"""What the HTTP face's tests share: a TokenService with its HTTP face on 127.0.0.1,
-registered clients and a user, and small request helpers."""
+"""What only the HTTP face's tests share: form requests and captured log lines; the running
+service is ``tests.harness.http_service``."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
-
-from bearer_grpc.service.admin import NewClient
-from bearer_grpc.service.http import HttpLimits
-from bearer_grpc.service.server import ServeConfig
-from bearer_grpc.service.settings import INTROSPECT_SCOPE, ServiceSettings
-from bearer_grpc.store import sqlite_url
-from tests.harness import RunningService, running_service
-
-PASSWORD = "correct horse battery staple"
-AUDIENCE = "orders"
-SCOPES = ("orders.read", "orders.write")
 FORM = "application/x-www-form-urlencoded"
-
-
-@dataclass
-class Http:
-    """A running TokenService with its HTTP face, and who may use it."""
-
-    service: RunningService
-    base: str
-    client: NewClient
-    introspector: NewClient
-    user: str = "alice"
-
-    @property
-    def issuer(self) -> str:
-        """The issuer URL (also the HTTP face's root)."""
-        return self.base
-
-    def url(self, path: str) -> str:
-        """The absolute URL of ``path``."""
-        return self.base + path
-
-    def post(self, path: str, data: Any = None, **kwargs: Any) -> httpx.Response:
-        """POST to ``path`` with a fresh httpx client (no retries, no redirects)."""
-        with httpx.Client(timeout=10) as client:
-            return client.post(self.url(path), data=data, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        """GET ``path``."""
-        with httpx.Client(timeout=10) as client:
-            return client.get(self.url(path), **kwargs)
-
-    def client_token(self, **form: str) -> dict[str, Any]:
-        """A client-credentials token answer for :attr:`client` (Basic authentication)."""
-        response = self.post(
-            "/token",
-            {"grant_type": "client_credentials", **form},
-            auth=(self.client.client_id, self.client.client_secret),
-        )
-        assert response.status_code == 200, response.text
-        answer: dict[str, Any] = response.json()
-        return answer
 
 
 def basic(client_id: str, secret: str) -> str:
     """A raw (not form-encoded) Basic header value."""
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 free at the time of asking (the issuer URL must name it
-    before the server binds)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def http_service(
-    data_dir: Path,
-    *,
-    limits: HttpLimits | None = None,
-    settings: dict[str, Any] | None = None,
-) -> Iterator[Http]:
-    """A TokenService on SQLite with its HTTP face, a client, an introspecting client
-    and a user with password :data:`PASSWORD`."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    config = ServeConfig(
-        listen="127.0.0.1:0",
-        grace=1,
-        http_listen=f"127.0.0.1:{port}",
-        http_limits=limits or HttpLimits(header_timeout=2.0, body_timeout=2.0),
-    )
-    chosen = ServiceSettings(issuer=base, **(settings or {}))
-    with running_service(sqlite_url(data_dir), settings=chosen, config=config) as service:
-        client = service.add_client("svc-a", scopes=SCOPES, audiences=(AUDIENCE, "billing"))
-        introspector = service.add_client(
-            "resource-server", scopes=(INTROSPECT_SCOPE,), audiences=(AUDIENCE,)
-        )
-        service.admin.add_user("alice", PASSWORD, scopes=SCOPES, audiences=(AUDIENCE,))
-        try:
-            yield Http(service, base, client, introspector)
-        finally:
-            service.loop.run(service.server.stop(grace=1))
 
 
 class Captured(logging.Handler):

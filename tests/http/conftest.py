@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.http._support import Captured, Http, http_service
+from tests.harness import Http, http_service
+from tests.http._support import Captured
 
 
 @pytest.fixture(scope="module")

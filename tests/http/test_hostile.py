@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.http._support import FORM, PASSWORD, Captured, Http, basic
+from tests.harness import PASSWORD, Http
+from tests.http._support import FORM, Captured, basic
 
 SECRET_MARK = "s3cr3t-that-must-not-leak"
 
@@ -211,6 +212,7 @@ def test_introspection_by_a_client_without_the_permission(http: Http) -> None:
     assert "active" not in answer.json()
 
 
+@pytest.mark.slow
 def test_slow_headers_are_cut_off_and_others_are_served_meanwhile(http: Http) -> None:
     """Slowloris: connections that never finish their headers are closed once the
     header timeout passes (2 s here), while a normal client is served meanwhile."""
@@ -230,6 +232,7 @@ def test_slow_headers_are_cut_off_and_others_are_served_meanwhile(http: Http) ->
             sock.close()
 
 
+@pytest.mark.slow
 def test_slow_body_is_answered_408(http: Http) -> None:
     port = int(http.base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.http._support import Http
+from tests.harness import Http
 
 
 def test_discovery_is_the_same_document_at_both_paths(http: Http) -> None:

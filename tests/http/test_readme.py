@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bearer_grpc.service.settings import INTROSPECT_SCOPE
-from tests.http._support import AUDIENCE, Http
+from tests.harness import HTTP_AUDIENCE, Http
 
 pytestmark = pytest.mark.process
 
@@ -37,9 +37,11 @@ def test_curl_lines_run_against_a_real_http_face(http: Http) -> None:
     if curl is None:
         pytest.skip("curl is not installed")
     client = http.service.add_client(
-        "orders-client", scopes=("orders.read",), audiences=(AUDIENCE,)
+        "orders-client", scopes=("orders.read",), audiences=(HTTP_AUDIENCE,)
     )
-    api = http.service.add_client("orders-api", scopes=(INTROSPECT_SCOPE,), audiences=(AUDIENCE,))
+    api = http.service.add_client(
+        "orders-api", scopes=(INTROSPECT_SCOPE,), audiences=(HTTP_AUDIENCE,)
+    )
     env = {**os.environ, "CLIENT_SECRET": client.client_secret, "API_SECRET": api.client_secret}
     lines = _curl_lines()
     assert len(lines) == 4

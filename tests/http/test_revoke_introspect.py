@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.http._support import AUDIENCE, SCOPES, Captured, Http
+from tests.harness import HTTP_AUDIENCE, HTTP_SCOPES, Http
+from tests.http._support import Captured
 
 
 def _introspect(http: Http, token: str, **form: str) -> dict[str, object]:
@@ -25,11 +26,11 @@ def test_introspection_of_a_valid_token(http: Http) -> None:
     token = http.client_token()["access_token"]
     answer = _introspect(http, token)
     assert answer["active"] is True
-    assert (answer["sub"], answer["client_id"], answer["aud"]) == ("svc-a", "svc-a", AUDIENCE)
+    assert (answer["sub"], answer["client_id"], answer["aud"]) == ("svc-a", "svc-a", HTTP_AUDIENCE)
     assert answer["iss"] == http.issuer
-    assert answer["scope"] == " ".join(sorted(SCOPES))
+    assert answer["scope"] == " ".join(sorted(HTTP_SCOPES))
     assert isinstance(answer["exp"], int) and isinstance(answer["jti"], str)
-    assert _introspect(http, token, audience=AUDIENCE)["active"] is True
+    assert _introspect(http, token, audience=HTTP_AUDIENCE)["active"] is True
 
 
 def test_introspection_of_any_bad_token_says_inactive_and_nothing_else(http: Http) -> None:
@@ -53,7 +54,7 @@ def test_revoking_an_own_access_token(http: Http) -> None:
     assert answer.headers["cache-control"] == "no-store"
     assert _introspect(http, token) == {"active": False}
     verified = http.service.stub().VerifyToken(
-        pb.VerifyTokenRequest(token=token, audience=AUDIENCE), timeout=10
+        pb.VerifyTokenRequest(token=token, audience=HTTP_AUDIENCE), timeout=10
     )
     assert (verified.active, verified.reason) == (False, "TOKEN_REVOKED")
     again = http.post("/revoke", {"token": token}, auth=auth)

@@ -16,9 +16,11 @@ from bearer_grpc.core.errors import (
     Forbidden,
     InvalidGrant,
     InvalidRequest,
+    LoginThrottled,
     Overloaded,
     ScopeNotAllowed,
     TokenInvalid,
+    Unavailable,
 )
 from bearer_grpc.service.http.basic import decode_basic
 from bearer_grpc.service.http.client_auth import client_auth
@@ -208,7 +210,14 @@ def test_error_table() -> None:
     assert mapped(AudienceNotAllowed()) == ("invalid_target", 400)
     assert mapped(Forbidden()) == ("unauthorized_client", 400)
     assert mapped(InvalidRequest("x")) == ("invalid_request", 400)
-    assert mapped(Overloaded()) == ("temporarily_unavailable", 503)
+    # Overloaded (a full password pool) and LoginThrottled: try again later, at 429
+    assert mapped(Overloaded()) == ("temporarily_unavailable", 429)
+    assert mapped(LoginThrottled(retry_after=8)) == ("temporarily_unavailable", 429)
+    assert mapped(Unavailable()) == ("temporarily_unavailable", 503)
     assert mapped(TokenInvalid()) == ("server_error", 500)
     assert to_oauth(InvalidGrant(), role="client").headers["WWW-Authenticate"].startswith("Basic")
     assert to_oauth(Overloaded(), role="grant").headers == {"Retry-After": "1"}
+    # the throttle's own delay, in whole seconds rounded up (never 0)
+    assert to_oauth(LoginThrottled(retry_after=7.2), role="grant").headers == {"Retry-After": "8"}
+    assert to_oauth(LoginThrottled(retry_after=0.1), role="grant").headers == {"Retry-After": "1"}
+    assert to_oauth(Unavailable(), role="grant").headers == {"Retry-After": "1"}

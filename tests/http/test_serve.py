@@ -4,11 +4,8 @@ the start cleanly."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,29 +16,19 @@ from bearer_grpc.service.http import HttpLimits
 from bearer_grpc.service.server import ServeConfig, TokenServer
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
-from tests.harness import LoopThread
-from tests.http._support import free_port
-from tests.interop._support import self_signed
+from tests.harness import Cli, LoopThread, free_port, make_pki, running_server
 
 pytestmark = pytest.mark.process
-
-
-def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bearer_grpc", "serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.mark.parametrize(
     "issuer", ["bearer-grpc", "http://tokens.example", "https://tokens.example/"]
 )
-def test_the_issuer_must_be_a_url_for_the_http_face(tmp_path: Path, issuer: str) -> None:
-    done = _serve(
+def test_the_issuer_must_be_a_url_for_the_http_face(
+    process_cli: Cli, tmp_path: Path, issuer: str
+) -> None:
+    done = process_cli(
+        "serve",
         "--data-dir",
         str(tmp_path / "d"),
         "--listen",
@@ -57,53 +44,21 @@ def test_the_issuer_must_be_a_url_for_the_http_face(tmp_path: Path, issuer: str)
 
 
 def test_https_with_the_certificate_flags(tmp_path: Path) -> None:
-    tls = self_signed(tmp_path)
-    key = tmp_path / "key.pem"
-    key.write_bytes(tls.key)
+    pki = make_pki()
+    cert, key = pki.server.write(tmp_path, "server")
+    ca = pki.write_ca(tmp_path)
     port = free_port()
     issuer = f"https://localhost:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bearer_grpc",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            f"127.0.0.1:{port}",
-            "--issuer",
-            issuer,
-            "--tls-cert",
-            str(tls.cert_file),
-            "--tls-key",
-            str(key),
-        ],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    try:
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if json.loads(line).get("message") == "listening":
-                break
-        assert any(json.loads(line).get("message") == "http listening" for line in lines)
-        with httpx.Client(
-            verify=ssl.create_default_context(cafile=tls.cert_file), timeout=10
-        ) as client:
+    args = ["--data-dir", str(tmp_path / "d"), "--http-listen", f"127.0.0.1:{port}"]
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    with running_server(tmp_path, *args, "--issuer", issuer, *tls) as server:
+        assert any(record.get("message") == "http listening" for record in server.records())
+        with httpx.Client(verify=ssl.create_default_context(cafile=ca), timeout=10) as client:
             document = client.get(f"{issuer}/.well-known/openid-configuration").json()
         assert document["jwks_uri"] == f"{issuer}/jwks"
         with pytest.raises(httpx.HTTPError), httpx.Client(timeout=5) as plain:
             plain.get(f"http://127.0.0.1:{port}/jwks")
-    finally:
-        proc.terminate()
-        _, _ = proc.communicate(timeout=20)  # closes both pipes
-        assert proc.returncode == 0
+        assert server.stop() == 0
 
 
 def test_an_http_address_in_use_stops_the_start_cleanly(tmp_path: Path) -> None:

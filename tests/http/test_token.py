@@ -3,12 +3,17 @@ and audience (``audience`` or RFC 8707 ``resource``), and the §5.2 error answer
 
 from __future__ import annotations
 
+import time
 import urllib.parse
+from pathlib import Path
 
 import jwt
+import pytest
 
+from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.http._support import AUDIENCE, PASSWORD, SCOPES, Http, basic
+from tests.harness import HTTP_AUDIENCE, HTTP_SCOPES, PASSWORD, Http, http_service
+from tests.http._support import basic
 
 
 def _claims(token: str) -> dict[str, object]:
@@ -33,10 +38,10 @@ def test_client_credentials_with_basic(http: Http) -> None:
     answer = response.json()
     assert answer["token_type"] == "Bearer"
     assert answer["expires_in"] == 900
-    assert answer["scope"] == " ".join(SCOPES)
+    assert answer["scope"] == " ".join(HTTP_SCOPES)
     assert "refresh_token" not in answer  # RFC 6749 §4.4.3
     claims = _claims(answer["access_token"])
-    assert (claims["iss"], claims["sub"], claims["aud"]) == (http.issuer, "svc-a", AUDIENCE)
+    assert (claims["iss"], claims["sub"], claims["aud"]) == (http.issuer, "svc-a", HTTP_AUDIENCE)
 
 
 def test_client_credentials_with_post(http: Http) -> None:
@@ -67,7 +72,9 @@ def test_basic_credentials_form_encoded_as_rfc_6749_asks(http: Http) -> None:
 def test_token_from_http_verifies_over_grpc(http: Http) -> None:
     token = http.client_token()["access_token"]
     stub = http.service.stub()
-    answer = stub.VerifyToken(pb.VerifyTokenRequest(token=token, audience=AUDIENCE), timeout=10)
+    answer = stub.VerifyToken(
+        pb.VerifyTokenRequest(token=token, audience=HTTP_AUDIENCE), timeout=10
+    )
     assert answer.active and answer.subject == "svc-a"
 
 
@@ -148,6 +155,28 @@ def test_wrong_password_is_invalid_grant(http: Http) -> None:
     )
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_grant", "error_description": "invalid credentials"}
+
+
+@pytest.mark.slow  # seven scrypt checks
+def test_throttled_sign_in_is_429_with_retry_after(tmp_path: Path) -> None:
+    """Password guessing is held off as over gRPC (RESOURCE_EXHAUSTED with RetryInfo): 429
+    ``temporarily_unavailable`` and ``Retry-After``, the same delay growing after each
+    failure, even for the right password, which is not checked while held."""
+    clock = FrozenClock(float(int(time.time())))
+    with http_service(tmp_path / "data", clock=clock) as own:
+        wrong = {"grant_type": "password", "username": "alice", "password": "not-it-at-all"}
+        for _ in range(6):  # a few failures are free; the sixth starts the delays
+            assert own.post("/token", wrong).status_code == 400
+        right = {**wrong, "password": PASSWORD}
+        for delay in (1, 2):
+            held = own.post("/token", right)
+            assert held.status_code == 429, held.text
+            assert held.headers["retry-after"] == str(delay)
+            assert held.json()["error"] == "temporarily_unavailable"
+            clock.advance(delay)
+            assert own.post("/token", wrong).status_code == 400
+        clock.advance(4)
+        assert own.post("/token", right).status_code == 200
 
 
 def test_registered_client_may_not_use_the_password_grant(http: Http) -> None:

@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health, health_pb2
 
 from bearer_grpc.testing import Echo, FrozenClock, LoopThread, TestIssuer
-from tests.harness import ECHO_AUDIENCE, ECHO_METHODS, Protected, echo_policy, protect
-from tests.interceptors.support import ISSUER, START, aio_extras
+from tests.harness import ECHO_AUDIENCE, ECHO_METHODS, Protected, aio_extras, echo_policy, protect
+from tests.interceptors.support import ISSUER, START
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Final
 
-import grpc
-import grpc.aio
-
 from bearer_grpc.core.tokens import IssuedToken
-from bearer_grpc.testing import SERVICE, Answer, Echo, TestIssuer
-from bearer_grpc.testing import assert_refused as assert_reason
+from bearer_grpc.testing import Answer, TestIssuer
 from tests.harness import ECHO_AUDIENCE, ECHO_SCOPE
 
 ISSUER: Final = "https://tokens.test"
@@ -40,45 +35,3 @@ def who(response: bytes | Answer) -> tuple[str | None, tuple[str, ...]]:
     """Subject and scopes the handler saw, from a response or an answer."""
     answer = response if isinstance(response, Answer) else Answer.parse(response)
     return answer.subject, answer.scopes
-
-
-def assert_refused(
-    error: grpc.RpcError,
-    code: grpc.StatusCode,
-    reason: str,
-    challenge: str,
-    required_scopes: str | None = None,
-) -> None:
-    """Code, ErrorInfo reason/domain and www-authenticate trailer of a refusal."""
-    info = assert_reason(error, code, reason)
-    if required_scopes is not None:
-        assert dict(info.metadata) == {"required_scopes": required_scopes}
-    trailers = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
-    assert trailers["www-authenticate"] == challenge
-
-
-def challenge(description: str) -> str:
-    """The RFC 6750 challenge of an invalid token."""
-    return f'Bearer error="invalid_token", error_description="{description}"'
-
-
-def aio_extras(echo: Echo) -> grpc.GenericRpcHandler:
-    """Two more Echo methods in shapes grpc.aio also dispatches: ``BidiReadWrite`` (the
-    ``context.read()``/``context.write()`` API) and ``SyncUnary`` (a plain ``def``)."""
-
-    async def bidi_read_write(requests: AsyncIterator[bytes], context: Any) -> None:
-        echo.enter(context)
-        while (request := await context.read()) is not grpc.aio.EOF:
-            await context.write(echo.reply(context, request))
-
-    def sync_unary(request: bytes, context: Any) -> bytes:
-        echo.enter(context)
-        return echo.reply(context, request)
-
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "BidiReadWrite": grpc.stream_stream_rpc_method_handler(bidi_read_write),
-            "SyncUnary": grpc.unary_unary_rpc_method_handler(sync_unary),
-        },
-    )

@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import Kind, TestIssuer, bearer, call, path
-from tests.harness import ECHO_SCOPE, Protected, refusal
-from tests.interceptors.support import ALICE, alice, assert_refused, challenge, who
+from tests.harness import ECHO_SCOPE, Protected, assert_challenged, challenge, refusal
+from tests.interceptors.support import ALICE, alice, who
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_cached_token_is_refused_once_revoked(
     server.revoke(token)
     error = refusal(lambda: unary(b"hi", metadata=bearer(token), timeout=10))
 
-    assert_refused(
+    assert_challenged(
         error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED", challenge("token revoked")
     )
     assert signature_checks == [token.token]

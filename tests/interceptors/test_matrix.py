@@ -17,8 +17,8 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import KINDS, Kind, TestIssuer, bearer, call
-from tests.harness import ECHO_SCOPE, Protected, refusal
-from tests.interceptors.support import ALICE, alice, assert_refused, challenge
+from tests.harness import ECHO_SCOPE, Protected, assert_challenged, challenge, refusal
+from tests.interceptors.support import ALICE, alice
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -98,7 +98,7 @@ def test_matrix(
         return
 
     error = refusal(lambda: call(server.channel, kind, metadata=metadata))
-    assert_refused(
+    assert_challenged(
         error,
         expected.code,
         expected.reason,

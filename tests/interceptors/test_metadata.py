@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import LoopThread, TestIssuer, call, path
-from tests.harness import Protected, echo_policy, protect, refusal
-from tests.interceptors.support import ALICE, TIMEOUT, alice, assert_refused, who
+from tests.harness import Protected, assert_challenged, echo_policy, protect, refusal
+from tests.interceptors.support import ALICE, TIMEOUT, alice, who
 
 MALFORMED = 'Bearer error="invalid_request", error_description="malformed bearer token"'
 
@@ -21,7 +21,7 @@ def test_two_authorization_entries_are_malformed(server: Protected, issuer: Test
 
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
 
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
     assert server.echo.calls == 0
 
 
@@ -37,14 +37,14 @@ def test_other_schemes_are_malformed(server: Protected, issuer: TestIssuer, sche
     metadata = (("authorization", f"{scheme} {alice(issuer).token}"),)
     unary = server.channel.unary_unary(path("Unary"))
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED", MALFORMED)
 
 
 def test_authorization_bin_is_no_credential(server: Protected, issuer: TestIssuer) -> None:
     metadata = (("authorization-bin", f"Bearer {alice(issuer).token}".encode()),)
     unary = server.channel.unary_unary(path("Unary"))
     error = refusal(lambda: unary(b"hi", metadata=metadata, timeout=TIMEOUT))
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING", "Bearer")
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING", "Bearer")
 
 
 def test_access_token_call_credentials_are_accepted(

@@ -14,15 +14,17 @@ import bearer_grpc.aio
 from bearer_grpc import Policy, PolicyError
 from bearer_grpc.testing import SERVICE, LoopThread, TestIssuer, bearer, path
 from bearer_grpc.v1 import token_service_pb2
-from tests.harness import ECHO_ADMIN_SCOPE, ECHO_AUDIENCE, ECHO_SCOPE, Protected, protect, refusal
-from tests.interceptors.support import (
-    ALICE,
-    NOBODY,
-    alice,
-    assert_refused,
+from tests.harness import (
+    ECHO_ADMIN_SCOPE,
+    ECHO_AUDIENCE,
+    ECHO_SCOPE,
+    Protected,
+    assert_challenged,
     challenge,
-    who,
+    protect,
+    refusal,
 )
+from tests.interceptors.support import ALICE, NOBODY, alice, who
 
 
 @pytest.mark.parametrize("metadata", [(), (("authorization", "Bearer not checked!"),)])
@@ -56,7 +58,7 @@ def test_unknown_method_is_unauthenticated_without_a_token(server: Protected, ki
         error = refusal(
             lambda: list(server.channel.stream_stream(method)(iter([b"a"]), timeout=10))
         )
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING", "Bearer")
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING", "Bearer")
 
 
 def test_unknown_method_is_unauthenticated_with_a_bad_token(
@@ -65,7 +67,7 @@ def test_unknown_method_is_unauthenticated_with_a_bad_token(
     unknown = server.channel.unary_unary(path("DoesNotExist"))
     forged = alice(issuer.impostor())
     error = refusal(lambda: unknown(b"hi", metadata=bearer(forged), timeout=10))
-    assert_refused(
+    assert_challenged(
         error, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID", challenge("invalid token")
     )
 
@@ -92,7 +94,7 @@ def test_unknown_method_of_a_public_service_is_unimplemented(server: Protected) 
 def test_most_specific_rule_wins(server: Protected, issuer: TestIssuer) -> None:
     admin = server.channel.unary_unary(path("Admin"))
     error = refusal(lambda: admin(b"hi", metadata=bearer(alice(issuer)), timeout=10))
-    assert_refused(
+    assert_challenged(
         error,
         grpc.StatusCode.PERMISSION_DENIED,
         "INSUFFICIENT_SCOPE",

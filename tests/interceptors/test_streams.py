@@ -16,15 +16,8 @@ import pytest
 
 from bearer_grpc.core.tokens import IssuedToken
 from bearer_grpc.testing import FrozenClock, TestIssuer, bearer, path
-from tests.harness import Protected, refusal
-from tests.interceptors.support import (
-    ALICE,
-    TIMEOUT,
-    alice,
-    assert_refused,
-    challenge,
-    who,
-)
+from tests.harness import Protected, assert_challenged, challenge, refusal
+from tests.interceptors.support import ALICE, TIMEOUT, alice, who
 
 LIFETIME = 300
 PAST_EXPIRY = LIFETIME + 31  # beyond the default 30 s leeway
@@ -41,7 +34,7 @@ def _invalidate(
 def _assert_ended(error: grpc.RpcError, what: str) -> None:
     reason = "TOKEN_EXPIRED" if what == "expired" else "TOKEN_REVOKED"
     description = "token expired" if what == "expired" else "token revoked"
-    assert_refused(error, grpc.StatusCode.UNAUTHENTICATED, reason, challenge(description))
+    assert_challenged(error, grpc.StatusCode.UNAUTHENTICATED, reason, challenge(description))
 
 
 @pytest.mark.parametrize("what", ["expired", "revoked"])

@@ -1,31 +1,32 @@
-"""What the interop tests share: addresses and channel credentials."""
+"""What the interop tests share: addresses, the servers' TLS identity and channel
+credentials."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.harness import make_pki
 
 AUDIENCE = "orders"
 ALL_SCOPES = ("orders.read", "orders.write")
 SERVER_KINDS = ("sync", "aio")
 TRANSPORTS = ("local", "tls")
+NODE_TIMEOUT = 60.0
+"""Longest one run of a Node client may take, in seconds."""
 
 
 @dataclass(frozen=True)
 class Tls:
-    """A self-signed server certificate (also its own root) and its key, PEM."""
+    """The servers' certificate and key (``localhost`` and 127.0.0.1) and the CA that
+    signed them, the clients' root (PEM; ``ca_file`` for Node and Go)."""
 
     cert: bytes
-    key: bytes
-    cert_file: Path
+    key: bytes = field(repr=False)
+    ca: bytes
+    ca_file: Path
 
 
 @dataclass(frozen=True)
@@ -38,35 +39,11 @@ class Ports:
     tls: int
 
 
-def self_signed(directory: Path) -> Tls:
-    """A certificate for ``localhost`` and ``127.0.0.1``, signed by its own key (P-256),
-    valid for an hour; the PEM is also written to ``directory/cert.pem`` for Node."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    cert_file = directory / "cert.pem"
-    cert_file.write_bytes(cert_pem)
-    return Tls(cert_pem, key_pem, cert_file)
+def server_tls(directory: Path) -> Tls:
+    """A fresh test PKI's server identity; its CA certificate is written to
+    ``directory/ca.pem``."""
+    pki = make_pki()
+    return Tls(pki.server.cert_pem, pki.server.key_pem, pki.ca_pem, pki.write_ca(directory))
 
 
 def address(ports: Ports, transport: str) -> str:
@@ -82,4 +59,4 @@ def channel_credentials(transport: str, tls: Tls) -> grpc.ChannelCredentials:
     """gRPC's own channel credentials for ``transport`` (``local`` or ``tls``)."""
     if transport == "local":
         return grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
-    return grpc.ssl_channel_credentials(root_certificates=tls.cert)
+    return grpc.ssl_channel_credentials(root_certificates=tls.ca)

@@ -3,12 +3,14 @@
 The example OrdersService (examples/server.py and examples/server_aio.py, their policy and
 ``create_server``) with tokens from a :class:`~bearer_grpc.testing.TestIssuer`, each
 server listening on three ports of 127.0.0.1: plaintext, local credentials
-(``grpc.local_server_credentials``) and TLS with a throwaway self-signed certificate for
-``localhost`` and ``127.0.0.1``. One sync and one asyncio server serve the whole session.
+(``grpc.local_server_credentials``) and TLS with a throwaway certificate for ``localhost``
+and ``127.0.0.1`` (tests.harness's PKI). One sync and one asyncio server serve the whole session.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +18,8 @@ import grpc
 import pytest
 
 from bearer_grpc.testing import TestIssuer
-from tests.harness import LoopThread, load_example
-from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, self_signed
+from tests.harness import REPO, LoopThread, load_example
+from tests.interop._support import AUDIENCE, SERVER_KINDS, Ports, Tls, server_tls
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +30,8 @@ def issuer() -> TestIssuer:
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    """The servers' TLS certificate and key (the certificate is the clients' root)."""
-    return self_signed(tmp_path_factory.mktemp("tls"))
+    """The servers' TLS certificate and key, and the CA the clients trust."""
+    return server_tls(tmp_path_factory.mktemp("tls"))
 
 
 def _add_ports(server: Any, kind: str, tls: Tls) -> Ports:
@@ -83,3 +85,36 @@ def protected(request: pytest.FixtureRequest) -> Ports:
     """Each protected server in turn."""
     ports: Ports = request.getfixturevalue(f"{request.param}_server")
     return ports
+
+
+NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader", "protobufjs")
+NPM_CI_TIMEOUT = 300.0
+
+
+def _missing_packages() -> list[str]:
+    return [p for p in NODE_PACKAGES if not (REPO / "node_modules" / p / "package.json").is_file()]
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The ``node`` executable, with the npm devDependencies installed."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Node interop client cannot run")
+    if _missing_packages():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip(f"node_modules lacks {_missing_packages()} and npm is not installed")
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=NPM_CI_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0 or _missing_packages():
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+            pytest.skip(f"npm ci could not install {_missing_packages()}:\n{tail}")
+    return node

@@ -29,8 +29,7 @@ import pytest
 import yaml
 
 from bearer_grpc.service.admin import Admin
-from tests.harness import wait_until
-from tests.http._support import AUDIENCE, Http, free_port, http_service
+from tests.harness import HTTP_AUDIENCE, Http, free_port, http_service, wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.slow]
 
@@ -231,7 +230,7 @@ def _call(channel: grpc.Channel, token: str | None) -> str:
     return answer.decode()
 
 
-def _token(http: Http, audience: str = AUDIENCE) -> str:
+def _token(http: Http, audience: str = HTTP_AUDIENCE) -> str:
     return str(http.client_token(audience=audience)["access_token"])
 
 

@@ -21,8 +21,7 @@ import grpc
 import pytest
 
 import bearer_grpc
-from tests.harness import load_example
-from tests.http._support import AUDIENCE, Http, http_service
+from tests.harness import HTTP_AUDIENCE, Http, http_service, load_example
 from tests.interop._support import Tls
 
 pytestmark = pytest.mark.process
@@ -81,7 +80,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
 @pytest.fixture(scope="module")
 def protected(http: Http, tls: Tls) -> Iterator[str]:
     """examples/server.py's service over TLS, trusting the TokenService's keys."""
-    verifier = bearer_grpc.Verifier.from_token_service(http.service.target, audience=AUDIENCE)
+    verifier = bearer_grpc.Verifier.from_token_service(http.service.target, audience=HTTP_AUDIENCE)
     server = load_example("server").create_server(verifier)
     port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(tls.key, tls.cert)]))
     server.start()
@@ -95,15 +94,15 @@ def protected(http: Http, tls: Tls) -> Iterator[str]:
 def test_go_oauth2_go_oidc_and_grpc_per_rpc_credentials(
     go_client: Path, http: Http, protected: str, tls: Tls
 ) -> None:
-    client = http.service.add_client("svc+go", scopes=("orders.read",), audiences=(AUDIENCE,))
+    client = http.service.add_client("svc+go", scopes=("orders.read",), audiences=(HTTP_AUDIENCE,))
     env = {
         **os.environ,
         "ISSUER": http.issuer,
         "CLIENT_ID": client.client_id,
         "CLIENT_SECRET": client.client_secret,
-        "AUDIENCE": AUDIENCE,
+        "AUDIENCE": HTTP_AUDIENCE,
         "TARGET": protected,
-        "CA_FILE": str(tls.cert_file),
+        "CA_FILE": str(tls.ca_file),
         "METHOD": "/shop.v1.OrdersService/GetOrder",
     }
     done = subprocess.run(

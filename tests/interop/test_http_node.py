@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO
-from tests.http._support import AUDIENCE, Http, http_service
-from tests.interop.test_node_client import NODE_TIMEOUT, node  # noqa: F401 (fixture)
+from tests.harness import HTTP_AUDIENCE, REPO, Http, http_service
+from tests.interop._support import NODE_TIMEOUT
 
 pytestmark = pytest.mark.process
 
@@ -35,11 +34,11 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
         yield running
 
 
-def test_openid_client_and_jose(http: Http, node: str) -> None:  # noqa: F811 (the fixture)
+def test_openid_client_and_jose(http: Http, node: str) -> None:
     missing = [p for p in NODE_PACKAGES if not (REPO / "node_modules" / p).is_dir()]
     if missing:
         pytest.skip(f"node_modules lacks {missing}: run npm ci")
-    plus = http.service.add_client("svc+node", scopes=("orders.read",), audiences=(AUDIENCE,))
+    plus = http.service.add_client("svc+node", scopes=("orders.read",), audiences=(HTTP_AUDIENCE,))
     env = {
         **os.environ,
         "CLIENT_ID": plus.client_id,
@@ -48,7 +47,7 @@ def test_openid_client_and_jose(http: Http, node: str) -> None:  # noqa: F811 (t
         "INTROSPECTOR_SECRET": http.introspector.client_secret,
     }
     done = subprocess.run(
-        [node, str(NODE_CLIENT), http.issuer, AUDIENCE],
+        [node, str(NODE_CLIENT), http.issuer, HTTP_AUDIENCE],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -23,7 +23,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuth2Session
 
 from bearer_grpc.service.admin import NewClient
-from tests.http._support import AUDIENCE, PASSWORD, Http, http_service
+from tests.harness import HTTP_AUDIENCE, PASSWORD, Http, http_service
 
 with warnings.catch_warnings():
     # authlib 1.9 announces, on import, that a later release moves to the httpx2 package.
@@ -41,7 +41,9 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
 @pytest.fixture(scope="module")
 def plus_client(http: Http) -> NewClient:
     """A client whose id holds a ``+``."""
-    return http.service.add_client("svc+interop", scopes=("orders.read",), audiences=(AUDIENCE,))
+    return http.service.add_client(
+        "svc+interop", scopes=("orders.read",), audiences=(HTTP_AUDIENCE,)
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +67,7 @@ def _verify(http: Http, token: str) -> dict[str, object]:
     key = keys.get_signing_key_from_jwt(token)
     algorithms = list(document["id_token_signing_alg_values_supported"])  # type: ignore[call-overload]
     claims: dict[str, object] = jwt.decode(
-        token, key, algorithms=algorithms, audience=AUDIENCE, issuer=str(document["issuer"])
+        token, key, algorithms=algorithms, audience=HTTP_AUDIENCE, issuer=str(document["issuer"])
     )
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
     return claims
@@ -132,6 +134,6 @@ def test_requests_oauthlib_backend_application(http: Http) -> None:
 def test_pyjwkclient_refuses_a_token_of_another_issuer(http: Http) -> None:
     from bearer_grpc.testing import TestIssuer
 
-    other = TestIssuer().token(audience=AUDIENCE)
+    other = TestIssuer().token(audience=HTTP_AUDIENCE)
     with pytest.raises(jwt.PyJWKClientError):
         _verify(http, other)

@@ -3,15 +3,14 @@ servers, sync and asyncio: the token as plain ``authorization`` metadata, or as 
 credentials over TLS; refusals decoded from ``grpc-status-details-bin`` on the Node side.
 
 Needs ``node`` and the npm devDependencies (package-lock.json). When node_modules lacks
-them, the test runs ``npm ci`` once; it skips, saying why, only when ``node`` is absent or
-the install fails.
+them, the ``node`` fixture (conftest.py) runs ``npm ci`` once; it skips, saying why, only
+when ``node`` is absent or the install fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,45 +20,13 @@ import pytest
 
 from bearer_grpc.testing import TestIssuer
 from tests.harness import REPO
-from tests.interop._support import ALL_SCOPES, AUDIENCE, Ports, Tls, address
+from tests.interop._support import ALL_SCOPES, AUDIENCE, NODE_TIMEOUT, Ports, Tls, address
 
 pytestmark = pytest.mark.process
 
 NODE_CLIENT = Path(__file__).with_name("node_client.js")
-NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader", "protobufjs")
-NPM_CI_TIMEOUT = 300.0
-NODE_TIMEOUT = 60.0
 SUBJECT = "node-client"
 UNAUTHENTICATED, PERMISSION_DENIED = 16, 7
-
-
-def _missing_packages() -> list[str]:
-    return [p for p in NODE_PACKAGES if not (REPO / "node_modules" / p / "package.json").is_file()]
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The ``node`` executable, with the npm devDependencies installed."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the Node interop client cannot run")
-    if _missing_packages():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip(f"node_modules lacks {_missing_packages()} and npm is not installed")
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0 or _missing_packages():
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-            pytest.skip(f"npm ci could not install {_missing_packages()}:\n{tail}")
-    return node
 
 
 def _run_node(
@@ -159,4 +126,4 @@ def test_node_over_tls_with_call_credentials(
 ) -> None:
     token = issuer.token(subject=SUBJECT, scopes=ALL_SCOPES, audience=AUDIENCE)
     target = address(protected, "tls")
-    _assert_all_four_succeeded(*_run_node(node, target, token, "--tls-ca", str(tls.cert_file)))
+    _assert_all_four_succeeded(*_run_node(node, target, token, "--tls-ca", str(tls.ca_file)))

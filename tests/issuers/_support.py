@@ -4,8 +4,6 @@ test CA, and vendor-shaped tokens signed by a test key."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import selectors
 import subprocess
@@ -20,12 +18,10 @@ from typing import Any
 import grpc
 import httpx
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bearer_grpc.testing import Kind, bearer, call
+from tests.harness import make_pki
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -182,53 +178,14 @@ class LocalServer:
 
 
 def make_ca(folder: Path, host: str = "localhost") -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for ``host`` (and 127.0.0.1) it signed.
+    """A CA and a server certificate for ``host`` (and 127.0.0.1) it signed (the shared
+    test PKI), written into ``folder``.
 
     Returns:
         (CA certificate, server certificate, server key) PEM files.
     """
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bearer-grpc test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    paths = folder / "ca.pem", folder / "server.pem", folder / "server-key.pem"
-    paths[0].write_bytes(ca.public_bytes(pem))
-    paths[1].write_bytes(leaf.public_bytes(pem))
-    paths[2].write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
+    pki = make_pki(host=host)
+    return (pki.write_ca(folder), *pki.server.write(folder, "server"))
 
 
 class VendorKey:

@@ -19,8 +19,6 @@ import re
 import selectors
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,8 @@ from typing import Any
 import httpx
 import yaml
 from google.rpc import error_details_pb2, status_pb2
+
+from tests.harness import ServeProcess, bearer_grpc_command
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -182,41 +182,25 @@ def echo_service() -> Iterator[int]:
 
 
 class Authz:
-    """A ``bearer-grpc authz`` process logging to a file; :meth:`restart` keeps the port."""
+    """``bearer-grpc authz`` as a child process (read line by line: ``process``, a
+    ``tests.harness.ServeProcess``); :meth:`restart` keeps the port."""
 
     def __init__(self, directory: Path, args: Sequence[str], listen: str = "127.0.0.1:0") -> None:
         self.directory = directory
         self.args = list(args)
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ServeProcess | None = None
         self.start(listen)
 
     def start(self, listen: str) -> None:
         """Start and wait for the ``listening`` log line."""
-        fd, name = tempfile.mkstemp(prefix="authz-", suffix=".log", dir=self.directory)
-        self.log = Path(name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEARER_GRPC_")}
-        with os.fdopen(fd, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bearer_grpc", "authz", "--listen", listen, *self.args],
-                cwd=self.directory,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            for line in self.log.read_text(errors="replace").splitlines():
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if isinstance(record, dict) and record.get("message") == "listening":
-                        self.port = int(record["port"])
-                        return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"authz did not start:\n{self.log.read_text()}")
-            time.sleep(0.02)
+        argv = bearer_grpc_command("authz", "--listen", listen, *self.args)
+        self.process = ServeProcess(argv, cwd=self.directory)
+        try:
+            self.port = int(self.process.wait_listening(START_TIMEOUT)["port"])
+        except BaseException:
+            self.process.kill()
+            raise
 
     def restart(self) -> None:
         """Start again on the same port (after :meth:`kill` or :meth:`stop`)."""
@@ -225,25 +209,24 @@ class Authz:
     def pause(self) -> None:
         """Freeze the process (SIGSTOP): it accepts connections and answers nothing."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        self.process.signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         """Undo :meth:`pause`."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        self.process.signal(signal.SIGCONT)
 
     def stop(self) -> int:
-        """SIGTERM; returns the exit status."""
+        """SIGTERM (after SIGCONT, in case it is paused); returns the exit status."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        return self.process.wait(STOP_TIMEOUT)
+        if self.process.proc.poll() is None:
+            self.process.signal(signal.SIGCONT)
+        return self.process.stop(STOP_TIMEOUT)
 
     def kill(self) -> None:
         """SIGKILL (if still running) and reap."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None:
             self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
 
 
 def node_calls(
@@ -286,39 +269,3 @@ def docs_block(page: Path, marker: str) -> str:
     match = re.search(rf"<!-- {re.escape(marker)} -->\n```\w+\n(.*?)^```$", text, re.M | re.S)
     assert match, f"{page.name} has no block after <!-- {marker} -->"
     return match.group(1)
-
-
-def certificate_for(name: str, directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for DNS ``name`` (its own CA) and its key, as PEM files."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "authz.pem", directory / "authz-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import grpc
@@ -13,10 +12,16 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from bearer_grpc.testing import TestIssuer
-from tests.cli._support import SERVING, Cli, assert_one_line_error, health_status
-from tests.harness import RunningService, wait_until
+from tests.harness import (
+    SERVING,
+    Cli,
+    RunningService,
+    assert_one_line_error,
+    health_status,
+    wait_until,
+)
+from tests.mesh._stack import AUDIENCE, Tokens
 from tests.mesh._support import Authz
-from tests.mesh.conftest import AUDIENCE, Tokens
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
@@ -78,19 +83,16 @@ def test_any_issuer_serves_check_health_and_metrics_and_stops_on_sigterm(tmp_pat
             refused = stub.Check(check_request("/shop.v1.Orders/Get", None), timeout=10)
         assert allowed.status.code == 0
         assert refused.status.code == 16
-        records = [
-            json.loads(line) for line in authz.log.read_text().splitlines() if line.startswith("{")
-        ]
+        assert authz.process is not None
+        records = authz.process.records()
         [metrics] = [r for r in records if r["message"] == "metrics listening"]
         text = httpx.get(f"http://127.0.0.1:{metrics['port']}/metrics", timeout=5).text
         assert 'bearer_grpc_authz_checks_total{decision="allowed",reason="none"} 1.0' in text
         assert (
             'bearer_grpc_authz_checks_total{decision="denied",reason="token_missing"} 1.0' in text
         )
-        assert authz.process is not None
-        authz.process.send_signal(signal.SIGTERM)
-        assert authz.process.wait(15) == 0
-        log = authz.log.read_text()
+        assert authz.process.stop() == 0  # SIGTERM
+        log = authz.process.output()
         assert token not in log
         assert '"message":"stopped"' in log
     finally:

@@ -14,19 +14,17 @@ import grpc
 import pytest
 import yaml
 
-from tests.harness import RunningService, wait_until
+from tests.harness import RunningService, make_pki, wait_until
+from tests.mesh._stack import AUDIENCE, Tokens, call
 from tests.mesh._support import (
     REPO,
     Authz,
     Envoy,
-    certificate_for,
     docs_block,
     envoy_binary,
     local,
     readme_block,
 )
-from tests.mesh.conftest import AUDIENCE, Tokens
-from tests.mesh.test_faults import call
 
 pytestmark = pytest.mark.process
 
@@ -71,14 +69,16 @@ def test_the_istio_documents_carry_what_istio_requires() -> None:
 def test_the_central_cluster_runs_with_tls_and_health_checks(
     tmp_path: Path, token_service: RunningService, echo_port: int, tokens: Tokens
 ) -> None:
-    cert, key = certificate_for(AUTHZ_NAME, tmp_path)
+    pki = make_pki(host=AUTHZ_NAME)
+    cert, key = pki.server.write(tmp_path, "authz")
+    ca = pki.write_ca(tmp_path)
     args = ["--audience", AUDIENCE, "--token-service", token_service.target]
     authz = Authz(tmp_path, [*args, "--tls-cert", str(cert), "--tls-key", str(key)])
     try:
         config = local(yaml.safe_load(readme_block("envoy:sidecar")), {"service": echo_port})
         central = yaml.safe_load(docs_block(REPO / "docs" / "mesh.md", "envoy:central-cluster"))
         tls = central["transport_socket"]["typed_config"]["common_tls_context"]
-        tls["validation_context"]["trusted_ca"]["filename"] = str(cert)
+        tls["validation_context"]["trusted_ca"]["filename"] = str(ca)
         endpoint = central["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         assert endpoint["address"]["socket_address"]["address"] == AUTHZ_NAME
         endpoint["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": authz.port}

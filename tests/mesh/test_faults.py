@@ -15,27 +15,15 @@ from pathlib import Path
 import grpc
 import pytest
 
+from bearer_grpc.testing import error_info
 from tests.harness import RunningService, wait_until
-from tests.interop._support import reasons
+from tests.mesh._stack import ECHO, REQUEST, Stack, Tokens, call, stack
 from tests.mesh._support import node_calls
-from tests.mesh.conftest import Stack, Tokens, stack
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(300)]
 
 CALLERS = 8
 REVOCATION_DEADLINE = 1.0
-ECHO = "/mesh.v1.Echo/Unary"
-REQUEST = b"\n\x05hello"  # mesh.v1.EchoRequest{text: "hello"}
-
-
-def call(channel: grpc.Channel, token: str | None) -> grpc.StatusCode:
-    """One Unary call through Envoy; its status code."""
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    try:
-        channel.unary_unary(ECHO)(REQUEST, metadata=metadata, timeout=5)
-    except grpc.RpcError as err:
-        return err.code()
-    return grpc.StatusCode.OK
 
 
 @dataclass
@@ -62,7 +50,10 @@ class Caller:
                 except grpc.RpcError as err:
                     if not self.refusals:
                         self.first_refused = time.monotonic()
-                    self.refusals.extend(reasons(err) or [("", err.code().name)])
+                    info = error_info(err)
+                    self.refusals.append(
+                        (info.domain, info.reason) if info else ("", err.code().name)
+                    )
                 else:
                     if self.refusals:
                         self.errors.append("a call passed after a refusal")

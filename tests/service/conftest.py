@@ -1,12 +1,13 @@
-"""Helpers for the TokenService tests: a controllable clock, users, rich errors, streams.
+"""Helpers for the TokenService tests: a controllable clock, trailers, streams.
 
 Every test here talks to a real ``TokenServer`` (``tests.harness.running_service``) over
-a real gRPC channel with the sync ``grpc`` client.
+a real gRPC channel with the sync ``grpc`` client; users and grant requests come from
+``tests.harness`` (shared with the other suites that sign in), rich errors and call
+metadata from the kit (``bearer_grpc.testing``).
 """
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
@@ -17,20 +18,12 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from bearer_grpc._verifier.revocations import watch_request
-from bearer_grpc.core.secrets import hash_password
-from bearer_grpc.store import Account, AccountKind, sqlite_url
+from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
-from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 from tests.harness import RunningService, running_service
-
-PASSWORD = "correct horse battery staple"
-USER_SCOPES = ("orders.read", "orders.write")
-USER_AUDIENCES = ("orders", "billing")
 
 
 @pytest.fixture
@@ -46,102 +39,9 @@ def clocked_service(data_dir: Path, clock: FrozenClock) -> Iterator[RunningServi
         yield running
 
 
-@functools.cache
-def _password_hash() -> str:
-    # One scrypt hash per session: users are created with it directly in the store.
-    return hash_password(PASSWORD)
-
-
-def add_user(
-    service: RunningService,
-    name: str = "alice",
-    *,
-    scopes: tuple[str, ...] = USER_SCOPES,
-    audiences: tuple[str, ...] = USER_AUDIENCES,
-) -> str:
-    """Create a user with password :data:`PASSWORD`; returns the name.
-
-    The scrypt hash is computed once per session and written to the store directly
-    (``Admin.add_user`` would hash again, ~0.4 s each).
-    """
-    service.store.add_account(
-        Account(
-            name=name,
-            kind=AccountKind.USER,
-            credential_hash=_password_hash(),
-            scopes=scopes,
-            audiences=audiences,
-            created_at=int(time.time()),
-        )
-    )
-    return name
-
-
-def password_request(
-    username: str = "alice", password: str = PASSWORD, **request: Any
-) -> pb.IssueTokenRequest:
-    """An IssueTokenRequest with the password grant."""
-    return pb.IssueTokenRequest(
-        password=pb.PasswordGrant(username=username, password=password), **request
-    )
-
-
-def refresh_request(refresh_token: str, **request: Any) -> pb.IssueTokenRequest:
-    """An IssueTokenRequest with the refresh_token grant."""
-    return pb.IssueTokenRequest(
-        refresh_token=pb.RefreshTokenGrant(refresh_token=refresh_token), **request
-    )
-
-
-def client_request(client_id: str, client_secret: str, **request: Any) -> pb.IssueTokenRequest:
-    """An IssueTokenRequest with the client_credentials grant."""
-    return pb.IssueTokenRequest(
-        client_credentials=pb.ClientCredentialsGrant(
-            client_id=client_id, client_secret=client_secret
-        ),
-        **request,
-    )
-
-
-def call_error(fn: Any, request: Any, **kwargs: Any) -> grpc.RpcError:
-    """Call a unary stub method expecting it to fail; return the error."""
-    kwargs.setdefault("timeout", 10)
-    with pytest.raises(grpc.RpcError) as info:
-        fn(request, **kwargs)
-    return info.value
-
-
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ``google.rpc.ErrorInfo`` of a failed call, or None when there is none."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None
-
-
 def trailer(err: grpc.RpcError, key: str) -> list[str | bytes]:
     """Every value of trailing metadata ``key`` of a failed call."""
     return [value for k, value in (err.trailing_metadata() or ()) if k == key]  # type: ignore[attr-defined]
-
-
-def bearer(token: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata carrying ``token``."""
-    return (("authorization", f"Bearer {token}"),)
-
-
-def verify(
-    stub: pb_grpc.TokenServiceStub, token: str, audience: str = "orders", **request: Any
-) -> pb.VerifyTokenResponse:
-    """VerifyToken with a deadline."""
-    response: pb.VerifyTokenResponse = stub.VerifyToken(
-        pb.VerifyTokenRequest(token=token, audience=audience, **request), timeout=10
-    )
-    return response
 
 
 _END = object()

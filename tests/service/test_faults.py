@@ -16,8 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import add_user, call_error, password_request, verify
+from tests.harness import RunningService, add_user, call_error, password_request, verify
 
 BUSY_TIMEOUT = 5.0
 """open_store's default SQLite busy timeout; running_service offers no way to shorten it."""

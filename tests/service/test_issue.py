@@ -12,14 +12,16 @@ from bearer_grpc.service.settings import MAX_ACCESS_TTL, ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, jwt_segment, running_service
-from tests.service.conftest import (
+from tests.harness import (
     PASSWORD,
+    RunningService,
     add_user,
     call_error,
     client_request,
+    jwt_segment,
     password_request,
     refresh_request,
+    running_service,
     verify,
 )
 

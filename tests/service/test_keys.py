@@ -19,8 +19,7 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, jwt_segment, running_service, wait_until
-from tests.service.conftest import verify
+from tests.harness import RunningService, jwt_segment, running_service, verify, wait_until
 
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),

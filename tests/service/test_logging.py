@@ -16,12 +16,12 @@ from bearer_grpc.service.grants import (
     RefreshGrant,
 )
 from bearer_grpc.service.log_format import JsonFormatter
+from bearer_grpc.testing import bearer
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import (
+from tests.harness import (
     PASSWORD,
+    RunningService,
     add_user,
-    bearer,
     call_error,
     client_request,
     password_request,

@@ -26,8 +26,8 @@ from bearer_grpc.service.servicer import TokenServiceServicer, add_to_server
 from bearer_grpc.store import SqlStore, open_store, sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import LoopThread, wait_until
-from tests.service.conftest import StreamReader, client_request, verify
+from tests.harness import LoopThread, client_request, verify, wait_until
+from tests.service.conftest import StreamReader
 
 CLIENT = "metrics-probe-client"
 

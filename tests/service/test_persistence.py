@@ -18,8 +18,18 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import jwt_segment, pg_dsn, pg_schema_url, running_service, wait_until
-from tests.service.conftest import add_user, call_error, password_request, refresh_request, verify
+from tests.harness import (
+    add_user,
+    call_error,
+    jwt_segment,
+    password_request,
+    pg_dsn,
+    pg_schema_url,
+    refresh_request,
+    running_service,
+    verify,
+    wait_until,
+)
 
 FAST_SYNC = ServiceSettings(sync_interval=0.1)
 

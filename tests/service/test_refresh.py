@@ -14,8 +14,15 @@ from bearer_grpc.store import AccountKind
 from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, jwt_segment
-from tests.service.conftest import add_user, call_error, password_request, refresh_request, verify
+from tests.harness import (
+    RunningService,
+    add_user,
+    call_error,
+    jwt_segment,
+    password_request,
+    refresh_request,
+    verify,
+)
 
 
 def _login(service: RunningService, **request: object) -> pb.IssueTokenResponse:

@@ -7,19 +7,18 @@ import re
 import grpc
 import pytest
 
-from bearer_grpc.testing import FrozenClock
+from bearer_grpc.testing import FrozenClock, bearer, error_info
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, jwt_segment
-from tests.service.conftest import (
+from tests.harness import (
+    RunningService,
     add_user,
-    bearer,
     call_error,
-    error_info,
+    jwt_segment,
     password_request,
     refresh_request,
-    trailer,
     verify,
 )
+from tests.service.conftest import trailer
 
 # RFC 6750 §3: auth-scheme, then comma-separated auth-params with quoted values.
 _CHALLENGE = re.compile(r'Bearer( [a-z_]+="[^"\\]*"(, [a-z_]+="[^"\\]*")*)?')

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import verify
+from tests.harness import RunningService, verify
 
 
 def test_reused_answer_is_identical_and_revocation_still_refuses(

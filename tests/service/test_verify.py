@@ -13,8 +13,7 @@ from bearer_grpc.core.tokens import issue_access_token
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService, jwt_segment, running_service
-from tests.service.conftest import call_error, verify
+from tests.harness import RunningService, call_error, jwt_segment, running_service, verify
 
 
 def test_active_token_fields(shared_service: RunningService) -> None:

@@ -21,14 +21,18 @@ from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.store._engine import DATABASE_FILENAME
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import RunningService, ServeProcess, jwt_segment, running_server, running_service
-from tests.service.conftest import (
-    StreamReader,
+from tests.harness import (
+    RunningService,
+    ServeProcess,
     add_user,
     call_error,
+    jwt_segment,
     password_request,
     refresh_request,
+    running_server,
+    running_service,
 )
+from tests.service.conftest import StreamReader
 
 Watch = Callable[..., StreamReader]
 LIVE = 1.0

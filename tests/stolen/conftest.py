@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import cli
-from tests.harness import RunningService
-from tests.service.conftest import serving
-from tests.store.conftest import store_url
+from tests.harness import BACKENDS, RunningService, running_service
+from tests.harness import backend_url as empty_store
 
 
-@pytest.fixture
-def backend_url(store_url: str) -> str:
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store on each backend: SQLite always, PostgreSQL when configured."""
-    return store_url
+    with empty_store(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def any_service(backend_url: str) -> Iterator[RunningService]:
     """A TokenService on each backend."""
-    with serving(backend_url) as running:
+    with running_service(backend_url) as running:
         yield running
-
-
-__all__ = ["cli", "store_url"]  # the CLI and store suites' fixtures, shared

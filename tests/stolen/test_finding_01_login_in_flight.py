@@ -16,13 +16,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 
 from bearer_grpc.service.admin import Admin
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import AccountKind, open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import running_on
-from tests.service.conftest import password_request, refresh_request, verify
+from tests.harness import password_request, refresh_request, running_on, verify
 from tests.stolen._support import PausingStore, grpc_code
 
 OLD_PASSWORD = "correct horse battery staple"
@@ -31,6 +31,7 @@ SCOPES = ("orders.read",)
 AUDIENCES = ("orders",)
 
 
+@pytest.mark.slow
 def test_finding_1_login_in_flight_during_users_remove_does_not_outlive_the_account(
     backend_url: str,
 ) -> None:
@@ -62,6 +63,7 @@ def test_finding_1_login_in_flight_during_users_remove_does_not_outlive_the_acco
         admin_store.close()
 
 
+@pytest.mark.slow
 def test_finding_1_logins_racing_users_remove_never_outlive_the_account(
     backend_url: str,
 ) -> None:

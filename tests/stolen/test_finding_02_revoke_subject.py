@@ -26,12 +26,14 @@ from bearer_grpc.service.servicer import SERVICE_NAME
 from bearer_grpc.store import AccountKind, open_store
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import LoopThread, RunningService, wait_until
-from tests.service.conftest import (
+from tests.harness import (
+    LoopThread,
+    RunningService,
     add_user,
     password_request,
     refresh_request,
     verify,
+    wait_until,
 )
 from tests.stolen._support import grpc_code
 
@@ -97,6 +99,7 @@ def test_finding_2_users_remove_revokes_the_users_refresh_families(
     assert grpc_code(lambda: stub.IssueToken(again, timeout=10)) == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_finding_2_users_revoke_logs_out_everywhere_and_the_account_stays(
     any_service: RunningService,
 ) -> None:

@@ -27,9 +27,15 @@ from bearer_grpc.service.throttle import LoginThrottle, peer_address
 from bearer_grpc.store import open_store, sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import Cli, assert_one_line_error
-from tests.harness import RunningService
-from tests.service.conftest import PASSWORD, add_user, password_request, serving
+from tests.harness import (
+    PASSWORD,
+    Cli,
+    RunningService,
+    add_user,
+    assert_one_line_error,
+    password_request,
+    running_service,
+)
 from tests.stolen._support import grpc_code
 
 WRONG = "not the password at all"
@@ -58,11 +64,12 @@ def _code(err: grpc.RpcError | None) -> grpc.StatusCode:
     return grpc.StatusCode.OK if err is None else err.code()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_finding_3_password_guessing_is_throttled_with_growing_delays_before_the_scrypt_work(
     backend_url: str,
 ) -> None:
     clock = FrozenClock(float(int(time.time())))
-    with serving(backend_url, clock=clock) as service:
+    with running_service(backend_url, clock=clock) as service:
         add_user(service, "alice")
         stub = service.stub()
         for _ in range(6):  # a few failures are free; the sixth starts the delays
@@ -79,9 +86,13 @@ def test_finding_3_password_guessing_is_throttled_with_growing_delays_before_the
         assert _code(_login(stub, WRONG)) == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_finding_3_the_count_is_shared_by_replicas_through_the_store(backend_url: str) -> None:
     clock = FrozenClock(float(int(time.time())))
-    with serving(backend_url, clock=clock) as a, serving(backend_url, clock=clock) as b:
+    with (
+        running_service(backend_url, clock=clock) as a,
+        running_service(backend_url, clock=clock) as b,
+    ):
         add_user(a, "alice")
         for _ in range(6):
             assert _code(_login(a.stub(), WRONG)) == grpc.StatusCode.UNAUTHENTICATED
@@ -134,13 +145,16 @@ def test_finding_3_peer_addresses_drop_the_port() -> None:
     assert peer_address("unix:/run/tokens.sock") == "unix:/run/tokens.sock"
 
 
+@pytest.mark.slow
 def test_finding_3_one_client_with_40_calls_in_flight_does_not_lock_other_clients_out(
     tmp_path: Path,
 ) -> None:
     """The flood comes over IPv4 loopback, the victim over IPv6 loopback: two peers."""
     settings = ServiceSettings(sync_interval=0.5)
     config = ServeConfig(listen="[::]:0", grace=1)
-    with serving(sqlite_url(tmp_path / "data"), settings=settings, config=config) as service:
+    with running_service(
+        sqlite_url(tmp_path / "data"), settings=settings, config=config
+    ) as service:
         add_user(service, "alice")
         port = service.target.rsplit(":", 1)[1]
         flood = pb_grpc.TokenServiceStub(service_channel(service, f"127.0.0.1:{port}"))

@@ -9,11 +9,11 @@ from typing import Any
 import grpc
 import pytest
 
+from bearer_grpc.testing import bearer
 from bearer_grpc.v1 import token_service_pb2 as pb
-from tests.harness import RunningService
-from tests.service.conftest import (
+from tests.harness import (
+    RunningService,
     add_user,
-    bearer,
     call_error,
     client_request,
     password_request,

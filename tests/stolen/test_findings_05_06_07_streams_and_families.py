@@ -16,13 +16,13 @@ from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.v1 import token_service_pb2 as pb
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.harness import RunningService
-from tests.service.conftest import (
+from tests.harness import (
+    RunningService,
     add_user,
     jwt_segment,
     password_request,
     refresh_request,
-    serving,
+    running_service,
     verify,
 )
 from tests.stolen._support import TimedWatch, grpc_code
@@ -33,7 +33,9 @@ from tests.stolen._support import TimedWatch, grpc_code
 def test_finding_5_watch_streams_are_bounded_per_peer_and_in_total(tmp_path: Path) -> None:
     settings = ServiceSettings(watch_streams=5, watch_streams_per_peer=3, sync_interval=0.5)
     config = ServeConfig(listen="[::]:0", grace=1)
-    with serving(sqlite_url(tmp_path / "data"), settings=settings, config=config) as service:
+    with running_service(
+        sqlite_url(tmp_path / "data"), settings=settings, config=config
+    ) as service:
         port = service.target.rsplit(":", 1)[1]
         over_v4 = service.stub()
         over_v6 = grpc.insecure_channel(f"[::1]:{port}")
@@ -82,6 +84,7 @@ def test_finding_5_a_reader_that_stalls_does_not_delay_the_others(
 # -- finding 6: refresh reuse is detected first, and answered uniformly ----------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "narrowing",
     [{"scopes": ["orders.admin"]}, {"audience": "billing"}, {"scopes": ["x y"]}],
@@ -129,6 +132,7 @@ def test_finding_6_refresh_answers_say_nothing_about_the_token(
 # -- finding 7: a family is revoked as one row and one event ---------------------------------
 
 
+@pytest.mark.slow
 def test_finding_7_a_long_family_is_revoked_with_one_row_and_one_event(
     any_service: RunningService,
 ) -> None:

@@ -30,11 +30,19 @@ from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.store import open_store
 from bearer_grpc.testing import FrozenClock
-from tests.cli._support import Cli, assert_one_line_error
-from tests.harness import RunningService, wait_until
-from tests.service.conftest import add_user, password_request, refresh_request, serving
+from tests.harness import (
+    Cli,
+    RunningService,
+    add_user,
+    assert_one_line_error,
+    password_request,
+    pg_dsn,
+    pg_schema_url,
+    refresh_request,
+    running_service,
+    wait_until,
+)
 from tests.stolen._support import grpc_code
-from tests.store.conftest import pg_dsn, pg_schema_url
 
 KEK = b"k" * 32
 
@@ -91,14 +99,15 @@ def test_finding_10_a_data_directory_others_may_write_is_refused(cli: Cli, tmp_p
     assert "writable by others" in line and "bearer-grpc.db" in line
 
 
+@pytest.mark.process  # the warning on stderr, as a shell sees it
 def test_finding_10_a_data_directory_others_may_read_is_made_private(
-    cli: Cli, tmp_path: Path
+    cli: Cli, process_cli: Cli, tmp_path: Path
 ) -> None:
     cli.ok("clients", "list")
     data = tmp_path / "bearer-grpc-data"
     data.chmod(0o755)
     (data / "bearer-grpc.db").chmod(0o644)
-    result = cli.ok("clients", "list")
+    result = process_cli.ok("clients", "list")
     assert "made private" in result.stderr
     assert _mode(data) == 0o700 and _mode(data / "bearer-grpc.db") == 0o600
 
@@ -107,12 +116,13 @@ def test_finding_10_a_data_directory_others_may_read_is_made_private(
 
 
 @pytest.mark.postgres
+@pytest.mark.process  # the warning on stderr, as a shell sees it
 def test_finding_11_the_postgres_password_comes_from_a_private_file(
-    cli: Cli, tmp_path: Path
+    cli: Cli, process_cli: Cli, tmp_path: Path
 ) -> None:
     with pg_schema_url(pg_dsn()) as url:
         in_argv = make_url(url).set(password="hunter2-pw").render_as_string(hide_password=False)
-        warned = cli.ok("clients", "list", "--store", in_argv)
+        warned = process_cli.ok("clients", "list", "--store", in_argv)
         assert "--store-password-file" in warned.stderr and "hunter2" not in warned.stderr
 
         secret = tmp_path / "pgpass"
@@ -167,7 +177,7 @@ def test_finding_13_a_session_ends_after_its_absolute_lifetime_however_it_is_use
 ) -> None:
     clock = FrozenClock(float(int(time.time())))
     settings = ServiceSettings(access_ttl=60, refresh_ttl=120, session_ttl=300)
-    with serving(backend_url, settings=settings, clock=clock) as service:
+    with running_service(backend_url, settings=settings, clock=clock) as service:
         add_user(service, "alice")
         stub = service.stub()
         current = stub.IssueToken(password_request("alice"), timeout=30)

@@ -17,20 +17,25 @@ from bearer_grpc.service.admin import NewClient
 from bearer_grpc.service.server import ServeConfig
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
-from tests.cli._support import Cli
-from tests.cli.test_serve import Pki, make_pki
-from tests.harness import RunningService
-from tests.service.conftest import client_request, jwt_segment, serving
+from tests.harness import (
+    Cli,
+    PkiFiles,
+    RunningService,
+    client_request,
+    jwt_segment,
+    pki_files,
+    running_service,
+)
 from tests.stolen._support import grpc_code
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
     """A CA, a server certificate for 127.0.0.1 and a client certificate it signed."""
-    return make_pki(tmp_path_factory.mktemp("pki"))
+    return pki_files(tmp_path_factory.mktemp("pki"))
 
 
-def _mtls_stub(service: RunningService, pki: Pki) -> pb_grpc.TokenServiceStub:
+def _mtls_stub(service: RunningService, pki: PkiFiles) -> pb_grpc.TokenServiceStub:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=pki.ca.read_bytes(),
         private_key=pki.client_key.read_bytes(),
@@ -53,7 +58,7 @@ def _bound(service: RunningService) -> NewClient:
 
 
 def test_rfc8705_a_bound_client_over_mtls_gets_its_certificate_thumbprint(
-    tmp_path: Path, pki: Pki
+    tmp_path: Path, pki: PkiFiles
 ) -> None:
     config = ServeConfig(
         listen="127.0.0.1:0",
@@ -62,7 +67,7 @@ def test_rfc8705_a_bound_client_over_mtls_gets_its_certificate_thumbprint(
         tls_client_ca=pki.ca,
         grace=1,
     )
-    with serving(sqlite_url(tmp_path / "data"), config=config) as service:
+    with running_service(sqlite_url(tmp_path / "data"), config=config) as service:
         bound = _bound(service)
         plain = service.admin.add_client("plain", scopes=(), audiences=("orders",))
         stub = _mtls_stub(service, pki)

@@ -14,22 +14,17 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from bearer_grpc.store import TestableStore, open_store, sqlite_url
-
-# The store tests import these from here; they live in tests.harness, shared with others.
-from tests.harness import PG_DSN_ENV, pg_dsn, pg_schema_url  # noqa: F401
+from bearer_grpc.store import TestableStore, open_store
+from tests.harness import BACKENDS, backend_url, pg_dsn, pg_schema_url
 
 OpenStore = Callable[..., TestableStore]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database on each backend."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "data")
-    else:
-        with pg_schema_url(pg_dsn()) as url:
-            yield url
+    with backend_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

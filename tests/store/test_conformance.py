@@ -42,10 +42,9 @@ from bearer_grpc.store import (
 )
 from bearer_grpc.store._migrations import LATEST_VERSION
 from bearer_grpc.store._schema import schema_migrations
+from tests.store._records import HOUR, NOW, key, refresh
 from tests.store.conftest import OpenStore
 
-NOW = 1_800_000_000
-HOUR = 3600
 THREADS = 8
 CLIENT = AccountKind.CLIENT
 USER = AccountKind.USER
@@ -91,45 +90,6 @@ def users(store: TestableStore) -> None:
 def remove(store: TestableStore, name: str, kind: AccountKind) -> bool:
     """Remove an account (its subject revoked as of NOW); True if it existed."""
     return store.remove_account(name, kind, clock=lambda: NOW, retention=HOUR) is not None
-
-
-def key(kid: str, not_before: int = NOW) -> KeyRecord:
-    return KeyRecord(
-        kid=kid,
-        alg="ES256",
-        public_jwk=f'{{"kid": "{kid}"}}',
-        private_key=b"-----BEGIN PRIVATE KEY-----\n\x00\xff" + kid.encode(),
-        created_at=NOW,
-        not_before=not_before,
-    )
-
-
-def refresh(
-    token_hash: str,
-    *,
-    family_id: str = "family-1",
-    subject: str = "alice",
-    access_jti: str = "",
-    issued_at: int = NOW,
-    expires_at: int = NOW + HOUR,
-    access_expires_at: int = NOW + 300,
-) -> RefreshToken:
-    """A refresh token of alice's (by default) family, started an hour ago. Its access
-    tokens name their family; ``access_jti`` makes one written before they did."""
-    return RefreshToken(
-        token_hash=token_hash,
-        family_id=family_id,
-        subject=subject,
-        client_id="web",
-        scopes=("orders.read",),
-        audience="orders",
-        issued_at=issued_at,
-        expires_at=expires_at,
-        access_jti=access_jti,
-        access_expires_at=access_expires_at,
-        account_id=f"id-{subject}",
-        started_at=NOW - HOUR,
-    )
 
 
 # -- principals ------------------------------------------------------------------------------

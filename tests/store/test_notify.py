@@ -23,9 +23,9 @@ from bearer_grpc.core.backoff import Backoff
 from bearer_grpc.store import TestableStore, open_store, sqlite_url
 from bearer_grpc.store._postgres import CHANNEL, PostgresListener
 from bearer_grpc.store._sqlite import LocalChanges
-from tests.harness import LoopThread, wait_until
-from tests.store.conftest import OpenStore, pg_dsn, pg_schema_url
-from tests.store.test_conformance import NOW, key, refresh
+from tests.harness import LoopThread, pg_dsn, pg_schema_url, wait_until
+from tests.store._records import NOW, key, refresh
+from tests.store.conftest import OpenStore
 
 LISTENER_APP = f"bearer-grpc-listener/{os.getpid()}"
 

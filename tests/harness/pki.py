@@ -1,12 +1,16 @@
-"""A throwaway PKI for mutual TLS on loopback: one CA, a server certificate for
-127.0.0.1 and localhost, and client certificates it signed (made fresh per session,
-never stored outside the test's temporary folder)."""
+"""A throwaway PKI for TLS and mutual TLS on loopback: a CA, a server certificate it signed
+for a host name and 127.0.0.1, and client certificates by name.
+
+Everything is made fresh per call (P-256 keys, valid for a day) and written nowhere but
+where a test asks (:meth:`Identity.write`, :meth:`Pki.write_ca`, :func:`pki_files`).
+"""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,6 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from bearer_grpc.core.binding import thumbprint
 
 _PEM = serialization.Encoding.PEM
+CLIENT_URI_PREFIX = "spiffe://bound.test/"
+"""A client certificate's URI SAN: this prefix and the client's name."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,17 @@ class Identity:
         """The certificate's ``x5t#S256``."""
         return thumbprint(self.der)
 
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``STEM.pem`` (the certificate) and ``STEM.key`` into ``directory``.
+
+        Returns:
+            The certificate's and the key's paths.
+        """
+        cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
+        cert.write_bytes(self.cert_pem)
+        key.write_bytes(self.key_pem)
+        return cert, key
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -45,6 +62,12 @@ class Pki:
     ca_pem: bytes
     server: Identity
     clients: dict[str, Identity]
+
+    def write_ca(self, directory: Path, name: str = "ca.pem") -> Path:
+        """Write the CA certificate into ``directory``; returns its path."""
+        path = directory / name
+        path.write_bytes(self.ca_pem)
+        return path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -76,19 +99,19 @@ def _certificate(
 
 
 def _identity(
-    subject: str, issuer: str, signer: ec.EllipticCurvePrivateKey, *, server: bool = False
+    subject: str, issuer: str, signer: ec.EllipticCurvePrivateKey, *, host: str | None = None
 ) -> Identity:
-    """A leaf for a server (127.0.0.1 and localhost) or a client (a SPIFFE-style URI)."""
+    """A leaf for a server (``host`` and 127.0.0.1) or a client (a SPIFFE-style URI)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    if server:
+    if host is not None:
         usage = ExtendedKeyUsageOID.SERVER_AUTH
         names: list[x509.GeneralName] = [
-            x509.DNSName("localhost"),
+            x509.DNSName(host),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         ]
     else:
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
-        names = [x509.UniformResourceIdentifier(f"spiffe://bound.test/{subject}")]
+        names = [x509.UniformResourceIdentifier(f"{CLIENT_URI_PREFIX}{subject}")]
     cert = _certificate(
         subject,
         key,
@@ -106,12 +129,51 @@ def _identity(
     return Identity(cert.public_bytes(_PEM), key_pem, cert.public_bytes(serialization.Encoding.DER))
 
 
-def make_pki(*client_names: str) -> Pki:
-    """A CA, a server identity and one client identity per name."""
+def make_pki(
+    *client_names: str, host: str = "localhost", ca_name: str = "bearer-grpc test CA"
+) -> Pki:
+    """A CA, a server identity for ``host`` (and 127.0.0.1), and one client identity per
+    name, all signed by the CA."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = "bearer-grpc bound-token test CA"
+    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
     constraints = x509.BasicConstraints(ca=True, path_length=0)
-    ca = _certificate(ca_name, ca_key, ca_name, ca_key, [(constraints, True)])
-    server = _identity("127.0.0.1", ca_name, ca_key, server=True)
+    ca = _certificate(ca_name, ca_key, ca_name, ca_key, [(constraints, True), (usage, True)])
+    server = _identity(host, ca_name, ca_key, host=host)
     clients = {name: _identity(name, ca_name, ca_key) for name in client_names}
     return Pki(ca.public_bytes(_PEM), server, clients)
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """PEM files of :func:`pki_files`.
+
+    Attributes:
+        ca: The CA certificate.
+        server_cert: The server's certificate (``localhost`` and 127.0.0.1).
+        server_key: Its key.
+        client_cert: A client certificate the CA signed.
+        client_key: Its key.
+        stranger_cert: A client certificate another CA signed.
+        stranger_key: Its key.
+    """
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    stranger_cert: Path
+    stranger_key: Path
+
+
+def pki_files(directory: Path) -> PkiFiles:
+    """A :func:`make_pki` with the client ``client``, and a ``stranger`` of another CA,
+    written into ``directory``."""
+    pki = make_pki("client")
+    stranger = make_pki("stranger", ca_name="another test CA").clients["stranger"]
+    return PkiFiles(
+        pki.write_ca(directory),
+        *pki.server.write(directory, "server"),
+        *pki.clients["client"].write(directory, "client"),
+        *stranger.write(directory, "stranger"),
+    )
