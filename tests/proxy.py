@@ -11,7 +11,8 @@
 - :meth:`Proxy.cut` closes every forwarded connection and accepts-then-closes new ones:
   what a client sees when the server restarts or fails over.
 
-:meth:`Proxy.heal` forwards new connections again after either.
+:meth:`Proxy.heal` forwards new connections again after either, and
+:meth:`Proxy.retarget` sends them to another upstream (a server restarted elsewhere).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class Proxy:
         """Forward new connections again (the ones caught in a partition stay silent)."""
         self._cut = False
         self._refusing = False
+
+    def retarget(self, upstream: str) -> None:
+        """Forward new connections to ``upstream`` (``host:port``) from now on: a server
+        that came back on another port, at the address its clients know."""
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing:
