@@ -7,16 +7,27 @@ tests/verifier/test_new_epoch.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from bearer_grpc.store import open_store, sqlite_url
-from tests.harness import Cli, assert_one_line_error, pg_dsn, pg_schema_url, running_server
+from tests.cli._support import README
+from tests.harness import (
+    Cli,
+    assert_one_line_error,
+    clean_env,
+    pg_dsn,
+    pg_schema_url,
+    running_server,
+)
 
 DATA = Path("bearer-grpc-data")
 DB = DATA / "bearer-grpc.db"
@@ -102,3 +113,29 @@ def test_new_epoch_on_postgresql(cli: Cli) -> None:
         assert first is None and _epoch(url) == epoch
         again = cli.ok("store", "new-epoch", "--store", url).stdout
         assert again.startswith("new revocation epoch ") and epoch not in again
+
+
+@pytest.mark.process
+def test_readme_restore_steps_run_as_written(cli: Cli, tmp_path: Path) -> None:
+    """The README's restore block (all but starting serve) restores a backup."""
+    text = README.read_text()
+    section = text[text.index("### Backup and restore\n") :]
+    block = section[section.index("```sh\n") + 6 : section.index("```\n", section.index("```sh"))]
+    steps = [
+        line
+        for line in block.splitlines()
+        if line and not line.startswith(("#", "bearer-grpc serve"))
+    ]
+    assert steps[-1] == "bearer-grpc store new-epoch --data-dir bearer-grpc-data"
+    cli.ok("clients", "add", "kept", "--audiences", "orders")
+    cli.ok("store", "backup", "backup.db")
+    cli.ok("clients", "add", "lost", "--audiences", "orders")
+    before = _epoch(sqlite_url(tmp_path / DATA))
+    bin_dir = Path(sys.executable).parent
+    env = clean_env({"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    subprocess.run(
+        ["bash", "-euc", "\n".join(steps)], cwd=tmp_path, env=env, check=True, timeout=60
+    )
+    assert _names(tmp_path / DB) == ["kept"]
+    assert stat.S_IMODE((tmp_path / DB).stat().st_mode) == 0o600
+    assert _epoch(sqlite_url(tmp_path / DATA)) not in (None, before)
