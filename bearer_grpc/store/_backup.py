@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from pathlib import Path
 
 from sqlalchemy import exc
@@ -72,9 +71,12 @@ def backup_sqlite(database: Path, target: Path) -> int:
         raise StoreError(f"cannot write the backup {target}: {err.strerror}") from None
     os.close(fd)
     try:
-        _copy(database, partial)
+        _sqlite.copy_database(database, partial)
         size = partial.stat().st_size
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError as err:
+            raise StoreError(f"cannot write the backup {target}: {err.strerror}") from None
         _sync_directory(target.parent)
     except BaseException:
         for leftover in (partial, partial.with_name(partial.name + "-journal")):
@@ -82,35 +84,6 @@ def backup_sqlite(database: Path, target: Path) -> int:
                 leftover.unlink()
         raise
     return size
-
-
-def _copy(database: Path, partial: Path) -> None:
-    """One backup step copying every page of ``database`` into ``partial``, then the
-    copy in rollback-journal mode (one self-contained file) and synced to disk."""
-    try:
-        source = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot read the store {database}: {err}") from None
-    try:
-        copy = sqlite3.connect(partial, isolation_level=None)
-        try:
-            source.backup(copy)  # pages=-1: one step, so one consistent snapshot
-            copy.execute("PRAGMA journal_mode=DELETE")
-            copy.execute("PRAGMA synchronous=FULL")
-            (check,) = copy.execute("PRAGMA quick_check").fetchone()
-            if check != "ok":
-                raise StoreError(f"the backup of {database} does not check out: {check}")
-        finally:
-            copy.close()
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot back up the store {database}: {err}") from None
-    finally:
-        source.close()
-    fd = os.open(partial, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -128,3 +128,13 @@ def test_sqlite_path_of_urls(tmp_path: Path) -> None:
         sqlite_path("sqlite:///:memory:")
     with pytest.raises(StoreError, match="unsupported"):
         sqlite_path("mysql://x/y")
+
+
+def test_target_that_is_a_directory_fails_without_a_partial_copy(
+    live: SqlStore, tmp_path: Path
+) -> None:
+    (tmp_path / "store.db").mkdir()
+    with pytest.raises(StoreError, match="cannot write the backup"):
+        backup_sqlite(_database(tmp_path), tmp_path / "store.db")
+    assert sorted(os.listdir(tmp_path)) == ["data", "store.db"]
+    assert os.listdir(tmp_path / "store.db") == []

@@ -44,7 +44,8 @@ def credentials(cli: Cli) -> tuple[str, str]:
 
 @pytest.fixture
 def front(tmp_path: Path) -> Iterator[tuple[ServeProcess, Proxy]]:
-    """The first server, and the proxy verifiers reach it through."""
+    """The first server, and the proxy verifiers reach it through (tests take it before
+    ``flavour``: their verifiers close first, so no reconnection races the proxy's end)."""
     with running_server(tmp_path, *SERVE) as server, proxy(server.target) as link:
         yield server, link
 
@@ -77,10 +78,10 @@ def _restore(backup: Path, data_dir: Path) -> None:
 
 @pytest.mark.parametrize("new_epoch", [True, False], ids=["new-epoch", "without"])
 def test_restored_backup_is_followed_from_the_start_after_new_epoch(
+    front: tuple[ServeProcess, Proxy],
     flavour: Flavour,
     cli: Cli,
     credentials: tuple[str, str],
-    front: tuple[ServeProcess, Proxy],
     tmp_path: Path,
     new_epoch: bool,
 ) -> None:
@@ -114,10 +115,10 @@ def test_restored_backup_is_followed_from_the_start_after_new_epoch(
 
 
 def test_new_epoch_while_serving_restarts_every_stream(
+    front: tuple[ServeProcess, Proxy],
     flavour: Flavour,
     cli: Cli,
     credentials: tuple[str, str],
-    front: tuple[ServeProcess, Proxy],
 ) -> None:
     """A new epoch given to a running server's store (PostgreSQL replicas restored under
     their feet): the server reads its log again and ends every stream; verifiers follow
