@@ -114,6 +114,11 @@ class Proxy:
 
         async def stop() -> None:
             self._server.close()
+            self._refusing = True
+            # A connection accepted just now has a task that has not started: let it run
+            # (it closes its connection, refusing), or its socket would never be closed.
+            for _ in range(3):
+                await asyncio.sleep(0)
             for writer in self._writers:
                 writer.close()
             await self._server.wait_closed()
