@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,6 +32,18 @@ from bearer_grpc.testing import Echo, LoopThread, TestIssuer, serve, serve_aio
 from tests.harness import ECHO_AUDIENCE, ECHO_METHODS, echo_policy
 
 Servers = dict[tuple[str, bool], grpc.Channel]
+"""Channels to the traced servers, by (flavour, trace_subject)."""
+
+
+@dataclass
+class Traced:
+    """What a test may steer on one traced server: its Echo and its verifier."""
+
+    echo: Echo
+    verifier: Any
+
+
+Steering = dict[tuple[str, bool], Traced]
 
 
 @pytest.fixture(scope="session")
@@ -51,34 +64,51 @@ def issuer() -> TestIssuer:
 
 
 @pytest.fixture(scope="session")
-def servers(issuer: TestIssuer, provider: TracerProvider) -> Iterator[Servers]:
-    """Channels to the four traced servers, by (flavour, trace_subject); the sync
-    channels trace their client calls too (their spans are scanned as well)."""
+def traced(issuer: TestIssuer, provider: TracerProvider) -> Iterator[tuple[Servers, Steering]]:
+    """The four traced servers: channels (which trace their client calls too: their
+    spans are scanned as well), and what tests steer."""
     with LoopThread() as loop, ExitStack() as stack:
         channels: Servers = {}
+        steering: Steering = {}
         for trace_subject in (False, True):
+            verifier: Any = issuer.verifier(audience=ECHO_AUDIENCE)
             ours: Any = bearer_grpc.BearerServerInterceptor(
-                issuer.verifier(audience=ECHO_AUDIENCE), echo_policy(), trace_subject=trace_subject
+                verifier, echo_policy(), trace_subject=trace_subject
             )
+            echo = Echo(ECHO_METHODS)
             target = stack.enter_context(
                 serve(
-                    [Echo(ECHO_METHODS).handler()],
+                    [echo.handler()],
                     interceptors=[server_interceptor(tracer_provider=provider), ours],
                 )
             )
             channels["sync", trace_subject] = _traced_channel(stack, target, provider)
+            steering["sync", trace_subject] = Traced(echo, verifier)
+            verifier = issuer.aio_verifier(audience=ECHO_AUDIENCE)
             ours = bearer_grpc.aio.BearerServerInterceptor(
-                issuer.aio_verifier(audience=ECHO_AUDIENCE),
-                echo_policy(),
-                trace_subject=trace_subject,
+                verifier, echo_policy(), trace_subject=trace_subject
             )
+            echo = Echo(ECHO_METHODS)
             serving = serve_aio(
-                [Echo(ECHO_METHODS).aio_handler()],
+                [echo.aio_handler()],
                 interceptors=[aio_server_interceptor(tracer_provider=provider), ours],
             )
             target = stack.enter_context(loop.context(serving))
             channels["aio", trace_subject] = _traced_channel(stack, target, provider)
-        yield channels
+            steering["aio", trace_subject] = Traced(echo, verifier)
+        yield channels, steering
+
+
+@pytest.fixture
+def servers(traced: tuple[Servers, Steering]) -> Servers:
+    return traced[0]
+
+
+@pytest.fixture
+def steering(traced: tuple[Servers, Steering]) -> Iterator[Steering]:
+    yield traced[1]
+    for server in traced[1].values():
+        server.echo.reset()
 
 
 def _traced_channel(stack: ExitStack, target: str, provider: TracerProvider) -> grpc.Channel:
