@@ -11,7 +11,8 @@
 - :meth:`Proxy.cut` closes every forwarded connection and accepts-then-closes new ones:
   what a client sees when the server restarts or fails over.
 
-:meth:`Proxy.heal` forwards new connections again after either.
+:meth:`Proxy.heal` forwards new connections again after either, and
+:meth:`Proxy.retarget` sends them to another upstream (a server restarted elsewhere).
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Proxy:
         self._cut = False
         self._refusing = False
 
+    def retarget(self, upstream: str) -> None:
+        """Forward new connections to ``upstream`` (``host:port``) from now on: a server
+        that came back on another port, at the address its clients know."""
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing:
             writer.close()
@@ -107,6 +114,11 @@ class Proxy:
 
         async def stop() -> None:
             self._server.close()
+            self._refusing = True
+            # A connection accepted just now has a task that has not started: let it run
+            # (it closes its connection, refusing), or its socket would never be closed.
+            for _ in range(3):
+                await asyncio.sleep(0)
             for writer in self._writers:
                 writer.close()
             await self._server.wait_closed()

@@ -8,7 +8,10 @@
   policies;
 - :mod:`.binding`: certificate-bound tokens (RFC 8705): the call's client certificate,
   from the TLS connection or a trusted proxy header, against the token's ``cnf``;
-- :mod:`.principal`: ``current_principal()``, bound inside the wrapped handler.
+- :mod:`.principal`: ``current_principal()``, bound inside the wrapped handler;
+- :mod:`.tracing`: what a refusal (an event with its reason) and, on request, an
+  accepted call (its subject) add to the OpenTelemetry span of the call, without
+  importing OpenTelemetry.
 
 Where the work happens. ``intercept_service`` decides everything that needs no I/O:
 public methods pass through untouched; every refusal and every cache hit is decided
@@ -16,7 +19,9 @@ there, without crypto. A cache miss is verified in the wrapped handler (on the w
 thread, or in the call's task) before the application's behaviour starts, so before a
 streaming request is read. Handlers that only refuse parse nothing the caller sent.
 Refusals set the code and details first (so tracing interceptors record them), then
-abort with the rich status of :mod:`bearer_grpc._status`.
+abort with the rich status of :mod:`bearer_grpc._status`; a refusal behaviour has the
+shape of its method's kind (an async generator for streamed responses on asyncio), so an
+outer interceptor that wraps behaviours by their kind, as OpenTelemetry's does, runs it.
 
 Unknown methods: without a valid token the caller gets UNAUTHENTICATED, as for any
 method, so methods cannot be probed; with one, UNIMPLEMENTED.

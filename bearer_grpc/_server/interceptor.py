@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from bearer_grpc._server import tracing
 from bearer_grpc._server.principal import bind, reset_principal, set_principal
 from bearer_grpc._server.routing import (
     Admitted,
@@ -61,6 +62,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
             ``"x-forwarded-client-cert"`` (Envoy) or ``"client-cert"`` (RFC 9440): only
             from that header, set by a TLS-terminating proxy that removes any copy a
             client sent, on a server reachable only through that proxy.
+        trace_subject: Put an accepted caller's subject on the call's OpenTelemetry
+            server span (attribute ``enduser.id``). Off by default: a subject is
+            personal data. Refusals always add the event ``bearer_grpc.refused`` with
+            the ``ErrorInfo`` reason; no span ever gets token material. See
+            docs/tracing.md.
 
     Raises:
         ValueError: ``trusted_certificate_header`` is not one of those names.
@@ -72,8 +78,14 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         policy: Policy | None = None,
         *,
         trusted_certificate_header: str | None = None,
+        trace_subject: bool = False,
     ) -> None:
-        super().__init__(verifier, policy, trusted_certificate_header=trusted_certificate_header)
+        super().__init__(
+            verifier,
+            policy,
+            trusted_certificate_header=trusted_certificate_header,
+            trace_subject=trace_subject,
+        )
         self._verifier = verifier
 
     def intercept_service(
@@ -118,8 +130,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
         if not request_streaming:
             if isinstance(admission, Principal) and not self._binding.applies(admission, required):
                 caller = admission  # the cache-hit path: nothing is left to check
+                trace_subject = self._trace_subject
 
                 def unary_hit(request: Any, context: grpc.ServicerContext) -> Any:
+                    if trace_subject:
+                        tracing.accepted(caller)
                     bound = set_principal(caller)
                     try:
                         return behaviour(request, context)
@@ -158,17 +173,19 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
             try:
                 principal = admission.finish(self._verifier.verify(admission.token))
             except AuthError as err:
-                abort(context, err)
+                _refuse(context, err)
         refusal = self._binding.error(principal, required, context)
         if refusal is not None:
-            abort(context, refusal)
+            _refuse(context, refusal)
+        if self._trace_subject:
+            tracing.accepted(principal)
         return principal
 
     def _recheck(self, principal: Principal, context: grpc.ServicerContext) -> None:
         recheck = self._recheck_caller
         error = recheck(principal) if recheck is not None else None
         if error is not None:
-            abort(context, error)
+            _refuse(context, error)
 
     def _requests(
         self, requests: Iterable[Any], principal: Principal, context: grpc.ServicerContext
@@ -195,13 +212,13 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
                 with bind(principal):
                     close()
 
-    def _refusing(self, error: AuthError) -> Behaviour:
-        return _refusing_behaviour(error)
+    def _refusing(self, error: AuthError, *, streams: bool) -> Behaviour:
+        return _refusing_behaviour(error)  # raises when called: fits every kind
 
     def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
         def unknown_method(requests: Any, context: grpc.ServicerContext) -> NoReturn:
             if isinstance(admission, AuthError):
-                abort(context, admission)
+                _refuse(context, admission)
             self._enter(admission, context, required)
             _not_found(context)
 
@@ -210,9 +227,14 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
 
 def _refusing_behaviour(error: AuthError) -> Behaviour:
     def refuse(request: Any, context: grpc.ServicerContext) -> NoReturn:
-        abort(context, error)
+        _refuse(context, error)
 
     return refuse
+
+
+def _refuse(context: grpc.ServicerContext, error: AuthError) -> NoReturn:
+    tracing.refused(error)
+    abort(context, error)
 
 
 def _not_found(context: grpc.ServicerContext) -> NoReturn:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar, cast
 import grpc
 import grpc.aio
 
+from bearer_grpc._server import tracing
 from bearer_grpc._server.principal import bind, reset_principal, set_principal
 from bearer_grpc._server.routing import Admitted, Behaviour, InterceptorBase, Pending
 from bearer_grpc._status import abort_async
@@ -54,6 +55,9 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             None (default) from the TLS connection, or only from
             ``"x-forwarded-client-cert"`` (Envoy) or ``"client-cert"`` (RFC 9440) set
             by a TLS-terminating proxy (see :class:`bearer_grpc.BearerServerInterceptor`).
+        trace_subject: Put an accepted caller's subject on the call's OpenTelemetry
+            server span (``enduser.id``); off by default (see
+            :class:`bearer_grpc.BearerServerInterceptor`).
 
     Raises:
         ValueError: ``trusted_certificate_header`` is not one of those names.
@@ -65,8 +69,14 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         policy: Policy | None = None,
         *,
         trusted_certificate_header: str | None = None,
+        trace_subject: bool = False,
     ) -> None:
-        super().__init__(verifier, policy, trusted_certificate_header=trusted_certificate_header)
+        super().__init__(
+            verifier,
+            policy,
+            trusted_certificate_header=trusted_certificate_header,
+            trace_subject=trace_subject,
+        )
         self._verifier = verifier
 
     async def intercept_service(
@@ -128,8 +138,11 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
                     admission, required
                 ):
                     caller = admission  # the cache-hit path: nothing is left to check
+                    trace_subject = self._trace_subject
 
                     async def unary_hit(request: Any, context: Context) -> Any:
+                        if trace_subject:
+                            tracing.accepted(caller)
                         bound = set_principal(caller)
                         try:
                             return await behaviour(request, context)
@@ -175,17 +188,19 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
             try:
                 principal = admission.finish(await self._verifier.verify(admission.token))
             except AuthError as err:
-                await abort_async(context, err)
+                await _refuse(context, err)
         refusal = self._binding.error(principal, required, context)
         if refusal is not None:
-            await abort_async(context, refusal)
+            await _refuse(context, refusal)
+        if self._trace_subject:
+            tracing.accepted(principal)
         return principal
 
     async def _recheck(self, principal: Principal, context: Context) -> None:
         recheck = self._recheck_caller
         error = recheck(principal) if recheck is not None else None
         if error is not None:
-            await abort_async(context, error)
+            await _refuse(context, error)
 
     async def _requests(
         self, requests: AsyncIterable[Any], principal: Principal, context: Context
@@ -198,13 +213,13 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
         recheck_token = functools.partial(self._recheck, principal, context)
         return cast(Context, _GuardedContext(context, recheck_token))
 
-    def _refusing(self, error: AuthError) -> Behaviour:
-        return _refusing_behaviour(error)
+    def _refusing(self, error: AuthError, *, streams: bool) -> Behaviour:
+        return _refusing_stream(error) if streams else _refusing_behaviour(error)
 
     def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
         async def unknown_method(requests: Any, context: Context) -> NoReturn:
             if isinstance(admission, AuthError):
-                await abort_async(context, admission)
+                await _refuse(context, admission)
             await self._enter(admission, context, required)
             await _not_found(context)
 
@@ -240,9 +255,22 @@ class _GuardedContext:
 
 def _refusing_behaviour(error: AuthError) -> Behaviour:
     async def refuse(request: Any, context: Context) -> NoReturn:
-        await abort_async(context, error)
+        await _refuse(context, error)
 
     return refuse
+
+
+def _refusing_stream(error: AuthError) -> Behaviour:
+    async def refuse(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        await _refuse(context, error)
+        yield  # an async generator function, as streamed responses are
+
+    return refuse
+
+
+async def _refuse(context: Context, error: AuthError) -> NoReturn:
+    tracing.refused(error)
+    await abort_async(context, error)
 
 
 async def _not_found(context: Context) -> NoReturn:

@@ -196,6 +196,8 @@ class InterceptorBase:
         trusted_certificate_header: Where certificate-bound tokens find the client
             certificate: None (the default) for the TLS connection, or a header set by
             a TLS-terminating proxy (see :class:`.binding.CertificateBinding`).
+        trace_subject: Put an accepted caller's subject on the call's OpenTelemetry
+            span (see :mod:`.tracing`).
 
     Raises:
         ValueError: ``trusted_certificate_header`` is not a header it can read.
@@ -207,8 +209,10 @@ class InterceptorBase:
         policy: Policy | None = None,
         *,
         trusted_certificate_header: str | None = None,
+        trace_subject: bool = False,
     ) -> None:
         self._binding = CertificateBinding(trusted_certificate_header)
+        self._trace_subject = trace_subject
         self._policy = policy if policy is not None else Policy()
         self._verifier_object = verifier
         self._lookup: Lookup = getattr(verifier, "lookup", _no_lookup)
@@ -277,7 +281,8 @@ class InterceptorBase:
         if route is None or route.handler is not handler:
             route = self._new_route(handler, method)
         if isinstance(admission, AuthError):
-            return same_kind(handler, self._refusing(admission), deserialize=False)
+            refusing = self._refusing(admission, streams=handler.response_streaming)
+            return same_kind(handler, refusing, deserialize=False)
         last_principal, last_handler = route.last
         if admission is last_principal and last_handler is not None:
             return last_handler
@@ -300,8 +305,10 @@ class InterceptorBase:
         asks for certificate-bound tokens)."""
         raise NotImplementedError
 
-    def _refusing(self, error: AuthError) -> Behaviour:
-        """Hook: a behaviour that only ends the call with ``error``."""
+    def _refusing(self, error: AuthError, *, streams: bool) -> Behaviour:
+        """Hook: a behaviour that only ends the call with ``error``, shaped as a behaviour
+        of its kind (``streams``: the method streams its responses), so that an outer
+        interceptor that wraps it by its kind (OpenTelemetry's) still can."""
         raise NotImplementedError
 
     def _wrap(

@@ -1,5 +1,5 @@
-"""The ``bearer-grpc`` command line: ``serve``, ``clients``, ``users``, ``keys``, ``token``,
-``authz``.
+"""The ``bearer-grpc`` command line: ``serve``, ``clients``, ``users``, ``keys``, ``store``,
+``token``, ``authz``.
 
 Errors a user can cause (bad arguments, unknown names, a server that refuses, an
 unreachable store) print one line on stderr and exit non-zero; no traceback.
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from bearer_grpc import __version__
-from bearer_grpc.cli import _admin, _authz, _serve, _token
+from bearer_grpc.cli import _admin, _authz, _serve, _store, _token
 from bearer_grpc.core.errors import BearerGrpcError
 
 EXIT_ERROR = 1
@@ -43,7 +43,7 @@ AUTHZ_EXTRA_MODULES: Final = frozenset(
 """Top-level modules of the ``authz`` extra's distributions."""
 AUTHZ_EXTRA_HINT: Final = "pip install 'bearer-grpc[authz]'"
 
-_MODULES: Final = (_serve, _admin, _token, _authz)
+_MODULES: Final = (_serve, _admin, _store, _token, _authz)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -74,6 +74,10 @@ class TokenAuthority:
         key_removals: How many times a key left the published set (a withdrawn or
             retired key): the server ends its revocation streams then, so that verifiers
             refetch the keys at once.
+        epoch_changes: How many times the store's revocation log got a new epoch while
+            this process ran (``bearer-grpc store new-epoch``): the log is read again
+            from sequence 0, and the server ends its revocation streams, so that
+            verifiers follow it again from the start.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class TokenAuthority:
             self.settings.password_per_peer,
         )
         self.key_removals = 0
+        self.epoch_changes = 0
         self._clock = clock
         self._sync_lock = threading.Lock()
         self._hasher: SecretHasher | None = None
@@ -159,6 +164,7 @@ class TokenAuthority:
         """
         now = self._now()
         with self._sync_lock:
+            self._follow_epoch()
             self.keys.load(now=now, algorithm=self.settings.key_algorithm)
             current = self._trusted
             if current is not None and not set(current.verifier.keys) <= {
@@ -182,6 +188,18 @@ class TokenAuthority:
             added = self.revocations.catch_up(self.store, horizon=self._horizon(now))
             self.revocations.prune(self._horizon(now))
         return added
+
+    def _follow_epoch(self) -> None:
+        """Start the revocation log over when the store's epoch changed (a restored
+        backup): its sequences no longer continue the ones read."""
+        epoch = self.store.get_setting(EPOCH_SETTING)
+        if epoch is None or epoch == self.epoch:
+            return
+        if self.epoch:
+            self.revocations.restart()
+            self.epoch_changes += 1
+            log.warning("new revocation epoch: reading the revocation log again from the start")
+        self.epoch = epoch
 
     def housekeeping(self) -> int:
         """Delete expired revocations, refresh tokens, throttle counts and retired keys."""

@@ -14,11 +14,34 @@ import bisect
 import contextlib
 import threading
 
+from bearer_grpc.core.secrets import new_id
 from bearer_grpc.core.tokens import Principal
 from bearer_grpc.core.verification import RevocationKind, RevocationSet
+from bearer_grpc.service.settings import EPOCH_SETTING
 from bearer_grpc.store import Revocation, Store
 
 _PAGE = 1000
+
+
+def new_epoch(store: Store) -> str:
+    """Give the store's revocation log a new epoch (its id in ``WatchRevocations``).
+
+    Run after restoring a backup: the restored log numbers new revocations from an
+    older sequence again. Every verifier that sees the new epoch follows the log again
+    from sequence 0, instead of resuming after a sequence that now names other
+    revocations (and skipping them). Servers sharing the store pick the epoch up at
+    their next read of it (at once, or at the latest within their sync interval), read
+    their log again and end their streams.
+
+    Returns:
+        The new epoch.
+
+    Raises:
+        StoreError: The store cannot be written.
+    """
+    epoch = new_id()
+    store.replace_setting(EPOCH_SETTING, epoch)
+    return epoch
 
 
 class RevocationLog:
@@ -89,6 +112,17 @@ class RevocationLog:
                         added += 1
                 if len(page) < _PAGE:
                     return added
+
+    def restart(self) -> None:
+        """Follow the store's log again from sequence 0: it is another log now (a new
+        epoch, after a restored backup). The revoked ids already known stay refused
+        (harmless: the restore may have lost their rows); the next :meth:`catch_up`
+        reads everything again."""
+        with self._lock:
+            self._ordered = []
+            self._sequences = []
+            self._cursor = 0
+            self._known.restart()
 
     def after(self, sequence: int, limit: int = _PAGE) -> list[Revocation]:
         """Active revocations with a sequence greater than ``sequence``, ascending, at

@@ -167,6 +167,7 @@ class TokenServer:
         loop = asyncio.get_running_loop()
         housekeeping_due = loop.time()
         key_removals = self.authority.key_removals
+        epoch_changes = self.authority.epoch_changes
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
@@ -206,6 +207,10 @@ class TokenServer:
                 key_removals = self.authority.key_removals
                 log.info("a key is no longer published: ending revocation streams")
                 self.notifier.restart()  # verifiers refetch the keys before resuming
+            if self.authority.epoch_changes != epoch_changes:
+                epoch_changes = self.authority.epoch_changes
+                log.info("new revocation epoch: ending revocation streams")
+                self.notifier.restart()  # verifiers see the epoch and follow from 0
 
     def _rotate_if_due(self) -> None:
         """Stage the next signing key if the newest is older than ``rotate_keys_every``.

@@ -16,7 +16,8 @@ or of this process on SQLite. Failures raise :class:`StoreError`, or its subclas
 :class:`StoreUnavailable` (retry later; nothing was written) and :class:`AlreadyExists`.
 """
 
-from bearer_grpc.store._engine import is_postgres_url, open_store, sqlite_url
+from bearer_grpc.store._backup import backup_sqlite, sqlite_path
+from bearer_grpc.store._engine import DATABASE_FILENAME, is_postgres_url, open_store, sqlite_url
 from bearer_grpc.store._errors import AlreadyExists, StoreError, StoreUnavailable
 from bearer_grpc.store._interface import Store, TestableStore
 from bearer_grpc.store._notify import ChangeListener
@@ -33,6 +34,7 @@ from bearer_grpc.store._records import (
 from bearer_grpc.store._sql import SqlStore
 
 __all__ = [
+    "DATABASE_FILENAME",
     "Account",
     "AccountKind",
     "AlreadyExists",
@@ -48,7 +50,9 @@ __all__ = [
     "StoreUnavailable",
     "TestableStore",
     "Throttle",
+    "backup_sqlite",
     "is_postgres_url",
     "open_store",
+    "sqlite_path",
     "sqlite_url",
 ]

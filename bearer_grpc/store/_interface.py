@@ -92,6 +92,15 @@ class Store(Protocol):
         """Return the stored value of a setting, storing ``value`` first if absent (atomic)."""
         ...
 
+    def get_setting(self, name: str) -> str | None:
+        """The stored value of a setting (None: not set); a read, never a write."""
+        ...
+
+    def replace_setting(self, name: str, value: str) -> None:
+        """Store ``value`` as the setting ``name``, replacing any value; announced as a
+        change (running servers read it at once)."""
+        ...
+
     # -- refresh tokens ------------------------------------------------------------
     def start_family(self, first: RefreshToken) -> bool:
         """Insert a new refresh family and its first token, for ``first.account_id`` from

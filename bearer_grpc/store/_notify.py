@@ -21,6 +21,8 @@ REVOCATION: Final = "revocation"
 """Announced change: a revocation was committed (with its sequence)."""
 KEY: Final = "key"
 """Announced change: a signing key was added."""
+SETTING: Final = "setting"
+"""Announced change: a setting was replaced (the revocation epoch)."""
 
 
 class ChangeListener(Protocol):

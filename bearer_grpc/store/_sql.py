@@ -172,6 +172,22 @@ class SqlStore(KeyMethods, TestableStore):
             stored: str = conn.execute(query).scalar_one()
         return stored
 
+    def get_setting(self, name: str) -> str | None:
+        """The stored value of a setting (None: not set); a read, never a write."""
+        with self._read() as conn:
+            value: str | None = conn.execute(
+                select(settings.c.value).where(settings.c.name == name)
+            ).scalar_one_or_none()
+        return value
+
+    def replace_setting(self, name: str, value: str) -> None:
+        """Store ``value`` as the setting ``name``, replacing any value; announced as a
+        change, so that the servers sharing the store read it at once."""
+        with self._write() as conn:
+            conn.execute(delete(settings).where(settings.c.name == name))
+            conn.execute(insert(settings).values(name=name, value=value))
+            self._dialect.announce(conn, _notify.SETTING, 0)
+
     # -- refresh tokens ------------------------------------------------------------------
 
     def start_family(self, first: RefreshToken) -> bool:

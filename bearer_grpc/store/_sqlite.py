@@ -155,6 +155,41 @@ def check_private(path: Path, *, repair: bool) -> None:
         )
 
 
+def copy_database(database: Path, copy: Path) -> None:
+    """Copy every page of the database ``database`` into the empty file ``copy`` in one
+    step of SQLite's backup API (so one consistent snapshot, read while writers go on),
+    then turn the copy into one self-contained file (rollback-journal mode), check it and
+    sync it to disk. ``database`` is opened read-only: nothing in it changes.
+
+    Raises:
+        StoreError: ``database`` cannot be read, or the copy cannot be written or does
+            not check out.
+    """
+    try:
+        source = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot read the store {database}: {err}") from None
+    try:
+        target = sqlite3.connect(copy, isolation_level=None)
+        try:
+            source.backup(target)  # pages=-1: one step
+            target.execute("PRAGMA journal_mode=DELETE")
+            (check,) = target.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise StoreError(f"the backup of {database} does not check out: {check}")
+        finally:
+            target.close()
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot back up the store {database}: {err}") from None
+    finally:
+        source.close()
+    fd = os.open(copy, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _create_private_file(path: Path) -> None:
     """Create an empty database file with mode 0600 unless it exists.
 

@@ -90,6 +90,7 @@ WRITES: dict[str, Callable[[TestableStore], Any]] = {
     "add_key": lambda s: s.add_key(key("k-new", NOW + 60)),
     "add_key_if": lambda s: s.add_key_if(lambda stored: key("k-new", NOW + 60)),
     "family_revocation": _family_revocation,
+    "replace_setting": lambda s: s.replace_setting("revocation_epoch", "e-2"),
 }
 
 
