@@ -23,6 +23,7 @@ from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
+    AuditEvent,
     KeyRecord,
     RefreshToken,
     Revocation,
@@ -36,6 +37,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "AlreadyExists",
+    "AuditEvent",
     "ChangeListener",
     "KeyRecord",
     "RefreshToken",
