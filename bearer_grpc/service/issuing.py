@@ -134,8 +134,7 @@ class Issuing:
         require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH, secret=True)
         self._throttle.check_secret(peer)
         client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
-        stored = client.credential_hash if client is not None else None
-        accepted = self._hasher().verify(grant.client_secret, stored) and client is not None
+        accepted = self._secret_accepted(client, grant.client_secret)
         if not accepted or client is None or (client.certificate_bound and certificate is None):
             self._throttle.secret_failed(peer)
             raise InvalidGrant()
@@ -146,6 +145,17 @@ class Issuing:
         if not self.store.confirm_account(client.name, client.kind, client.id, access.issued_at):
             raise InvalidGrant()  # removed (or revoked) while this grant was in progress
         return Issued(access=access.token, scopes=granted, lifetime=self.settings.access_ttl)
+
+    def _secret_accepted(self, client: Account | None, secret: str) -> bool:
+        """Whether ``secret`` is the client's current secret, or its previous one before
+        that one's deadline. Both hashes are compared every time (against a dummy when
+        there is none), so the answer takes as long whichever holds."""
+        hasher = self._hasher()
+        current = hasher.verify(secret, client.credential_hash if client else None)
+        previous_hash = client.previous_credential_hash if client else ""
+        previous = hasher.verify(secret, previous_hash or None)
+        in_overlap = client is not None and self._now() < client.previous_valid_until
+        return client is not None and (current or (previous and in_overlap))
 
     def _password(
         self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str, peer: str
