@@ -28,6 +28,7 @@ from bearer_grpc.store import (
     Account,
     AccountKind,
     AlreadyExists,
+    AuditEvent,
     Revocation,
 )
 
@@ -158,6 +159,10 @@ class Admin(KeyAdmin):
     def accounts(self, kind: AccountKind) -> list[Account]:
         """Clients or users, by name."""
         return self._store.list_accounts(kind)
+
+    def audit_events(self, limit: int) -> list[AuditEvent]:
+        """The newest ``limit`` audit events, newest first."""
+        return self._store.audit_events(limit=limit)
 
     def account(self, name: str, kind: AccountKind) -> Account:
         """One client or user.
