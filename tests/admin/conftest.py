@@ -58,9 +58,7 @@ class AdminEnv:
         """An AdminService stub; with ``token``, every call carries it."""
         channel = self.channel()
         if token is not None:
-            channel = grpc.intercept_channel(
-                channel, BearerClientInterceptor(StaticToken(token))
-            )
+            channel = grpc.intercept_channel(channel, BearerClientInterceptor(StaticToken(token)))
         return admin_grpc.AdminServiceStub(channel)
 
     def caller(
