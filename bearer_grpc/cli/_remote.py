@@ -34,10 +34,22 @@ _T = TypeVar("_T")
 Row = dict[str, Any]
 
 
-def add_target_options(parser: argparse.ArgumentParser, *, default: str | None = None) -> None:
+TARGET_VARIABLE: Final = ENV_PREFIX + "ADMIN_TARGET"
+"""Where the admin commands' ``--target`` defaults from: not ``BEARER_GRPC_TARGET``,
+which the ``token`` commands read, so that setting that one never turns a command meant
+for the store into a remote one."""
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
     """``--target`` and the client-side TLS options (``--tls-ca``, ``--tls-client-cert``,
     ``--tls-client-key``), as the ``token`` commands have them."""
-    option(parser, "--target", default=default, help="TokenService address HOST:PORT")
+    parser.add_argument(
+        "--target",
+        default=os.environ.get(TARGET_VARIABLE),
+        help="use the AdminService of the server at HOST:PORT instead of the store (an admin "
+        f"token in {ADMIN_TOKEN_VARIABLE}, or admin client credentials in "
+        f"{CLIENT_ID_VARIABLE} and {CLIENT_SECRET_VARIABLE}) (env {TARGET_VARIABLE})",
+    )
     option(parser, "--tls-ca", type=Path, help="CA bundle to verify the server (enables TLS)")
     option(parser, "--tls-client-cert", type=Path, help="client certificate for mTLS")
     option(parser, "--tls-client-key", type=Path, help="client key for mTLS")
