@@ -139,7 +139,6 @@ def test_delete_client_revokes_its_tokens_and_twice_is_ok(
     created = admin.stub.CreateClient(apb.CreateClientRequest(name="svc", audiences=["orders"]))
     token = _issue(env, "svc", created.client_secret).access_token
     assert admin.stub.DeleteClient(apb.DeleteClientRequest(name="svc")).deleted
-    assert env.service.authority.verify  # the replica that deleted refuses at once
     answer = env.service.stub().VerifyToken(
         pb.VerifyTokenRequest(token=token, audience="orders"), timeout=10
     )

@@ -35,13 +35,13 @@ class Modes:
     env: dict[str, str]
     service: RunningService | None = None
 
-    def direct(self, *args: str, **kwargs: object) -> str:
-        return self.cli.ok(*args, "--store", self.url, **kwargs).stdout  # type: ignore[arg-type]
+    def direct(self, *args: str, input: str | None = None) -> str:
+        """Run a command on the store; its stdout."""
+        return self.cli.ok(*args, "--store", self.url, input=input).stdout
 
-    def remote(self, *args: str, **kwargs: object) -> str:
-        env = {**self.env, **kwargs.pop("env", {})}  # type: ignore[dict-item]
-        result = self.cli.ok(*args, "--target", self.target, env=env, **kwargs)  # type: ignore[arg-type]
-        return result.stdout
+    def remote(self, *args: str, input: str | None = None) -> str:
+        """Run a command through the server; its stdout."""
+        return self.cli.ok(*args, "--target", self.target, env=self.env, input=input).stdout
 
 
 def _bootstrap(cli: Cli, url: str) -> dict[str, str]:
