@@ -2,7 +2,8 @@
 same transaction as the change, and as one JSON log line each once committed.
 
 An event names its actor (the admin caller's subject, :data:`LOCAL_CLI` for a command run
-on the store itself, :data:`TOKEN_HOLDER` for a token revoked by value), an action (the
+on the store itself, :data:`TOKEN_HOLDER` for a token revoked by value,
+:data:`TOKEN_SERVICE` for a refresh family revoked on reuse), an action (the
 ``*_ACTION`` names below), a target (a name, kid, token id or family id) and JSON-ready
 details. No secret, password or token is ever put in one: details carry names, scopes,
 audiences, algorithms and times only.
@@ -20,6 +21,9 @@ audit_log = logging.getLogger("bearer_grpc.audit")
 
 LOCAL_CLI: Final = "local CLI"
 """The actor of a change made by a command run on the store itself (``--data-dir``)."""
+TOKEN_SERVICE: Final = "token service"  # noqa: S105 (an actor name)
+"""The actor of what the service does by itself: revoking a refresh family whose rotated
+token was presented again."""
 TOKEN_HOLDER: Final = "token holder"  # noqa: S105 (an actor name)
 """The actor of a token revoked by value, where possession is the only credential."""
 

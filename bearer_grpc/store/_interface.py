@@ -161,9 +161,17 @@ class Store(Protocol):
         ...
 
     def rotate_refresh_token(
-        self, token_hash: str, successor: RefreshToken | None, now: int
+        self,
+        token_hash: str,
+        successor: RefreshToken | None,
+        now: int,
+        *,
+        reuse_audit: AuditEvent | None = None,
     ) -> Rotation:
         """Exchange a refresh token atomically; reuse is detected first.
+
+        ``reuse_audit`` is written when reuse revokes the family (its target becomes
+        the family's id); nothing else is audited here.
 
         If ``token_hash`` names a used token of a family not yet revoked, revoke the
         family (one revocation naming it, and one per access token issued before tokens

@@ -41,6 +41,7 @@ from bearer_grpc.store._records import (
     RefreshToken,
     Revocation,
     Rotation,
+    RotationStatus,
     Throttle,
 )
 from bearer_grpc.store._schema import (
@@ -125,7 +126,12 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
             return _rows.find_refresh_token(conn, token_hash)
 
     def rotate_refresh_token(
-        self, token_hash: str, successor: RefreshToken | None, now: int
+        self,
+        token_hash: str,
+        successor: RefreshToken | None,
+        now: int,
+        *,
+        reuse_audit: AuditEvent | None = None,
     ) -> Rotation:
         """Exchange a refresh token atomically (see :meth:`Store.rotate_refresh_token`).
 
@@ -136,7 +142,11 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
             AlreadyExists: The successor's hash is taken; nothing changed.
         """
         with self._write("refresh token already exists") as conn:
-            return _families.rotate(conn, self._dialect, token_hash, successor, now)
+            rotation = _families.rotate(conn, self._dialect, token_hash, successor, now)
+            if rotation.status is RotationStatus.REUSED and reuse_audit is not None:
+                family = rotation.revocations[0].target if rotation.revocations else ""
+                _audit.write(conn, replace(reuse_audit, target=family))
+            return rotation
 
     def revoke_refresh_family(
         self, token_hash: str, now: int, *, audit: AuditEvent | None = None

@@ -146,3 +146,25 @@ def test_a_retention_of_zero_keeps_every_event(store_url: str) -> None:
 def test_audit_retention_is_bounded() -> None:
     with pytest.raises(ValueError, match="audit retention"):
         ServiceSettings(audit_retention=-1)
+
+
+def test_refresh_token_reuse_writes_the_family_revocation(
+    env: AdminEnv, admin: AdminCaller
+) -> None:
+    admin.stub.CreateUser(
+        apb.CreateUserRequest(name="alice", password=PASSWORD, audiences=["orders"])
+    )
+    stub = env.service.stub()
+    login = stub.IssueToken(
+        pb.IssueTokenRequest(password=pb.PasswordGrant(username="alice", password=PASSWORD)),
+        timeout=10,
+    )
+    refresh = pb.IssueTokenRequest(
+        refresh_token=pb.RefreshTokenGrant(refresh_token=login.refresh_token)
+    )
+    stub.IssueToken(refresh, timeout=10)
+    assert refusal(lambda: stub.IssueToken(refresh, timeout=10))  # reuse
+    [event] = [e for e in env.service.store.audit_events() if e.action == "family.revoke"]
+    assert (event.actor, dict(event.detail)) == ("token service", {"reason": "refresh token reuse"})
+    [family] = [r for r in env.service.store.recent_revocations() if r.kind.value == "family"]
+    assert event.target == family.target
