@@ -152,9 +152,8 @@ def _backend(args: argparse.Namespace) -> AdminBackend:
         return remote_backend(args)
     from bearer_grpc.service.admin import Admin
 
-    kek = key_encryption_key(args)
     store = open_configured_store(args)
-    return local_backend(Admin(store), store.close, kek)
+    return local_backend(Admin(store), store.close, lambda: key_encryption_key(args))
 
 
 def _accounts(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
 if TYPE_CHECKING:
     import grpc
 
+    from bearer_grpc.core.keys import KeyEncryptionKey
     from bearer_grpc.service.admin import Admin
 
 TIMEOUT_SECONDS: Final = 30.0
@@ -229,8 +230,11 @@ def pages(fetch: Callable[[str], tuple[list[_T], str]]) -> Iterator[_T]:
             return
 
 
-def local_backend(admin: Admin, close: Callable[[], None], kek: Any) -> AdminBackend:
-    """The store itself, as an :class:`AdminBackend`."""
+def local_backend(
+    admin: Admin, close: Callable[[], None], kek: Callable[[], KeyEncryptionKey | None]
+) -> AdminBackend:
+    """The store itself, as an :class:`AdminBackend` (``kek`` is read when a key is
+    staged, and only then)."""
     from bearer_grpc.cli._remote_admin import LocalAdmin
 
     return LocalAdmin(admin, close, kek)

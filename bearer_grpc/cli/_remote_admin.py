@@ -44,11 +44,15 @@ class LocalAdmin:
     Args:
         admin: Operator actions on the store.
         close: Closes the store.
-        kek: The key-encryption key new keys are sealed with, or None.
+        kek: Reads the key-encryption key new keys are sealed with (or None), when one
+            is staged.
     """
 
     def __init__(
-        self, admin: Admin, close: Callable[[], None], kek: KeyEncryptionKey | None
+        self,
+        admin: Admin,
+        close: Callable[[], None],
+        kek: Callable[[], KeyEncryptionKey | None],
     ) -> None:
         self._admin = admin
         self._close = close
@@ -112,7 +116,7 @@ class LocalAdmin:
         from bearer_grpc.core.keys import ALGORITHMS
 
         chosen = next(a for a in ALGORITHMS if a == algorithm)
-        record = self._admin.rotate_key(algorithm=chosen, delay=delay, kek=self._kek)
+        record = self._admin.rotate_key(algorithm=chosen, delay=delay, kek=self._kek())
         return {"kid": record.kid, "alg": record.alg, "not_before": record.not_before}
 
     def withdraw_key(self, kid: str) -> str:

@@ -24,6 +24,7 @@ from bearer_grpc._server.principal import current_principal
 from bearer_grpc._status import abort_async, status_code
 from bearer_grpc.core.errors import AuthError, InvalidRequest, NotFound, ServiceError
 from bearer_grpc.core.keys import ALGORITHMS
+from bearer_grpc.core.secrets import MAX_SECRET_LENGTH
 from bearer_grpc.service.admin import Admin, KeyState
 from bearer_grpc.service.admin_messages import (
     client_message,
@@ -228,7 +229,7 @@ class AdminServiceServicer(pb_grpc.AdminServiceServicer):
 
         def work(admin: Admin) -> pb.CreateUserResponse:
             name = _name(request.name)
-            require(request.password, "password", 1024, secret=True)
+            require(request.password, "password", MAX_SECRET_LENGTH, secret=True)
             admin.add_user(
                 name,
                 request.password,
@@ -265,7 +266,7 @@ class AdminServiceServicer(pb_grpc.AdminServiceServicer):
 
         def work(admin: Admin) -> pb.SetUserPasswordResponse:
             name = _name(request.name)
-            require(request.password, "password", 1024, secret=True)
+            require(request.password, "password", MAX_SECRET_LENGTH, secret=True)
             admin.set_password(name, request.password)
             return pb.SetUserPasswordResponse()
 
