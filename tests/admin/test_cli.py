@@ -216,3 +216,36 @@ def test_a_real_process_against_a_real_server_prints_as_on_the_store(tmp_path: P
         "ops",
     )
     assert env["BEARER_GRPC_CLIENT_SECRET"] not in server.stderr() + audit.stdout
+
+
+NO_SERVER_EXTRA = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Missing(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"sqlalchemy", "psycopg", "zxcvbn", "aiohttp"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+from bearer_grpc.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.process
+def test_remote_commands_need_no_store_driver(modes: Modes, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import clean_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", NO_SERVER_EXTRA, "clients", "list", "--json",
+         "--target", modes.target],
+        env=clean_env(modes.env), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == modes.direct("clients", "list", "--json")
