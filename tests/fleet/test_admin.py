@@ -88,19 +88,23 @@ def test_a_subject_revoked_through_a_is_refused_by_a_verifier_at_c_within_a_seco
     for name, token in victims.items():
         assert verifier_at_c.verify(token).subject == name
 
-    def trial(name: str) -> float:
+    def trial(name: str) -> tuple[float, float]:
+        sent = time.monotonic()
         stub.RevokeSubject(apb.RevokeSubjectRequest(name=name), metadata=metadata, timeout=10)
         acknowledged = time.monotonic()
         token = victims[name]
         wait_until(lambda: _refused(verifier_at_c, token), timeout=DEADLINE, interval=0.002)
-        return time.monotonic() - acknowledged
+        refused = time.monotonic()
+        return refused - acknowledged, refused - sent
 
     with ThreadPoolExecutor(TRIALS) as pool:
         latencies = list(pool.map(trial, victims))
-    worst = max(latencies)
+    worst = max(after_ack for after_ack, _ in latencies)
+    worst_from_call = max(after_call for _, after_call in latencies)
     print(
-        f"subject revoked through replica a, refused by a verifier at c: max {worst * 1000:.1f} ms "
-        f"over {TRIALS} concurrent trials (min {min(latencies) * 1000:.1f} ms)"
+        f"subject revoked through replica a, refused by a verifier at c, over {TRIALS} "
+        f"concurrent trials: max {worst * 1000:.1f} ms after the acknowledgement, "
+        f"max {worst_from_call * 1000:.1f} ms after the call was sent"
     )
     assert worst < DEADLINE
     events = stub.ListAuditEvents(apb.ListAuditEventsRequest(), metadata=metadata, timeout=10)
