@@ -117,6 +117,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=settings.watch_streams_per_peer,
         help="WatchRevocations streams one network address may hold",
     )
+    option(
+        parser,
+        "--audit-retention",
+        type=duration,
+        default=settings.audit_retention,
+        help="how long audit events are kept (365d, 90d...); 0 keeps them for ever",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -142,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         key_publish_delay=int(args.key_publish_delay),
         watch_streams=args.watch_streams,
         watch_streams_per_peer=args.watch_streams_per_peer,
+        audit_retention=int(args.audit_retention),
     )
     # bad TLS options fail here, before the store is touched
     config = dataclasses.replace(server_config(args), http_listen=args.http_listen)

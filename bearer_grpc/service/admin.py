@@ -1,30 +1,39 @@
-"""Operator actions on a deployment's store: clients, users and keys.
+"""Operator actions on a deployment's store: clients, users, keys and revocations.
 
 The CLI's ``clients``, ``users`` and ``keys`` commands call these directly on the store
-(``--data-dir`` or ``--store``); a running server picks the changes up on its next sync.
+(``--data-dir`` or ``--store``), and the AdminService calls them for remote callers; a
+running server picks the changes up on its next sync. Every change writes an audit event
+naming its actor in the same transaction, and logs it once committed.
 """
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bearer_grpc.core.clock import Clock, system_clock
 from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
-from bearer_grpc.core.keys import Algorithm, KeyEncryptionKey
 from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
 from bearer_grpc.core.secrets import hash_password, new_secret
+from bearer_grpc.service import audit
+from bearer_grpc.service.admin_keys import WITHDRAW_MARGIN, KeyAdmin, KeyState
 from bearer_grpc.service.hasher import load_secret_hasher
-from bearer_grpc.service.keyring import KeyRing
+from bearer_grpc.service.issuing import MAX_ID_LENGTH, require
 from bearer_grpc.service.passwords import check_new_password
-from bearer_grpc.service.settings import MAX_ACCESS_TTL, MAX_KEY_DELAY
-from bearer_grpc.store import Account, AccountKind, AlreadyExists, KeyRecord, Revocation, Store
+from bearer_grpc.service.settings import (
+    MAX_ACCESS_TTL,
+    MAX_LEEWAY,
+    MAX_SECRET_OVERLAP,
+)
+from bearer_grpc.store import (
+    Account,
+    AccountKind,
+    AlreadyExists,
+    AuditEvent,
+    Revocation,
+)
 
-WITHDRAW_MARGIN = 60
-"""A staged key can be withdrawn only while it signs more than this many seconds from
-now: a replica whose clock runs ahead must not have signed with it yet."""
+__all__ = ["WITHDRAW_MARGIN", "Admin", "KeyState", "NewClient"]
+
 RESERVED_NAME = "bearer-grpc"
 """The ``client_id`` of password-grant tokens and the TokenService's own audience."""
 
@@ -40,31 +49,34 @@ class NewClient:
         return f"NewClient(client_id={self.client_id!r}, client_secret=<hidden>)"
 
 
-class KeyState(enum.StrEnum):
-    """Where a key is in its life."""
-
-    STAGED = "staged"
-    """Published, not yet signing."""
-    SIGNING = "signing"
-    """The key new tokens are signed with."""
-    RETIRED = "retired"
-    """Replaced; still published until the tokens it signed expire."""
+_ACTIONS = {
+    AccountKind.CLIENT: (audit.CLIENT_CREATE, audit.CLIENT_DELETE),
+    AccountKind.USER: (audit.USER_CREATE, audit.USER_DELETE),
+}
 
 
-class Admin:
-    """Operator actions on one store.
+class Admin(KeyAdmin):
+    """Operator actions on one store: clients, users and revocations here, keys in
+    :class:`~bearer_grpc.service.admin_keys.KeyAdmin`.
 
     Args:
         store: The deployment's store.
         clock: Wall-clock time source.
+        actor: Who acts, as the audit trail names them: the admin caller's subject, or
+            :data:`~bearer_grpc.service.audit.LOCAL_CLI` (the default) for a command run
+            on the store itself.
+        keys: The key ring new keys are staged on (a running server's, holding its
+            key-encryption key), or None for one built per rotation.
     """
 
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
-        self._store = store
-        self._clock = clock
-
-    def _now(self) -> int:
-        return math.floor(self._clock())
+    def _account_detail(self, account: Account) -> dict[str, object]:
+        detail: dict[str, object] = {
+            "scopes": list(account.scopes),
+            "audiences": list(account.audiences),
+        }
+        if account.certificate_bound:
+            detail["certificate_bound"] = True
+        return detail
 
     def add_client(
         self,
@@ -137,14 +149,95 @@ class Admin:
             created_at=self._now(),
             certificate_bound=certificate_bound,
         )
+        event = self._event(_ACTIONS[kind][0], name, self._account_detail(principal))
         try:
-            self._store.add_account(principal)
+            self._store.add_account(principal, audit=event)
         except AlreadyExists as err:
             raise Conflict(f"the name {name!r} is taken") from err
+        audit.logged(event)
 
     def accounts(self, kind: AccountKind) -> list[Account]:
         """Clients or users, by name."""
         return self._store.list_accounts(kind)
+
+    def audit_events(self, limit: int) -> list[AuditEvent]:
+        """The newest ``limit`` audit events, newest first."""
+        return self._store.audit_events(limit=limit)
+
+    def account(self, name: str, kind: AccountKind) -> Account:
+        """One client or user.
+
+        Raises:
+            NotFound: No such client or user.
+        """
+        found = self._store.get_account(name, kind) if name else None
+        if found is None:
+            raise NotFound(f"no {kind.value} named {name!r}")
+        return found
+
+    def update_client(
+        self, name: str, *, scopes: Sequence[str], audiences: Sequence[str]
+    ) -> Account:
+        """Replace a client's scopes and audiences (tokens issued before keep theirs).
+
+        Raises:
+            InvalidRequest: Bad scope or audience, or no audience.
+            NotFound: No such client.
+        """
+        self._check(name, scopes, audiences)
+        scopes, audiences = check_scopes(scopes), tuple(dict.fromkeys(audiences))
+        detail: dict[str, object] = {"scopes": list(scopes), "audiences": list(audiences)}
+        event = self._event(audit.CLIENT_UPDATE, name, detail)
+        changed = self._store.update_account(
+            name, AccountKind.CLIENT, scopes=scopes, audiences=audiences, audit=event
+        )
+        if changed is None:
+            raise NotFound(f"no client named {name!r}")
+        audit.logged(event)
+        return changed
+
+    def rotate_secret(self, name: str, *, old_secret_valid: int = 0) -> tuple[NewClient, Account]:
+        """Give a client a new secret, which works at once. The old one keeps working for
+        ``old_secret_valid`` seconds (0: it stops at once); a secret rotated before it
+        stops then too. Both are stored as keyed hashes only.
+
+        Returns:
+            The new secret (shown once) and the client as it is now.
+
+        Raises:
+            InvalidRequest: ``old_secret_valid`` negative or over 30 days.
+            NotFound: No such client.
+        """
+        if not 0 <= old_secret_valid <= MAX_SECRET_OVERLAP:
+            raise InvalidRequest(f"the old secret may stay valid 0..{MAX_SECRET_OVERLAP} seconds")
+        secret = new_secret()
+        hashed = load_secret_hasher(self._store).hash(secret)
+        until = self._now() + old_secret_valid if old_secret_valid else 0
+        event = self._event(audit.CLIENT_ROTATE_SECRET, name, {"old_secret_valid_until": until})
+        changed = self._store.set_credential(
+            name, AccountKind.CLIENT, hashed, previous_valid_until=until, audit=event
+        )
+        if changed is None:
+            raise NotFound(f"no client named {name!r}")
+        audit.logged(event)
+        return NewClient(client_id=name, client_secret=secret), changed
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password (stored with scrypt). Its refresh sessions stay:
+        revoke the subject as well to end them.
+
+        Raises:
+            InvalidRequest: A password the policy refuses.
+            NotFound: No such user.
+        """
+        check_new_password(password, username=name)
+        event = self._event(audit.USER_SET_PASSWORD, name)
+        changed = self._store.set_credential(
+            name, AccountKind.USER, hash_password(password), audit=event
+        )
+        if changed is None:
+            raise NotFound(f"no user named {name!r}")
+        audit.logged(event)
 
     def remove(self, name: str, kind: AccountKind) -> Revocation:
         """Delete a client or user, its refresh families, and revoke its tokens.
@@ -160,11 +253,13 @@ class Admin:
         Raises:
             NotFound: No such client or user.
         """
+        event = self._event(_ACTIONS[kind][1], name)
         revocation = self._store.remove_account(
-            name, kind, clock=self._now, retention=MAX_ACCESS_TTL
+            name, kind, clock=self._now, retention=MAX_ACCESS_TTL, audit=event
         )
         if revocation is None:
             raise NotFound(f"no {kind.value} named {name!r}")
+        audit.logged(event)
         return revocation
 
     def revoke_subject(self, name: str) -> Revocation:
@@ -175,67 +270,25 @@ class Admin:
             InvalidRequest: Not a valid name.
         """
         check_name(name, what="name")
-        return self._store.revoke_subject(name, clock=self._now, retention=MAX_ACCESS_TTL)
+        event = self._event(audit.SUBJECT_REVOKE, name)
+        revoked = self._store.revoke_subject(
+            name, clock=self._now, retention=MAX_ACCESS_TTL, audit=event
+        )
+        audit.logged(event)
+        return revoked
 
-    def rotate_key(
-        self, *, algorithm: Algorithm, delay: int, kek: KeyEncryptionKey | None
-    ) -> KeyRecord:
-        """Stage a new signing key: published now, signing after ``delay`` seconds.
-
-        Keys take over in the order they were added: a new key's ``not_before`` is always
-        later than every existing key's (so with ``delay=0`` it signs from the next second
-        at the latest, never ties with the key it replaces). The choice and the insert are
-        one transaction under the store's keys lock, so rotations started at once on
-        several machines still take over one after the other.
-
-        Every replica and verifier must know the key before it signs: ``delay`` should
-        exceed the verifiers' ``resync_interval`` (60 s by default; see
-        :data:`~bearer_grpc.service.keyring.PUBLISH_DELAY`).
+    def revoke_token_id(self, token_id: str) -> Revocation:
+        """Revoke one access token by its ``jti`` (idempotent: a token revoked already
+        keeps its revocation, and no second event is written).
 
         Raises:
-            InvalidRequest: ``delay`` negative or over 30 days (a key staged further
-                ahead would hold back every later rotation).
-            KeyMaterialError: The stored keys are encrypted and ``kek`` is missing or wrong.
+            InvalidRequest: ``token_id`` empty, oversized or malformed.
         """
-        if not 0 <= delay <= MAX_KEY_DELAY:
-            raise InvalidRequest(f"delay must be 0..{MAX_KEY_DELAY} seconds")
-        ring = KeyRing(self._store, kek=kek, retention=0)
-        return ring.stage(algorithm, delay=delay, now=self._now())
-
-    def withdraw_key(self, kid: str) -> KeyRecord:
-        """Withdraw a staged key before it signs: it is deleted and no longer published.
-
-        Only a key that signs more than :data:`WITHDRAW_MARGIN` seconds from now can be
-        withdrawn, so no replica can have signed with it; decided under the store's keys
-        lock. Replicas stop publishing it at once, and verifiers that follow a
-        TokenService stop trusting it within a second.
-
-        Raises:
-            NotFound: No key has that kid.
-            Conflict: The key signs already, or will within the margin.
-        """
-        deadline = self._now() + WITHDRAW_MARGIN
-        removed = self._store.remove_key_if(kid, lambda record: record.not_before > deadline)
-        if removed is not None:
-            return removed
-        if all(record.kid != kid for record in self._store.list_keys()):
-            raise NotFound(f"no key {kid!r}")
-        raise Conflict(f"key {kid!r} signs already (or within {WITHDRAW_MARGIN} s)")
-
-    def key_states(self) -> list[tuple[KeyRecord, KeyState]]:
-        """Every stored key with its state, oldest first."""
+        require(token_id, "token_id", MAX_ID_LENGTH)
         now = self._now()
-        records = self._store.list_keys()
-        active = [r for r in records if r.not_before <= now]
-        signing = active[-1].kid if active else None
-        return [
-            (
-                r,
-                KeyState.SIGNING
-                if r.kid == signing
-                else KeyState.STAGED
-                if r.not_before > now
-                else KeyState.RETIRED,
-            )
-            for r in records
-        ]
+        event = self._event(audit.TOKEN_REVOKE, token_id)
+        expires_at = now + MAX_ACCESS_TTL + MAX_LEEWAY  # the longest any token can live
+        revocation = self._store.revoke(token_id, expires_at, now, audit=event)
+        if revocation.revoked_at == now:
+            audit.logged(event)
+        return revocation

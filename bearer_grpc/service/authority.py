@@ -202,9 +202,15 @@ class TokenAuthority:
         self.epoch = epoch
 
     def housekeeping(self) -> int:
-        """Delete expired revocations, refresh tokens, throttle counts and retired keys."""
+        """Delete expired revocations, refresh tokens, throttle counts and retired keys,
+        and audit events older than the audit retention."""
         now = self._now()
-        removed = self.store.prune(self._horizon(now), throttle_horizon=self.throttle.horizon())
+        retention = self.settings.audit_retention
+        removed = self.store.prune(
+            self._horizon(now),
+            throttle_horizon=self.throttle.horizon(),
+            audit_horizon=now - retention if retention else 0,
+        )
         for record in self.keys.expired(now):
             removed += int(self.store.delete_key(record.kid))
         return removed

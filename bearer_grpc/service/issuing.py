@@ -21,6 +21,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from bearer_grpc.core.clock import Clock
@@ -36,6 +37,7 @@ from bearer_grpc.core.secrets import (
 )
 from bearer_grpc.core.tokens import TOKEN_TYPE, IssuedToken
 from bearer_grpc.core.verification import SESSION_CLAIM
+from bearer_grpc.service import audit
 from bearer_grpc.service.binding import confirmation
 from bearer_grpc.service.grants import (
     ClientCredentialsGrant,
@@ -47,7 +49,15 @@ from bearer_grpc.service.grants import (
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.settings import ServiceSettings
 from bearer_grpc.service.throttle import LoginThrottle
-from bearer_grpc.store import Account, AccountKind, RefreshToken, Rotation, RotationStatus, Store
+from bearer_grpc.store import (
+    Account,
+    AccountKind,
+    AuditEvent,
+    RefreshToken,
+    Rotation,
+    RotationStatus,
+    Store,
+)
 
 log = logging.getLogger("bearer_grpc.service")
 
@@ -134,8 +144,7 @@ class Issuing:
         require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH, secret=True)
         self._throttle.check_secret(peer)
         client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
-        stored = client.credential_hash if client is not None else None
-        accepted = self._hasher().verify(grant.client_secret, stored) and client is not None
+        accepted = self._secret_accepted(client, grant.client_secret)
         if not accepted or client is None or (client.certificate_bound and certificate is None):
             self._throttle.secret_failed(peer)
             raise InvalidGrant()
@@ -146,6 +155,17 @@ class Issuing:
         if not self.store.confirm_account(client.name, client.kind, client.id, access.issued_at):
             raise InvalidGrant()  # removed (or revoked) while this grant was in progress
         return Issued(access=access.token, scopes=granted, lifetime=self.settings.access_ttl)
+
+    def _secret_accepted(self, client: Account | None, secret: str) -> bool:
+        """Whether ``secret`` is the client's current secret, or its previous one before
+        that one's deadline. Both hashes are compared every time (against a dummy when
+        there is none), so the answer takes as long whichever holds."""
+        hasher = self._hasher()
+        current = hasher.verify(secret, client.credential_hash if client else None)
+        previous_hash = client.previous_credential_hash if client else ""
+        previous = hasher.verify(secret, previous_hash or None)
+        in_overlap = client is not None and self._now() < client.previous_valid_until
+        return client is not None and (current or (previous and in_overlap))
 
     def _password(
         self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str, peer: str
@@ -198,7 +218,12 @@ class Issuing:
         except (InvalidGrant, Forbidden) as err:
             # Reuse first, whatever was asked: a rotated token presented again revokes
             # its family. One answer for every refusal: it says nothing of the token.
-            self._rotated(self.store.rotate_refresh_token(token_hash, None, self._now()))
+            now = self._now()
+            self._rotated(
+                self.store.rotate_refresh_token(
+                    token_hash, None, now, reuse_audit=self._reuse_event(now)
+                )
+            )
             raise InvalidGrant() from err
         assert user is not None  # refused above otherwise
         family = {SESSION_CLAIM: current.family_id}
@@ -214,7 +239,12 @@ class Issuing:
             started_at=current.started_at,
         )
         rotation = self._rotated(
-            self.store.rotate_refresh_token(token_hash, successor, access.issued_at)
+            self.store.rotate_refresh_token(
+                token_hash,
+                successor,
+                access.issued_at,
+                reuse_audit=self._reuse_event(access.issued_at),
+            )
         )
         if rotation.status is not RotationStatus.ROTATED:
             raise InvalidGrant()
@@ -224,10 +254,18 @@ class Issuing:
         """Whether the token's session is younger than the absolute session lifetime."""
         return self._now() < token.started_at + self.settings.session_ttl
 
+    @staticmethod
+    def _reuse_event(now: int) -> AuditEvent:
+        """The event of a family revoked because a rotated refresh token came back."""
+        detail = {"reason": "refresh token reuse"}
+        return audit.event(audit.TOKEN_SERVICE, audit.FAMILY_REVOKE, "", now, detail)
+
     def _rotated(self, rotation: Rotation) -> Rotation:
         if rotation.status is RotationStatus.REUSED:
             subject = rotation.previous.subject if rotation.previous else ""
             log.warning("refresh token reuse: family revoked", extra={"subject": subject})
+            family = rotation.revocations[0].target if rotation.revocations else ""
+            audit.logged(replace(self._reuse_event(self._now()), target=family))
             self._on_family_revoked()
         return rotation
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -48,7 +48,7 @@ from bearer_grpc.core.keys import (
     is_sealed,
 )
 from bearer_grpc.service.settings import DEFAULT_KEY_PUBLISH_DELAY
-from bearer_grpc.store import KeyRecord, Store
+from bearer_grpc.store import AuditEvent, KeyRecord, Store
 
 log = logging.getLogger("bearer_grpc.service")
 
@@ -150,9 +150,18 @@ class KeyRing:
             not_before=not_before,
         )
 
-    def stage(self, algorithm: Algorithm, *, delay: int, now: int) -> KeyRecord:
+    def stage(
+        self,
+        algorithm: Algorithm,
+        *,
+        delay: int,
+        now: int,
+        audit: Callable[[KeyRecord], AuditEvent] | None = None,
+    ) -> KeyRecord:
         """Stage a new key: published from now, signing after ``delay`` seconds and always
         after every stored key (so keys take over in the order they were added).
+
+        ``audit`` makes the event written with the key, from the new record.
 
         Raises:
             KeyMaterialError: The stored keys are sealed and this ring has no key-encryption key,
@@ -167,7 +176,8 @@ class KeyRing:
             latest = max((r.not_before for r in stored), default=now - 1)
             return replace(fresh, not_before=max(fresh.not_before, latest + 1))
 
-        staged = self._store.add_key_if(after_latest)
+        event = audit(fresh) if audit is not None else None
+        staged = self._store.add_key_if(after_latest, audit=event)
         assert staged is not None  # after_latest always picks one
         return staged
 

@@ -31,6 +31,10 @@ FIELDS: Final = (
     "sequence",
     "count",
     "error",
+    "actor",
+    "action",
+    "target",
+    "detail",
 )
 
 

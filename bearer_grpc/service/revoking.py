@@ -1,7 +1,9 @@
 """Revoking tokens: by value (possession suffices) or by id (own token, or admin).
 
 An access token is revoked by its ``jti``; a refresh token revokes its whole family (one
-revocation, which every access token naming the family in ``sid`` falls under).
+revocation, which every access token naming the family in ``sid`` falls under). Each
+revocation writes its audit event in the same transaction: the actor is the caller's
+subject (by id), the client that authenticated (over HTTP), or the token's holder.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from bearer_grpc.core.clock import Clock
 from bearer_grpc.core.errors import (
@@ -25,6 +28,7 @@ from bearer_grpc.core.errors import (
 )
 from bearer_grpc.core.secrets import refresh_token_hash
 from bearer_grpc.core.tokens import MAX_TOKEN_BYTES, TokenVerifier
+from bearer_grpc.service import audit
 from bearer_grpc.service.issuing import MAX_ID_LENGTH, require
 from bearer_grpc.service.revocations import RevocationLog
 from bearer_grpc.service.settings import (
@@ -89,11 +93,12 @@ class Revoking:
             Unavailable: The store cannot answer; nothing was written.
         """
         require(token, "token", MAX_TOKEN_BYTES)
+        actor = client_id if client_id is not None else audit.TOKEN_HOLDER
         if _REFRESH_TOKEN.fullmatch(token):
             with store_errors():
                 if client_id is not None:
                     self._check_refresh_owner(token, client_id)
-                return self._revoke_refresh(token)
+                return self._revoke_refresh(token, actor)
         try:
             claims = self._verifier().verify_signature(token)
             principal = self._verifier().check_claims(claims, audience=None)
@@ -104,7 +109,7 @@ class Revoking:
         if client_id is not None and principal.client_id != client_id:
             raise Forbidden(_NOT_YOURS)
         with store_errors():
-            return self._revoke(principal.token_id, principal.expires_at)
+            return self._revoke(principal.token_id, principal.expires_at, actor)
 
     def _check_refresh_owner(self, value: str, client_id: str) -> None:
         found = self._store.get_refresh_token(refresh_token_hash(value))
@@ -113,10 +118,14 @@ class Revoking:
         if found.client_id != client_id:
             raise Forbidden(_NOT_YOURS)
 
-    def _revoke_refresh(self, value: str) -> int:
-        written = self._store.revoke_refresh_family(refresh_token_hash(value), self._now())
+    def _revoke_refresh(self, value: str, actor: str) -> int:
+        now = self._now()
+        event = audit.event(actor, audit.FAMILY_REVOKE, "", now)
+        written = self._store.revoke_refresh_family(refresh_token_hash(value), now, audit=event)
         if written is None:
             raise InvalidRequest("unknown token")
+        if written:
+            audit.logged(replace(event, target=written[0].target))
         self._caught_up()
         return 0
 
@@ -151,10 +160,14 @@ class Revoking:
         else:
             raise InsufficientScope((ADMIN_SCOPE,))
         with store_errors():
-            return self._revoke(token_id, expires_at)
+            return self._revoke(token_id, expires_at, caller.subject)
 
-    def _revoke(self, jti: str, expires_at: int) -> int:
-        revocation = self._store.revoke(jti, expires_at, self._now())
+    def _revoke(self, jti: str, expires_at: int, actor: str) -> int:
+        now = self._now()
+        event = audit.event(actor, audit.TOKEN_REVOKE, jti, now)
+        revocation = self._store.revoke(jti, expires_at, now, audit=event)
+        if revocation.revoked_at == now and revocation.jti == jti:
+            audit.logged(event)  # written now (a repeat returns the first one, unwritten)
         self._caught_up()
         return revocation.sequence
 

@@ -1,5 +1,7 @@
-"""``bearer-grpc serve``: the TokenService with health, reflection, TLS and graceful stop,
-and, with ``http_listen``, its OAuth 2.0 HTTP face on the same event loop and authority.
+"""``bearer-grpc serve``: the TokenService and the AdminService with health, reflection,
+TLS and graceful stop, and, with ``http_listen``, its OAuth 2.0 HTTP face on the same event
+loop and authority. Every call passes bearer_grpc's own interceptor, whose policy guards
+the AdminService (``admin_auth``) and leaves the TokenService to its own rules.
 
 The server is a ``grpc.aio`` server, so that many long-lived ``WatchRevocations``
 streams cost no threads. A background loop reads the store for keys and revocations
@@ -26,6 +28,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bearer_grpc.core.clock import Clock, system_clock
+from bearer_grpc.service import admin_api
+from bearer_grpc.service.admin_auth import ADMIN_SERVICE_NAME, admin_interceptor
 from bearer_grpc.service.authority import TokenAuthority
 from bearer_grpc.service.http import HttpFace
 from bearer_grpc.service.http.discovery import check_issuer
@@ -96,16 +100,21 @@ class TokenServer:
             check_issuer(self.authority.settings.issuer)
         await asyncio.to_thread(self.authority.start)
         server = grpc.aio.server(
+            interceptors=[admin_interceptor(self.authority)],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         self._servicer = TokenServiceServicer(self.authority, self.notifier, metrics=self.metrics)
         add_to_server(self._servicer, server)
+        admin_api.add_to_server(
+            admin_api.AdminServiceServicer(self.authority, self.notifier), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         self.port = bind(server, self.config)
         self.metrics_port = self.metrics.serve(self.config)

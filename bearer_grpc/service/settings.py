@@ -40,6 +40,20 @@ INTROSPECT_SCOPE: Final = "bearer-grpc:introspect"
 ADMIN_AUDIENCE: Final = "bearer-grpc"
 """Audience of tokens meant for the TokenService itself; admin tokens must name it, so an
 admin's token for another service cannot be replayed here."""
+ADMIN_SECRETS_SCOPE: Final = "bearer-grpc:admin:secrets"
+"""Scope an admin token also needs for the AdminService methods that hand out or replace
+a credential: CreateClient, RotateClientSecret, CreateUser, SetUserPassword."""
+ADMIN_KEYS_SCOPE: Final = "bearer-grpc:admin:keys"
+"""Scope an admin token also needs to stage or withdraw signing keys (RotateKey,
+WithdrawKey)."""
+MAX_LEEWAY: Final = 300
+"""Largest clock skew tolerance accepted (five minutes)."""
+MAX_SECRET_OVERLAP: Final = 30 * 24 * 3600
+"""Longest a rotated client secret may keep working beside its successor (30 days)."""
+DEFAULT_AUDIT_RETENTION: Final = 365 * 24 * 3600
+"""Seconds audit events are kept by default (one year)."""
+MAX_AUDIT_RETENTION: Final = 10 * 365 * 24 * 3600
+"""Longest audit retention accepted other than 0, which keeps events for ever."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,9 @@ class ServiceSettings:
         key_publish_delay: Seconds a scheduled key is published before it signs: at
             least the longest time any verifier caches the key set without refetching
             it. Default :data:`DEFAULT_KEY_PUBLISH_DELAY` (30 min); 0..a week.
+        audit_retention: Seconds audit events are kept; older ones are pruned by the
+            housekeeping of every replica. Default :data:`DEFAULT_AUDIT_RETENTION` (one
+            year); 0 keeps them for ever.
     """
 
     issuer: str = "bearer-grpc"
@@ -94,6 +111,7 @@ class ServiceSettings:
     watch_streams_per_peer: int = 64
     rotate_keys_every: int = 0
     key_publish_delay: int = DEFAULT_KEY_PUBLISH_DELAY
+    audit_retention: int = DEFAULT_AUDIT_RETENTION
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_ttl <= MAX_ACCESS_TTL:
@@ -106,8 +124,10 @@ class ServiceSettings:
             raise ValueError(
                 f"session lifetime must be refresh token lifetime..{MAX_SESSION_TTL} seconds"
             )
-        if not 0 <= self.leeway <= 300:
-            raise ValueError("leeway must be 0..300 seconds")
+        if not 0 <= self.leeway <= MAX_LEEWAY:
+            raise ValueError(f"leeway must be 0..{MAX_LEEWAY} seconds")
+        if not 0 <= self.audit_retention <= MAX_AUDIT_RETENTION:
+            raise ValueError(f"audit retention must be 0..{MAX_AUDIT_RETENTION} seconds")
         if not self.issuer or len(self.issuer) > 256:
             raise ValueError("issuer must be 1..256 characters")
         if not 1 <= self.password_workers <= self.password_queue:

@@ -24,6 +24,7 @@ from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
+    AuditEvent,
     KeyRecord,
     RefreshToken,
     Revocation,
@@ -38,6 +39,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "AlreadyExists",
+    "AuditEvent",
     "ChangeListener",
     "KeyRecord",
     "RefreshToken",

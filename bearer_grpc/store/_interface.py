@@ -6,6 +6,11 @@ subject revocation, throttle counters). Times are integer seconds since the Unix
 passed in by the caller (the store never reads a clock; where the moment matters, the
 caller passes one to be read under a lock), so behaviour is the same under a frozen test
 clock.
+
+The audit trail: every method that changes an account, a key or the revocation log takes
+an optional ``audit`` event and writes it in the same transaction as the change, and only
+when the change is written (a failed or idempotent call writes none). The store adds no
+events of its own and never reads their contents.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
     AccountKind,
+    AuditEvent,
     KeyRecord,
     RefreshToken,
     Revocation,
@@ -29,7 +35,7 @@ class Store(Protocol):
     """The persistence port of the token service. Every method is one transaction."""
 
     # -- accounts --------------------------------------------------------------
-    def add_account(self, account: Account) -> None:
+    def add_account(self, account: Account, *, audit: AuditEvent | None = None) -> None:
         """Insert an account. Raises AlreadyExists if the name is taken (by either kind)."""
         ...
 
@@ -41,14 +47,53 @@ class Store(Protocol):
         """All accounts of a kind, ordered by name."""
         ...
 
+    def update_account(
+        self,
+        name: str,
+        kind: AccountKind,
+        *,
+        scopes: Sequence[str],
+        audiences: Sequence[str],
+        audit: AuditEvent | None = None,
+    ) -> Account | None:
+        """Replace an account's scopes and audiences; the account afterwards, or None."""
+        ...
+
+    def set_credential(
+        self,
+        name: str,
+        kind: AccountKind,
+        credential_hash: str,
+        *,
+        previous_valid_until: int = 0,
+        audit: AuditEvent | None = None,
+    ) -> Account | None:
+        """Replace an account's credential hash; with ``previous_valid_until`` above 0 the
+        current one stays accepted until then, else any previous one is dropped. The
+        account afterwards, or None."""
+        ...
+
     def remove_account(
-        self, name: str, kind: AccountKind, *, clock: Callable[[], int], retention: int
+        self,
+        name: str,
+        kind: AccountKind,
+        *,
+        clock: Callable[[], int],
+        retention: int,
+        audit: AuditEvent | None = None,
     ) -> Revocation | None:
         """Delete an account, its refresh families, and revoke its name's tokens as
         :meth:`revoke_subject` does, in one transaction. None if it did not exist."""
         ...
 
-    def revoke_subject(self, name: str, *, clock: Callable[[], int], retention: int) -> Revocation:
+    def revoke_subject(
+        self,
+        name: str,
+        *,
+        clock: Callable[[], int],
+        retention: int,
+        audit: AuditEvent | None = None,
+    ) -> Revocation:
         """Revoke every token of ``name`` issued at or before ``clock()`` (read once no
         grant for it can be in progress) and its refresh families; the revocation is kept
         ``retention`` seconds. A new revocation every time."""
@@ -63,7 +108,12 @@ class Store(Protocol):
         ...
 
     # -- keys --------------------------------------------------------------------
-    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
+    def add_key_if(
+        self,
+        decide: Callable[[list[KeyRecord]], KeyRecord | None],
+        *,
+        audit: AuditEvent | None = None,
+    ) -> KeyRecord | None:
         """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time
         (the decision and the insert are one transaction under the store's keys lock).
         Returns the inserted record or None. Raises AlreadyExists for a duplicate kid."""
@@ -77,7 +127,13 @@ class Store(Protocol):
         """Delete a key (once no token it signed can still be valid). True if it existed."""
         ...
 
-    def remove_key_if(self, kid: str, decide: Callable[[KeyRecord], bool]) -> KeyRecord | None:
+    def remove_key_if(
+        self,
+        kid: str,
+        decide: Callable[[KeyRecord], bool],
+        *,
+        audit: AuditEvent | None = None,
+    ) -> KeyRecord | None:
         """Delete key ``kid`` if ``decide(record)`` says so (under the keys lock); returns
         the deleted record, or None."""
         ...
@@ -114,9 +170,17 @@ class Store(Protocol):
         ...
 
     def rotate_refresh_token(
-        self, token_hash: str, successor: RefreshToken | None, now: int
+        self,
+        token_hash: str,
+        successor: RefreshToken | None,
+        now: int,
+        *,
+        reuse_audit: AuditEvent | None = None,
     ) -> Rotation:
         """Exchange a refresh token atomically; reuse is detected first.
+
+        ``reuse_audit`` is written when reuse revokes the family (its target becomes
+        the family's id); nothing else is audited here.
 
         If ``token_hash`` names a used token of a family not yet revoked, revoke the
         family (one revocation naming it, and one per access token issued before tokens
@@ -130,8 +194,11 @@ class Store(Protocol):
         """
         ...
 
-    def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
-        """Revoke the family of the token with this hash, as REUSED does.
+    def revoke_refresh_family(
+        self, token_hash: str, now: int, *, audit: AuditEvent | None = None
+    ) -> tuple[Revocation, ...] | None:
+        """Revoke the family of the token with this hash, as REUSED does (``audit``'s
+        target becomes the family's id).
 
         Returns the revocations written (none when already revoked), or None if no
         refresh token has that hash.
@@ -139,12 +206,25 @@ class Store(Protocol):
         ...
 
     # -- revocations ---------------------------------------------------------------
-    def revoke(self, jti: str, expires_at: int, now: int) -> Revocation:
+    def revoke(
+        self, jti: str, expires_at: int, now: int, *, audit: AuditEvent | None = None
+    ) -> Revocation:
         """Record a revocation; idempotent: an existing one for ``jti`` is returned as is."""
         ...
 
     def revocations_after(self, sequence: int, limit: int = 1000) -> list[Revocation]:
         """Revocations with a larger sequence, ascending, at most ``limit``."""
+        ...
+
+    def recent_revocations(self, *, before: int = 0, limit: int = 100) -> list[Revocation]:
+        """Revocations with a smaller sequence than ``before`` (0: any), newest first, at
+        most ``limit``."""
+        ...
+
+    # -- audit trail -------------------------------------------------------------------
+    def audit_events(self, *, before: int = 0, limit: int = 100) -> list[AuditEvent]:
+        """Audit events with a smaller sequence than ``before`` (0: any), newest first, at
+        most ``limit``."""
         ...
 
     # -- throttles -------------------------------------------------------------------
@@ -159,10 +239,10 @@ class Store(Protocol):
         ...
 
     # -- housekeeping ----------------------------------------------------------------
-    def prune(self, now: int, *, throttle_horizon: int = 0) -> int:
-        """Delete revocations and refresh tokens expired before ``now``, and throttle rows
-        unchanged since ``throttle_horizon`` that block and trust no more; return rows
-        removed."""
+    def prune(self, now: int, *, throttle_horizon: int = 0, audit_horizon: int = 0) -> int:
+        """Delete revocations and refresh tokens expired before ``now``, throttle rows
+        unchanged since ``throttle_horizon`` that block and trust no more, and audit
+        events from before ``audit_horizon`` (0: none); return rows removed."""
         ...
 
     def change_listener(self) -> ChangeListener:

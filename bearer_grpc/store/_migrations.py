@@ -9,9 +9,9 @@ A database whose version is newer than the last step here was written by a newer
 it is refused rather than used with a schema this code does not know.
 
 To change the schema, append a step and never edit a released one. Step 1 builds the
-tables of version 1, frozen in ``_schema_v1``; step 2 changes them into today's
-``_schema`` (its new tables and columns are built from there). When step 3 arrives,
-freeze what step 2 builds the same way.
+tables of version 1, frozen in ``_schema_v1``; steps 2 and 3 change them into today's
+``_schema``, each building only the columns and tables it names from there. A later step
+that changes one of those must first freeze it as it stood (as ``_schema_v1`` does).
 """
 
 from __future__ import annotations
@@ -98,6 +98,14 @@ def _identities_families_kinds_throttles(conn: Connection) -> None:
         conn.execute(insert(_schema.refresh_families), families)
 
 
+def _rotation_overlap_audit_trail(conn: Connection) -> None:
+    """Version 3: a client's previous secret with its deadline; the audit trail."""
+    accounts = _schema.accounts
+    for column in (accounts.c.previous_credential_hash, accounts.c.previous_valid_until):
+        _add_column(conn, column)
+    _schema.audit_events.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create tables", _create_tables),
     Migration(
@@ -105,6 +113,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "account ids, refresh families, revocation kinds, throttles",
         _identities_families_kinds_throttles,
     ),
+    Migration(3, "previous client secrets, audit trail", _rotation_overlap_audit_trail),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

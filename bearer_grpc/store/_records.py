@@ -7,7 +7,9 @@ Times are integer seconds since the Unix epoch. Fields holding secrets are left 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from bearer_grpc.core.secrets import new_id
 from bearer_grpc.core.verification import RevocationKind
@@ -40,6 +42,9 @@ class Account:
             (RFC 8705): it must present one to get a token.
         not_before: As read from the store: tokens of this name issued at or before this
             time are revoked (0: none). Ignored by :meth:`Store.add_account`.
+        previous_credential_hash: A client's secret before its last rotation, still
+            accepted until ``previous_valid_until`` ("" when none); never shown.
+        previous_valid_until: Until when (exclusive) the previous secret is accepted.
     """
 
     name: str
@@ -51,6 +56,8 @@ class Account:
     id: str = field(default_factory=new_id)
     certificate_bound: bool = False
     not_before: int = 0
+    previous_credential_hash: str = field(default="", repr=False)
+    previous_valid_until: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,3 +203,25 @@ class Rotation:
     status: RotationStatus
     previous: RefreshToken | None
     revocations: tuple[Revocation, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One change to a deployment, written in the same transaction as the change.
+
+    Attributes:
+        actor: Who made it: the caller's subject, ``"local CLI"`` for a command run on the
+            store itself, ``"token holder"`` for a token revoked by value.
+        action: What was done, e.g. ``"client.create"`` or ``"subject.revoke"``.
+        target: What it was done to: a name, a kid, a token id or a family id.
+        at: When (seconds since the Unix epoch).
+        detail: Further facts (scopes, deadlines...), JSON-ready; never a secret.
+        sequence: Position in the trail (0 until the store wrote it).
+    """
+
+    actor: str
+    action: str
+    target: str
+    at: int
+    detail: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    sequence: int = 0

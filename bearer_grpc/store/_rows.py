@@ -27,7 +27,8 @@ from bearer_grpc.store._records import (
 from bearer_grpc.store._schema import refresh_families, refresh_tokens, revocations
 
 
-def _join(values: Iterable[str], what: str) -> str:
+def join(values: Iterable[str], what: str) -> str:
+    """Space-join scope or audience tokens, refusing empty or whitespace ones (ValueError)."""
     for value in values:
         if not value or any(char.isspace() for char in value):
             raise ValueError(f"{what} must be non-empty and free of whitespace: {value!r}")
@@ -44,11 +45,13 @@ def account_values(account: Account) -> dict[str, Any]:
         "name": account.name,
         "kind": account.kind.value,
         "credential_hash": account.credential_hash,
-        "scopes": _join(account.scopes, "scopes"),
-        "audiences": _join(account.audiences, "audiences"),
+        "scopes": join(account.scopes, "scopes"),
+        "audiences": join(account.audiences, "audiences"),
         "created_at": account.created_at,
         "id": account.id,
         "certificate_bound": account.certificate_bound,
+        "previous_credential_hash": account.previous_credential_hash,
+        "previous_valid_until": account.previous_valid_until,
     }
 
 
@@ -64,6 +67,8 @@ def account(row: Row[Any], not_before: int | None = None) -> Account:
         id=row.id,
         certificate_bound=bool(row.certificate_bound),
         not_before=not_before or 0,
+        previous_credential_hash=row.previous_credential_hash,
+        previous_valid_until=row.previous_valid_until,
     )
 
 
@@ -103,7 +108,7 @@ def refresh_values(token: RefreshToken) -> dict[str, Any]:
         "family_id": token.family_id,
         "subject": token.subject,
         "client_id": token.client_id,
-        "scopes": _join(token.scopes, "scopes"),
+        "scopes": join(token.scopes, "scopes"),
         "audience": token.audience,
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,

@@ -51,6 +51,9 @@ accounts = Table(
     # whether a client's tokens are bound to its certificate.
     Column("id", Text, nullable=False, server_default=""),
     Column("certificate_bound", Boolean, nullable=False, server_default=false()),
+    # Version 3: a client's secret before its last rotation, accepted until a deadline.
+    Column("previous_credential_hash", Text, nullable=False, server_default=""),
+    Column("previous_valid_until", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("kind IN ('client', 'user')", name="kind"),
 )
 accounts_id = Index("ix_accounts_id", accounts.c.id, unique=True)
@@ -136,6 +139,25 @@ throttles = Table(
     Column("blocked_until", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False, index=True),
     Column("known_until", BigInteger, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # Version 3: the audit trail, one row per change, written in the change's transaction.
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(always=True),
+        primary_key=True,
+    ),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    # A JSON object of further facts (never a secret).
+    Column("detail", Text, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 schema_migrations = Table(

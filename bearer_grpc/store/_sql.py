@@ -31,31 +31,32 @@ from dataclasses import asdict, replace
 
 from sqlalchemy import ColumnElement, delete, insert, literal, select
 
-from bearer_grpc.store import _families, _migrations, _notify, _rows
+from bearer_grpc.store import _audit, _families, _migrations, _notify, _rows
 from bearer_grpc.store._dialect import Dialect
 from bearer_grpc.store._errors import AlreadyExists
 from bearer_grpc.store._interface import TestableStore
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
-    Account,
-    AccountKind,
+    AuditEvent,
     RefreshToken,
     Revocation,
     Rotation,
+    RotationStatus,
     Throttle,
 )
 from bearer_grpc.store._schema import (
-    accounts,
+    audit_events,
     refresh_families,
     refresh_tokens,
     revocations,
     settings,
     throttles,
 )
+from bearer_grpc.store._sql_accounts import AccountMethods
 from bearer_grpc.store._sql_keys import KeyMethods
 
 
-class SqlStore(KeyMethods, TestableStore):
+class SqlStore(AccountMethods, KeyMethods, TestableStore):
     """The :class:`Store` on SQLite or PostgreSQL, with the extras of :class:`TestableStore`.
 
     Build one with :func:`open_store`, which picks the dialect from the URL. Every method
@@ -81,84 +82,6 @@ class SqlStore(KeyMethods, TestableStore):
         url = self._dialect.engine.url  # never rendered: its password or query may hold secrets
         host = f", host={url.host!r}" if url.host else ""
         return f"SqlStore(backend={url.get_backend_name()!r}{host}, database={url.database!r})"
-
-    # -- accounts ------------------------------------------------------------------
-
-    def add_account(self, account: Account) -> None:
-        """Insert an account.
-
-        Args:
-            account: The new account. Scopes and audiences must be free of whitespace.
-
-        Raises:
-            AlreadyExists: The name is taken, by a client or a user.
-            ValueError: A scope or audience is empty or contains whitespace.
-        """
-        values = _rows.account_values(account)
-        with self._write(f"account {account.name!r} already exists") as conn:
-            conn.execute(insert(accounts).values(values))
-
-    def get_account(self, name: str, kind: AccountKind) -> Account | None:
-        """The account of that name and kind (with its name's not-before), or None."""
-        query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
-        with self._read() as conn:
-            row = conn.execute(query).first()
-            if row is None:
-                return None
-            return _rows.account(row, _families.subject_not_before(conn, name))
-
-    def list_accounts(self, kind: AccountKind) -> list[Account]:
-        """All accounts of a kind, ordered by name (code point order on every backend)."""
-        with self._read() as conn:
-            rows = conn.execute(select(accounts).where(accounts.c.kind == kind.value)).all()
-        # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation.
-        return sorted((_rows.account(row) for row in rows), key=lambda p: p.name)
-
-    def remove_account(
-        self, name: str, kind: AccountKind, *, clock: Callable[[], int], retention: int
-    ) -> Revocation | None:
-        """Delete an account and its refresh families, and revoke its name's tokens.
-
-        See :meth:`revoke_subject`; ``clock`` is read once the subject is locked.
-
-        Returns:
-            The subject's revocation, or None if there was no such account.
-        """
-        with self._write() as conn:
-            return _families.revoke_subject(
-                conn, self._dialect, name, clock=clock, retention=retention, remove=kind
-            )
-
-    def revoke_subject(self, name: str, *, clock: Callable[[], int], retention: int) -> Revocation:
-        """Revoke every token of ``name`` issued until now, and its refresh families.
-
-        Args:
-            name: The subject (``sub``).
-            clock: Read once the subject is locked against every grant: tokens issued at
-                or before that time are revoked.
-            retention: Seconds the revocation is kept (the longest access-token life).
-
-        Returns:
-            The revocation written (a new one every time).
-        """
-        with self._write() as conn:
-            revocation = _families.revoke_subject(
-                conn, self._dialect, name, clock=clock, retention=retention, remove=None
-            )
-        assert revocation is not None  # always written without ``remove``
-        return revocation
-
-    def confirm_account(
-        self, name: str, kind: AccountKind, account_id: str, issued_at: int
-    ) -> bool:
-        """Whether an account still has ``account_id`` and something issued at
-        ``issued_at`` comes after its name's not-before, decided under the subject's lock.
-
-        A token signed before this returns True is ordered before any later removal or
-        revocation of the subject: its ``iat`` is at or before their not-before.
-        """
-        with self._write() as conn:
-            return _families.confirm(conn, self._dialect, name, kind, account_id, issued_at)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -219,7 +142,12 @@ class SqlStore(KeyMethods, TestableStore):
             return _rows.find_refresh_token(conn, token_hash)
 
     def rotate_refresh_token(
-        self, token_hash: str, successor: RefreshToken | None, now: int
+        self,
+        token_hash: str,
+        successor: RefreshToken | None,
+        now: int,
+        *,
+        reuse_audit: AuditEvent | None = None,
     ) -> Rotation:
         """Exchange a refresh token atomically (see :meth:`Store.rotate_refresh_token`).
 
@@ -230,22 +158,40 @@ class SqlStore(KeyMethods, TestableStore):
             AlreadyExists: The successor's hash is taken; nothing changed.
         """
         with self._write("refresh token already exists") as conn:
-            return _families.rotate(conn, self._dialect, token_hash, successor, now)
+            rotation = _families.rotate(conn, self._dialect, token_hash, successor, now)
+            if rotation.status is RotationStatus.REUSED and reuse_audit is not None:
+                family = rotation.revocations[0].target if rotation.revocations else ""
+                _audit.write(conn, replace(reuse_audit, target=family))
+            return rotation
 
-    def revoke_refresh_family(self, token_hash: str, now: int) -> tuple[Revocation, ...] | None:
+    def revoke_refresh_family(
+        self, token_hash: str, now: int, *, audit: AuditEvent | None = None
+    ) -> tuple[Revocation, ...] | None:
         """Revoke the family of the token with this hash, as REUSED does.
+
+        Args:
+            token_hash: The hash of a refresh token of the family.
+            now: The time of revocation.
+            audit: The event to write when revocations are written; its ``target`` is
+                replaced by the family's id.
 
         Returns:
             The revocations newly written (none when called again), or None if no refresh
             token has that hash.
         """
         with self._write() as conn:
-            return _families.revoke_by_token(conn, self._dialect, token_hash, now)
+            written = _families.revoke_by_token(conn, self._dialect, token_hash, now)
+            if written and audit is not None:
+                _audit.write(conn, replace(audit, target=written[0].target))
+            return written
 
     # -- revocations ---------------------------------------------------------------------
 
-    def revoke(self, jti: str, expires_at: int, now: int) -> Revocation:
-        """Record a revocation; idempotent: an existing one for ``jti`` is returned as is."""
+    def revoke(
+        self, jti: str, expires_at: int, now: int, *, audit: AuditEvent | None = None
+    ) -> Revocation:
+        """Record a revocation, and ``audit`` with it; idempotent: an existing one for
+        ``jti`` is returned as is (and nothing is written)."""
         try:
             with self._write() as conn:
                 self._dialect.lock(conn, "revocations")
@@ -253,6 +199,7 @@ class SqlStore(KeyMethods, TestableStore):
                 if existing is not None:
                     return existing
                 revocation = _rows.append_revocation(conn, jti, expires_at, now)
+                _audit.write(conn, audit)
                 self._dialect.announce(conn, _notify.REVOCATION, revocation.sequence)
                 return revocation
         except AlreadyExists:
@@ -273,6 +220,15 @@ class SqlStore(KeyMethods, TestableStore):
             raise ValueError(f"limit must be at least 1, not {limit}")
         return self._revocations(revocations.c.sequence > sequence, limit)
 
+    def recent_revocations(self, *, before: int = 0, limit: int = 100) -> list[Revocation]:
+        """Up to ``limit`` revocations with a sequence below ``before`` (0: any), newest
+        first."""
+        query = select(revocations).order_by(revocations.c.sequence.desc()).limit(limit)
+        if before > 0:
+            query = query.where(revocations.c.sequence < before)
+        with self._read() as conn:
+            return [_rows.revocation(row) for row in conn.execute(query)]
+
     def active_revocations(self, now: int) -> list[Revocation]:
         """Revocations whose token has not yet expired at ``now``, ascending (for tests)."""
         return self._revocations(revocations.c.expires_at > now)
@@ -286,10 +242,11 @@ class SqlStore(KeyMethods, TestableStore):
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def prune(self, now: int, *, throttle_horizon: int = 0) -> int:
+    def prune(self, now: int, *, throttle_horizon: int = 0, audit_horizon: int = 0) -> int:
         """Delete what expired before ``now``: revocations, refresh tokens (and families
-        left without one), and throttle rows last changed before ``throttle_horizon`` that
-        neither block nor trust any more.
+        left without one), throttle rows last changed before ``throttle_horizon`` that
+        neither block nor trust any more, and audit events older than ``audit_horizon``
+        (0 keeps them all).
 
         A refresh token is kept while the access token issued with it is still valid, so
         that revoking its family can still revoke that access token.
@@ -320,7 +277,19 @@ class SqlStore(KeyMethods, TestableStore):
                     throttles.c.known_until < now,
                 )
             ).rowcount
+            if audit_horizon > 0:
+                removed += conn.execute(
+                    delete(audit_events).where(audit_events.c.at < audit_horizon)
+                ).rowcount
         return removed
+
+    # -- audit trail ---------------------------------------------------------------------
+
+    def audit_events(self, *, before: int = 0, limit: int = 100) -> list[AuditEvent]:
+        """Up to ``limit`` audit events with a sequence below ``before`` (0: any), newest
+        first."""
+        with self._read() as conn:
+            return _audit.newest(conn, before, limit)
 
     # -- throttles -----------------------------------------------------------------------
 

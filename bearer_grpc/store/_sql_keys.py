@@ -12,9 +12,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from bearer_grpc.store import _notify, _rows
+from bearer_grpc.store import _audit, _notify, _rows
 from bearer_grpc.store._dialect import Dialect
-from bearer_grpc.store._records import KeyRecord
+from bearer_grpc.store._records import AuditEvent, KeyRecord
 from bearer_grpc.store._schema import signing_keys
 from bearer_grpc.store._translate import translated_errors
 
@@ -48,7 +48,12 @@ class KeyMethods(Transactions):
             conn.execute(insert(signing_keys).values(_rows.key_values(key)))
             self._dialect.announce(conn, _notify.KEY, 0)
 
-    def add_key_if(self, decide: Callable[[list[KeyRecord]], KeyRecord | None]) -> KeyRecord | None:
+    def add_key_if(
+        self,
+        decide: Callable[[list[KeyRecord]], KeyRecord | None],
+        *,
+        audit: AuditEvent | None = None,
+    ) -> KeyRecord | None:
         """Add the key ``decide`` returns after seeing every stored key, one caller at a time.
 
         ``decide`` runs inside the write transaction, holding the store's keys lock, so
@@ -59,6 +64,7 @@ class KeyMethods(Transactions):
         Args:
             decide: Gets every key (ordered as :meth:`list_keys`); returns the record to
                 insert, or None to insert nothing.
+            audit: The event to write if a key is inserted.
 
         Returns:
             The inserted record, or None.
@@ -71,6 +77,7 @@ class KeyMethods(Transactions):
             chosen = decide(_rows.sorted_keys(conn.execute(select(signing_keys)).all()))
             if chosen is not None:
                 conn.execute(insert(signing_keys).values(_rows.key_values(chosen)))
+                _audit.write(conn, audit)
                 self._dialect.announce(conn, _notify.KEY, 0)
         return chosen
 
@@ -85,8 +92,15 @@ class KeyMethods(Transactions):
             deleted = conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid)).rowcount
         return deleted > 0
 
-    def remove_key_if(self, kid: str, decide: Callable[[KeyRecord], bool]) -> KeyRecord | None:
-        """Delete the key ``kid`` if ``decide(its record)`` says so, under the keys lock.
+    def remove_key_if(
+        self,
+        kid: str,
+        decide: Callable[[KeyRecord], bool],
+        *,
+        audit: AuditEvent | None = None,
+    ) -> KeyRecord | None:
+        """Delete the key ``kid`` if ``decide(its record)`` says so, under the keys lock,
+        and write ``audit`` with it.
 
         Returns:
             The deleted record, or None (no such key, or ``decide`` said no).
@@ -97,6 +111,7 @@ class KeyMethods(Transactions):
             if row is None or not decide(_rows.key(row)):
                 return None
             conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid))
+            _audit.write(conn, audit)
             self._dialect.announce(conn, _notify.KEY, 0)
             return _rows.key(row)
 
