@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from tests.harness import LoopThread
 
 CHUNK = 65536
+STOP_TIMEOUT = 5.0
+"""Longest a closing proxy waits for its connections to end before cancelling them (s)."""
 
 
 class Proxy:
@@ -73,10 +75,10 @@ class Proxy:
         self._upstream = (host, int(port))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
         if self._refusing:
             writer.close()
             return
-        self._writers.append(writer)
         generation = self._generation
         if self._cut:  # accepted, then silence
             await self._drain(reader)
@@ -113,19 +115,23 @@ class Proxy:
         """Stop listening and close every connection."""
 
         async def stop() -> None:
-            self._server.close()
             self._refusing = True
-            # A connection accepted just now has a task that has not started: let it run
-            # (it closes its connection, refusing), or its socket would never be closed.
-            for _ in range(3):
-                await asyncio.sleep(0)
+            self._server.close()
+            await self._server.wait_closed()
             for writer in self._writers:
                 writer.close()
-            await self._server.wait_closed()
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            # Connections accepted meanwhile run to their refusal, and every pump ends once
+            # its sockets are closed; only what is still running after that is cancelled.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
+            for writer in self._writers:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
         self._loop.run(stop())
 
