@@ -29,16 +29,20 @@ class BackoffPolicy(Protocol):
     """
 
     @property
-    def initial(self) -> float: ...
+    def initial(self) -> float:
+        """Upper bound of the first delay, seconds."""
+
     @property
-    def maximum(self) -> float: ...
+    def maximum(self) -> float:
+        """Upper bound of every delay, seconds."""
+
     @property
-    def multiplier(self) -> float: ...
+    def multiplier(self) -> float:
+        """Growth of the bound per consecutive failure."""
 
 
 def backoff_delay(policy: BackoffPolicy, failures: int, rand: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: capped exponential with
-    jitter.
+    """Seconds to wait after ``failures`` consecutive failures: capped exponential, jittered.
 
     A random time between half and all of ``min(maximum, initial * multiplier**(n - 1))``
     ("equal jitter"), so a fleet of clients or verifiers does not retry in lock-step

@@ -67,9 +67,11 @@ def bound_digest(cnf: Any) -> bytes:
 
 @functools.lru_cache(maxsize=1024)
 def _decoded(value: str) -> bytes | None:
-    """The 32 bytes a canonical ``x5t#S256`` spells, or None. Cached: a bound token's
-    thumbprint is read on every call it makes, and decoding costs more than the rest of
-    the check."""
+    """The 32 bytes a canonical ``x5t#S256`` spells, or None.
+
+    Cached: a bound token's thumbprint is read on every call it makes, and decoding costs
+    more than the rest of the check.
+    """
     if _THUMBPRINT.fullmatch(value) is None:
         return None
     digest = base64.urlsafe_b64decode(value + "=")

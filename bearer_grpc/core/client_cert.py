@@ -1,4 +1,4 @@
-"""A call's client certificate, as its SHA-256: from TLS, or from a trusted proxy header.
+r"""A call's client certificate, as its SHA-256: from TLS, or from a trusted proxy header.
 
 Certificate binding (:mod:`.binding`) compares a token's ``x5t#S256`` with the SHA-256
 of the DER client certificate of the call. The server reads that certificate from the
@@ -7,7 +7,7 @@ when configured to trust a TLS-terminating proxy, from one of two headers:
 
 - ``x-forwarded-client-cert`` (Envoy, "XFCC": :func:`xfcc_sha256`): comma-separated
   elements, one per proxy hop, each of ``;``-separated ``Key=value`` pairs (values may
-  be double-quoted, with ``\\"`` inside). ``Hash`` is the hex SHA-256 of the DER
+  be double-quoted, with ``\"`` inside). ``Hash`` is the hex SHA-256 of the DER
   certificate, ``Cert`` the URL-encoded PEM; other keys (``By``, ``Subject``, ``URI``,
   ``DNS``, ``Chain``) are not read.
 - ``client-cert`` (RFC 9440: :func:`client_cert_sha256`): the DER certificate as a
@@ -87,8 +87,10 @@ def der_sha256(der: bytes) -> bytes | None:
 
 
 def header_sha256(header: str, values: list[str]) -> bytes | None:
-    """The certificate a trusted proxy header names: ``values`` are every entry of
-    ``header`` (one of :data:`TRUSTED_HEADERS`) in the call's metadata.
+    """The certificate a trusted proxy header names.
+
+    ``values`` are every entry of ``header`` (one of :data:`TRUSTED_HEADERS`) in the
+    call's metadata.
 
     Returns:
         SHA-256 of the DER certificate, or None (no entry, several, or unusable).
@@ -117,8 +119,10 @@ def client_cert_sha256(value: str) -> bytes | None:
 
 
 def xfcc_sha256(value: str) -> bytes | None:
-    """SHA-256 of the client certificate in an Envoy ``x-forwarded-client-cert`` value
-    (one element, ``Hash`` and/or ``Cert``), or None."""
+    """SHA-256 of the client certificate in an Envoy ``x-forwarded-client-cert`` value.
+
+    The value must be one element, with ``Hash`` and/or ``Cert``; otherwise None.
+    """
     if len(value) > MAX_HEADER_CHARS:
         return None
     elements = _xfcc_elements(value)
@@ -137,8 +141,10 @@ def xfcc_sha256(value: str) -> bytes | None:
 
 
 def _xfcc_elements(value: str) -> list[dict[str, str]] | None:
-    """The elements of an XFCC value as ``{lower-case key: value}``, quotes removed;
-    None if it is not well formed (see the module docstring)."""
+    """The elements of an XFCC value as ``{lower-case key: value}``, quotes removed.
+
+    None if the value is not well formed (see the module docstring).
+    """
     elements: list[dict[str, str]] = []
     element: dict[str, str] = {}
     key: str | None = None

@@ -152,8 +152,10 @@ def accept_status(status: int, *, have_cached: bool) -> bool:
 
 
 class Body:
-    """The bytes of an answer, refused as soon as they pass ``limit`` or take too long
-    (a read timeout bounds each silence, not a slow drip of bytes).
+    """The bytes of an answer, refused as soon as they pass ``limit`` or take too long.
+
+    Too long counts for the whole answer: a read timeout bounds each silence, not a slow
+    drip of bytes.
 
     Args:
         limit: Most bytes accepted.

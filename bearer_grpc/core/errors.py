@@ -184,8 +184,7 @@ class ScopeNotAllowed(Forbidden):
 
 
 class AudienceNotAllowed(Forbidden):
-    """A requested audience is not among the caller's, or it has none (OAuth
-    ``invalid_target``)."""
+    """A requested audience is not among the caller's, or it has none (``invalid_target``)."""
 
     default_message = "audience not allowed"
 
@@ -218,17 +217,21 @@ class Overloaded(ServiceError):
 
 
 class LoginThrottled(Overloaded):
-    """Too many failed sign-ins for this account or from this peer: no attempt is
-    checked before ``retry_after`` seconds (the delay grows with the failures, and is
-    bounded: never a permanent lockout)."""
+    """Too many failed sign-ins for this account or from this peer.
+
+    No attempt is checked before ``retry_after`` seconds (the delay grows with the
+    failures, and is bounded: never a permanent lockout).
+    """
 
     default_message = "too many failed sign-ins; retry later"
 
 
 class Incompatible(ServiceError):
-    """The caller could not apply what the service would send it (an older release, say
-    a verifier that does not declare every revocation kind): refused rather than served
-    half. Upgrading the caller fixes it."""
+    """The caller could not apply what the service would send it: refused, not served half.
+
+    The caller is an older release, say a verifier that does not declare every revocation
+    kind. Upgrading the caller fixes it.
+    """
 
     default_message = "client too old for this service"
 
@@ -289,8 +292,10 @@ class UnusableAnswer(BearerGrpcError):
 
 
 class FetchError(BearerGrpcError):
-    """An identity provider's endpoint (discovery, JWKS, introspection) answered with
-    something not to use: a status other than 200, too many bytes, not a JSON object,
-    another issuer. The message names the rule, never the answer's content."""
+    """An identity provider's endpoint (discovery, JWKS, introspection) answered unusably.
+
+    Such as a status other than 200, too many bytes, not a JSON object, another issuer.
+    The message names the rule, never the answer's content.
+    """
 
     default_message = "unusable answer from the provider"

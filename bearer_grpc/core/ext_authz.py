@@ -72,14 +72,18 @@ class Allow:
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
-        """Headers to set on the request, replacing any the caller sent: the caller's
-        identity (none for a public method)."""
+        """Headers to set on the request, replacing any the caller sent.
+
+        They carry the caller's identity (none for a public method).
+        """
         return identity_headers(self.principal) if self.principal is not None else ()
 
     @property
     def remove(self) -> tuple[str, ...]:
-        """Headers the caller sent to remove: its ``x-bearer-*`` not in :attr:`headers`
-        (Envoy applies the headers it sets before those it removes)."""
+        """Headers the caller sent to remove: its ``x-bearer-*`` not in :attr:`headers`.
+
+        Envoy applies the headers it sets before those it removes.
+        """
         names = {name for name, _ in self.headers}
         return tuple(key for key in self.strays if key not in names)
 
@@ -145,8 +149,10 @@ def is_grpc(content_type: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def method_of(path: str) -> str | None:
-    """The method (gRPC) or route (plain HTTP) a request path names, without its query;
-    None when the path is not in normal form. Memoised (bounded): paths repeat."""
+    """The method (gRPC) or route (plain HTTP) a request path names, without its query.
+
+    None when the path is not in normal form. Memoised (bounded): paths repeat.
+    """
     end = len(path)
     for mark in "?#":
         found = path.find(mark)
@@ -213,9 +219,11 @@ def identity_headers(principal: Principal) -> tuple[tuple[str, str], ...]:
 
 
 def headers_of(header_map: Mapping[str, str]) -> Headers:
-    """The headers the rules read, from Envoy's map of request headers: the
-    ``authorization`` entry (Envoy joins repeated headers with a comma, so two are one
-    malformed value) and every ``x-bearer-*`` name."""
+    """The headers the rules read, from Envoy's map of request headers.
+
+    They are the ``authorization`` entry (Envoy joins repeated headers with a comma, so
+    two are one malformed value) and every ``x-bearer-*`` name.
+    """
     found = [(key, "") for key in header_map if key.startswith(IDENTITY_PREFIX)]
     value = header_map.get(AUTHORIZATION)
     if value is not None:
@@ -224,8 +232,11 @@ def headers_of(header_map: Mapping[str, str]) -> Headers:
 
 
 def header_value(text: str) -> str:
-    """``text`` as a header value: printable ASCII as is, ``%`` and every other
-    character percent-encoded in UTF-8 (as gRPC encodes ``grpc-message``)."""
+    """``text`` as a header value, percent-encoded as gRPC encodes ``grpc-message``.
+
+    Printable ASCII other than ``%`` stays as is; ``%`` and every other character is
+    percent-encoded in UTF-8.
+    """
     if text.isascii() and text.isprintable() and "%" not in text:
         return text
     return quote(text, safe=_SAFE)

@@ -85,7 +85,9 @@ def introspected(
 
 
 def trusted_until(principal: Principal, *, now: float, max_cache_seconds: float) -> int:
-    """When an ``active`` answer stops being trusted: the earlier of ``exp`` and
-    ``max_cache_seconds`` from ``now``."""
+    """When an ``active`` answer stops being trusted.
+
+    That is the earlier of ``exp`` and ``max_cache_seconds`` from ``now``.
+    """
     until = int(now + max_cache_seconds)
     return min(principal.expires_at, until) if principal.expires_at else until

@@ -99,8 +99,9 @@ def verified_payload(compact: Compact, key: jwt.PyJWK) -> dict[str, Any]:
 
 
 def unverified_claims(compact: Compact) -> dict[str, Any]:
-    """The payload object of ``compact`` read as strictly as a verified one, but NOT
-    verified: only for choosing which configured issuer's keys and rules to apply.
+    """The payload object of ``compact``, read as strictly as a verified one but NOT verified.
+
+    Only for choosing which configured issuer's keys and rules to apply.
 
     Raises:
         TokenInvalid: The payload segment is not canonical, or not a strict JSON object.
@@ -133,8 +134,10 @@ def _b64decode(segment: str) -> bytes:
 
 
 def _b64decode_canonical(segment: str) -> bytes:
-    """The bytes of a base64url segment (alphabet already checked) that encodes them
-    canonically: a possible length, and no bit set beyond the data in its last character.
+    """The bytes of a base64url segment (alphabet already checked) that encodes them canonically.
+
+    Canonically means: a possible length, and no bit set beyond the data in its last
+    character.
 
     Raises:
         ValueError: Not such a segment.

@@ -1,5 +1,4 @@
-"""Which methods need what: public, a valid token, or a valid token with scopes; and
-which accept certificate-bound tokens only.
+"""Which methods need what: public, a valid token or scopes, and which need certificate binding.
 
 Rules name full gRPC methods (``/pkg.Service/Method``) or whole services
 (``/pkg.Service/*``). The most specific rule wins: a method's own rule over its

@@ -90,8 +90,10 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
 
 
 def _syntax_error(source: str, message: str, text: str) -> str:
-    """tomllib's message, its position moved to the front (the end of the document is
-    its last line)."""
+    """The message of ``tomllib``, with its position moved to the front.
+
+    A position at the end of the document is reported as its last line.
+    """
     match = _POSITION.search(message)
     if match is None:
         return f"{source}: {message}"

@@ -128,8 +128,10 @@ class Renewal:
         return Fetch()
 
     def due(self, now: float) -> bool:
-        """True when a request should start now: the token is missing or due for
-        renewal, and no backoff delay runs."""
+        """True when a request should start now.
+
+        That is when the token is missing or due for renewal, and no backoff delay runs.
+        """
         if now < self.retry_at:
             return False
         return self.current is None or now >= self.current.renew_at
@@ -172,8 +174,10 @@ class Renewal:
         return delay
 
     def invalidate(self, token: str) -> bool:
-        """Forget ``token`` if it is the current one (a server called it expired or
-        revoked); True if it was. An older token is ignored: it was replaced already."""
+        """Forget ``token`` if it is the current one (a server called it expired or revoked).
+
+        Returns True if it was. An older token is ignored: it was replaced already.
+        """
         if self.current is None or self.current.value != token:
             return False
         self.current = None

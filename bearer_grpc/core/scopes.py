@@ -54,8 +54,9 @@ _AUDIENCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}", re.ASCII)
 
 
 def check_audience(audience: str) -> str:
-    """Validate an audience: 1-256 printable ASCII characters without space, ``"`` or ``\\``
-    (so URLs such as ``https://orders.example.com`` are fine).
+    r"""Validate an audience: 1-256 printable ASCII characters without space, ``"`` or ``\``.
+
+    So URLs such as ``https://orders.example.com`` are fine.
 
     Raises:
         InvalidRequest: The audience is empty, too long or has other characters.

@@ -34,8 +34,10 @@ def new_secret() -> str:
 
 
 def new_id(prefix: str = "") -> str:
-    """A fresh 128-bit random identifier (token ids, refresh families), in hex: it never
-    starts with ``-``, so it can follow a command-line flag."""
+    """A fresh 128-bit random identifier (token ids, refresh families), in hex.
+
+    It never starts with ``-``, so it can follow a command-line flag.
+    """
     return prefix + secrets.token_hex(16)
 
 

@@ -77,8 +77,11 @@ class TrustedKeys:
     cache: TokenCache
 
     def replaced_by(self, verifier: TokenVerifier) -> TrustedKeys:
-        """The pair for a new key set: same cache when the issuer is unchanged and every
-        key still trusted, else a new empty one (hit and miss counts carry over)."""
+        """The pair for a new key set, keeping the cache while it still applies.
+
+        The same cache when the issuer is unchanged and every key still trusted, else a new
+        empty one (hit and miss counts carry over).
+        """
         old = self.verifier
         if old.issuer == verifier.issuer and set(old.keys) <= set(verifier.keys):
             return TrustedKeys(verifier, self.cache)
@@ -306,8 +309,9 @@ class LocalVerification:
         return principal
 
     def recheck(self, principal: Principal) -> AuthError | None:
-        """Whether a token that was valid when its call started has expired or been
-        revoked since (the same rules as a cache hit).
+        """Whether a token valid when its call started has expired or been revoked since.
+
+        The same rules as a cache hit apply.
 
         Returns:
             The error to end the call with, or None while the token is still good.
@@ -329,8 +333,10 @@ class LocalVerification:
         return kid is not None and kid in keys
 
     def needs_key_refetch(self, token: str) -> bool:
-        """Whether ``token`` names a ``kid`` outside the trusted keys (keys already
-        known): it may be signed with a key published since they were fetched."""
+        """Whether ``token`` names a ``kid`` outside the trusted keys (keys already known).
+
+        Such a token may be signed with a key published since they were fetched.
+        """
         return self.keys is not None and not self.knows_kid_of(token)
 
     def verify(self, token: str) -> Principal:
@@ -368,8 +374,9 @@ def peek_kid(token: str) -> str | None:
 
 
 def peek_issuer(token: str) -> str:
-    """The ``iss`` a token's claims name, read strictly but NOT verified: it only
-    selects among the issuers a service configured.
+    """The ``iss`` a token's claims name, read strictly but NOT verified.
+
+    It only selects among the issuers a service configured.
 
     Raises:
         TokenMalformed: Not a compact JWS of bounded size.
