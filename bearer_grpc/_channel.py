@@ -42,8 +42,10 @@ class Endpoint:
     backoff: Backoff = field(default_factory=Backoff)
 
     def options(self) -> list[tuple[str, Any]]:
-        """gRPC channel arguments: reconnect no slower than :attr:`backoff` allows, on
-        connections of this channel's own."""
+        """The gRPC channel arguments: reconnect no slower than :attr:`backoff` allows.
+
+        The channel reconnects on connections of its own (a local subchannel pool).
+        """
         return [
             ("grpc.initial_reconnect_backoff_ms", _milliseconds(self.backoff.initial)),
             ("grpc.max_reconnect_backoff_ms", _milliseconds(self.backoff.maximum)),
@@ -132,9 +134,10 @@ def status_of(error: BaseException) -> grpc.StatusCode | None:
 
 
 def silent_link(outcome: object, *, started: bool = False) -> bool:
-    """Whether a call's outcome suggests its connection died silently (a partition, a
-    peer or middlebox that vanished without a reset): it ran into its deadline without
-    any answer (for a stream: before its initial metadata).
+    """Whether a call's outcome suggests its connection died silently.
+
+    That is a partition, or a peer or middlebox that vanished without a reset: the call
+    ran into its deadline without any answer (for a stream: before its initial metadata).
 
     gRPC keeps using such a connection until TCP gives up, which may take many minutes
     or never happen (no keepalive is assumed of the server): the caller replaces its
@@ -148,8 +151,9 @@ def silent_link(outcome: object, *, started: bool = False) -> bool:
 
 
 class LinkLog:
-    """Logs the link to a key source going down and coming back, once per change
-    (an outage is one warning, not one per reconnection attempt).
+    """Logs the link to a key source going down and coming back, once per change.
+
+    An outage is one warning, not one per reconnection attempt.
 
     Args:
         log: Where to log.

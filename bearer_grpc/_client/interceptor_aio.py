@@ -1,5 +1,6 @@
-"""The client side for ``grpc.aio`` channels: the interceptor and call credentials of
-:mod:`bearer_grpc._client.interceptor`, asyncio flavoured.
+"""The client side for ``grpc.aio`` channels: the interceptor and the call credentials.
+
+Those of :mod:`bearer_grpc._client.interceptor`, asyncio flavoured.
 
 Both take an asyncio token source (:mod:`bearer_grpc._client.sources_aio`). The metadata
 rewrite and the retry test are shared (:mod:`bearer_grpc._client.metadata`).
@@ -55,8 +56,10 @@ _checks: set[asyncio.Task[None]] = set()  # running stale checks (tasks need a r
 
 
 def _invalidate_if_stale(source: TokenSource, call: grpc.aio.Call, token: str) -> None:
-    """Once the stream ``call`` ends, invalidate ``token`` if the server called it stale
-    (streams are not retried, but the next call should not carry it again)."""
+    """Once the stream ``call`` ends, invalidate ``token`` if the server called it stale.
+
+    Streams are not retried, but the next call should not carry it again.
+    """
 
     async def check() -> None:
         if await _stale_token(call):
@@ -200,8 +203,10 @@ class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
     def __getitem__(
         self, index: int | slice
     ) -> grpc.aio.ClientInterceptor | Sequence[grpc.aio.ClientInterceptor]:
-        """The interceptor for one call kind (unary-unary, unary-stream, stream-unary,
-        stream-stream, in that order)."""
+        """The interceptor for one call kind (or a slice of them).
+
+        The kinds are in the order unary-unary, unary-stream, stream-unary, stream-stream.
+        """
         return self._parts[index]
 
     def __len__(self) -> int:
@@ -209,8 +214,11 @@ class BearerClientInterceptor(Sequence[grpc.aio.ClientInterceptor]):
 
 
 class _MetadataPlugin(grpc.AuthMetadataPlugin):
-    """Puts an asyncio source's token on a call. gRPC runs plugins on threads of its own,
-    so the token is awaited on the source's event loop and handed back here."""
+    """Puts an asyncio source's token on a call.
+
+    gRPC runs plugins on threads of its own, so the token is awaited on the source's event
+    loop and handed back here.
+    """
 
     def __init__(
         self, token_source: TokenSource, loop: asyncio.AbstractEventLoop, timeout: float

@@ -1,5 +1,6 @@
-"""Token sources for asyncio clients: the names of :mod:`bearer_grpc._client.sources`,
-with ``async token()``.
+"""Token sources for asyncio clients, with ``async token()``.
+
+They have the names of :mod:`bearer_grpc._client.sources`.
 
 :class:`ClientCredentials` requests with the ``grpc.aio`` stub on the caller's event
 loop (never blocking it) and renews in a task; concurrent callers share one request

@@ -1,5 +1,6 @@
-"""Certificate binding on the server: the rule of :mod:`bearer_grpc.core.binding`, with
-the call's client certificate, for both interceptors.
+"""Certificate binding on the server, for both interceptors.
+
+The rule of :mod:`bearer_grpc.core.binding`, applied with the call's client certificate.
 
 ``intercept_service`` sees only the method and the metadata, so the check runs in the
 wrapped handler, before the application's behaviour, with the call's servicer context

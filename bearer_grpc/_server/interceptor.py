@@ -165,8 +165,10 @@ class BearerServerInterceptor(InterceptorBase, grpc.ServerInterceptor):
     def _enter(
         self, admission: Principal | Pending, context: grpc.ServicerContext, required: bool
     ) -> Principal:
-        """The caller, verifying a cache miss here (on the worker thread), and checking
-        its certificate binding on every call."""
+        """The caller, verifying a cache miss here (on the worker thread).
+
+        Its certificate binding is checked on every call.
+        """
         if isinstance(admission, Principal):
             principal = admission
         else:

@@ -180,8 +180,10 @@ class BearerServerInterceptor(InterceptorBase, grpc.aio.ServerInterceptor):
     async def _enter(
         self, admission: Principal | Pending, context: Context, required: bool
     ) -> Principal:
-        """The caller, verifying a cache miss here (in the call's task), and checking its
-        certificate binding on every call."""
+        """The caller, verifying a cache miss here (in the call's task).
+
+        Its certificate binding is checked on every call.
+        """
         if isinstance(admission, Principal):
             principal = admission
         else:

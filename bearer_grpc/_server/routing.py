@@ -301,20 +301,26 @@ class InterceptorBase:
         return route
 
     def _unknown(self, admission: Admitted, required: bool) -> Behaviour:
-        """Hook: a behaviour for a method that does not exist (``required``: its rule
-        asks for certificate-bound tokens)."""
+        """Hook: a behaviour for a method that does not exist.
+
+        ``required``: its rule asks for certificate-bound tokens.
+        """
         raise NotImplementedError
 
     def _refusing(self, error: AuthError, *, streams: bool) -> Behaviour:
-        """Hook: a behaviour that only ends the call with ``error``, shaped as a behaviour
-        of its kind (``streams``: the method streams its responses), so that an outer
-        interceptor that wraps it by its kind (OpenTelemetry's) still can."""
+        """Hook: a behaviour that only ends the call with ``error``, shaped for its kind.
+
+        Shaped as a behaviour of its kind (``streams``: the method streams its responses),
+        so that an outer interceptor that wraps it by its kind (OpenTelemetry's) still can.
+        """
         raise NotImplementedError
 
     def _wrap(
         self, behaviour: Behaviour, handler: Handler, admission: Principal | Pending, required: bool
     ) -> Behaviour:
-        """Hook: ``behaviour`` wrapped to finish authentication (verification, then the
-        certificate binding; ``required``: the method accepts bound tokens only) and bind
-        the caller."""
+        """Hook: ``behaviour`` wrapped to finish authentication and bind the caller.
+
+        Authentication is verification, then the certificate binding (``required``: the
+        method accepts bound tokens only).
+        """
         raise NotImplementedError

@@ -65,8 +65,10 @@ def refused(error: AuthError) -> None:
 
 
 def accepted(principal: Principal) -> None:
-    """Record the accepted caller's subject on the current span (call it only when the
-    service opted in)."""
+    """Record the accepted caller's subject on the current span.
+
+    Call it only when the service opted in.
+    """
     span = _recording_span()
     if span is not None:
         span.set_attribute(SUBJECT_ATTRIBUTE, principal.subject)

@@ -96,8 +96,9 @@ class VerifierBase(ProviderConstructors):
         return f"{name}(target={self.link.target!r}, audience={audience!r}, mode={mode})"
 
     def recheck(self, principal: Principal) -> AuthError | None:
-        """Whether the token of a running stream has expired or been revoked since the
-        call started (the interceptors ask before every message).
+        """Whether the token of a running stream has expired or been revoked since its start.
+
+        The interceptors ask before every message.
 
         Returns:
             The error to end the call with, or None while the token is still good.

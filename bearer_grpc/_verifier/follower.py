@@ -67,8 +67,10 @@ class Follower:
         log.debug("TokenService silent: new connection", extra={"target": self.link.target})
 
     def start(self) -> None:
-        """Start the thread; in local mode wait up to ``startup_timeout`` for the keys and
-        the revocation backlog."""
+        """Start the thread.
+
+        In local mode, wait up to ``startup_timeout`` for the keys and the revocation backlog.
+        """
         self._startup_deadline = deadline = time.monotonic() + self.link.startup_timeout
         self.thread.start()
         if not self.link.remote:
@@ -94,8 +96,10 @@ class Follower:
             self.thread.join(self.link.timeout + 1)
 
     def refetch_keys(self, kid: str | None) -> None:
-        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no
-        (this ``kid`` was looked for, or any was, too recently)."""
+        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no.
+
+        It says no when this ``kid`` was looked for, or any was, too recently.
+        """
         with self._fetch_lock:
             if self._gate.try_pass(kid):
                 self._fetch_keys()
@@ -147,8 +151,10 @@ class Follower:
         return healthy
 
     def _follow_revocations(self) -> bool:
-        """Follow one ``WatchRevocations`` stream to its end; True if it was healthy
-        (delivered events, lived long, or reached its own deadline)."""
+        """Follow one ``WatchRevocations`` stream to its end; True if it was healthy.
+
+        Healthy: it delivered events, lived long, or reached its own deadline.
+        """
         began = time.monotonic()
         after = self.local.revocations.sequence
         request = watch_request(after)

@@ -41,8 +41,10 @@ class _Session(LoopSession):
     refetch: asyncio.Task[pb.GetJwksResponse | BaseException] | None = None
 
     async def wait_first_keys(self) -> None:
-        """Wait for the first keys and the revocation backlog until the startup deadline
-        (not at all after it)."""
+        """Wait for the first keys and the revocation backlog until the startup deadline.
+
+        Not at all once the deadline has passed.
+        """
         for event in (self.first_keys, self.caught_up):
             remaining = self.startup_deadline - time.monotonic()
             if remaining > 0 and not event.is_set():
@@ -106,8 +108,10 @@ class Follower(PerLoop[_Session]):
         await session.connection.close()  # again, in case the task was cancelled unstarted
 
     async def refetch_keys(self, session: _Session, kid: str | None) -> None:
-        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no;
-        every concurrent caller awaits the same fetch."""
+        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no.
+
+        Every concurrent caller awaits the same fetch.
+        """
         task = session.refetch
         if task is None or task.done():
             if not self._gate.try_pass(kid):

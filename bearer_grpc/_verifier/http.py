@@ -48,8 +48,9 @@ class HttpClient:
         limit: int,
         form: dict[str, str] | None = None,
     ) -> HttpAnswer:
-        """One request; the body is read only when the status is 200, and at most
-        ``limit`` bytes of it.
+        """One request; the body is read only when the status is 200.
+
+        At most ``limit`` bytes of the body are read.
 
         Raises:
             httpx.HTTPError: The request failed.

@@ -11,8 +11,9 @@ from bearer_grpc.core.discovery import Body
 
 
 class HttpClient:
-    """Sends what a :data:`~.issuer.Flow` asks for, reading at most each answer's cap
-    (the asyncio twin of :class:`bearer_grpc._verifier.http.HttpClient`).
+    """Sends what a :data:`~.issuer.Flow` asks for, reading at most each answer's cap.
+
+    The asyncio twin of :class:`bearer_grpc._verifier.http.HttpClient`.
 
     Args:
         settings: TLS and timeouts.
@@ -49,8 +50,9 @@ class HttpClient:
         limit: int,
         form: dict[str, str] | None = None,
     ) -> HttpAnswer:
-        """One request; the body is read only when the status is 200, and at most
-        ``limit`` bytes of it.
+        """One request; the body is read only when the status is 200.
+
+        At most ``limit`` bytes of the body are read.
 
         Raises:
             httpx.HTTPError: The request failed.

@@ -19,8 +19,9 @@ from bearer_grpc.core.verification import LocalVerification
 
 
 class Introspector:
-    """Asks an introspection endpoint about each token the cache does not hold (the
-    asyncio twin: one HTTP client per event loop, opened on first use).
+    """Asks an introspection endpoint about each token the cache does not hold.
+
+    The asyncio twin: one HTTP client per event loop, opened on first use.
 
     Args:
         local: The verification state (its cache keeps the answers).

@@ -238,9 +238,11 @@ class KeyFetch:
 
 
 def refreshed(link_log: LinkLog, outcome: float | BaseException, *, quiet: bool = False) -> bool:
-    """Log the outcome of one key refresh: its delay until the next, or what it failed
-    with. True when it succeeded. The keys trusted so far stay after a failure (last
-    known good); a failure is not logged when ``quiet`` (the driver is stopping).
+    """Log the outcome of one key refresh; True when it succeeded.
+
+    The outcome is its delay until the next, or what it failed with. The keys trusted so
+    far stay after a failure (last known good); a failure is not logged when ``quiet``
+    (the driver is stopping).
     """
     if not isinstance(outcome, BaseException):
         link_log.up()

@@ -67,8 +67,10 @@ class JwksFollower(PerLoop[_Session]):
         return self.local.keys is not None
 
     async def refetch_keys(self, session: _Session, kid: str | None) -> None:
-        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no;
-        every concurrent caller awaits the same fetch."""
+        """Refetch the keys for the unknown ``kid`` unless :class:`RefetchGate` says no.
+
+        Every concurrent caller awaits the same fetch.
+        """
         task = session.refetch
         if task is None or task.done():
             if not self._gate.try_pass(kid):

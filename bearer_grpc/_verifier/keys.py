@@ -28,8 +28,10 @@ REMEMBERED_KIDS: Final = 256
 
 
 class RefetchGate:
-    """Decides which unknown-``kid`` key refetches may start (not thread-safe by itself:
-    the sync driver holds a lock around it, the asyncio driver runs on one loop).
+    """Decides which unknown-``kid`` key refetches may start.
+
+    Not thread-safe by itself: the sync driver holds a lock around it, the asyncio driver
+    runs on one loop.
 
     Two limits: each ``kid`` is looked for at most once per ``interval`` (a refetch that
     did not find it is not repeated for it), and refetches start at least ``spacing``

@@ -1,5 +1,7 @@
-"""What the asyncio server interceptor needs of a verifier (see
-:mod:`bearer_grpc._verifier.protocol`; only ``verify`` is a coroutine here)."""
+"""What the asyncio server interceptor needs of a verifier.
+
+See :mod:`bearer_grpc._verifier.protocol`; only ``verify`` is a coroutine here.
+"""
 
 from __future__ import annotations
 

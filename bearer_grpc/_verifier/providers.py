@@ -1,5 +1,7 @@
-"""The constructors of verifiers for tokens of any identity provider, shared by both
-flavours: keys by discovery or from a JWKS URL, and opaque tokens by introspection."""
+"""The constructors of verifiers for tokens of any identity provider, shared by both flavours.
+
+Keys by discovery or from a JWKS URL, and opaque tokens by introspection.
+"""
 
 from __future__ import annotations
 

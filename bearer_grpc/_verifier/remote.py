@@ -1,5 +1,7 @@
-"""Remote verification: a ``VerifyToken`` request, and its answer as a principal or the
-matching error (shared by both flavours)."""
+"""Remote verification: a ``VerifyToken`` request, and its answer as a principal or an error.
+
+The error is the one the answer names. Shared by both flavours.
+"""
 
 from __future__ import annotations
 

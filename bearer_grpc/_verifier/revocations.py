@@ -124,14 +124,17 @@ def resume(epoch: str | None, after_sequence: int, start: StreamStart) -> Resume
 
 
 def reached(start: StreamStart, sequence: int) -> bool:
-    """Whether a verifier at revocation ``sequence`` has caught up with the backlog the
-    stream announced (never when it announced none)."""
+    """Whether a verifier at revocation ``sequence`` has caught up with the announced backlog.
+
+    Never when the stream announced none.
+    """
     return start.backlog_end is not None and sequence >= start.backlog_end
 
 
 class RevocationFeed:
-    """What a verifier remembers about its ``WatchRevocations`` streams across
-    reconnections: the store it follows (epoch), and whether it ever caught up.
+    """What a verifier remembers about its ``WatchRevocations`` streams across reconnections.
+
+    The store it follows (epoch), and whether it ever caught up.
 
     Driven by one writer (the background thread or task); others only read
     :attr:`caught_up`.
@@ -181,8 +184,11 @@ class RevocationFeed:
 
 
 def watch_request(after_sequence: int) -> pb.WatchRevocationsRequest:
-    """The ``WatchRevocations`` request for the events after ``after_sequence``, declaring
-    the kinds this version applies (the server refuses a watcher that lacks one it sends)."""
+    """The ``WatchRevocations`` request for the events after ``after_sequence``.
+
+    It declares the kinds this version applies (the server refuses a watcher that lacks one
+    it sends).
+    """
     return pb.WatchRevocationsRequest(
         after_sequence=after_sequence, understood_kinds=UNDERSTOOD_KINDS
     )
@@ -233,8 +239,9 @@ def stream_ended(
     started: bool = True,
     quiet: bool = False,
 ) -> bool:
-    """Whether a followed ``WatchRevocations`` stream was healthy when it ended (then the
-    driver reconnects at once, else after the next backoff delay).
+    """Whether a followed ``WatchRevocations`` stream was healthy when it ended.
+
+    Then the driver reconnects at once, else after the next backoff delay.
 
     Healthy: it started (the server's initial metadata arrived) and then ended by its own
     deadline (``DEADLINE_EXCEEDED``, after ``resync_interval``), or delivered events, or

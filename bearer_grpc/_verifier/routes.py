@@ -87,8 +87,10 @@ class IssuerRoutes(Generic[V]):
         return None
 
     def recheck(self, principal: Principal) -> AuthError | None:
-        """Whether the token of a running stream has expired or been revoked since (asked
-        of the verifier of its issuer)."""
+        """Whether the token of a running stream has expired or been revoked since.
+
+        Asked of the verifier of its issuer.
+        """
         verifier = self._by_issuer.get(principal.issuer)
         return verifier.recheck(principal) if verifier is not None else TokenInvalid()
 

@@ -69,8 +69,10 @@ class Verifier(VerifierBase, Closing):
 
     @property
     def thread(self) -> threading.Thread | None:
-        """The background thread following the TokenService or identity provider (None
-        for a fixed key set or introspection)."""
+        """The background thread following the TokenService or identity provider.
+
+        None for a fixed key set or introspection.
+        """
         follower = self._follower
         return follower.thread if isinstance(follower, Follower | JwksFollower) else None
 

@@ -54,8 +54,9 @@ class Verifier(VerifierBase, ClosingAio):
 
     @staticmethod
     def any_of(*verifiers: Verifier) -> AnyIssuer:
-        """One verifier for the tokens of several issuers (see
-        :meth:`bearer_grpc.Verifier.any_of`).
+        """One verifier for the tokens of several issuers.
+
+        See :meth:`bearer_grpc.Verifier.any_of`.
 
         Raises:
             ValueError: None given, one without a fixed issuer, or two for one issuer.
@@ -68,8 +69,10 @@ class Verifier(VerifierBase, ClosingAio):
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        """The background task following the TokenService or identity provider (None
-        before it started)."""
+        """The background task following the TokenService or identity provider.
+
+        None before it started.
+        """
         follower = self._follower
         session = follower.session if isinstance(follower, Follower | JwksFollower) else None
         return session.task if session is not None else None

@@ -1,5 +1,6 @@
-"""The ``bearer-grpc`` command line: ``serve``, ``clients``, ``users``, ``keys``, ``store``,
-``token``, ``authz``.
+"""The ``bearer-grpc`` command line and its commands.
+
+The commands: ``serve``, ``clients``, ``users``, ``keys``, ``store``, ``token``, ``authz``.
 
 Errors a user can cause (bad arguments, unknown names, a server that refuses, an
 unreachable store) print one line on stderr and exit non-zero; no traceback.

@@ -1,5 +1,7 @@
-"""``clients``, ``users``, ``keys`` and ``audit``: operator commands, on the store itself
-or, with ``--target``, through a running server's AdminService.
+"""Operator commands ``clients``, ``users``, ``keys`` and ``audit``, on a store or a server.
+
+They act on the store itself or, with ``--target``, through a running server's
+AdminService.
 
 On the store (``--data-dir``/``--store``) they need the ``server`` extra and are how a
 deployment is bootstrapped: the first admin client is made here. With ``--target`` they
@@ -261,8 +263,10 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _delay(value: str) -> int:
-    """Seconds, plain (any whole number: the key ring bounds it, in one line) or with a
-    unit (``90s``, ``15m``, ``2h``, ``1d``)."""
+    """Seconds, plain or with a unit (``90s``, ``15m``, ``2h``, ``1d``).
+
+    A plain value may be any whole number: the key ring bounds it, in one line.
+    """
     text = value.strip()
     if text.removeprefix("-").isdigit() and len(text) <= 64:
         return int(text)

@@ -52,8 +52,10 @@ def option(
 
 
 def add_server_options(parser: argparse.ArgumentParser, *, listen: str, grace: float) -> None:
-    """How a long-running server (``serve``, ``authz``) listens, stops and logs:
-    ``--listen``, TLS, ``--grace``, ``--metrics-listen``, ``--log-level``."""
+    """How a long-running server (``serve``, ``authz``) listens, stops and logs.
+
+    The options ``--listen``, TLS, ``--grace``, ``--metrics-listen``, ``--log-level``.
+    """
     option(parser, "--listen", default=listen, help="address to bind, HOST:PORT")
     option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
     option(parser, "--tls-key", type=Path, help="PEM private key of --tls-cert")
@@ -82,8 +84,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, listen: str, grace: f
 
 
 def server_config(args: argparse.Namespace) -> ServeConfig:
-    """The :class:`ServeConfig` of :func:`add_server_options`' options, its TLS files
-    checked (so bad options fail before anything starts).
+    """The :class:`ServeConfig` of :func:`add_server_options`' options, its TLS files checked.
+
+    So bad options fail before anything starts.
 
     Raises:
         ValueError: An address or TLS option is wrong.
@@ -181,8 +184,10 @@ def read_private_file(path: Path, what: str) -> bytes:
 
 
 def key_encryption_key(args: argparse.Namespace) -> KeyEncryptionKey | None:
-    """The key-encryption key from ``--key-encryption-key-file`` (a private file) or
-    ``BEARER_GRPC_KEY_ENCRYPTION_KEY``, or None.
+    """The key-encryption key from its file or environment variable, or None.
+
+    The file is ``--key-encryption-key-file`` (a private file), the variable
+    ``BEARER_GRPC_KEY_ENCRYPTION_KEY``.
 
     Raises:
         InvalidRequest: The file is open to others or belongs to another user.

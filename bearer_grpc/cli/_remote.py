@@ -1,6 +1,7 @@
-"""The admin commands against a running server's AdminService (``--target``), and the
-same commands on the store itself: one interface, :class:`AdminBackend`, so that both
-print the same.
+"""The admin commands through a running server's AdminService or on the store itself.
+
+Both ways (``--target`` for the AdminService) share one interface, :class:`AdminBackend`,
+so that both print the same.
 
 Remote calls authenticate with an admin access token from ``BEARER_GRPC_ADMIN_TOKEN``,
 or get one with the client credentials in ``BEARER_GRPC_CLIENT_ID`` and
@@ -42,8 +43,10 @@ for the store into a remote one."""
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """``--target`` and the client-side TLS options (``--tls-ca``, ``--tls-client-cert``,
-    ``--tls-client-key``), as the ``token`` commands have them."""
+    """``--target`` and the client-side TLS options, as the ``token`` commands have them.
+
+    The TLS options are ``--tls-ca``, ``--tls-client-cert`` and ``--tls-client-key``.
+    """
     parser.add_argument(
         "--target",
         default=os.environ.get(TARGET_VARIABLE),
@@ -69,8 +72,10 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
 
 
 class AdminBackend(Protocol):
-    """What the admin commands do, on the store or through the AdminService; results are
-    plain rows, printed alike."""
+    """What the admin commands do, on the store or through the AdminService.
+
+    Results are plain rows, printed alike.
+    """
 
     def add_client(
         self, name: str, scopes: list[str], audiences: list[str], certificate_bound: bool
@@ -200,8 +205,11 @@ def remote_backend(args: argparse.Namespace) -> AdminBackend:
 
 
 def translated(call: Callable[[], _T]) -> _T:
-    """Run an AdminService call; its NOT_FOUND, ALREADY_EXISTS and INVALID_ARGUMENT become
-    the errors the store-side commands raise, with the server's message."""
+    """Run an AdminService call, its refusals turned into the store-side commands' errors.
+
+    Its NOT_FOUND, ALREADY_EXISTS and INVALID_ARGUMENT become the errors the store-side
+    commands raise, with the server's message.
+    """
     import grpc
 
     try:
@@ -233,8 +241,10 @@ def pages(fetch: Callable[[str], tuple[list[_T], str]]) -> Iterator[_T]:
 def local_backend(
     admin: Admin, close: Callable[[], None], kek: Callable[[], KeyEncryptionKey | None]
 ) -> AdminBackend:
-    """The store itself, as an :class:`AdminBackend` (``kek`` is read when a key is
-    staged, and only then)."""
+    """The store itself, as an :class:`AdminBackend`.
+
+    ``kek`` is read when a key is staged, and only then.
+    """
     from bearer_grpc.cli._remote_admin import LocalAdmin
 
     return LocalAdmin(admin, close, kek)

@@ -1,6 +1,8 @@
-"""The two :class:`~bearer_grpc.cli._remote.AdminBackend` adapters: :class:`LocalAdmin`
-on the store (``--data-dir``/``--store``, actor "local CLI") and :class:`RemoteAdmin`
-through the AdminService (``--target``, actor the admin token's subject).
+"""The two :class:`~bearer_grpc.cli._remote.AdminBackend` adapters: on a store, or remote.
+
+:class:`LocalAdmin` works on the store (``--data-dir``/``--store``, actor "local CLI") and
+:class:`RemoteAdmin` through the AdminService (``--target``, actor the admin token's
+subject).
 
 Both return the same rows for the same state, so the commands print the same either
 way. Heavy modules are imported inside the methods: this module is loaded only when an

@@ -136,8 +136,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _as_json(message: Message) -> dict[str, Any]:
-    """A response as ``--json`` prints it: proto field names, fields at their default left
-    out except ``active`` (protobuf's JSON mapping is loaded only for ``--json``)."""
+    """A response as ``--json`` prints it.
+
+    Proto field names; fields at their default are left out, except ``active``
+    (protobuf's JSON mapping is loaded only for ``--json``).
+    """
     from google.protobuf import json_format
 
     data = json_format.MessageToDict(message, preserving_proto_field_name=True)

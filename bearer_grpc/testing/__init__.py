@@ -167,8 +167,10 @@ class TestIssuer:
         )
 
     def impostor(self) -> TestIssuer:
-        """An issuer of the same name, clock and ``kid`` but another key: its tokens
-        claim this issuer's key and must fail the signature check."""
+        """An issuer of the same name, clock and ``kid`` but another key.
+
+        Its tokens claim this issuer's key and must fail the signature check.
+        """
         twin = TestIssuer(self.issuer, algorithm=self.key.alg, clock=self.clock)
         twin.key = dataclasses.replace(twin.key, kid=self.key.kid)
         return twin

@@ -166,8 +166,9 @@ with, or None to answer it."""
 
 
 class Echo:
-    """The Echo service, its call counter and its hooks; one instance can serve several
-    servers (sync and aio alike), which then share the counter.
+    """The Echo service, its call counter and its hooks.
+
+    One instance can serve several servers (sync and aio alike), which then share the counter.
 
     Args:
         methods: Method name to kind: the four of :data:`METHODS` by default. More names
