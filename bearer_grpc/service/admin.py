@@ -56,7 +56,9 @@ _ACTIONS = {
 
 
 class Admin(KeyAdmin):
-    """Operator actions on one store: clients, users and revocations here, keys in
+    """Operator actions on one store: clients, users, revocations and keys.
+
+    Clients, users and revocations are here, keys in
     :class:`~bearer_grpc.service.admin_keys.KeyAdmin`.
 
     Args:
@@ -197,9 +199,10 @@ class Admin(KeyAdmin):
         return changed
 
     def rotate_secret(self, name: str, *, old_secret_valid: int = 0) -> tuple[NewClient, Account]:
-        """Give a client a new secret, which works at once. The old one keeps working for
-        ``old_secret_valid`` seconds (0: it stops at once); a secret rotated before it
-        stops then too. Both are stored as keyed hashes only.
+        """Give a client a new secret, which works at once.
+
+        The old one keeps working for ``old_secret_valid`` seconds (0: it stops at once); a
+        secret rotated before it stops then too. Both are stored as keyed hashes only.
 
         Returns:
             The new secret (shown once) and the client as it is now.
@@ -223,8 +226,9 @@ class Admin(KeyAdmin):
         return NewClient(client_id=name, client_secret=secret), changed
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password (stored with scrypt). Its refresh sessions stay:
-        revoke the subject as well to end them.
+        """Replace a user's password (stored with scrypt).
+
+        Its refresh sessions stay: revoke the subject as well to end them.
 
         Raises:
             InvalidRequest: A password the policy refuses.
@@ -263,8 +267,9 @@ class Admin(KeyAdmin):
         return revocation
 
     def revoke_subject(self, name: str) -> Revocation:
-        """Revoke every token of ``name`` issued until now, and its refresh families; the
-        account stays (its next sign-in gets new tokens).
+        """Revoke every token of ``name`` issued until now, and its refresh families.
+
+        The account stays (its next sign-in gets new tokens).
 
         Raises:
             InvalidRequest: Not a valid name.
@@ -278,8 +283,10 @@ class Admin(KeyAdmin):
         return revoked
 
     def revoke_token_id(self, token_id: str) -> Revocation:
-        """Revoke one access token by its ``jti`` (idempotent: a token revoked already
-        keeps its revocation, and no second event is written).
+        """Revoke one access token by its ``jti``.
+
+        Idempotent: a token revoked already keeps its revocation, and no second event is
+        written.
 
         Raises:
             InvalidRequest: ``token_id`` empty, oversized or malformed.

@@ -1,6 +1,7 @@
-"""The AdminService over gRPC (``grpc.aio``): translation only. The rules are
-:class:`~bearer_grpc.service.admin.Admin`'s, run for the verified caller, who becomes the
-actor of every audit event; who may call is decided by the interceptor
+"""The AdminService over gRPC (``grpc.aio``): translation only.
+
+The rules are :class:`~bearer_grpc.service.admin.Admin`'s, run for the verified caller, who
+becomes the actor of every audit event; who may call is decided by the interceptor
 (:mod:`bearer_grpc.service.admin_auth`).
 
 Store work runs in worker threads. Revocations are read into the authority's log before
@@ -82,8 +83,10 @@ class AdminServiceServicer(pb_grpc.AdminServiceServicer):
         *,
         revokes: bool = False,
     ) -> _R:
-        """Run ``work`` for the verified caller in a worker thread: errors become
-        statuses, and the call gets an access line."""
+        """Run ``work`` for the verified caller in a worker thread.
+
+        Errors become statuses, and the call gets an access line.
+        """
         started, peer = time.perf_counter(), context.peer()
         authority = self._authority
         admin = Admin(
@@ -194,8 +197,10 @@ class AdminServiceServicer(pb_grpc.AdminServiceServicer):
     async def RotateClientSecret(
         self, request: pb.RotateClientSecretRequest, context: Context
     ) -> pb.RotateClientSecretResponse:
-        """A new secret for a client, in the answer once; the old one works until the
-        deadline asked for."""
+        """A new secret for a client, in the answer once.
+
+        The old one works until the deadline asked for.
+        """
 
         def work(admin: Admin) -> pb.RotateClientSecretResponse:
             new, client = admin.rotate_secret(

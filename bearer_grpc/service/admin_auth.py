@@ -1,5 +1,6 @@
-"""Who may call the AdminService: bearer_grpc's own interceptor, with the admin policy and
-a verifier inside the authority (its keys, its revocations: no network hop).
+"""Who may call the AdminService: bearer_grpc's own interceptor, with the admin policy.
+
+Its verifier is inside the authority (its keys, its revocations: no network hop).
 
 Every AdminService method needs a valid access token for audience ``bearer-grpc`` with
 scope ``bearer-grpc:admin``. The methods that hand out or replace a credential
@@ -43,9 +44,10 @@ def admin_policy() -> Policy:
 
 
 class AuthorityVerifier:
-    """Verifies admin tokens with the authority itself: its published keys, its
-    revocation log (subjects and families included) and its issuer, for audience
-    ``bearer-grpc``. In memory, on the event loop, like VerifyToken.
+    """Verifies admin tokens with the authority itself, for audience ``bearer-grpc``.
+
+    It uses the authority's published keys, its revocation log (subjects and families
+    included) and its issuer. In memory, on the event loop, like VerifyToken.
 
     Args:
         authority: The running authority.

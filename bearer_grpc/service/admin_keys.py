@@ -1,5 +1,8 @@
-"""Operator actions on signing keys, and what every operator action shares: its actor,
-its clock and its audit events (the base of :class:`~bearer_grpc.service.admin.Admin`)."""
+"""Operator actions on signing keys, and what every operator action shares.
+
+That is its actor, its clock and its audit events (the base of
+:class:`~bearer_grpc.service.admin.Admin`).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The AdminService's messages from the store's records: what an operator may see of a
-client, user, key, revocation or audit event (never a secret, hash or private key)."""
+"""The AdminService's messages from the store's records: what an operator may see.
+
+That is, what an operator may see of a client, user, key, revocation or audit event (never
+a secret, hash or private key).
+"""
 
 from __future__ import annotations
 

@@ -122,8 +122,9 @@ class Pages:
         page_size: int,
         page_token: str,
     ) -> tuple[list[_T], str]:
-        """One page of ``items`` (sorted by their positions, which are unique), and the
-        token of the next page ("" on the last one).
+        """One page of ``items``, and the token of the next page ("" on the last one).
+
+        The items are sorted by their positions, which are unique.
 
         Raises:
             InvalidRequest: A bad page size or page token.
@@ -140,8 +141,9 @@ class Pages:
         return page, self.token(listing, position_of(page[-1])) if more and page else ""
 
     def below(self, listing: str, page_size: int, page_token: str) -> tuple[int, int]:
-        """For a list read newest first by sequence: the page size, and the sequence the
-        page starts below (0: from the newest).
+        """For a list read newest first by sequence: the page size, and where the page starts.
+
+        The page starts below the sequence returned (0: from the newest).
 
         Raises:
             InvalidRequest: A bad page size or page token.
@@ -157,8 +159,10 @@ class Pages:
     def newest_first(
         self, listing: str, found: Sequence[_T], size: int, sequence: Callable[[_T], int]
     ) -> tuple[list[_T], str]:
-        """The page of ``found`` (read one item past the page, to know whether more
-        follow) and the next page's token ("" on the last page)."""
+        """The page of ``found`` and the next page's token ("" on the last page).
+
+        ``found`` is read one item past the page, to know whether more follow.
+        """
         page = list(found[:size])
         more = len(found) > size and bool(page)
         return page, self.token(listing, str(sequence(page[-1]))) if more else ""

@@ -1,5 +1,7 @@
-"""The audit trail's vocabulary: who did what to what, as events the store writes in the
-same transaction as the change, and as one JSON log line each once committed.
+"""The audit trail's vocabulary: who did what to what.
+
+Events are written by the store in the same transaction as the change, and logged as one
+JSON line each once committed.
 
 An event names its actor (the admin caller's subject, :data:`LOCAL_CLI` for a command run
 on the store itself, :data:`TOKEN_HOLDER` for a token revoked by value,
@@ -49,8 +51,11 @@ def event(
 
 
 def logged(written: AuditEvent) -> None:
-    """Log a committed event as one line (``bearer_grpc.audit``, INFO): actor, action,
-    target and details, through the JSON formatter's allow-list."""
+    """Log a committed event as one line (``bearer_grpc.audit``, INFO).
+
+    The line holds actor, action, target and details, through the JSON formatter's
+    allow-list.
+    """
     audit_log.info(
         "audit",
         extra={

@@ -139,9 +139,11 @@ class TokenAuthority:
         return math.floor(self._clock())
 
     def _horizon(self, now: int) -> int:
-        """Revocations of tokens that expired before this are forgotten: a verifier
-        accepts a token until ``exp + leeway`` by its own clock, which may lag ours by up
-        to a leeway too."""
+        """Revocations of tokens that expired before this are forgotten (two leeways ago).
+
+        A verifier accepts a token until ``exp + leeway`` by its own clock, which may lag
+        ours by up to a leeway too.
+        """
         return now - 2 * self.settings.leeway
 
     # -- lifecycle -------------------------------------------------------------------
@@ -190,8 +192,10 @@ class TokenAuthority:
         return added
 
     def _follow_epoch(self) -> None:
-        """Start the revocation log over when the store's epoch changed (a restored
-        backup): its sequences no longer continue the ones read."""
+        """Start the revocation log over when the store's epoch changed (a restored backup).
+
+        Its sequences no longer continue the ones read.
+        """
         epoch = self.store.get_setting(EPOCH_SETTING)
         if epoch is None or epoch == self.epoch:
             return
@@ -202,8 +206,10 @@ class TokenAuthority:
         self.epoch = epoch
 
     def housekeeping(self) -> int:
-        """Delete expired revocations, refresh tokens, throttle counts and retired keys,
-        and audit events older than the audit retention."""
+        """Delete expired revocations, refresh tokens, throttle counts, old keys and audit events.
+
+        Keys go once retired, audit events once older than the audit retention.
+        """
         now = self._now()
         retention = self.settings.audit_retention
         removed = self.store.prune(
@@ -287,9 +293,10 @@ class TokenAuthority:
         peer: str = "",
         certificate: bytes | None = None,
     ) -> Issued:
-        """:meth:`issue` for an event loop: a password check runs on the password pool
-        (cancelling the awaiting task drops one that has not started), any other grant is
-        :meth:`issue` in a worker thread.
+        """:meth:`issue` for an event loop.
+
+        A password check runs on the password pool (cancelling the awaiting task drops one
+        that has not started), any other grant is :meth:`issue` in a worker thread.
         """
         if isinstance(grant, PasswordGrant):
             work = self._issuing_work(grant, scopes, audience, peer, certificate)
@@ -356,10 +363,11 @@ class TokenAuthority:
         return TokenVerifier.authorize(principal, required)
 
     def introspect(self, token: str, *, audience: str | None = None) -> Principal:
-        """Verify an access token for RFC 7662 introspection: as :meth:`verify` when an
-        audience is given; without one, for whichever audience the token names (the
-        caller reads it from the principal). Signature, claims, expiry and revocation
-        are checked either way.
+        """Verify an access token for RFC 7662 introspection.
+
+        As :meth:`verify` when an audience is given; without one, for whichever audience the
+        token names (the caller reads it from the principal). Signature, claims, expiry and
+        revocation are checked either way.
 
         Raises:
             InvalidRequest: ``audience`` is malformed.

@@ -1,5 +1,4 @@
-"""Certificate-bound access tokens (RFC 8705 §3): the confirmation claim of a client's
-mTLS certificate.
+"""Certificate-bound access tokens (RFC 8705 §3): a claim confirming a client's mTLS certificate.
 
 A client registered as certificate-bound gets tokens only over mutual TLS, and every
 access token it gets carries ``cnf: {"x5t#S256": THUMBPRINT}``, the base64url (no

@@ -1,5 +1,8 @@
-"""What a caller presents to get a token, and what it gets: the TokenService's request
-vocabulary, shared by the rules (:mod:`.authority`) and the gRPC servicer."""
+"""What a caller presents to get a token, and what it gets.
+
+The TokenService's request vocabulary, shared by the rules (:mod:`.authority`) and the
+gRPC servicer.
+"""
 
 from __future__ import annotations
 

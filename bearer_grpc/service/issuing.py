@@ -157,9 +157,11 @@ class Issuing:
         return Issued(access=access.token, scopes=granted, lifetime=self.settings.access_ttl)
 
     def _secret_accepted(self, client: Account | None, secret: str) -> bool:
-        """Whether ``secret`` is the client's current secret, or its previous one before
-        that one's deadline. Both hashes are compared every time (against a dummy when
-        there is none), so the answer takes as long whichever holds."""
+        """Whether ``secret`` is the client's current secret, or its previous one in time.
+
+        The previous one counts until its deadline. Both hashes are compared every time
+        (against a dummy when there is none), so the answer takes as long whichever holds.
+        """
         hasher = self._hasher()
         current = hasher.verify(secret, client.credential_hash if client else None)
         previous_hash = client.previous_credential_hash if client else ""

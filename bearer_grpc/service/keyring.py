@@ -79,9 +79,10 @@ class KeyRing:
         return f"KeyRing(kids={[r.kid for r in self._records]!r})"
 
     def load(self, *, now: int, algorithm: Algorithm) -> None:
-        """Read the keys from the store; create one if none signs at ``now`` (first start,
-        or only staged keys so far). With a key-encryption key, seal any key stored in
-        the clear first.
+        """Read the keys from the store; create one if none signs at ``now``.
+
+        None signs at first start, or while there are only staged keys. With a key-encryption
+        key, seal any key stored in the clear first.
 
         Raises:
             KeyMaterialError: A stored key cannot be loaded (e.g. encrypted, no or wrong KEK).
@@ -158,8 +159,10 @@ class KeyRing:
         now: int,
         audit: Callable[[KeyRecord], AuditEvent] | None = None,
     ) -> KeyRecord:
-        """Stage a new key: published from now, signing after ``delay`` seconds and always
-        after every stored key (so keys take over in the order they were added).
+        """Stage a new key: published from now, signing after ``delay`` seconds.
+
+        It signs always after every stored key, so keys take over in the order they were
+        added.
 
         ``audit`` makes the event written with the key, from the new record.
 
@@ -184,8 +187,10 @@ class KeyRing:
     def rotate_if_due(
         self, algorithm: Algorithm, *, every: int, now: int, delay: int = PUBLISH_DELAY
     ) -> KeyRecord | None:
-        """Stage a key (see :meth:`stage`, published ``delay`` seconds before it signs) if
-        the newest key was created ``every`` seconds ago or longer; None if it is not due.
+        """Stage a key if the newest key was created ``every`` seconds ago or longer.
+
+        See :meth:`stage`: the key is published ``delay`` seconds before it signs. None if
+        it is not due.
 
         Safe to call from every replica at once: the store decides under its keys lock,
         so one of them stages the key and the others find it there.
@@ -212,8 +217,7 @@ class KeyRing:
         return self._store.add_key_if(if_due)
 
     def _check_kek(self, stored: Sequence[KeyRecord]) -> None:
-        """Refuse to add a key the other replicas could not load, or one in the clear
-        next to sealed ones."""
+        """Refuse a key other replicas could not load, or an unsealed one next to sealed ones."""
         sealed = [r for r in stored if is_sealed(r.private_key)]
         if not sealed:
             return

@@ -253,13 +253,18 @@ class ServiceMetrics(MetricsEndpoint):
 
     # -- recording -----------------------------------------------------------------------
     def track_cache(self, source: Callable[[], TokenCache]) -> None:
-        """Report the cache ``source()`` returns at each scrape (it may raise RuntimeError
-        while there is none yet: nothing is reported then)."""
+        """Report the cache ``source()`` returns at each scrape.
+
+        It may raise RuntimeError while there is none yet: nothing is reported then.
+        """
         self._cache.source = source
 
     def issued(self, grant: str, error: BaseException | None, interface: str = "grpc") -> None:
-        """Count a token request: ``grant`` from :data:`GRANTS`, ``error`` None if issued,
-        ``interface`` from :data:`INTERFACES`."""
+        """Count a token request.
+
+        ``grant`` from :data:`GRANTS`, ``error`` None if issued, ``interface`` from
+        :data:`INTERFACES`.
+        """
         outcome = issue_outcome(error)
         child = self._issued.get((grant, outcome, interface))
         if child is None:

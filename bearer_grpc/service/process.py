@@ -118,8 +118,9 @@ def bind(server: grpc.aio.Server, config: ServeConfig) -> int:
 
 
 class MetricsEndpoint:
-    """A registry of its own (never the global one, so several servers, and tests, can
-    live in one process) and, optionally, the HTTP endpoint serving it.
+    """A metrics registry of its own and, optionally, the HTTP endpoint serving it.
+
+    Never the global registry, so several servers, and tests, can live in one process.
 
     Attributes:
         registry: Where the metrics of this server are registered.
@@ -197,8 +198,9 @@ async def run_until_signalled(
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """Split ``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT`` or ``PORT`` (the last two on
-    loopback) into host and port.
+    """Split ``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT`` or ``PORT`` into host and port.
+
+    The last two forms are on loopback.
 
     Raises:
         ValueError: Not one of those forms, or a port outside 0-65535.

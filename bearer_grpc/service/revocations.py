@@ -73,8 +73,10 @@ class RevocationLog:
         return jti in self._known
 
     def refuses(self, principal: Principal) -> bool:
-        """Whether ``principal``'s token is revoked: its ``jti``, its refresh family or its
-        subject (the rule every verifier applies; safe from any thread)."""
+        """Whether ``principal``'s token is revoked: its ``jti``, refresh family or subject.
+
+        The rule every verifier applies; safe from any thread.
+        """
         return self._known.refuses(principal)
 
     def catch_up(self, store: Store, *, horizon: int) -> int:
@@ -114,10 +116,12 @@ class RevocationLog:
                     return added
 
     def restart(self) -> None:
-        """Follow the store's log again from sequence 0: it is another log now (a new
-        epoch, after a restored backup). The revoked ids already known stay refused
-        (harmless: the restore may have lost their rows); the next :meth:`catch_up`
-        reads everything again."""
+        """Follow the store's log again from sequence 0.
+
+        It is another log now (a new epoch, after a restored backup). The revoked ids
+        already known stay refused (harmless: the restore may have lost their rows); the
+        next :meth:`catch_up` reads everything again.
+        """
         with self._lock:
             self._ordered = []
             self._sequences = []
@@ -125,16 +129,20 @@ class RevocationLog:
             self._known.restart()
 
     def after(self, sequence: int, limit: int = _PAGE) -> list[Revocation]:
-        """Active revocations with a sequence greater than ``sequence``, ascending, at
-        most ``limit`` of them."""
+        """Active revocations with a sequence greater than ``sequence``, ascending.
+
+        At most ``limit`` of them.
+        """
         with self._lock:
             start = bisect.bisect_right(self._sequences, sequence)
             return self._ordered[start : start + limit]
 
     def prune(self, horizon: int) -> int:
-        """Forget revocations of tokens that expired before ``horizon`` (``now - 2 * leeway``:
-        a token is accepted until ``exp + leeway``, so its revocation must last as long).
-        Returns how many were forgotten."""
+        """Forget revocations of tokens that expired before ``horizon``.
+
+        ``horizon`` is ``now - 2 * leeway``: a token is accepted until ``exp + leeway``, so
+        its revocation must last as long. Returns how many were forgotten.
+        """
         with self._lock:
             keep = [r for r in self._ordered if r.expires_at >= horizon]
             removed = len(self._ordered) - len(keep)
@@ -172,8 +180,10 @@ class RevocationNotifier:
             self._wake()
 
     def restart(self) -> None:
-        """End every open stream (OK), so that watchers reconnect: after a key left the
-        published set, verifiers refetch the keys before they resume."""
+        """End every open stream (OK), so that watchers reconnect.
+
+        After a key left the published set, verifiers refetch the keys before they resume.
+        """
         self.restarts += 1
         self._wake()
 

@@ -130,8 +130,9 @@ class Revoking:
         return 0
 
     def revoke_token_id(self, token_id: str, *, caller_token: str | None) -> int:
-        """Revoke an access token by ``jti``: the caller's own, or any with an admin token
-        (scope ``bearer-grpc:admin`` and audience ``bearer-grpc``).
+        """Revoke an access token by ``jti``: the caller's own, or any with an admin token.
+
+        An admin token has scope ``bearer-grpc:admin`` and audience ``bearer-grpc``.
 
         Args:
             token_id: The ``jti`` to revoke.

@@ -1,7 +1,9 @@
-"""``bearer-grpc serve``: the TokenService and the AdminService with health, reflection,
-TLS and graceful stop, and, with ``http_listen``, its OAuth 2.0 HTTP face on the same event
-loop and authority. Every call passes bearer_grpc's own interceptor, whose policy guards
-the AdminService (``admin_auth``) and leaves the TokenService to its own rules.
+"""``bearer-grpc serve``: the TokenService, the AdminService and the OAuth 2.0 HTTP face.
+
+The gRPC services come with health, reflection, TLS and graceful stop; with
+``http_listen``, the HTTP face runs on the same event loop and authority. Every
+call passes bearer_grpc's own interceptor, whose policy guards the AdminService
+(``admin_auth``) and leaves the TokenService to its own rules.
 
 The server is a ``grpc.aio`` server, so that many long-lived ``WatchRevocations``
 streams cost no threads. A background loop reads the store for keys and revocations

@@ -1,5 +1,6 @@
-"""The TokenService over gRPC (``grpc.aio``): translation only, the rules are in
-:mod:`bearer_grpc.service.authority`.
+"""The TokenService over gRPC (``grpc.aio``): translation only.
+
+The rules are in :mod:`bearer_grpc.service.authority`.
 
 Blocking work (the store, password hashing) runs in worker threads, password checks on
 the authority's password pool; verification and key publication are in-memory and run
@@ -157,8 +158,10 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
         peer: str,
         certificate: bytes | None,
     ) -> Issued:
-        """Issue as IssueToken does: the same sign-in limits and password pool (the HTTP
-        face issues through here)."""
+        """Issue as IssueToken does, with the same sign-in limits and password pool.
+
+        The HTTP face issues through here.
+        """
         try:
             return await self._authority.issue_async(
                 grant, scopes=scopes, audience=audience, peer=peer, certificate=certificate
@@ -277,8 +280,10 @@ class TokenServiceServicer(pb_grpc.TokenServiceServicer):
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.WatchRevocationsResponse]:
-        """Stream revocations after ``after_sequence``, then follow new ones until cancelled
-        (see :mod:`bearer_grpc.service.watching`)."""
+        """Stream revocations after ``after_sequence``, then follow new ones until cancelled.
+
+        See :mod:`bearer_grpc.service.watching`.
+        """
         # The context is only touched before the first yield: the generator's cleanup may
         # run after grpc freed the call (touching it then crashes the process).
         started, peer = time.perf_counter(), context.peer()

@@ -149,7 +149,10 @@ class ServiceSettings:
 
     @property
     def key_retention(self) -> int:
-        """Seconds a key stays published after it stopped signing: its last token's life
-        (with the leeway), plus the pre-publish window, so that a replica or verifier that
-        learned of its successor up to that window late still finds it."""
+        """Seconds a key stays published after it stopped signing.
+
+        Its last token's life (with the leeway), plus the pre-publish window, so that a
+        replica or verifier that learned of its successor up to that window late still
+        finds it.
+        """
         return self.access_ttl + self.leeway + self.key_publish_delay

@@ -47,8 +47,10 @@ _BLOCKED_KEPT: Final = 10_000
 
 
 def peer_address(peer: str) -> str:
-    """The caller's address without its port (``ipv4:10.0.0.7:51234`` → ``ipv4:10.0.0.7``),
-    so that new connections from one host count as one peer."""
+    """The caller's address without its port (``ipv4:10.0.0.7:51234`` → ``ipv4:10.0.0.7``).
+
+    That way new connections from one host count as one peer.
+    """
     match = _PORT.match(peer)
     return match.group(1) if match else peer
 
@@ -166,8 +168,9 @@ class LoginThrottle:
         self._store.update_throttles((pair, by_peer, account), decide)
 
     def password_succeeded(self, username: str, peer: str) -> None:
-        """The password was right: reset the account's counts, trust this peer for it,
-        and take back the peer's count of this attempt.
+        """The password was right: reset the account's counts and trust this peer for it.
+
+        The peer's count of this attempt is taken back too.
 
         Raises:
             StoreUnavailable: The store cannot answer.

@@ -107,8 +107,10 @@ class StreamLimits:
 
 @functools.lru_cache(maxsize=8192)
 def event_message(revocation: Revocation) -> pb.WatchRevocationsResponse:
-    """The event of one revocation, built once and sent on every stream (never changed
-    after it is built)."""
+    """The event of one revocation, built once and sent on every stream.
+
+    It is never changed after it is built.
+    """
     kind = revocation.kind
     return pb.WatchRevocationsResponse(
         sequence=revocation.sequence,

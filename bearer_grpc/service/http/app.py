@@ -56,9 +56,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's connection-level log (requests its parser refused, broken connections):
-    one INFO line naming the error class, never a traceback, whose text may quote what
-    the client sent (a header line, with whatever secret it held)."""
+    """The connection-level log of aiohttp, as one INFO line naming the error class.
+
+    It reports requests the parser refused and broken connections; never a traceback, whose
+    text may quote what the client sent (a header line, with whatever secret it held).
+    """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
         """Log at INFO (DEBUG stays DEBUG), without the exception's text."""
@@ -90,8 +92,10 @@ class HttpLimits:
 
 
 class _Published:
-    """The JWKS answer and discovery document for the key set last published, rebuilt
-    only when the authority's key set changes (it is replaced, never modified)."""
+    """The JWKS answer and discovery document for the key set last published.
+
+    Rebuilt only when the authority's key set changes (it is replaced, never modified).
+    """
 
     def __init__(self, authority: TokenAuthority, endpoints: Endpoints) -> None:
         self._authority = authority
@@ -276,8 +280,10 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 
 
 def server_ssl_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
-    """TLS for the HTTP face from the same PEM files as the gRPC server's (mTLS when
-    ``client_ca`` is given)."""
+    """TLS for the HTTP face from the same PEM files as the gRPC server's.
+
+    Mutual TLS when ``client_ca`` is given.
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)

@@ -1,5 +1,7 @@
-"""Who the client is: ``client_secret_basic`` or ``client_secret_post`` (RFC 6749 §2.3.1),
-never both at once (§2.3), or a public client naming itself with ``client_id`` (§3.2.1).
+"""Who the client is: by its secret, or a public client naming itself with ``client_id``.
+
+The secret comes as ``client_secret_basic`` or ``client_secret_post`` (RFC 6749 §2.3.1),
+never both at once (§2.3); a public client names itself with ``client_id`` (§3.2.1).
 
 Pure: this module reads the request; whether the secret is right is decided by the rules
 (``TokenAuthority.issue`` with the client-credentials grant), as everywhere else.

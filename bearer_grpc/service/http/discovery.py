@@ -41,8 +41,10 @@ SERVICE_SCOPES: Final = (ADMIN_SCOPE, INTROSPECT_SCOPE)
 
 
 def check_issuer(issuer: str) -> str:
-    """Check that ``issuer`` can name an HTTP face: an ``https://`` URL, or ``http://`` on
-    a loopback host (development), without query, fragment, user info or trailing slash.
+    """Check that ``issuer`` can name an HTTP face.
+
+    It must be an ``https://`` URL, or ``http://`` on a loopback host (development),
+    without query, fragment, user info or trailing slash.
 
     Returns:
         ``issuer`` unchanged.

@@ -1,5 +1,6 @@
-"""The three POST endpoints: token (RFC 6749), revocation (RFC 7009) and introspection
-(RFC 7662). Translation only: every rule is the ``TokenAuthority``'s.
+"""The three POST endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662).
+
+Translation only: every rule is the ``TokenAuthority``'s.
 
 **Clients.** Registered clients authenticate with their secret, Basic or in the form.
 They use the ``client_credentials`` grant, and may revoke the tokens issued to them and,
@@ -156,9 +157,11 @@ class OAuthEndpoints:
     async def _issued(
         self, request: web.Request, grant: Grant, scopes: Sequence[str], audience: str
     ) -> Issued:
-        """Every grant of this face goes through here, to ``TokenAuthority.issue``, with
-        the caller's address (sign-in limits and the password pool count by it) and its
-        TLS client certificate (certificate-bound clients)."""
+        """Every grant of this face goes through here, to ``TokenAuthority.issue``.
+
+        With the caller's address (sign-in limits and the password pool count by it) and
+        its TLS client certificate (certificate-bound clients).
+        """
         return await self._issue(
             grant,
             scopes,
@@ -242,8 +245,10 @@ class OAuthEndpoints:
         return client_id
 
     async def revoke(self, request: web.Request) -> web.Response:
-        """RFC 7009: revoke a token issued to the authenticated client (200 for an
-        unknown, expired or malformed token)."""
+        """RFC 7009: revoke a token issued to the authenticated client.
+
+        The answer is 200 for an unknown, expired or malformed token too.
+        """
         form, auth = await read_request(request, body_timeout=self._body_timeout)
         token = _required(form, "token")
         client_id = await self._authenticate(request, auth, ())

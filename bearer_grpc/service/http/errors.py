@@ -1,5 +1,6 @@
-"""OAuth 2.0 error answers (RFC 6749 §5.2, RFC 7009, RFC 7662, RFC 8707), and the one table
-from the service's errors to them.
+"""OAuth 2.0 error answers, and the one table from the service's errors to them.
+
+The answers are those of RFC 6749 §5.2, RFC 7009, RFC 7662 and RFC 8707.
 
 No other module of the HTTP face chooses an ``error`` code or a status. Every answer is a
 JSON object ``{"error": ..., "error_description": ...}`` whose description is the error's
@@ -63,10 +64,13 @@ class OAuthError(ServiceError):
 
     @property
     def headers(self) -> dict[str, str]:
-        """Headers of the answer: a Basic challenge for ``invalid_client`` (RFC 6749 §5.2
-        requires one when the client used the Authorization header; it is sent always,
-        naming the method the client may use, and carries the error, since some clients
-        read a 401's challenge instead of its body), ``Retry-After`` for 429 and 503."""
+        """Headers of the answer: a Basic challenge, or ``Retry-After``.
+
+        A Basic challenge for ``invalid_client`` (RFC 6749 §5.2 requires one when the
+        client used the Authorization header; it is sent always, naming the method the
+        client may use, and carries the error, since some clients read a 401's challenge
+        instead of its body), ``Retry-After`` for 429 and 503.
+        """
         if self.status == 401:
             challenge = (
                 f'Basic realm="bearer-grpc", charset="UTF-8", error="{self.error}", '

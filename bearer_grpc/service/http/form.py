@@ -1,5 +1,7 @@
-"""Request bodies of the POST endpoints: ``application/x-www-form-urlencoded`` (RFC 6749
-§3.2, RFC 7009 §2.1, RFC 7662 §2.1), read into one value per parameter.
+"""Request bodies of the POST endpoints, read into one value per parameter.
+
+They are ``application/x-www-form-urlencoded`` (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662
+§2.1).
 
 Pure: the HTTP library has parsed the media type and bounded the body's size already.
 Refused with ``invalid_request``: another media type or charset; a body that is not
