@@ -1,5 +1,6 @@
-"""Refresh families and subjects: the compound changes of the grants and of revoking a
-subject, each run inside the caller's write transaction (``SqlStore`` begins it).
+"""Refresh families and subjects: the compound changes of the grants and of subject revocation.
+
+Each runs inside the caller's write transaction (``SqlStore`` begins it).
 
 The rule they keep: no grant commits for an account that no longer exists, or at or
 before its subject's not-before. A subject's lock is taken *shared* by whatever issues for
@@ -45,8 +46,11 @@ def subject_not_before(conn: Connection, subject: str) -> int:
 def account_current(
     conn: Connection, name: str, kind: AccountKind, account_id: str, issued_at: int
 ) -> bool:
-    """Whether the account ``name`` of ``kind`` still has ``account_id``, and something
-    issued at ``issued_at`` comes after its subject's not-before."""
+    """Whether the account ``name`` of ``kind`` is current for something issued at ``issued_at``.
+
+    It is when the account still has ``account_id``, and ``issued_at`` comes after its
+    subject's not-before.
+    """
     query = select(accounts.c.id).where(accounts.c.name == name, accounts.c.kind == kind.value)
     current = conn.execute(query).scalar()
     return current == account_id and issued_at > subject_not_before(conn, name)
@@ -66,8 +70,10 @@ def confirm(
 
 
 def start(conn: Connection, dialect: Dialect, first: RefreshToken) -> bool:
-    """Insert a new family and its first token, if its account is current (see
-    :meth:`SqlStore.start_family`)."""
+    """Insert a new family and its first token, if its account is current.
+
+    See :meth:`SqlStore.start_family`.
+    """
     dialect.lock(conn, "subject", first.subject, shared=True)
     user = AccountKind.USER
     if not account_current(conn, first.subject, user, first.account_id, first.started_at):
@@ -77,8 +83,10 @@ def start(conn: Connection, dialect: Dialect, first: RefreshToken) -> bool:
 
 
 def insert_family(conn: Connection, first: RefreshToken) -> None:
-    """Insert a family (its account, start and ``revoked`` flag from ``first``) and its
-    first token, as given."""
+    """Insert a family and its first token, as given.
+
+    The family's account, start and ``revoked`` flag come from ``first``.
+    """
     conn.execute(
         insert(refresh_families).values(
             family_id=first.family_id,
@@ -92,8 +100,10 @@ def insert_family(conn: Connection, first: RefreshToken) -> None:
 
 
 def _lock_family(conn: Connection, dialect: Dialect, token_hash: str) -> RefreshToken | None:
-    """The token with this hash, read again once its subject (shared) and its family's row
-    are locked; None if there is none (or it went meanwhile)."""
+    """The token with this hash, read again once its subject and its family's row are locked.
+
+    The subject's lock is shared. None if there is no such token (or it went meanwhile).
+    """
     found = _rows.find_refresh_token(conn, token_hash)
     if found is None:
         return None
@@ -145,8 +155,10 @@ def rotate(
 def revoke_by_token(
     conn: Connection, dialect: Dialect, token_hash: str, now: int
 ) -> tuple[Revocation, ...] | None:
-    """Revoke the family of the token with this hash (see
-    :meth:`Store.revoke_refresh_family`)."""
+    """Revoke the family of the token with this hash.
+
+    See :meth:`Store.revoke_refresh_family`.
+    """
     found = _lock_family(conn, dialect, token_hash)
     if found is None:
         return None
@@ -158,8 +170,9 @@ def revoke_by_token(
 def revoke_family(
     conn: Connection, dialect: Dialect, family_id: str, now: int
 ) -> tuple[Revocation, ...]:
-    """Mark a family revoked and write its one revocation: every access token naming the
-    family (``sid``) is refused until the last one expires.
+    """Mark a family revoked and write its one revocation.
+
+    Every access token naming the family (``sid``) is refused until the last one expires.
 
     Access tokens issued before they named their family (rows with an ``access_jti``)
     are revoked one by one as well. The caller holds the family's row lock.
@@ -199,8 +212,9 @@ def revoke_subject(
     retention: int,
     remove: AccountKind | None,
 ) -> Revocation | None:
-    """Revoke every token of ``name`` issued until now, and its refresh families; with
-    ``remove``, delete the account of that kind first (None if there is none).
+    """Revoke every token of ``name`` issued until now, and its refresh families.
+
+    With ``remove``, delete the account of that kind first (None if there is none).
 
     The subject's lock is held exclusively before ``clock()`` is read (see the module
     docstring).

@@ -68,9 +68,11 @@ class Store(Protocol):
         previous_valid_until: int = 0,
         audit: AuditEvent | None = None,
     ) -> Account | None:
-        """Replace an account's credential hash; with ``previous_valid_until`` above 0 the
-        current one stays accepted until then, else any previous one is dropped. The
-        account afterwards, or None."""
+        """Replace an account's credential hash; the account afterwards, or None.
+
+        With ``previous_valid_until`` above 0 the current one stays accepted until then,
+        else any previous one is dropped.
+        """
         ...
 
     def remove_account(
@@ -82,8 +84,11 @@ class Store(Protocol):
         retention: int,
         audit: AuditEvent | None = None,
     ) -> Revocation | None:
-        """Delete an account, its refresh families, and revoke its name's tokens as
-        :meth:`revoke_subject` does, in one transaction. None if it did not exist."""
+        """Delete an account and its refresh families, and revoke its name's tokens.
+
+        The tokens are revoked as :meth:`revoke_subject` does, in the same transaction.
+        None if the account did not exist.
+        """
         ...
 
     def revoke_subject(
@@ -94,17 +99,21 @@ class Store(Protocol):
         retention: int,
         audit: AuditEvent | None = None,
     ) -> Revocation:
-        """Revoke every token of ``name`` issued at or before ``clock()`` (read once no
-        grant for it can be in progress) and its refresh families; the revocation is kept
-        ``retention`` seconds. A new revocation every time."""
+        """Revoke every token of ``name`` issued at or before ``clock()``, and its refresh families.
+
+        ``clock()`` is read once no grant for it can be in progress. The revocation is kept
+        ``retention`` seconds. A new revocation every time.
+        """
         ...
 
     def confirm_account(
         self, name: str, kind: AccountKind, account_id: str, issued_at: int
     ) -> bool:
-        """Whether account ``name`` still has ``account_id`` and ``issued_at`` is after its
-        name's not-before, ordered against removals and subject revocations: a token
-        signed before a True answer is revoked by any later one."""
+        """Whether ``name`` still has ``account_id`` and ``issued_at`` is after its not-before.
+
+        Ordered against removals and subject revocations: a token signed before a True answer
+        is revoked by any later one.
+        """
         ...
 
     # -- keys --------------------------------------------------------------------
@@ -114,9 +123,11 @@ class Store(Protocol):
         *,
         audit: AuditEvent | None = None,
     ) -> KeyRecord | None:
-        """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time
-        (the decision and the insert are one transaction under the store's keys lock).
-        Returns the inserted record or None. Raises AlreadyExists for a duplicate kid."""
+        """Insert the key ``decide(every stored key)`` returns, if any, one caller at a time.
+
+        The decision and the insert are one transaction under the store's keys lock.
+        Returns the inserted record or None. Raises AlreadyExists for a duplicate kid.
+        """
         ...
 
     def list_keys(self) -> list[KeyRecord]:
@@ -134,13 +145,17 @@ class Store(Protocol):
         *,
         audit: AuditEvent | None = None,
     ) -> KeyRecord | None:
-        """Delete key ``kid`` if ``decide(record)`` says so (under the keys lock); returns
-        the deleted record, or None."""
+        """Delete key ``kid`` if ``decide(record)`` says so (under the keys lock).
+
+        Returns the deleted record, or None.
+        """
         ...
 
     def update_keys(self, change: Callable[[list[KeyRecord]], list[KeyRecord]]) -> list[KeyRecord]:
-        """Write the private keys of the records ``change(every stored key)`` returns
-        (under the keys lock); returns them."""
+        """Write the private keys of the records ``change(every stored key)`` returns.
+
+        Under the keys lock; returns the records written.
+        """
         ...
 
     # -- settings ------------------------------------------------------------------
@@ -153,16 +168,20 @@ class Store(Protocol):
         ...
 
     def replace_setting(self, name: str, value: str) -> None:
-        """Store ``value`` as the setting ``name``, replacing any value; announced as a
-        change (running servers read it at once)."""
+        """Store ``value`` as the setting ``name``, replacing any value.
+
+        Announced as a change (running servers read it at once).
+        """
         ...
 
     # -- refresh tokens ------------------------------------------------------------
     def start_family(self, first: RefreshToken) -> bool:
-        """Insert a new refresh family and its first token, for ``first.account_id`` from
-        ``first.started_at``; only if the account is still the one of that id and the
-        start is after its name's not-before (decided as :meth:`confirm_account` does).
-        False: nothing was written."""
+        """Insert a new refresh family and its first token, for ``first.account_id``.
+
+        The family starts at ``first.started_at``. Only if the account is still the one of
+        that id and the start is after its name's not-before (decided as
+        :meth:`confirm_account` does). False: nothing was written.
+        """
         ...
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -197,8 +216,9 @@ class Store(Protocol):
     def revoke_refresh_family(
         self, token_hash: str, now: int, *, audit: AuditEvent | None = None
     ) -> tuple[Revocation, ...] | None:
-        """Revoke the family of the token with this hash, as REUSED does (``audit``'s
-        target becomes the family's id).
+        """Revoke the family of the token with this hash, as REUSED does.
+
+        ``audit``'s target becomes the family's id.
 
         Returns the revocations written (none when already revoked), or None if no
         refresh token has that hash.
@@ -217,14 +237,18 @@ class Store(Protocol):
         ...
 
     def recent_revocations(self, *, before: int = 0, limit: int = 100) -> list[Revocation]:
-        """Revocations with a smaller sequence than ``before`` (0: any), newest first, at
-        most ``limit``."""
+        """Revocations with a smaller sequence than ``before`` (0: any), newest first.
+
+        At most ``limit`` of them.
+        """
         ...
 
     # -- audit trail -------------------------------------------------------------------
     def audit_events(self, *, before: int = 0, limit: int = 100) -> list[AuditEvent]:
-        """Audit events with a smaller sequence than ``before`` (0: any), newest first, at
-        most ``limit``."""
+        """Audit events with a smaller sequence than ``before`` (0: any), newest first.
+
+        At most ``limit`` of them.
+        """
         ...
 
     # -- throttles -------------------------------------------------------------------
@@ -233,21 +257,28 @@ class Store(Protocol):
         keys: Sequence[str],
         change: Callable[[dict[str, Throttle]], Mapping[str, Throttle]],
     ) -> dict[str, Throttle]:
-        """Give ``change`` the rows of ``keys`` (zero ones where none is stored) and write
-        the rows it returns, atomically (it may raise to write nothing); returns every
-        key's row afterwards."""
+        """Give ``change`` the rows of ``keys`` and write the rows it returns, atomically.
+
+        Zero rows stand in where none is stored; ``change`` may raise to write nothing.
+        Returns every key's row afterwards.
+        """
         ...
 
     # -- housekeeping ----------------------------------------------------------------
     def prune(self, now: int, *, throttle_horizon: int = 0, audit_horizon: int = 0) -> int:
-        """Delete revocations and refresh tokens expired before ``now``, throttle rows
-        unchanged since ``throttle_horizon`` that block and trust no more, and audit
-        events from before ``audit_horizon`` (0: none); return rows removed."""
+        """Delete expired revocations, refresh tokens, throttle rows and audit events.
+
+        Revocations and refresh tokens expired before ``now``, throttle rows unchanged since
+        ``throttle_horizon`` that block and trust no more, and audit events from before
+        ``audit_horizon`` (0: none). Returns the number of rows removed.
+        """
         ...
 
     def change_listener(self) -> ChangeListener:
-        """A listener woken after revocations and new keys are committed (by any process
-        where the backend can tell; at least by this one)."""
+        """A listener woken after revocations and new keys are committed.
+
+        Committed by any process where the backend can tell; at least by this one.
+        """
         ...
 
     def close(self) -> None:

@@ -135,7 +135,7 @@ def lock_key(*name: str) -> int:
 
 
 def connect_defaults(url: URL, application: str) -> dict[str, object]:
-    """libpq connection parameters the URL does not set itself.
+    """The libpq connection parameters the URL does not set itself.
 
     - ``connect_timeout``: an unreachable server fails a call (StoreUnavailable) instead of
       hanging it.

@@ -1,5 +1,7 @@
-"""Records in and out of their rows, the same on every database: the mapping, and the
-lookups by key and the revocation insert that several store methods share.
+"""Records in and out of their rows, the same on every database.
+
+The mapping, and the lookups by key and the revocation insert that several store methods
+share.
 
 Scope and audience lists become one space-joined column (see ``_schema``): a value that is
 empty or contains whitespace is refused before anything is written.

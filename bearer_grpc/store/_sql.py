@@ -104,8 +104,10 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
         return value
 
     def replace_setting(self, name: str, value: str) -> None:
-        """Store ``value`` as the setting ``name``, replacing any value; announced as a
-        change, so that the servers sharing the store read it at once."""
+        """Store ``value`` as the setting ``name``, replacing any value.
+
+        Announced as a change, so that the servers sharing the store read it at once.
+        """
         with self._write() as conn:
             conn.execute(delete(settings).where(settings.c.name == name))
             conn.execute(insert(settings).values(name=name, value=value))
@@ -114,8 +116,9 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
     # -- refresh tokens ------------------------------------------------------------------
 
     def start_family(self, first: RefreshToken) -> bool:
-        """Insert the first token of a new refresh family, for the account
-        ``first.account_id``, started at ``first.started_at``.
+        """Insert the first token of a new refresh family, for the account ``first.account_id``.
+
+        The family starts at ``first.started_at``.
 
         Only if that account still has that id and ``started_at`` is after its name's
         not-before, decided under the subject's lock (nothing is written otherwise).
@@ -127,8 +130,9 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
             return _families.start(conn, self._dialect, first)
 
     def add_refresh_token(self, token: RefreshToken) -> None:
-        """Insert a family and its first token as given, without checking the account
-        (for tests: the service starts families with :meth:`start_family`).
+        """Insert a family and its first token as given, without checking the account.
+
+        For tests: the service starts families with :meth:`start_family`.
 
         Raises:
             AlreadyExists: The family or the token hash exists.
@@ -190,8 +194,10 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
     def revoke(
         self, jti: str, expires_at: int, now: int, *, audit: AuditEvent | None = None
     ) -> Revocation:
-        """Record a revocation, and ``audit`` with it; idempotent: an existing one for
-        ``jti`` is returned as is (and nothing is written)."""
+        """Record a revocation, and ``audit`` with it.
+
+        Idempotent: an existing one for ``jti`` is returned as is (and nothing is written).
+        """
         try:
             with self._write() as conn:
                 self._dialect.lock(conn, "revocations")
@@ -221,8 +227,7 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
         return self._revocations(revocations.c.sequence > sequence, limit)
 
     def recent_revocations(self, *, before: int = 0, limit: int = 100) -> list[Revocation]:
-        """Up to ``limit`` revocations with a sequence below ``before`` (0: any), newest
-        first."""
+        """Up to ``limit`` revocations with a sequence below ``before`` (0: any), newest first."""
         query = select(revocations).order_by(revocations.c.sequence.desc()).limit(limit)
         if before > 0:
             query = query.where(revocations.c.sequence < before)
@@ -243,10 +248,11 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
     # -- housekeeping ----------------------------------------------------------------------
 
     def prune(self, now: int, *, throttle_horizon: int = 0, audit_horizon: int = 0) -> int:
-        """Delete what expired before ``now``: revocations, refresh tokens (and families
-        left without one), throttle rows last changed before ``throttle_horizon`` that
-        neither block nor trust any more, and audit events older than ``audit_horizon``
-        (0 keeps them all).
+        """Delete what expired before ``now``, stale throttle rows and old audit events.
+
+        What expired: revocations, refresh tokens (and families left without one). Throttle
+        rows last changed before ``throttle_horizon`` that neither block nor trust any more,
+        and audit events older than ``audit_horizon`` (0 keeps them all).
 
         A refresh token is kept while the access token issued with it is still valid, so
         that revoking its family can still revoke that access token.
@@ -286,8 +292,7 @@ class SqlStore(AccountMethods, KeyMethods, TestableStore):
     # -- audit trail ---------------------------------------------------------------------
 
     def audit_events(self, *, before: int = 0, limit: int = 100) -> list[AuditEvent]:
-        """Up to ``limit`` audit events with a sequence below ``before`` (0: any), newest
-        first."""
+        """Up to ``limit`` audit events with a sequence below ``before`` (0: any), newest first."""
         with self._read() as conn:
             return _audit.newest(conn, before, limit)
 

@@ -1,5 +1,6 @@
-"""The account methods of ``SqlStore``: clients and users, their credentials, and
-revoking a subject (a part of ``SqlStore``; see ``_families`` for the subject locks).
+"""The account methods of ``SqlStore``: clients and users, their credentials, revoking a subject.
+
+A part of ``SqlStore``; see ``_families`` for the subject locks.
 
 Every change takes an optional :class:`AuditEvent`, written in the same transaction.
 """
@@ -60,8 +61,9 @@ class AccountMethods(Transactions):
         audiences: Sequence[str],
         audit: AuditEvent | None = None,
     ) -> Account | None:
-        """Replace an account's scopes and audiences; the account as it is now, or None
-        (nothing written) if there is no such account.
+        """Replace an account's scopes and audiences; the account as it is now, or None.
+
+        None (nothing written) if there is no such account.
 
         Raises:
             ValueError: A scope or audience is empty or contains whitespace.
@@ -81,8 +83,9 @@ class AccountMethods(Transactions):
         previous_valid_until: int = 0,
         audit: AuditEvent | None = None,
     ) -> Account | None:
-        """Replace an account's credential hash; the account as it is now, or None
-        (nothing written) if there is no such account.
+        """Replace an account's credential hash; the account as it is now, or None.
+
+        None (nothing written) if there is no such account.
 
         Args:
             name: The account.
@@ -184,8 +187,10 @@ class AccountMethods(Transactions):
     def confirm_account(
         self, name: str, kind: AccountKind, account_id: str, issued_at: int
     ) -> bool:
-        """Whether an account still has ``account_id`` and something issued at
-        ``issued_at`` comes after its name's not-before, decided under the subject's lock.
+        """Whether an account still has ``account_id`` and ``issued_at`` is after its not-before.
+
+        That is, whether something issued at ``issued_at`` comes after its name's
+        not-before, decided under the subject's lock.
 
         A token signed before this returns True is ordered before any later removal or
         revocation of the subject: its ``iat`` is at or before their not-before.

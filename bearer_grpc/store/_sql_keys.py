@@ -99,8 +99,9 @@ class KeyMethods(Transactions):
         *,
         audit: AuditEvent | None = None,
     ) -> KeyRecord | None:
-        """Delete the key ``kid`` if ``decide(its record)`` says so, under the keys lock,
-        and write ``audit`` with it.
+        """Delete the key ``kid`` if ``decide(its record)`` says so, under the keys lock.
+
+        ``audit`` is written with it.
 
         Returns:
             The deleted record, or None (no such key, or ``decide`` said no).

@@ -112,8 +112,11 @@ class SQLite:
         conn.info[_ANNOUNCED] = True
 
     def listener(self) -> LocalChanges:
-        """The listener of this database's changes (this process's at once, other
-        processes' within :data:`OTHERS_POLL` seconds)."""
+        """The listener of this database's changes.
+
+        It hears this process's at once, other processes' within :data:`OTHERS_POLL`
+        seconds.
+        """
         return self._changes
 
     def is_unique_violation(self, error: BaseException | None) -> bool:
@@ -126,9 +129,10 @@ class SQLite:
 
 
 def check_private(path: Path, *, repair: bool) -> None:
-    """Refuse a file or directory of the store that others could change; make private
-    one that others could only read, when ``repair`` (saying so in a warning; without
-    ``repair``, reading is left to the files' own modes).
+    """Refuse a file or directory of the store that others could change.
+
+    Make private one that others could only read, when ``repair`` (saying so in a warning;
+    without ``repair``, reading is left to the files' own modes).
 
     Raises:
         StoreError: It belongs to another user, or others may write to it: its contents
@@ -156,10 +160,12 @@ def check_private(path: Path, *, repair: bool) -> None:
 
 
 def copy_database(database: Path, copy: Path) -> None:
-    """Copy every page of the database ``database`` into the empty file ``copy`` in one
-    step of SQLite's backup API (so one consistent snapshot, read while writers go on),
-    then turn the copy into one self-contained file (rollback-journal mode), check it and
-    sync it to disk. ``database`` is opened read-only: nothing in it changes.
+    """Copy the database ``database`` into the empty file ``copy``: one consistent snapshot.
+
+    Every page is copied in one step of SQLite's backup API (so one consistent snapshot,
+    read while writers go on), then the copy is turned into one self-contained file
+    (rollback-journal mode), checked and synced to disk. ``database`` is opened read-only:
+    nothing in it changes.
 
     Raises:
         StoreError: ``database`` cannot be read, or the copy cannot be written or does
@@ -226,8 +232,10 @@ def _on_begin(conn: Connection) -> None:
 
 
 class LocalChanges:
-    """The SQLite store's ``ChangeListener``: changes announced within this process, and
-    commits other processes made (seen by their ``data_version``).
+    """The SQLite store's ``ChangeListener``: this process's changes and other processes' commits.
+
+    It hears changes announced within this process, and commits other processes made (seen
+    by their ``data_version``).
 
     Args:
         path: The database file, to watch for other processes' commits (None: only
@@ -281,8 +289,10 @@ class LocalChanges:
 
 
 async def _watch_others(path: Path, on_change: Callable[[], None]) -> None:
-    """Call ``on_change`` whenever another connection committed to the database (until
-    cancelled; an error such as a locked file only skips a look)."""
+    """Call ``on_change`` whenever another connection committed to the database.
+
+    Until cancelled; an error such as a locked file only skips a look.
+    """
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         seen: int | None = None
