@@ -43,7 +43,8 @@ def _stale_token(call: grpc.Call) -> bool:
 def _invalidate_if_stale(source: TokenSource, call: Any, token: str) -> None:
     """Once ``call`` ends, invalidate ``token`` if the server called it stale.
 
-    For a call not retried: a stream, or a unary call still running when intercepted.
+    Used for calls that are not retried: a stream, or a unary call still running when
+    intercepted.
     """
 
     def done(finished: Any) -> None:

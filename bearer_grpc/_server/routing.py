@@ -310,8 +310,8 @@ class InterceptorBase:
     def _refusing(self, error: AuthError, *, streams: bool) -> Behaviour:
         """Hook: a behaviour that only ends the call with ``error``, shaped for its kind.
 
-        Shaped as a behaviour of its kind (``streams``: the method streams its responses),
-        so that an outer interceptor that wraps it by its kind (OpenTelemetry's) still can.
+        ``streams``: the method streams its responses. The shape lets an outer interceptor
+        that wraps behaviours by their kind (OpenTelemetry's) still wrap it.
         """
         raise NotImplementedError
 

@@ -43,7 +43,7 @@ class _Session(LoopSession):
     async def wait_first_keys(self) -> None:
         """Wait for the first keys and the revocation backlog until the startup deadline.
 
-        Not at all once the deadline has passed.
+        Once the deadline has passed, it does not wait at all.
         """
         for event in (self.first_keys, self.caught_up):
             remaining = self.startup_deadline - time.monotonic()

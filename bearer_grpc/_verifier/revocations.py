@@ -241,7 +241,7 @@ def stream_ended(
 ) -> bool:
     """Whether a followed ``WatchRevocations`` stream was healthy when it ended.
 
-    Then the driver reconnects at once, else after the next backoff delay.
+    If it was, the driver reconnects at once, else after the next backoff delay.
 
     Healthy: it started (the server's initial metadata arrived) and then ended by its own
     deadline (``DEADLINE_EXCEEDED``, after ``resync_interval``), or delivered events, or

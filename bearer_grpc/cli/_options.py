@@ -54,7 +54,7 @@ def option(
 def add_server_options(parser: argparse.ArgumentParser, *, listen: str, grace: float) -> None:
     """How a long-running server (``serve``, ``authz``) listens, stops and logs.
 
-    The options ``--listen``, TLS, ``--grace``, ``--metrics-listen``, ``--log-level``.
+    Its options: ``--listen``, TLS, ``--grace``, ``--metrics-listen``, ``--log-level``.
     """
     option(parser, "--listen", default=listen, help="address to bind, HOST:PORT")
     option(parser, "--tls-cert", type=Path, help="PEM certificate chain (enables TLS)")
@@ -86,7 +86,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, listen: str, grace: f
 def server_config(args: argparse.Namespace) -> ServeConfig:
     """The :class:`ServeConfig` of :func:`add_server_options`' options, its TLS files checked.
 
-    So bad options fail before anything starts.
+    The files are checked so that bad options fail before anything starts.
 
     Raises:
         ValueError: An address or TLS option is wrong.

@@ -229,7 +229,7 @@ class LoginThrottled(Overloaded):
 class Incompatible(ServiceError):
     """The caller could not apply what the service would send it: refused, not served half.
 
-    The caller is an older release, say a verifier that does not declare every revocation
+    Typically an older release, say a verifier that does not declare every revocation
     kind. Upgrading the caller fixes it.
     """
 
@@ -294,7 +294,7 @@ class UnusableAnswer(BearerGrpcError):
 class FetchError(BearerGrpcError):
     """An identity provider's endpoint (discovery, JWKS, introspection) answered unusably.
 
-    Such as a status other than 200, too many bytes, not a JSON object, another issuer.
+    For example a status other than 200, too many bytes, not a JSON object, another issuer.
     The message names the rule, never the answer's content.
     """
 

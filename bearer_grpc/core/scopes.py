@@ -56,7 +56,7 @@ _AUDIENCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}", re.ASCII)
 def check_audience(audience: str) -> str:
     r"""Validate an audience: 1-256 printable ASCII characters without space, ``"`` or ``\``.
 
-    So URLs such as ``https://orders.example.com`` are fine.
+    URLs such as ``https://orders.example.com`` are therefore fine.
 
     Raises:
         InvalidRequest: The audience is empty, too long or has other characters.

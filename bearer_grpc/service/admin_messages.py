@@ -1,7 +1,7 @@
-"""The AdminService's messages from the store's records: what an operator may see.
+"""The AdminService's messages from the store's records, without any secret.
 
-That is, what an operator may see of a client, user, key, revocation or audit event (never
-a secret, hash or private key).
+What an operator may see of a client, user, key, revocation or audit event (never a
+secret, hash or private key).
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ class KeyRing:
     ) -> KeyRecord:
         """Stage a new key: published from now, signing after ``delay`` seconds.
 
-        It signs always after every stored key, so keys take over in the order they were
+        It always signs after every stored key, so keys take over in the order they were
         added.
 
         ``audit`` makes the event written with the key, from the new record.
