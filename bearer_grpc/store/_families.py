@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from bearer_grpc.core.verification import RevocationKind
 from bearer_grpc.store import _notify, _rows
@@ -34,13 +34,24 @@ from bearer_grpc.store._records import (
 )
 from bearer_grpc.store._schema import accounts, refresh_families, refresh_tokens, revocations
 
+# Statements every token grant runs, built once: building a SQLAlchemy expression costs
+# more than running it on SQLite (parameters are bound per call).
+_NOT_BEFORE = select(func.max(revocations.c.not_before)).where(
+    revocations.c.kind == RevocationKind.SUBJECT.value,
+    revocations.c.target == bindparam("subject"),
+)
+ACCOUNT = select(accounts).where(
+    accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind")
+)
+"""The row of account ``name`` of ``kind`` (parameters ``name`` and ``kind``)."""
+_ACCOUNT_ID = select(accounts.c.id).where(
+    accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind")
+)
+
 
 def subject_not_before(conn: Connection, subject: str) -> int:
     """Tokens of ``subject`` issued at or before this time are revoked (0: none)."""
-    query = select(func.max(revocations.c.not_before)).where(
-        revocations.c.kind == RevocationKind.SUBJECT.value, revocations.c.target == subject
-    )
-    return int(conn.execute(query).scalar() or 0)
+    return int(conn.execute(_NOT_BEFORE, {"subject": subject}).scalar() or 0)
 
 
 def account_current(
@@ -51,8 +62,7 @@ def account_current(
     It is when the account still has ``account_id``, and ``issued_at`` comes after its
     subject's not-before.
     """
-    query = select(accounts.c.id).where(accounts.c.name == name, accounts.c.kind == kind.value)
-    current = conn.execute(query).scalar()
+    current = conn.execute(_ACCOUNT_ID, {"name": name, "kind": kind.value}).scalar()
     return current == account_id and issued_at > subject_not_before(conn, name)
 
 

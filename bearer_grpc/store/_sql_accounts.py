@@ -38,9 +38,8 @@ class AccountMethods(Transactions):
 
     def get_account(self, name: str, kind: AccountKind) -> Account | None:
         """The account of that name and kind (with its name's not-before), or None."""
-        query = select(accounts).where(accounts.c.name == name, accounts.c.kind == kind.value)
         with self._read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_families.ACCOUNT, {"name": name, "kind": kind.value}).first()
             if row is None:
                 return None
             return _rows.account(row, _families.subject_not_before(conn, name))
