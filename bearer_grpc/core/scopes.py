@@ -11,6 +11,8 @@ MAX_SCOPES = 64
 """Most scopes a principal, a request or a token may carry."""
 MAX_SCOPE_LENGTH = 128
 """Longest single scope."""
+MAX_AUDIENCES = 64
+"""Most audiences an account may be allowed."""
 
 _SCOPE = re.compile(rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{MAX_SCOPE_LENGTH}}}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}", re.ASCII)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bearer_grpc.core.errors import Conflict, InvalidRequest, NotFound
-from bearer_grpc.core.scopes import check_audience, check_name, check_scopes
+from bearer_grpc.core.scopes import MAX_AUDIENCES, check_audience, check_name, check_scopes
 from bearer_grpc.core.secrets import hash_password, new_secret
 from bearer_grpc.service import audit
 from bearer_grpc.service.admin_keys import WITHDRAW_MARGIN, KeyAdmin, KeyState
@@ -129,6 +129,8 @@ class Admin(KeyAdmin):
         check_scopes(scopes)
         if not audiences:
             raise InvalidRequest("at least one audience is required")
+        if len(audiences) > MAX_AUDIENCES:
+            raise InvalidRequest(f"at most {MAX_AUDIENCES} audiences")
         for audience in audiences:
             check_audience(audience)
 

@@ -3,9 +3,10 @@
 Its verifier is inside the authority (its keys, its revocations: no network hop).
 
 Every AdminService method needs a valid access token for audience ``bearer-grpc`` with
-scope ``bearer-grpc:admin``. The methods that hand out or replace a credential
-(:data:`SECRET_METHODS`) also need ``bearer-grpc:admin:secrets``, and the ones that stage
-or withdraw signing keys (:data:`KEY_METHODS`) ``bearer-grpc:admin:keys``. The
+scope ``bearer-grpc:admin``. The methods that hand out or replace a credential, or change
+what one may do (:data:`SECRET_METHODS`), also need ``bearer-grpc:admin:secrets``, and
+the ones that stage or withdraw signing keys (:data:`KEY_METHODS`)
+``bearer-grpc:admin:keys``. The
 TokenService's own methods stay public to the interceptor (each checks what it needs
 itself), as do health checking and reflection.
 """
@@ -27,8 +28,19 @@ from bearer_grpc.service.settings import (
 )
 
 ADMIN_SERVICE_NAME: Final = "bearer_grpc.v1.AdminService"
-SECRET_METHODS: Final = ("CreateClient", "RotateClientSecret", "CreateUser", "SetUserPassword")
-"""AdminService methods that also need :data:`ADMIN_SECRETS_SCOPE`."""
+SECRET_METHODS: Final = (
+    "CreateClient",
+    "UpdateClient",
+    "RotateClientSecret",
+    "CreateUser",
+    "SetUserPassword",
+)
+"""AdminService methods that also need :data:`ADMIN_SECRETS_SCOPE`.
+
+They hand out or replace a credential, or decide what a credential may do: a caller who
+could change a client's scopes could grant itself (or any client) the narrower admin
+scopes too.
+"""
 KEY_METHODS: Final = ("RotateKey", "WithdrawKey")
 """AdminService methods that also need :data:`ADMIN_KEYS_SCOPE`."""
 

@@ -4,6 +4,7 @@ and admin callers with tokens it issued."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from bearer_grpc.service.admin import NewClient
 from bearer_grpc.store import sqlite_url
 from bearer_grpc.testing import FrozenClock
 from bearer_grpc.v1 import admin_service_pb2_grpc as admin_grpc
-from tests.harness import RunningService, pg_dsn, pg_schema_url, running_service
+from tests.harness import Cli, RunningService, pg_dsn, pg_schema_url, running_service
 
 ADMIN = "bearer-grpc:admin"
 SECRETS = "bearer-grpc:admin:secrets"
@@ -95,3 +96,47 @@ def env(store_url: str) -> Iterator[AdminEnv]:
 def admin(env: AdminEnv) -> AdminCaller:
     """A caller with every admin scope."""
     return env.caller(name="root")
+
+
+PASSWORD = "a long and unusual passphrase 7"
+CLI_ADMIN_SCOPES = "bearer-grpc:admin,bearer-grpc:admin:secrets,bearer-grpc:admin:keys"
+
+
+@dataclass
+class Modes:
+    """The same commands on the store (``direct``) and through a server (``remote``)."""
+
+    cli: Cli
+    url: str
+    target: str
+    env: dict[str, str]
+    service: RunningService | None = None
+
+    def direct(self, *args: str, input: str | None = None) -> str:
+        """Run a command on the store; its stdout."""
+        return self.cli.ok(*args, "--store", self.url, input=input).stdout
+
+    def remote(self, *args: str, input: str | None = None) -> str:
+        """Run a command through the server; its stdout."""
+        return self.cli.ok(*args, "--target", self.target, env=self.env, input=input).stdout
+
+
+def bootstrap_admin(cli: Cli, url: str) -> dict[str, str]:
+    """The first admin client, made on the store; its credentials as the environment."""
+    out = cli.ok(
+        "clients", "add", "ops", "--audiences", "bearer-grpc", "--scopes", CLI_ADMIN_SCOPES,
+        "--store", url, "--json",
+    ).stdout  # fmt: skip
+    made = json.loads(out)
+    return {
+        "BEARER_GRPC_CLIENT_ID": made["client_id"],
+        "BEARER_GRPC_CLIENT_SECRET": made["client_secret"],
+    }
+
+
+@pytest.fixture
+def modes(store_url: str, tmp_path: Path) -> Iterator[Modes]:
+    cli = Cli(tmp_path)
+    with running_service(store_url) as service:
+        env = bootstrap_admin(cli, store_url)
+        yield Modes(cli, store_url, service.target, env, service)

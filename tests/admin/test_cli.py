@@ -6,63 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bearer_grpc.store import sqlite_url
+from tests.admin.conftest import PASSWORD, Modes, bootstrap_admin
 from tests.harness import (
     Cli,
-    RunningService,
     assert_one_line_error,
     running_server,
-    running_service,
 )
-
-PASSWORD = "a long and unusual passphrase 7"
-ADMIN_SCOPES = "bearer-grpc:admin,bearer-grpc:admin:secrets,bearer-grpc:admin:keys"
-
-
-@dataclass
-class Modes:
-    """The same commands on the store (``direct``) and through a server (``remote``)."""
-
-    cli: Cli
-    url: str
-    target: str
-    env: dict[str, str]
-    service: RunningService | None = None
-
-    def direct(self, *args: str, input: str | None = None) -> str:
-        """Run a command on the store; its stdout."""
-        return self.cli.ok(*args, "--store", self.url, input=input).stdout
-
-    def remote(self, *args: str, input: str | None = None) -> str:
-        """Run a command through the server; its stdout."""
-        return self.cli.ok(*args, "--target", self.target, env=self.env, input=input).stdout
-
-
-def _bootstrap(cli: Cli, url: str) -> dict[str, str]:
-    """The first admin client, made on the store; its credentials as the environment."""
-    out = cli.ok(
-        "clients", "add", "ops", "--audiences", "bearer-grpc", "--scopes", ADMIN_SCOPES,
-        "--store", url, "--json",
-    ).stdout  # fmt: skip
-    made = json.loads(out)
-    return {
-        "BEARER_GRPC_CLIENT_ID": made["client_id"],
-        "BEARER_GRPC_CLIENT_SECRET": made["client_secret"],
-    }
-
-
-@pytest.fixture
-def modes(store_url: str, tmp_path: Path) -> Iterator[Modes]:
-    cli = Cli(tmp_path)
-    with running_service(store_url) as service:
-        env = _bootstrap(cli, store_url)
-        yield Modes(cli, store_url, service.target, env, service)
 
 
 def _populate(modes: Modes) -> None:
@@ -202,7 +156,7 @@ def test_a_real_process_against_a_real_server_prints_as_on_the_store(tmp_path: P
     cli = Cli(tmp_path, process=True)
     data = tmp_path / "data"
     url = sqlite_url(data)
-    env = _bootstrap(Cli(tmp_path), url)
+    env = bootstrap_admin(Cli(tmp_path), url)
     with running_server(tmp_path, "--data-dir", str(data)) as server:
         remote = cli.ok("clients", "list", "--json", "--target", server.target, env=env)
         direct = cli.ok("clients", "list", "--json", "--data-dir", str(data))

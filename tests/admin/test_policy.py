@@ -78,6 +78,11 @@ def test_a_revoked_admin_token_is_unauthenticated(env: AdminEnv, admin: AdminCal
     ("method", "request_", "needed"),
     [
         ("CreateClient", CREATE, SECRETS),
+        (
+            "UpdateClient",
+            apb.UpdateClientRequest(name="root", scopes=[ADMIN, SECRETS], audiences=["o"]),
+            SECRETS,
+        ),
         ("RotateClientSecret", apb.RotateClientSecretRequest(name="root"), SECRETS),
         (
             "CreateUser",
@@ -103,13 +108,22 @@ def test_dangerous_methods_need_their_narrower_scope(
     _unchanged(env, before)
 
 
-def test_the_admin_scope_alone_reads_and_revokes(env: AdminEnv) -> None:
+def test_the_admin_scope_alone_reads(env: AdminEnv) -> None:
     caller = env.caller(scopes=(ADMIN,))
     assert [c.name for c in caller.stub.ListClients(apb.ListClientsRequest()).clients]
-    caller.stub.UpdateClient(
-        apb.UpdateClientRequest(name=caller.client.client_id, scopes=[ADMIN], audiences=["x"])
-    )
     assert caller.stub.ListKeys(apb.ListKeysRequest()).keys
+    assert caller.stub.ListAuditEvents(apb.ListAuditEventsRequest()).events
+
+
+def test_the_admin_scope_alone_cannot_grant_itself_the_narrower_ones(env: AdminEnv) -> None:
+    """A plain admin that could change its own scopes would hold every admin scope next."""
+    caller = env.caller(scopes=(ADMIN,))
+    name = caller.client.client_id
+    escalate = apb.UpdateClientRequest(name=name, scopes=[ADMIN, SECRETS, KEYS], audiences=["x"])
+    error = refusal(lambda: caller.stub.UpdateClient(escalate, timeout=10))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    account = env.service.store.get_account(name, AccountKind.CLIENT)
+    assert account is not None and tuple(account.scopes) == (ADMIN,)
 
 
 def test_the_token_service_stays_public_to_the_interceptor(env: AdminEnv) -> None:
