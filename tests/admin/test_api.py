@@ -115,6 +115,23 @@ def test_update_a_missing_client_is_not_found_and_without_audience_invalid(
     assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_more_audiences_than_the_bound_are_invalid_and_change_nothing(
+    env: AdminEnv, admin: AdminCaller
+) -> None:
+    admin.stub.CreateClient(apb.CreateClientRequest(name="svc", audiences=["orders"]))
+    many = [f"aud-{i}" for i in range(65)]
+    error = refusal(
+        lambda: admin.stub.UpdateClient(apb.UpdateClientRequest(name="svc", audiences=many))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    account = env.service.store.get_account("svc", AccountKind.CLIENT)
+    assert account is not None and list(account.audiences) == ["orders"]
+    created = refusal(
+        lambda: admin.stub.CreateClient(apb.CreateClientRequest(name="wide", audiences=many))
+    )
+    assert created.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_rotate_secret_of_a_missing_client_is_not_found(admin: AdminCaller) -> None:
     error = refusal(
         lambda: admin.stub.RotateClientSecret(apb.RotateClientSecretRequest(name="nobody"))
