@@ -9,9 +9,9 @@ revoking by id).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from bearer_grpc.cli._connect import add_tls_options, open_channel
 from bearer_grpc.cli._options import csv, option, read_secret
 from bearer_grpc.cli._output import emit
 
@@ -64,24 +64,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     for sub in (issue, verify, revoke):
         option(sub, "--target", default="127.0.0.1:50051", help="TokenService address HOST:PORT")
-        option(sub, "--tls-ca", type=Path, help="CA bundle to verify the server (enables TLS)")
-        option(sub, "--tls-client-cert", type=Path, help="client certificate for mTLS")
-        option(sub, "--tls-client-key", type=Path, help="client key for mTLS")
+        add_tls_options(sub)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, pb_grpc.TokenServiceStub]:
-    import grpc
-
     from bearer_grpc.v1 import token_service_pb2_grpc as pb_grpc
 
-    if args.tls_ca is None:
-        channel = grpc.insecure_channel(args.target)
-    else:
-        key = Path(args.tls_client_key).read_bytes() if args.tls_client_key else None
-        cert = Path(args.tls_client_cert).read_bytes() if args.tls_client_cert else None
-        credentials = grpc.ssl_channel_credentials(Path(args.tls_ca).read_bytes(), key, cert)
-        channel = grpc.secure_channel(args.target, credentials)
+    channel = open_channel(args)
     return channel, pb_grpc.TokenServiceStub(channel)
 
 
