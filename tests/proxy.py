@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import gc
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, cast
 
 from tests.harness import LoopThread
 
@@ -39,12 +41,15 @@ class Proxy:
         self._refusing = False
         self._generation = 0  # connections opened before the last partition stay dead
         self._writers: list[asyncio.StreamWriter] = []
+        self._transports: list[asyncio.BaseTransport] = []  # every socket it ever had
         self._server: asyncio.Server = loop.run(self._start())
         self.port: int = self._server.sockets[0].getsockname()[1]
         self.target = f"127.0.0.1:{self.port}"
 
     async def _start(self) -> asyncio.Server:
-        return await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return await asyncio.get_running_loop().create_server(
+            lambda: _Tracked(self._accept, self._transports), "127.0.0.1", 0
+        )
 
     def partition(self) -> None:
         """Go silent: drop everything, close nothing."""
@@ -89,6 +94,7 @@ class Proxy:
             writer.close()
             return
         self._writers.append(up_writer)
+        self._transports.append(up_writer.transport)
         await asyncio.gather(
             self._pump(reader, up_writer, generation),
             self._pump(up_reader, writer, generation),
@@ -121,19 +127,43 @@ class Proxy:
             for writer in self._writers:
                 writer.close()
             # Connections accepted meanwhile run to their refusal, and every pump ends once
-            # its sockets are closed; only what is still running after that is cancelled.
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if tasks:
-                _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            # its sockets are closed. A connection still being accepted starts its task only
+            # once that finishes, so this waits again until no task is left; whatever still
+            # runs at the deadline is cancelled.
+            clock = asyncio.get_running_loop().time
+            deadline = clock() + STOP_TIMEOUT
+            while tasks := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+                _, stuck = await asyncio.wait(tasks, timeout=max(0.0, deadline - clock()))
                 for task in stuck:
                     task.cancel()
                 await asyncio.gather(*stuck, return_exceptions=True)
-            for writer in self._writers:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+                for writer in self._writers:
+                    writer.close()
+            # Every socket goes now, with what no task closed (a connection accepted as the
+            # server closed, whose task never ran) and what a close left waiting to flush to
+            # a peer that stopped reading; abort() does nothing to one already gone, and the
+            # sockets close on the next loop iteration.
+            for transport in self._transports:
+                cast(asyncio.Transport, transport).abort()
+            await asyncio.sleep(0)
 
         self._loop.run(stop())
+
+
+class _Tracked(asyncio.StreamReaderProtocol):
+    """The stream protocol of ``asyncio.start_server`` that also records its transport."""
+
+    def __init__(
+        self,
+        accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
+        transports: list[asyncio.BaseTransport],
+    ) -> None:
+        super().__init__(asyncio.StreamReader(limit=CHUNK), accept)
+        self._transports = transports
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transports.append(transport)
+        super().connection_made(transport)
 
 
 @contextlib.contextmanager
@@ -148,3 +178,7 @@ def proxy(upstream: str) -> Iterator[Proxy]:
             held.close()
     finally:
         loop.close()
+        # The loop's objects go now: a socket the proxy failed to close is then reported
+        # (ResourceWarning, an error under pytest) against the test that used it, not
+        # against whichever test happens to run when the collector next passes.
+        gc.collect()

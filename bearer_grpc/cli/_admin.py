@@ -142,7 +142,9 @@ def _register_keys(
         ),
     )
     withdraw = actions.add_parser("withdraw", help="withdraw a staged key before it signs")
-    withdraw.add_argument("kid", help="the key's kid (see keys list)")
+    withdraw.add_argument(
+        "kid", help="the key's kid (see keys list); give one that starts with - after --"
+    )
     for sub in (listing, rotate, withdraw):
         sub.set_defaults(run=_keys)
     return [listing, rotate, withdraw]

@@ -155,7 +155,7 @@ def test_finding_12_keys_rotate_delay_is_bounded(cli: Cli, delay: str) -> None:
 def test_finding_12_keys_withdraw_removes_a_staged_key_and_unblocks_rotation(cli: Cli) -> None:
     cli.ok("keys", "rotate", "--delay", "0")
     staged = json.loads(cli.ok("keys", "rotate", "--delay", "30d", "--json").stdout)
-    cli.ok("keys", "withdraw", staged["kid"])
+    cli.ok("keys", "withdraw", "--", staged["kid"])  # a kid may start with -
     kids = [k["kid"] for k in json.loads(cli.ok("keys", "list", "--json").stdout)]
     assert staged["kid"] not in kids
     after = json.loads(cli.ok("keys", "rotate", "--delay", "60", "--json").stdout)
@@ -165,7 +165,7 @@ def test_finding_12_keys_withdraw_removes_a_staged_key_and_unblocks_rotation(cli
         for k in json.loads(cli.ok("keys", "list", "--json").stdout)
         if k["state"] == "signing"
     )
-    assert "signs already" in assert_one_line_error(cli("keys", "withdraw", signing))
+    assert "signs already" in assert_one_line_error(cli("keys", "withdraw", "--", signing))
     assert "no key" in assert_one_line_error(cli("keys", "withdraw", "nonexistent"))
 
 
