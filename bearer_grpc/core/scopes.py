@@ -68,6 +68,18 @@ def check_audience(audience: str) -> str:
     return audience
 
 
+def check_request(scopes: Iterable[str], audience: str) -> tuple[tuple[str, ...], str]:
+    """A token request's scopes (checked, de-duplicated) and audience (checked unless empty).
+
+    Raises:
+        InvalidRequest: A scope or the audience is malformed.
+    """
+    requested = check_scopes(scopes)
+    if audience:
+        check_audience(audience)
+    return requested, audience
+
+
 def grant_scopes(requested: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
     """The scopes to grant: all allowed ones if none were requested, else the request.
 

@@ -19,40 +19,24 @@ from collections.abc import Sequence
 
 from bearer_grpc.core.cache import DEFAULT_CACHE_SIZE, TokenCache
 from bearer_grpc.core.clock import Clock, system_clock
-from bearer_grpc.core.errors import (
-    TokenInvalid,
-    TokenRevoked,
-)
+from bearer_grpc.core.errors import TokenInvalid, TokenRevoked
 from bearer_grpc.core.keys import KeyEncryptionKey
-from bearer_grpc.core.scopes import check_audience, check_scopes
-from bearer_grpc.core.secrets import (
-    SecretHasher,
-    new_id,
-)
-from bearer_grpc.core.tokens import (
-    Principal,
-    TokenVerifier,
-)
+from bearer_grpc.core.scopes import check_audience, check_request, check_scopes
+from bearer_grpc.core.secrets import SecretHasher, new_id
+from bearer_grpc.core.tokens import Principal, TokenVerifier
 from bearer_grpc.core.verification import TrustedKeys
-from bearer_grpc.service.grants import (
-    Grant,
-    Issued,
-    PasswordGrant,
-)
+from bearer_grpc.service.client_credentials import client_credentials
+from bearer_grpc.service.client_grants import ClientGrants
+from bearer_grpc.service.grants import ClientCredentialsGrant, Grant, Issued, PasswordGrant
 from bearer_grpc.service.hasher import load_secret_hasher
 from bearer_grpc.service.issuing import Issuing
 from bearer_grpc.service.keyring import KeyRing
 from bearer_grpc.service.pool import PasswordPool
 from bearer_grpc.service.revocations import RevocationLog
 from bearer_grpc.service.revoking import Revoking, store_errors
-from bearer_grpc.service.settings import (
-    EPOCH_SETTING,
-    ServiceSettings,
-)
+from bearer_grpc.service.settings import EPOCH_SETTING, ServiceSettings
 from bearer_grpc.service.throttle import LoginThrottle, ThrottlePolicy
-from bearer_grpc.store import (
-    Store,
-)
+from bearer_grpc.store import Store
 
 log = logging.getLogger("bearer_grpc.service")
 
@@ -116,6 +100,7 @@ class TokenAuthority:
             throttle=self.throttle,
             on_family_revoked=self._catch_up,
         )
+        self._client_grants = ClientGrants(store, self.throttle)
         self._revoking = Revoking(
             store,
             self.revocations,
@@ -296,11 +281,18 @@ class TokenAuthority:
         """:meth:`issue` for an event loop.
 
         A password check runs on the password pool (cancelling the awaiting task drops one
-        that has not started), any other grant is :meth:`issue` in a worker thread.
+        that has not started). Client credentials are checked and signed on the loop, with
+        the client's account held in memory and the confirmations of concurrent grants sent
+        to the store together (:mod:`.client_grants`); the rule is the same. A refresh is
+        :meth:`issue` in a worker thread.
         """
         if isinstance(grant, PasswordGrant):
             work = self._issuing_work(grant, scopes, audience, peer, certificate)
             return await asyncio.wrap_future(self.passwords.submit(peer, work))
+        if isinstance(grant, ClientCredentialsGrant):
+            requested, audience = check_request(scopes, audience)
+            steps = client_credentials(self._issuing, grant, requested, audience, peer, certificate)
+            return await self._client_grants.run(steps)
         return await asyncio.to_thread(
             self.issue, grant, scopes=scopes, audience=audience, peer=peer, certificate=certificate
         )
@@ -314,9 +306,7 @@ class TokenAuthority:
         certificate: bytes | None,
     ) -> functools.partial[Issued]:
         """The checked request as one call (the checks run at once, not in the pool)."""
-        requested = check_scopes(scopes)
-        if audience:
-            check_audience(audience)
+        requested, audience = check_request(scopes, audience)
         return functools.partial(self._issue, grant, requested, audience, peer, certificate)
 
     def _issue(

@@ -12,7 +12,9 @@ confirms in one store transaction, ordered against removals and subject revocati
 that the account it read is still the one of that id: a removal before is seen (the
 grant is refused), one after revokes the token (its ``iat`` is at or before the
 removal's not-before). A token is always issued after its subject's not-before, so a
-name removed and created again within a second does not inherit the revocation.
+name removed and created again within a second does not inherit the revocation. The
+client-credentials grant asks more: the account must be unchanged, row for row (its
+rule is written once for both drivers in :mod:`.client_credentials`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bearer_grpc.core.tokens import TOKEN_TYPE, IssuedToken
 from bearer_grpc.core.verification import SESSION_CLAIM
 from bearer_grpc.service import audit
 from bearer_grpc.service.binding import confirmation
+from bearer_grpc.service.client_credentials import client_credentials, run_on_store
 from bearer_grpc.service.grants import (
     ClientCredentialsGrant,
     Grant,
@@ -140,34 +143,55 @@ class Issuing:
         peer: str,
         certificate: bytes | None,
     ) -> Issued:
+        steps = client_credentials(self, grant, scopes, audience, peer, certificate)
+        return run_on_store(steps, self.store, self._throttle)
+
+    def check_client_grant(self, grant: ClientCredentialsGrant, peer: str) -> None:
+        """Refuse malformed credentials, and a peer held back for guessing.
+
+        Raises:
+            InvalidRequest: The id or secret is empty, oversized or malformed.
+            LoginThrottled: The peer failed too often lately.
+        """
         require(grant.client_id, "client_id", MAX_ID_LENGTH)
         require(grant.client_secret, "client_secret", MAX_SECRET_LENGTH, secret=True)
         self._throttle.check_secret(peer)
-        client = self.store.get_account(grant.client_id, AccountKind.CLIENT)
-        accepted = self._secret_accepted(client, grant.client_secret)
-        if not accepted or client is None or (client.certificate_bound and certificate is None):
-            self._throttle.secret_failed(peer)
-            raise InvalidGrant()
-        granted = grant_scopes(scopes, client.scopes)
-        aud = grant_audience(audience, client.audiences)
-        bound = confirmation(certificate) if client.certificate_bound and certificate else {}
-        access = self._sign(client, aud, granted, client_id=client.name, extra=bound)
-        if not self.store.confirm_account(client.name, client.kind, client.id, access.issued_at):
-            raise InvalidGrant()  # removed (or revoked) while this grant was in progress
-        return Issued(access=access.token, scopes=granted, lifetime=self.settings.access_ttl)
 
-    def _secret_accepted(self, client: Account | None, secret: str) -> bool:
-        """Whether ``secret`` is the client's current secret, or its previous one in time.
+    def client_accepted(
+        self, client: Account | None, secret: str, certificate: bytes | None
+    ) -> bool:
+        """Whether ``secret`` is the client's, and a certificate-bound client sent its certificate.
 
-        The previous one counts until its deadline. Both hashes are compared every time
-        (against a dummy when there is none), so the answer takes as long whichever holds.
+        The secret is its current one, or its previous one until its deadline. Both hashes
+        are compared every time (against a dummy when there is none), so the answer takes
+        as long whichever holds.
         """
         hasher = self._hasher()
         current = hasher.verify(secret, client.credential_hash if client else None)
         previous_hash = client.previous_credential_hash if client else ""
         previous = hasher.verify(secret, previous_hash or None)
-        in_overlap = client is not None and self._now() < client.previous_valid_until
-        return client is not None and (current or (previous and in_overlap))
+        if client is None or (client.certificate_bound and certificate is None):
+            return False
+        return current or (previous and self._now() < client.previous_valid_until)
+
+    def client_token(
+        self,
+        client: Account,
+        scopes: tuple[str, ...],
+        audience: str,
+        certificate: bytes | None,
+    ) -> tuple[Issued, int]:
+        """Sign an accepted client's access token: what it returns, and the token's ``iat``.
+
+        Raises:
+            Forbidden: A requested scope or audience is not allowed.
+        """
+        granted = grant_scopes(scopes, client.scopes)
+        aud = grant_audience(audience, client.audiences)
+        bound = confirmation(certificate) if client.certificate_bound and certificate else {}
+        access = self._sign(client, aud, granted, client_id=client.name, extra=bound)
+        issued = Issued(access=access.token, scopes=granted, lifetime=self.settings.access_ttl)
+        return issued, access.issued_at
 
     def _password(
         self, grant: PasswordGrant, scopes: tuple[str, ...], audience: str, peer: str

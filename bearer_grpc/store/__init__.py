@@ -23,6 +23,7 @@ from bearer_grpc.store._interface import Store, TestableStore
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
+    AccountClaim,
     AccountKind,
     AuditEvent,
     KeyRecord,
@@ -37,6 +38,7 @@ from bearer_grpc.store._sql import SqlStore
 __all__ = [
     "DATABASE_FILENAME",
     "Account",
+    "AccountClaim",
     "AccountKind",
     "AlreadyExists",
     "AuditEvent",

@@ -17,7 +17,7 @@ concurrent revocation has already marked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
@@ -26,6 +26,8 @@ from bearer_grpc.core.verification import RevocationKind
 from bearer_grpc.store import _notify, _rows
 from bearer_grpc.store._dialect import Dialect
 from bearer_grpc.store._records import (
+    Account,
+    AccountClaim,
     AccountKind,
     RefreshToken,
     Revocation,
@@ -67,16 +69,28 @@ def account_current(
 
 
 def confirm(
-    conn: Connection,
-    dialect: Dialect,
-    name: str,
-    kind: AccountKind,
-    account_id: str,
-    issued_at: int,
-) -> bool:
-    """:func:`account_current`, decided under the subject's shared lock."""
-    dialect.lock(conn, "subject", name, shared=True)
-    return account_current(conn, name, kind, account_id, issued_at)
+    conn: Connection, dialect: Dialect, claims: Sequence[AccountClaim]
+) -> list[Account | None]:
+    """Each claim's account as it is now, decided under its name's shared lock.
+
+    See :meth:`SqlStore.confirm_accounts`. Names are locked in sorted order, each once.
+    """
+    names = sorted({claim.name for claim in claims})
+    for name in names:
+        dialect.lock(conn, "subject", name, shared=True)
+    found: dict[tuple[str, AccountKind], Account | None] = {}
+    for claim in claims:
+        key = (claim.name, claim.kind)
+        if key not in found:
+            row = conn.execute(ACCOUNT, {"name": claim.name, "kind": claim.kind.value}).first()
+            not_before = subject_not_before(conn, claim.name) if row is not None else 0
+            found[key] = _rows.account(row, not_before) if row is not None else None
+    answers: list[Account | None] = []
+    for claim in claims:
+        account = found[(claim.name, claim.kind)]
+        current = account is not None and claim.issued_at > account.not_before
+        answers.append(account if current else None)
+    return answers
 
 
 def start(conn: Connection, dialect: Dialect, first: RefreshToken) -> bool:

@@ -21,6 +21,7 @@ from typing import Protocol
 from bearer_grpc.store._notify import ChangeListener
 from bearer_grpc.store._records import (
     Account,
+    AccountClaim,
     AccountKind,
     AuditEvent,
     KeyRecord,
@@ -106,13 +107,14 @@ class Store(Protocol):
         """
         ...
 
-    def confirm_account(
-        self, name: str, kind: AccountKind, account_id: str, issued_at: int
-    ) -> bool:
-        """Whether ``name`` still has ``account_id`` and ``issued_at`` is after its not-before.
+    def confirm_accounts(self, claims: Sequence[AccountClaim]) -> list[Account | None]:
+        """The account each grant was signed for, as it is now; one transaction for them all.
 
-        Ordered against removals and subject revocations: a token signed before a True answer
-        is revoked by any later one.
+        For each ``(name, kind, issued_at)``: the account of that name and kind, with its
+        name's not-before, or None when there is none or ``issued_at`` is at or before that
+        not-before. Ordered against removals and subject revocations (each name's lock is
+        held shared): a token signed before an answer equal to the account it was signed
+        for is revoked by any later removal or revocation.
         """
         ...
 
@@ -180,7 +182,7 @@ class Store(Protocol):
 
         The family starts at ``first.started_at``. Only if the account is still the one of
         that id and the start is after its name's not-before (decided as
-        :meth:`confirm_account` does). False: nothing was written.
+        :meth:`confirm_accounts` does). False: nothing was written.
         """
         ...
 

@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from bearer_grpc.core.secrets import new_id
 from bearer_grpc.core.verification import RevocationKind
@@ -58,6 +59,20 @@ class Account:
     not_before: int = 0
     previous_credential_hash: str = field(default="", repr=False)
     previous_valid_until: int = 0
+
+
+class AccountClaim(NamedTuple):
+    """What a grant asks :meth:`Store.confirm_accounts` to decide: is ``name`` still there?
+
+    Attributes:
+        name: The account's name (the token's ``sub``).
+        kind: Client or user.
+        issued_at: The ``iat`` of the token signed for it.
+    """
+
+    name: str
+    kind: AccountKind
+    issued_at: int
 
 
 @dataclass(frozen=True)

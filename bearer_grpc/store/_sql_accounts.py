@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import Connection, insert, select, update
 
 from bearer_grpc.store import _audit, _families, _rows
-from bearer_grpc.store._records import Account, AccountKind, AuditEvent, Revocation
+from bearer_grpc.store._records import (
+    Account,
+    AccountClaim,
+    AccountKind,
+    AuditEvent,
+    Revocation,
+)
 from bearer_grpc.store._schema import accounts
 from bearer_grpc.store._sql_keys import Transactions
 
@@ -183,16 +189,12 @@ class AccountMethods(Transactions):
         assert revocation is not None  # always written without ``remove``
         return revocation
 
-    def confirm_account(
-        self, name: str, kind: AccountKind, account_id: str, issued_at: int
-    ) -> bool:
-        """Whether an account still has ``account_id`` and ``issued_at`` is after its not-before.
+    def confirm_accounts(self, claims: Sequence[AccountClaim]) -> list[Account | None]:
+        """The account each grant was signed for, as it is now, decided under their names' locks.
 
-        That is, whether something issued at ``issued_at`` comes after its name's
-        not-before, decided under the subject's lock.
-
-        A token signed before this returns True is ordered before any later removal or
-        revocation of the subject: its ``iat`` is at or before their not-before.
+        See :meth:`Store.confirm_accounts`. A token signed before the answer named its
+        account is ordered before any later removal or revocation of the subject: its
+        ``iat`` is at or before their not-before.
         """
         with self._write() as conn:
-            return _families.confirm(conn, self._dialect, name, kind, account_id, issued_at)
+            return _families.confirm(conn, self._dialect, claims)

@@ -81,15 +81,15 @@ class IssueSpy:
         self.requests = Counter()
         self.gate = threading.Event()
         self.gate.set()
-        issue = service.authority.issue
+        issue = service.authority.issue_async
 
-        def spied_issue(*args: Any, **kwargs: Any) -> Any:
+        async def spied_issue(*args: Any, **kwargs: Any) -> Any:
             self.requests.add()
-            if not self.gate.wait(DEADLINE):
+            if not await asyncio.to_thread(self.gate.wait, DEADLINE):
                 raise AssertionError("IssueToken held back too long")
-            return issue(*args, **kwargs)
+            return await issue(*args, **kwargs)
 
-        monkeypatch.setattr(service.authority, "issue", spied_issue)
+        monkeypatch.setattr(service.authority, "issue_async", spied_issue)
 
     @property
     def count(self) -> int:
