@@ -3,7 +3,8 @@
 ``process`` marker true (``scripts/test --fast`` relies on it).
 
 ``service`` is the test's own: use it where a test moves the service's clock, rotates its
-keys, breaks its store or counts its requests. Elsewhere take ``unique_client`` (or
+keys, breaks its store or counts its requests; ``any_service`` is one on each store
+backend (``backend_url``). Elsewhere take ``unique_client`` (or
 ``shared_service``): one service per test module, and a client of the test's own, so no
 test sees another's tokens or revocations.
 """
@@ -19,7 +20,8 @@ import pytest
 
 from bearer_grpc.service.admin import NewClient
 from bearer_grpc.store import sqlite_url
-from tests.harness import Cli, RunningService, running_service
+from tests.harness import BACKENDS, Cli, RunningService, running_service
+from tests.harness import backend_url as empty_store
 
 
 @pytest.fixture
@@ -32,6 +34,20 @@ def data_dir(tmp_path: Path) -> Path:
 def service(data_dir: Path) -> Iterator[RunningService]:
     """A TokenService of the test's own, on SQLite in a temporary data directory."""
     with running_service(sqlite_url(data_dir)) as running:
+        yield running
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store on each backend: SQLite always, PostgreSQL when configured."""
+    with empty_store(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def any_service(backend_url: str) -> Iterator[RunningService]:
+    """A TokenService of the test's own on each backend."""
+    with running_service(backend_url) as running:
         yield running
 
 

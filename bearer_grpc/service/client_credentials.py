@@ -13,8 +13,8 @@ it issues is what the store holds when the grant commits. That lets the asyncio 
 (:mod:`.client_grants`) keep clients in memory and confirm concurrent grants together.
 
 The steps yield what they need from outside (:class:`ReadClient`, :class:`Confirm`,
-:class:`CountFailure`) and are sent a :class:`Read` back; :func:`run_on_store` is the
-blocking driver.
+:class:`CountFailure`) and are sent a :class:`Read` back (:func:`advance`);
+:func:`run_on_store` is the blocking driver.
 """
 
 from __future__ import annotations
@@ -125,10 +125,19 @@ def client_credentials(
     raise InvalidGrant()
 
 
+def advance(steps: Steps, answer: Read) -> Need | Issued:
+    """Send ``answer`` to the steps: what they need next, or what the grant issued."""
+    try:
+        return steps.send(answer)
+    except StopIteration as done:
+        issued: Issued = done.value
+        return issued
+
+
 def run_on_store(steps: Steps, store: Store, throttle: LoginThrottle) -> Issued:
     """Run the steps against the store itself, blocking (every read is a fresh one)."""
-    need = next(steps)
-    while True:
+    need: Need | Issued = next(steps)
+    while not isinstance(need, Issued):
         if isinstance(need, ReadClient):
             answer = Read(store.get_account(need.name, AccountKind.CLIENT))
         elif isinstance(need, Confirm):
@@ -136,8 +145,5 @@ def run_on_store(steps: Steps, store: Store, throttle: LoginThrottle) -> Issued:
         else:
             throttle.secret_failed(need.peer)
             answer = Read()
-        try:
-            need = steps.send(answer)
-        except StopIteration as done:
-            issued: Issued = done.value
-            return issued
+        need = advance(steps, answer)
+    return need

@@ -29,9 +29,11 @@ from typing import Final
 
 from bearer_grpc.service.client_credentials import (
     Confirm,
+    Need,
     Read,
     ReadClient,
     Steps,
+    advance,
 )
 from bearer_grpc.service.grants import Issued
 from bearer_grpc.service.revoking import store_errors
@@ -75,8 +77,8 @@ class ClientGrants:
             Whatever the steps raise (see :func:`.client_credentials.client_credentials`).
         """
         with store_errors():
-            need = next(steps)
-            while True:
+            need: Need | Issued = next(steps)
+            while not isinstance(need, Issued):
                 if isinstance(need, ReadClient):
                     answer = await self._read(need)
                 elif isinstance(need, Confirm):
@@ -84,11 +86,8 @@ class ClientGrants:
                 else:
                     await asyncio.to_thread(self._throttle.secret_failed, need.peer)
                     answer = Read()
-                try:
-                    need = steps.send(answer)
-                except StopIteration as done:
-                    issued: Issued = done.value
-                    return issued
+                need = advance(steps, answer)
+            return need
 
     async def _read(self, need: ReadClient) -> Read:
         if not need.fresh:

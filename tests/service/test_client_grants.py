@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,25 +27,10 @@ from bearer_grpc.store import (
     StoreUnavailable,
     open_store,
 )
-from tests.harness import BACKENDS, RunningService, running_on, running_service
-from tests.harness import backend_url as empty_store
+from tests.harness import RunningService, running_on
 
 AUDIENCE = "orders"
 GRANTS_AT_ONCE = 32
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store on each backend: SQLite always, PostgreSQL when configured."""
-    with empty_store(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def service(backend_url: str) -> Iterator[RunningService]:
-    """A TokenService on each backend."""
-    with running_service(backend_url) as running:
-        yield running
 
 
 Issue = Callable[[RunningService, ClientCredentialsGrant], Issued]
@@ -83,39 +67,41 @@ def _refused(service: RunningService, token: str) -> bool:
 
 
 def test_a_removed_client_gets_no_token_though_its_account_was_read_before(
-    service: RunningService, issue: Issue
+    any_service: RunningService, issue: Issue
 ) -> None:
-    client = service.add_client()
-    first = issue(service, _grant(client))  # the account is read (and, on a loop, kept)
-    service.admin.remove(client.client_id, AccountKind.CLIENT)  # nothing tells the authority
+    client = any_service.add_client()
+    first = issue(any_service, _grant(client))  # the account is read (and, on a loop, kept)
+    any_service.admin.remove(client.client_id, AccountKind.CLIENT)  # nothing tells the authority
 
     with pytest.raises(InvalidGrant):
-        issue(service, _grant(client))
-    assert _refused(service, first.access.token)
+        issue(any_service, _grant(client))
+    assert _refused(any_service, first.access.token)
 
 
 def test_a_rotated_secret_is_seen_though_the_old_account_was_read_before(
-    service: RunningService, issue: Issue
+    any_service: RunningService, issue: Issue
 ) -> None:
-    client = service.add_client()
-    issue(service, _grant(client))
-    rotated, _ = service.admin.rotate_secret(client.client_id)
+    client = any_service.add_client()
+    issue(any_service, _grant(client))
+    rotated, _ = any_service.admin.rotate_secret(client.client_id)
 
-    assert issue(service, _grant(client, rotated.client_secret)).access.token
+    assert issue(any_service, _grant(client, rotated.client_secret)).access.token
     with pytest.raises(InvalidGrant):
-        issue(service, _grant(client))  # the old secret stopped at once
+        issue(any_service, _grant(client))  # the old secret stopped at once
 
 
 def test_narrowed_scopes_are_what_the_next_token_carries(
-    service: RunningService, issue: Issue
+    any_service: RunningService, issue: Issue
 ) -> None:
-    client = service.add_client(scopes=("orders.read", "orders.write"))
-    assert issue(service, _grant(client)).scopes == ("orders.read", "orders.write")
-    service.admin.update_client(client.client_id, scopes=("orders.read",), audiences=(AUDIENCE,))
+    client = any_service.add_client(scopes=("orders.read", "orders.write"))
+    assert issue(any_service, _grant(client)).scopes == ("orders.read", "orders.write")
+    any_service.admin.update_client(
+        client.client_id, scopes=("orders.read",), audiences=(AUDIENCE,)
+    )
 
-    issued = issue(service, _grant(client))
+    issued = issue(any_service, _grant(client))
     assert issued.scopes == ("orders.read",)
-    principal = service.authority.verify(issued.access.token, audience=AUDIENCE)
+    principal = any_service.authority.verify(issued.access.token, audience=AUDIENCE)
     assert principal.scopes == frozenset({"orders.read"})
 
 
@@ -145,11 +131,15 @@ class _Recording:
 
 
 @pytest.fixture
-def recording(backend_url: str) -> Iterator[tuple[RunningService, _Recording]]:
-    """A TokenService whose store records (or fails) confirmations."""
+def recording(backend_url: str) -> Iterator[tuple[RunningService, _Recording, NewClient]]:
+    """A TokenService whose store records (or fails) confirmations, and a client of it
+    whose account the service already holds in memory (one grant made)."""
     store = _Recording(open_store(backend_url))
     with running_on(store) as running:
-        yield running, store
+        client = running.add_client()
+        _on_the_loop(running, _grant(client))
+        store.groups.clear()
+        yield running, store, client
 
 
 async def _at_once(service: RunningService, grant: ClientCredentialsGrant) -> list[Any]:
@@ -158,12 +148,9 @@ async def _at_once(service: RunningService, grant: ClientCredentialsGrant) -> li
 
 
 def test_grants_on_a_loop_share_their_confirmations(
-    recording: tuple[RunningService, _Recording],
+    recording: tuple[RunningService, _Recording, NewClient],
 ) -> None:
-    service, store = recording
-    client = service.add_client()
-    _on_the_loop(service, _grant(client))
-    store.groups.clear()
+    service, store, client = recording
 
     issued = service.loop.run(_at_once(service, _grant(client)))
 
@@ -175,11 +162,9 @@ def test_grants_on_a_loop_share_their_confirmations(
 
 
 def test_a_store_failure_while_confirming_fails_every_grant_of_the_group(
-    recording: tuple[RunningService, _Recording],
+    recording: tuple[RunningService, _Recording, NewClient],
 ) -> None:
-    service, store = recording
-    client = service.add_client()
-    _on_the_loop(service, _grant(client))
+    service, store, client = recording
     store.failing = True
 
     outcomes = service.loop.run(_at_once(service, _grant(client)))
@@ -190,11 +175,9 @@ def test_a_store_failure_while_confirming_fails_every_grant_of_the_group(
 
 
 def test_a_grant_cancelled_while_confirming_leaves_the_others_answered(
-    recording: tuple[RunningService, _Recording],
+    recording: tuple[RunningService, _Recording, NewClient],
 ) -> None:
-    service, store = recording
-    client = service.add_client()
-    _on_the_loop(service, _grant(client))
+    service, store, client = recording
     store.hold = True
 
     async def two_then_cancel_one() -> tuple[Any, Any]:
@@ -212,21 +195,21 @@ def test_a_grant_cancelled_while_confirming_leaves_the_others_answered(
     assert _on_the_loop(service, _grant(client)).access.token  # the loop's group goes on
 
 
-def test_grants_racing_a_removal_leave_no_working_token(service: RunningService) -> None:
+def test_grants_racing_a_removal_leave_no_working_token(any_service: RunningService) -> None:
     """Grants on the loop while the client is removed: whatever each got, nothing works after."""
-    client = service.add_client()
-    _on_the_loop(service, _grant(client))
+    client = any_service.add_client()
+    _on_the_loop(any_service, _grant(client))
 
     async def race() -> list[Any]:
-        grants = asyncio.ensure_future(_at_once(service, _grant(client)))
-        await asyncio.to_thread(service.admin.remove, client.client_id, AccountKind.CLIENT)
+        grants = asyncio.ensure_future(_at_once(any_service, _grant(client)))
+        await asyncio.to_thread(any_service.admin.remove, client.client_id, AccountKind.CLIENT)
         return list(await grants)
 
-    outcomes = service.loop.run(race())
+    outcomes = any_service.loop.run(race())
 
     issued = [each for each in outcomes if isinstance(each, Issued)]
     refused = [each for each in outcomes if not isinstance(each, Issued)]
     assert all(isinstance(each, InvalidGrant) for each in refused), refused
-    assert all(_refused(service, each.access.token) for each in issued)
+    assert all(_refused(any_service, each.access.token) for each in issued)
     with pytest.raises(InvalidGrant):
-        _on_the_loop(service, _grant(client))
+        _on_the_loop(any_service, _grant(client))
