@@ -80,6 +80,19 @@ def _service(ax: Axes, section: dict[str, Any]) -> None:
     ax.tick_params(axis="x", labelsize=8)
 
 
+def _grants(ax: Axes, section: dict[str, Any]) -> None:
+    keys = [k for k in section if k.startswith("in_flight_")]
+    xs = list(range(len(keys)))
+    width = 0.38
+    for offset, name in ((-width / 2, "thread"), (width / 2, "loop")):
+        ys = [section[k][name]["wall_us"] for k in keys]
+        ax.bar([x + offset for x in xs], ys, width, label=section[keys[0]][name]["label"])
+    ax.set_xticks(xs, [f"{k.removeprefix('in_flight_')} in flight" for k in keys])
+    ax.set_ylabel("wall µs per token")
+    ax.set_title("grants: client credentials in process")
+    ax.legend(fontsize=7)
+
+
 def _revocation(ax: Axes, section: dict[str, Any]) -> None:
     names = [n for n in ("single", "cross_replica") if n in section]
     labels = {"single": "same replica", "cross_replica": "across replicas"}
@@ -145,6 +158,7 @@ PANELS = {
     "echo": _echo,
     "echo_cpu": _echo_cpu,
     "service": _service,
+    "grants": _grants,
     "revocation": _revocation,
     "memory": _memory,
     "http": _http,

@@ -6,6 +6,7 @@ quotes medians, ratios taken per round then medianed):
   micro       verifying one token per algorithm: raw crypto, PyJWT, bearer_grpc miss/hit
   echo        unary echo, sync and aio servers: bare, naive PyJWT, bearer_grpc
   service     VerifyToken next to a bare echo; IssueToken on SQLite (and PostgreSQL)
+  grants      client credentials in process: issue in a worker thread / issue_async
   revocation  RevokeToken ack -> a verifier refuses the token (and across replicas on PG)
   memory      bytes per cached token; the cache bound holds
   issuers     another identity provider's token: cache hit, miss / PyJWT, and from
@@ -46,6 +47,7 @@ from benchkit import (
     chart,
     cli_startup,
     echo,
+    grants,
     http_face,
     issuers,
     memory,
@@ -56,7 +58,7 @@ from benchkit import (
     service,
 )
 
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http", "cli")
+SECTIONS = ("micro", "echo", "service", "grants", "revocation", "memory", "issuers", "http", "cli")
 ON_REQUEST = ("mesh",)
 """Sections run only when ``--only`` names them: mesh needs Envoy and takes 2 minutes."""
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
@@ -170,6 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "micro": lambda: micro.run(settings),
         "echo": lambda: asyncio.run(echo.run(settings, progress)),
         "service": lambda: asyncio.run(service.run(settings, args.pg_dsn, progress)),
+        "grants": lambda: grants.run(settings),
         "revocation": lambda: revocation.run(settings, args.pg_dsn, progress),
         "memory": lambda: memory.run(settings, progress),
         "issuers": lambda: issuers.run(settings),

@@ -173,6 +173,25 @@ def _memory(section: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _grants(section: dict[str, Any]) -> list[Row]:
+    rows = []
+    for key, entry in section.items():
+        if not key.startswith("in_flight_"):
+            continue
+        thread, loop = entry["thread"], entry["loop"]
+        rows.append(
+            Row(
+                "grants",
+                f"client credentials in process, {key.removeprefix('in_flight_')} in flight: "
+                "issue in a worker thread / issue_async",
+                f"{thread['wall_us']:,.0f} / {loop['wall_us']:,.0f} µs per token = "
+                f"{entry['thread_over_loop']:.2f}x (CPU {thread['cpu_us']:,.0f} / "
+                f"{loop['cpu_us']:,.0f} µs)",
+            )
+        )
+    return rows
+
+
 def _issuers(section: dict[str, Any]) -> list[Row]:
     ratio = section["miss_over_pyjwt"]
     return [
@@ -296,6 +315,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "micro": _micro,
     "echo": _echo,
     "service": _service,
+    "grants": _grants,
     "revocation": _revocation,
     "memory": _memory,
     "issuers": _issuers,

@@ -21,7 +21,17 @@ pytestmark = pytest.mark.process
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
 PG_ENV = "BEARER_GRPC_TEST_PG_DSN"
-SECTIONS = ("micro", "echo", "service", "revocation", "memory", "issuers", "http", "cli")
+SECTIONS = (
+    "micro",
+    "echo",
+    "service",
+    "grants",
+    "revocation",
+    "memory",
+    "issuers",
+    "http",
+    "cli",
+)
 
 
 def _numbers(value: Any) -> list[float]:
@@ -82,6 +92,12 @@ def test_every_section_has_positive_numbers(quick_run: tuple[str, dict[str, Any]
         expected.append("issue_postgresql")
     for name in expected:
         assert _positive(service[name]["calls_per_s"], service[name]["ratio_to_echo"])
+
+    for in_flight in ("in_flight_1", "in_flight_16"):
+        grants = document["grants"][in_flight]
+        assert _positive(grants["thread"]["wall_us"], grants["loop"]["wall_us"])
+        assert _positive(grants["thread"]["cpu_us"], grants["loop"]["cpu_us"])
+        assert _positive(grants["thread_over_loop"])
 
     revocation = document["revocation"]
     parts = ["single", "cross_replica"] if os.environ.get(PG_ENV) else ["single"]
