@@ -42,10 +42,16 @@ _NOT_BEFORE = select(func.max(revocations.c.not_before)).where(
     revocations.c.kind == RevocationKind.SUBJECT.value,
     revocations.c.target == bindparam("subject"),
 )
-ACCOUNT = select(accounts).where(
-    accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind")
-)
-"""The row of account ``name`` of ``kind`` (parameters ``name`` and ``kind``)."""
+_ACCOUNT = select(
+    accounts,
+    select(func.max(revocations.c.not_before))
+    .where(
+        revocations.c.kind == RevocationKind.SUBJECT.value,
+        revocations.c.target == accounts.c.name,
+    )
+    .scalar_subquery()
+    .label("subject_not_before"),
+).where(accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind"))
 _ACCOUNT_ID = select(accounts.c.id).where(
     accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind")
 )
@@ -54,6 +60,12 @@ _ACCOUNT_ID = select(accounts.c.id).where(
 def subject_not_before(conn: Connection, subject: str) -> int:
     """Tokens of ``subject`` issued at or before this time are revoked (0: none)."""
     return int(conn.execute(_NOT_BEFORE, {"subject": subject}).scalar() or 0)
+
+
+def read_account(conn: Connection, name: str, kind: AccountKind) -> Account | None:
+    """The account ``name`` of ``kind``, with its name's not-before, in one statement."""
+    row = conn.execute(_ACCOUNT, {"name": name, "kind": kind.value}).first()
+    return _rows.account(row, row.subject_not_before) if row is not None else None
 
 
 def account_current(
@@ -82,9 +94,7 @@ def confirm(
     for claim in claims:
         key = (claim.name, claim.kind)
         if key not in found:
-            row = conn.execute(ACCOUNT, {"name": claim.name, "kind": claim.kind.value}).first()
-            not_before = subject_not_before(conn, claim.name) if row is not None else 0
-            found[key] = _rows.account(row, not_before) if row is not None else None
+            found[key] = read_account(conn, claim.name, claim.kind)
     answers: list[Account | None] = []
     for claim in claims:
         account = found[(claim.name, claim.kind)]

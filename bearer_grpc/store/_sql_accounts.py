@@ -45,10 +45,7 @@ class AccountMethods(Transactions):
     def get_account(self, name: str, kind: AccountKind) -> Account | None:
         """The account of that name and kind (with its name's not-before), or None."""
         with self._read() as conn:
-            row = conn.execute(_families.ACCOUNT, {"name": name, "kind": kind.value}).first()
-            if row is None:
-                return None
-            return _rows.account(row, _families.subject_not_before(conn, name))
+            return _families.read_account(conn, name, kind)
 
     def list_accounts(self, kind: AccountKind) -> list[Account]:
         """All accounts of a kind, ordered by name (code point order on every backend)."""
