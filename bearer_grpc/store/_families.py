@@ -19,8 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from bearer_grpc.core.verification import RevocationKind
 from bearer_grpc.store import _notify, _rows
@@ -36,21 +47,19 @@ from bearer_grpc.store._records import (
 )
 from bearer_grpc.store._schema import accounts, refresh_families, refresh_tokens, revocations
 
+
+def _latest_not_before(subject: ColumnElement[str]) -> Select[Any]:
+    """The latest not-before of the subject revocations of ``subject`` (NULL: none)."""
+    return select(func.max(revocations.c.not_before)).where(
+        revocations.c.kind == RevocationKind.SUBJECT.value, revocations.c.target == subject
+    )
+
+
 # Statements every token grant runs, built once: building a SQLAlchemy expression costs
 # more than running it on SQLite (parameters are bound per call).
-_NOT_BEFORE = select(func.max(revocations.c.not_before)).where(
-    revocations.c.kind == RevocationKind.SUBJECT.value,
-    revocations.c.target == bindparam("subject"),
-)
+_NOT_BEFORE = _latest_not_before(bindparam("subject"))
 _ACCOUNT = select(
-    accounts,
-    select(func.max(revocations.c.not_before))
-    .where(
-        revocations.c.kind == RevocationKind.SUBJECT.value,
-        revocations.c.target == accounts.c.name,
-    )
-    .scalar_subquery()
-    .label("subject_not_before"),
+    accounts, _latest_not_before(accounts.c.name).scalar_subquery().label("subject_not_before")
 ).where(accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind"))
 _ACCOUNT_ID = select(accounts.c.id).where(
     accounts.c.name == bindparam("name"), accounts.c.kind == bindparam("kind")
