@@ -3,8 +3,8 @@
 Each candidate serves, in a process of its own, the same two endpoints on one
 ``TokenAuthority`` (SQLite in a temporary directory): ``POST /bare`` parses a form and
 answers a small JSON object; ``POST /token`` reads client credentials from the form and
-issues a real token (``TokenAuthority.issue`` in a worker thread, as the gRPC servicer
-does). One aiohttp client drives each in a closed loop; rounds alternate the candidates
+issues a real token (``TokenAuthority.issue_async``, as both faces of the TokenService
+do). One aiohttp client drives each in a closed loop; rounds alternate the candidates
 (ABBA) and the medians are quoted: requests/s, server CPU per request and the server's
 resident memory after the run (VmHWM, its peak).
 
@@ -47,7 +47,7 @@ def _serve(candidate: str, data_dir: str) -> None:  # runs in the server process
         if path == "/bare":
             return json.dumps({"ok": True, "n": len(form)}).encode()
         grant = ClientCredentialsGrant(form["client_id"][0], form["client_secret"][0])
-        issued = await asyncio.to_thread(authority.issue, grant)
+        issued = await authority.issue_async(grant)
         return json.dumps(
             {"access_token": issued.access.token, "token_type": "Bearer", "expires_in": 900}
         ).encode()
