@@ -7,12 +7,12 @@ credentials; both open their channel here, with the same options and the same ru
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bearer_grpc.cli._options import option
+from bearer_grpc.core.hosts import is_loopback
 
 if TYPE_CHECKING:
     import grpc
@@ -61,13 +61,7 @@ def is_local(target: str) -> bool:
         return True
     address = target.removeprefix("dns:///").removeprefix("ipv4:").removeprefix("ipv6:")
     host = address.rsplit(":", 1)[0] if ":" in address else address
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host.strip("[]"))
 
 
 def open_channel(args: argparse.Namespace) -> grpc.Channel:

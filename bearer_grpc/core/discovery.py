@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
 from bearer_grpc.core.errors import FetchError, TokenInvalid
+from bearer_grpc.core.hosts import is_loopback
 from bearer_grpc.core.jws import json_object
 
 MAX_DISCOVERY_BYTES: Final = 64 * 1024
@@ -33,16 +33,6 @@ MAX_INTROSPECTION_BYTES: Final = 16 * 1024
 """Largest introspection answer read."""
 OIDC_PATH: Final = "/.well-known/openid-configuration"
 RFC8414_PATH: Final = "/.well-known/oauth-authorization-server"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an IP address) is this machine's loopback."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: object, *, what: str = "URL") -> str:

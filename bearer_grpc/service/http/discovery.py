@@ -23,12 +23,12 @@ authorization endpoint and issues no ID tokens:
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bearer_grpc.core.hosts import is_loopback
 from bearer_grpc.service.settings import ADMIN_SCOPE, INTROSPECT_SCOPE
 
 OAUTH_WELL_KNOWN: Final = "/.well-known/oauth-authorization-server"
@@ -59,22 +59,13 @@ def check_issuer(issuer: str) -> str:
         raise ValueError(f"--issuer is not a URL: {issuer!r}") from err
     if url.scheme not in ("https", "http") or not url.hostname:
         raise ValueError("--issuer must be an https:// URL to serve HTTP (see --http-listen)")
-    if url.scheme == "http" and not _is_loopback(url.hostname):
+    if url.scheme == "http" and not is_loopback(url.hostname):
         raise ValueError("--issuer may be http:// only on a loopback host; use https://")
     if url.query or url.fragment or "?" in issuer or "#" in issuer or url.username:
         raise ValueError("--issuer must have no query, fragment or user info")
     if url.path.endswith("/"):
         raise ValueError("--issuer must not end with a slash")
     return issuer
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
