@@ -23,12 +23,17 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuth2Session
 
 from bearer_grpc.service.admin import NewClient
-from tests.harness import HTTP_AUDIENCE, PASSWORD, Http, http_service
+from bearer_grpc.store import AccountKind
+from tests.harness import HTTP_AUDIENCE, PASSWORD, Http, http_service, verify, wait_until
 
 with warnings.catch_warnings():
     # authlib 1.9 announces, on import, that a later release moves to the httpx2 package.
     warnings.simplefilter("ignore", DeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+
+RACING_FETCHES = 16
+"""authlib clients fetching at once while their client is removed."""
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +121,46 @@ def test_authlib_wrong_secret_is_an_oauth_error(http: Http, plus_client: NewClie
     ):
         session.fetch_token(http.url("/token"), grant_type="client_credentials")
     assert caught.value.error == "invalid_client"
+
+
+def test_authlib_clients_racing_a_removal_keep_no_working_token(http: Http) -> None:
+    """Concurrent authlib fetches while the client is removed on the store (as the CLI does,
+    unannounced to the server, which holds the client in memory): whatever each fetch got,
+    every token is refused within a second, and the next fetch is ``invalid_client``."""
+    from authlib.integrations.base_client.errors import OAuthError
+
+    doomed = http.service.add_client(
+        "svc-doomed", scopes=("orders.read",), audiences=(HTTP_AUDIENCE,)
+    )
+
+    async def fetch() -> str | None:
+        async with AsyncOAuth2Client(doomed.client_id, doomed.client_secret) as client:
+            try:
+                answer = await client.fetch_token(
+                    http.url("/token"), grant_type="client_credentials"
+                )
+            except OAuthError as err:
+                assert err.error == "invalid_client"
+                return None
+        token: str = answer["access_token"]
+        return token
+
+    async def race() -> list[str | None]:
+        first = await fetch()  # from now on the server remembers the client
+        fetches = [asyncio.ensure_future(fetch()) for _ in range(RACING_FETCHES)]
+        await asyncio.to_thread(http.service.admin.remove, doomed.client_id, AccountKind.CLIENT)
+        return [first, *await asyncio.gather(*fetches)]
+
+    tokens = [token for token in asyncio.run(race()) if token is not None]
+    assert tokens  # the first fetch, at least, came before the removal
+    stub = http.service.stub()
+    wait_until(
+        lambda: all(
+            verify(stub, token, HTTP_AUDIENCE).reason == "TOKEN_REVOKED" for token in tokens
+        ),
+        timeout=1.0,
+    )
+    assert asyncio.run(fetch()) is None
 
 
 def test_requests_oauthlib_backend_application(http: Http) -> None:
