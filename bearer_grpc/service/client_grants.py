@@ -52,15 +52,12 @@ class ClientGrants:
     Args:
         store: Where accounts are read and grants confirmed.
         throttle: Where failed sign-ins are counted.
-        remembered: How many client accounts to keep in memory.
     """
 
-    def __init__(
-        self, store: Store, throttle: LoginThrottle, *, remembered: int = REMEMBERED_CLIENTS
-    ) -> None:
+    def __init__(self, store: Store, throttle: LoginThrottle) -> None:
         self._store = store
         self._throttle = throttle
-        self._clients = _Clients(remembered)
+        self._clients = _Clients(REMEMBERED_CLIENTS)
         self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Group] = (
             weakref.WeakKeyDictionary()
         )
@@ -133,7 +130,7 @@ class _Clients:
     def put(self, name: str, account: Account | None) -> None:
         """Remember ``account`` under ``name``; None forgets the name."""
         with self._lock:
-            if account is None or self._size <= 0:
+            if account is None:
                 self._accounts.pop(name, None)
                 return
             self._accounts[name] = account

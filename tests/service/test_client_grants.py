@@ -19,6 +19,7 @@ import pytest
 
 from bearer_grpc.core.errors import InvalidGrant, TokenRevoked, Unavailable
 from bearer_grpc.service.admin import NewClient
+from bearer_grpc.service.client_grants import _Clients
 from bearer_grpc.service.grants import ClientCredentialsGrant, Issued
 from bearer_grpc.store import (
     Account,
@@ -213,3 +214,21 @@ def test_grants_racing_a_removal_leave_no_working_token(any_service: RunningServ
     assert all(_refused(any_service, each.access.token) for each in issued)
     with pytest.raises(InvalidGrant):
         _on_the_loop(any_service, _grant(client))
+
+
+def _account(name: str) -> Account:
+    return Account(name, AccountKind.CLIENT, "hmac-sha256$0", ("a",), (AUDIENCE,), 0)
+
+
+def test_memory_keeps_the_most_recently_used_clients_and_no_more() -> None:
+    clients = _Clients(2)
+    for name in ("a", "b"):
+        clients.put(name, _account(name))
+    assert clients.get("a") is not None  # "a" is now the most recently used
+    clients.put("c", _account("c"))
+
+    assert len(clients) == 2
+    assert clients.get("b") is None
+    assert clients.get("a") is not None and clients.get("c") is not None
+    clients.put("a", None)  # a grant found it gone
+    assert clients.get("a") is None
