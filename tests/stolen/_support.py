@@ -33,12 +33,17 @@ class TimedWatch:
         self.arrived: dict[int, float] = {}
         self.events: list[pb.WatchRevocationsResponse] = []
         self.code: grpc.StatusCode | None = None
+        self.headers: dict[str, str] | None = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
+            headers = dict(self.call.initial_metadata())  # sent once the stream is admitted
+            with self._changed:
+                self.headers = headers
+                self._changed.notify_all()
             for event in self.call:
                 now = time.monotonic()
                 with self._changed:
@@ -58,6 +63,18 @@ class TimedWatch:
             if not self._changed.wait_for(lambda: sequence in self.arrived, timeout):
                 raise AssertionError(f"event {sequence} not delivered within {timeout} s")
             return self.arrived[sequence]
+
+    def admitted(self, timeout: float) -> bool:
+        """Whether the server took the stream (sent its headers) rather than refused it.
+
+        Fails after ``timeout`` s with neither.
+        """
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: bool(self.headers) or self.code is not None, timeout
+            ):
+                raise AssertionError(f"stream neither admitted nor refused within {timeout} s")
+            return bool(self.headers)
 
     def ended(self, timeout: float) -> grpc.StatusCode | None:
         """The stream's final code, once it ended (None if still open after ``timeout``)."""

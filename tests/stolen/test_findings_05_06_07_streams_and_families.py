@@ -24,8 +24,16 @@ from tests.harness import (
     refresh_request,
     running_service,
     verify,
+    wait_until,
 )
 from tests.stolen._support import TimedWatch, grpc_code
+
+
+def admitted(watch: TimedWatch) -> TimedWatch:
+    """``watch``, once the server has taken it (fails the test if it was refused)."""
+    assert watch.admitted(10), f"stream refused: {watch.code}"
+    return watch
+
 
 # -- finding 5: WatchRevocations is bounded --------------------------------------------------
 
@@ -41,10 +49,11 @@ def test_finding_5_watch_streams_are_bounded_per_peer_and_in_total(tmp_path: Pat
         over_v6 = grpc.insecure_channel(f"[::1]:{port}")
         service.channels.append(over_v6)
         v6 = pb_grpc.TokenServiceStub(over_v6)
-        mine = [TimedWatch(over_v4) for _ in range(3)]
+        # Each stream is opened once the one before is in, so which one is refused is known.
+        mine = [admitted(TimedWatch(over_v4)) for _ in range(3)]
         extra = TimedWatch(over_v4)
         assert extra.ended(10) == grpc.StatusCode.RESOURCE_EXHAUSTED  # this peer's share
-        others = [TimedWatch(v6) for _ in range(2)]
+        others = [admitted(TimedWatch(v6)) for _ in range(2)]
         full = TimedWatch(v6)
         assert full.ended(10) == grpc.StatusCode.RESOURCE_EXHAUSTED  # all streams taken
         # Streams that were admitted work, and a closed one frees its slot.
@@ -53,7 +62,9 @@ def test_finding_5_watch_streams_are_bounded_per_peer_and_in_total(tmp_path: Pat
         for watch in mine + others:
             watch.arrival(sequence, timeout=5)
         mine[0].close()
-        again = TimedWatch(over_v4)
+        gauge = service.server.metrics.registry.get_sample_value
+        wait_until(lambda: gauge("bearer_grpc_watch_streams_open") == 4)  # the server let go
+        again = admitted(TimedWatch(over_v4))
         again.arrival(sequence, timeout=5)
         for watch in [*mine[1:], *others, again]:
             watch.close()
