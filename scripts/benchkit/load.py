@@ -14,7 +14,7 @@ import resource
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import grpc.aio
@@ -34,6 +34,7 @@ class Window:
     p99_ms: float
     server_cpu_us: float | None
     client_cpu_us: float
+    server_main_cpu_us: float | None  # of server_cpu_us, the main thread's (the event loop)
     foreign_cores: float | None
     calls: int
     errors: int = 0
@@ -103,26 +104,44 @@ async def closed_loop(
     return before, after
 
 
-Mark = tuple[float | None, float, float | None, float]
-"""CPU seconds of the server, of this process and of the machine, and the wall clock."""
+class Mark(NamedTuple):
+    """CPU seconds used so far, and the wall clock."""
+
+    server: float | None
+    server_main: float | None  # the server's main thread
+    own: float  # this process
+    machine: float | None  # every process of the machine
+    wall: float
 
 
 def cpu_mark(server_pid: int) -> Mark:
     """Where the CPU counters stand now (take one before and one after a window)."""
-    return proc_cpu(server_pid), _own_cpu(), machine_busy(), time.perf_counter()
+    return Mark(
+        proc_cpu(server_pid),
+        proc_cpu(server_pid, main_thread=True),
+        _own_cpu(),
+        machine_busy(),
+        time.perf_counter(),
+    )
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
 
 
 def window_of(
     latencies: list[float], errors: list[str], seconds: float, before: Mark, after: Mark
 ) -> Window:
     """The :class:`Window` of calls that took ``latencies`` between two marks."""
-    wall = after[3] - before[3]
+    wall = after.wall - before.wall
     count = len(latencies)
-    server_cpu = after[0] - before[0] if before[0] is not None and after[0] is not None else None
-    client_cpu = after[1] - before[1]
+    server_cpu = _spent(before.server, after.server)
+    server_main = _spent(before.server_main, after.server_main)
+    client_cpu = after.own - before.own
+    machine = _spent(before.machine, after.machine)
     foreign = None
-    if server_cpu is not None and before[2] is not None and after[2] is not None:
-        foreign = max(0.0, (after[2] - before[2] - server_cpu - client_cpu) / wall)
+    if server_cpu is not None and machine is not None:
+        foreign = max(0.0, (machine - server_cpu - client_cpu) / wall)
     latencies.sort()
     per_call = 1e6 / count if count else math.nan
     return Window(
@@ -131,6 +150,7 @@ def window_of(
         p99_ms=percentile(latencies, 99) * 1e3,
         server_cpu_us=server_cpu * per_call if server_cpu is not None else None,
         client_cpu_us=client_cpu * per_call,
+        server_main_cpu_us=server_main * per_call if server_main is not None else None,
         foreign_cores=foreign,
         calls=count,
         errors=len(errors),

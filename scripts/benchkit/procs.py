@@ -175,10 +175,12 @@ def bearer_grpc_cli(*args: str) -> str:
     return done.stdout
 
 
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) used so far by process ``pid``."""
+def proc_cpu(pid: int, *, main_thread: bool = False) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid``, or by its main thread
+    only (for a TokenService: the event loop's thread)."""
+    stat = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

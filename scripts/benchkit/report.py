@@ -117,6 +117,11 @@ def _service(section: dict[str, Any]) -> list[Row]:
         target, met = "", None
         if name != "echo":
             text += f", {entry['ratio_to_echo']:.2f}x echo"
+        if "server_main_cpu_us" in entry:  # runs before it was measured lack it
+            text += (
+                f"; server CPU {entry['server_cpu_us']:,.0f} µs/call, "
+                f"event loop {entry['server_main_cpu_us']:,.0f}"
+            )
         if name == "verify":
             target = ">= 0.80x bare echo"
             met = _check(entry["ratio_to_echo"], lambda r: r >= 0.80)

@@ -8,7 +8,9 @@ load generator drives, in ABBA rounds with N calls in flight each:
 - ``verify``: VerifyToken of one valid token (SQLite service);
 - ``issue_sqlite`` / ``issue_postgresql``: IssueToken with client credentials.
 
-The ratio VerifyToken / bare echo is taken per round, then medianed.
+The ratio VerifyToken / bare echo is taken per round, then medianed. Each row also has the
+server's CPU per call, and how much of it its main thread (the event loop) used: the rest
+is worker threads (the store) and gRPC's own threads.
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def summarize(results: dict[str, list[Window]]) -> dict[str, Any]:
             "p99_ms": median(w.p99_ms for w in windows),
             "server_cpu_us": median(
                 w.server_cpu_us for w in windows if w.server_cpu_us is not None
+            ),
+            "server_main_cpu_us": median(
+                w.server_main_cpu_us for w in windows if w.server_main_cpu_us is not None
             ),
             "ratio_to_echo": median(ratios(rates, echo)),
             "ratios_to_echo": ratios(rates, echo),
