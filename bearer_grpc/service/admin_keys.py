@@ -90,7 +90,7 @@ class KeyAdmin:
         """
         if not 0 <= delay <= MAX_KEY_DELAY:
             raise InvalidRequest(f"delay must be 0..{MAX_KEY_DELAY} seconds")
-        ring = self._keys or KeyRing(self._store, kek=kek, retention=0)
+        ring = self._keys or KeyRing(self._store, kek=kek, retention=0, actor=self._actor)
         events: list[AuditEvent] = []
         staged = ring.stage(
             algorithm, delay=delay, now=self._now(), audit=self._staged_event(events, delay)

@@ -5,7 +5,8 @@ JSON line each once committed.
 
 An event names its actor (the admin caller's subject, :data:`LOCAL_CLI` for a command run
 on the store itself, :data:`TOKEN_HOLDER` for a token revoked by value,
-:data:`TOKEN_SERVICE` for a refresh family revoked on reuse), an action (the
+:data:`TOKEN_SERVICE` for what the service does by itself: a refresh family revoked on
+reuse, a first or a scheduled key, a retired key deleted, keys sealed), an action (the
 ``*_ACTION`` names below), a target (a name, kid, token id or family id) and JSON-ready
 details. No secret, password or token is ever put in one: details carry names, scopes,
 audiences, algorithms and times only.
@@ -25,7 +26,8 @@ LOCAL_CLI: Final = "local CLI"
 """The actor of a change made by a command run on the store itself (``--data-dir``)."""
 TOKEN_SERVICE: Final = "token service"  # noqa: S105 (an actor name)
 """The actor of what the service does by itself: revoking a refresh family whose rotated
-token was presented again."""
+token was presented again, creating the first key or a scheduled one, deleting a retired
+key, and sealing keys stored in the clear."""
 TOKEN_HOLDER: Final = "token holder"  # noqa: S105 (an actor name)
 """The actor of a token revoked by value, where possession is the only credential."""
 
@@ -38,6 +40,8 @@ USER_SET_PASSWORD: Final = "user.set_password"  # noqa: S105 (an action name)
 USER_DELETE: Final = "user.delete"
 KEY_ROTATE: Final = "key.rotate"
 KEY_WITHDRAW: Final = "key.withdraw"
+KEY_RETIRE: Final = "key.retire"
+KEY_SEAL: Final = "key.seal"
 SUBJECT_REVOKE: Final = "subject.revoke"
 TOKEN_REVOKE: Final = "token.revoke"  # noqa: S105 (an action name)
 FAMILY_REVOKE: Final = "family.revoke"

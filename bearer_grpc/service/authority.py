@@ -202,9 +202,7 @@ class TokenAuthority:
             throttle_horizon=self.throttle.horizon(),
             audit_horizon=now - retention if retention else 0,
         )
-        for record in self.keys.expired(now):
-            removed += int(self.store.delete_key(record.kid))
-        return removed
+        return removed + self.keys.retire(now)
 
     def _current(self) -> TrustedKeys:
         current = self._trusted

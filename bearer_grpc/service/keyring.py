@@ -47,6 +47,7 @@ from bearer_grpc.core.keys import (
     SigningKey,
     is_sealed,
 )
+from bearer_grpc.service import audit
 from bearer_grpc.service.settings import DEFAULT_KEY_PUBLISH_DELAY
 from bearer_grpc.store import AuditEvent, KeyRecord, Store
 
@@ -65,10 +66,20 @@ class KeyRing:
         kek: Key-encryption key for private keys at rest, or None (plain PKCS#8 in a
             store only the service user can read).
         retention: Seconds a key stays published after it stopped signing.
+        actor: Who the audit events of the ring's own changes name (a first key, a
+            scheduled key, a retired key deleted, keys sealed).
     """
 
-    def __init__(self, store: Store, *, kek: KeyEncryptionKey | None, retention: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        kek: KeyEncryptionKey | None,
+        retention: int,
+        actor: str = audit.TOKEN_SERVICE,
+    ) -> None:
         self._store = store
+        self._actor = actor
         self._kek = kek
         self._retention = retention
         self._lock = threading.Lock()
@@ -90,19 +101,23 @@ class KeyRing:
         """
         records = self._store.list_keys()
         if self._kek is not None and any(not is_sealed(r.private_key) for r in records):
-            self.seal()
+            self.seal(now)
             records = self._store.list_keys()
         if not any(r.not_before <= now for r in records):
             first = self.new_record(algorithm, not_before=now, now=now)
-            self._store.add_key_if(
-                lambda stored: None if any(r.not_before <= now for r in stored) else first
+            event = self._event(audit.KEY_ROTATE, first, now, delay=0, trigger="first key")
+            added = self._store.add_key_if(
+                lambda stored: None if any(r.not_before <= now for r in stored) else first,
+                audit=event,
             )
+            if added is not None:
+                audit.logged(event)
             records = self._store.list_keys()
         with self._lock:
             loaded = {r.kid: self._loaded.get(r.kid) or self._load(r) for r in records}
             self._records, self._loaded = tuple(records), loaded
 
-    def seal(self) -> int:
+    def seal(self, now: int) -> int:
         """Seal every key stored in the clear with this ring's key-encryption key.
 
         One transaction under the store's keys lock: replicas starting together seal each
@@ -128,7 +143,12 @@ class KeyRing:
                 if not is_sealed(r.private_key)
             ]
 
-        changed = self._store.update_keys(sealed)
+        def sealed_event(record: KeyRecord) -> AuditEvent:
+            return self._event(audit.KEY_SEAL, record, now)
+
+        changed = self._store.update_keys(sealed, audit=sealed_event)
+        for record in changed:
+            audit.logged(sealed_event(record))
         if changed:
             log.warning(
                 "sealed private keys stored in the clear with the key-encryption key",
@@ -171,7 +191,7 @@ class KeyRing:
                 or not the one that sealed them (a key nobody can load would be staged).
             StoreUnavailable: The store cannot be written.
         """
-        self.seal()  # a key-encryption key given now seals the keys stored before it
+        self.seal(now)  # a key-encryption key given now seals the keys stored before it
         fresh = self.new_record(algorithm, not_before=now + delay, now=now)
 
         def after_latest(stored: list[KeyRecord]) -> KeyRecord:
@@ -214,7 +234,31 @@ class KeyRing:
             latest = max((r.not_before for r in stored), default=now - 1)
             return replace(fresh, not_before=max(fresh.not_before, latest + 1))
 
-        return self._store.add_key_if(if_due)
+        event = self._event(audit.KEY_ROTATE, fresh, now, delay=delay, trigger="schedule")
+        staged = self._store.add_key_if(if_due, audit=event)
+        if staged is not None:
+            audit.logged(event)
+        return staged
+
+    def retire(self, now: int) -> int:
+        """Delete the keys that are no longer published (see :meth:`expired`).
+
+        Each deletion is audited. Returns how many keys were deleted here (another replica
+        may have deleted some first).
+
+        Raises:
+            StoreUnavailable: The store cannot be written.
+        """
+        retired = 0
+        for record in self.expired(now):
+            event = self._event(audit.KEY_RETIRE, record, now)
+            if self._store.remove_key_if(record.kid, lambda _stored: True, audit=event):
+                audit.logged(event)
+                retired += 1
+        return retired
+
+    def _event(self, action: str, record: KeyRecord, now: int, **detail: object) -> AuditEvent:
+        return audit.event(self._actor, action, record.kid, now, {"alg": record.alg, **detail})
 
     def _check_kek(self, stored: Sequence[KeyRecord]) -> None:
         """Refuse a key other replicas could not load, or an unsealed one next to sealed ones."""

@@ -153,10 +153,16 @@ class Store(Protocol):
         """
         ...
 
-    def update_keys(self, change: Callable[[list[KeyRecord]], list[KeyRecord]]) -> list[KeyRecord]:
+    def update_keys(
+        self,
+        change: Callable[[list[KeyRecord]], list[KeyRecord]],
+        *,
+        audit: Callable[[KeyRecord], AuditEvent] | None = None,
+    ) -> list[KeyRecord]:
         """Write the private keys of the records ``change(every stored key)`` returns.
 
-        Under the keys lock; returns the records written.
+        Under the keys lock, with ``audit(record)`` written for each; returns the records
+        written.
         """
         ...
 

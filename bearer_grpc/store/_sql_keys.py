@@ -116,11 +116,16 @@ class KeyMethods(Transactions):
             self._dialect.announce(conn, _notify.KEY, 0)
             return _rows.key(row)
 
-    def update_keys(self, change: Callable[[list[KeyRecord]], list[KeyRecord]]) -> list[KeyRecord]:
+    def update_keys(
+        self,
+        change: Callable[[list[KeyRecord]], list[KeyRecord]],
+        *,
+        audit: Callable[[KeyRecord], AuditEvent] | None = None,
+    ) -> list[KeyRecord]:
         """Replace the private key of the records ``change(every stored key)`` returns.
 
-        The decision and the updates are one transaction under the keys lock; only
-        ``private_key`` is written.
+        The decision, the updates and their audit events (``audit(record)`` for each) are
+        one transaction under the keys lock; only ``private_key`` is written.
 
         Returns:
             The records written.
@@ -134,4 +139,6 @@ class KeyMethods(Transactions):
                     .where(signing_keys.c.kid == record.kid)
                     .values(private_key=record.private_key)
                 )
+                if audit is not None:
+                    _audit.write(conn, audit(record))
         return changed

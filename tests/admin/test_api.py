@@ -282,16 +282,18 @@ def test_revoke_subject_refuses_its_tokens_and_keeps_the_account(
     assert stub.VerifyToken(pb.VerifyTokenRequest(token=fresh, audience="orders")).active
 
 
-def test_list_audit_events_newest_first(admin: AdminCaller) -> None:
+def test_list_audit_events_newest_first(env: AdminEnv, admin: AdminCaller) -> None:
     admin.stub.CreateClient(apb.CreateClientRequest(name="svc", audiences=["orders"]))
     admin.stub.UpdateClient(apb.UpdateClientRequest(name="svc", audiences=["billing"]))
     admin.stub.DeleteClient(apb.DeleteClientRequest(name="svc"))
     events = admin.stub.ListAuditEvents(apb.ListAuditEventsRequest()).events
+    [first_key] = env.service.store.list_keys()  # created at start, by the service
     assert [(e.actor, e.action, e.target) for e in events] == [
         ("root", "client.delete", "svc"),
         ("root", "client.update", "svc"),
         ("root", "client.create", "svc"),
         ("local CLI", "client.create", "root"),
+        ("token service", "key.rotate", first_key.kid),
     ]
     assert json.loads(events[1].detail_json) == {"audiences": ["billing"], "scopes": []}
     first = admin.stub.ListAuditEvents(apb.ListAuditEventsRequest(page_size=3))
@@ -299,7 +301,7 @@ def test_list_audit_events_newest_first(admin: AdminCaller) -> None:
     last = admin.stub.ListAuditEvents(
         apb.ListAuditEventsRequest(page_size=3, page_token=first.next_page_token)
     )
-    assert [e.target for e in last.events] == ["root"]
+    assert [e.target for e in last.events] == ["root", first_key.kid]
     assert not last.next_page_token
 
 

@@ -163,12 +163,11 @@ def test_a_real_process_against_a_real_server_prints_as_on_the_store(tmp_path: P
         assert remote.stdout == direct.stdout
         audit = cli.ok("audit", "list", "--json", "--target", server.target, env=env)
         server.stop()
-    [event] = json.loads(audit.stdout)
-    assert (event["actor"], event["action"], event["target"]) == (
-        "local CLI",
-        "client.create",
-        "ops",
-    )
+    [key] = json.loads(cli.ok("keys", "list", "--json", "--data-dir", str(data)).stdout)
+    assert [(e["actor"], e["action"], e["target"]) for e in json.loads(audit.stdout)] == [
+        ("token service", "key.rotate", key["kid"]),  # the server's first key
+        ("local CLI", "client.create", "ops"),
+    ]
     assert env["BEARER_GRPC_CLIENT_SECRET"] not in server.stderr() + audit.stdout
 
 
