@@ -136,10 +136,6 @@ class Store(Protocol):
         """All keys, oldest ``not_before`` first (ties by kid)."""
         ...
 
-    def delete_key(self, kid: str) -> bool:
-        """Delete a key (once no token it signed can still be valid). True if it existed."""
-        ...
-
     def remove_key_if(
         self,
         kid: str,
@@ -315,6 +311,10 @@ class TestableStore(Store, Protocol):
         Raises:
             AlreadyExists: A key with that kid exists.
         """
+        ...
+
+    def delete_key(self, kid: str) -> bool:
+        """Delete a key as it is, without an audit event. True if it existed."""
         ...
 
     def active_revocations(self, now: int) -> list[Revocation]:

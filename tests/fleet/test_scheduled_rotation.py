@@ -68,6 +68,13 @@ def test_due_rotation_is_staged_once_by_one_of_several_replicas() -> None:
             # Published now, signing only after every verifier refreshed its keys.
             assert staged.not_before - staged.created_at >= PUBLISH_DELAY
             assert all(_kids(s) == [old.kid, staged.kid] for s in services)
+            [event] = store.audit_events()  # one event, by the replica that staged it
+            assert (event.actor, event.action, event.target) == (
+                "token service",
+                "key.rotate",
+                staged.kid,
+            )
+            assert event.detail["trigger"] == "schedule"
 
 
 def test_rotation_not_due_stages_nothing(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,6 +23,9 @@ from bearer_grpc.testing import FrozenClock
 KEK = KeyEncryptionKey(b"a key-encryption key of 32 bytes")
 
 
+REPLICAS = 4
+
+
 @pytest.fixture
 def store(backend_url: str) -> Iterator[SqlStore]:
     opened = open_store(backend_url)
@@ -30,6 +33,17 @@ def store(backend_url: str) -> Iterator[SqlStore]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def racers(backend_url: str) -> Iterator[list[SqlStore]]:
+    """The stores of as many replicas, each its own connections to the same database."""
+    opened = [open_store(backend_url) for _ in range(REPLICAS)]
+    try:
+        yield opened
+    finally:
+        for store in opened:
+            store.close()
 
 
 def _key_events(store: SqlStore) -> list[AuditEvent]:
@@ -40,28 +54,43 @@ def _logged_actions(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [getattr(r, "action", "") for r in caplog.records if r.name == "bearer_grpc.audit"]
 
 
+def _at_once(calls: Sequence[Callable[[], object]]) -> None:
+    """Run ``calls`` together, each in a thread of its own, released by one barrier."""
+    together = threading.Barrier(len(calls))
+
+    def go(call: Callable[[], object]) -> None:
+        together.wait(timeout=10)
+        call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        list(pool.map(go, calls))
+
+
 def test_replicas_racing_for_the_first_key_write_one_event(
-    backend_url: str, caplog: pytest.LogCaptureFixture
+    store: SqlStore, racers: list[SqlStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bearer_grpc.audit")
-    stores = [open_store(backend_url) for _ in range(4)]
-    together = threading.Barrier(len(stores))
-
-    def start(store: SqlStore) -> None:
-        together.wait(timeout=10)
-        TokenAuthority(store).start()
-
-    try:
-        with ThreadPoolExecutor(len(stores)) as pool:
-            list(pool.map(start, stores))
-        [key] = stores[0].list_keys()
-        [event] = _key_events(stores[0])
-    finally:
-        for store in stores:
-            store.close()
+    _at_once([TokenAuthority(racer).start for racer in racers])
+    [key] = store.list_keys()
+    [event] = _key_events(store)
     assert (event.actor, event.action, event.target) == ("token service", "key.rotate", key.kid)
     assert dict(event.detail) == {"alg": key.alg, "delay": 0, "trigger": "first key"}
     assert _logged_actions(caplog) == ["key.rotate"]
+
+
+def test_replicas_racing_to_seal_write_one_event_per_key(
+    store: SqlStore, racers: list[SqlStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bearer_grpc.audit")
+    TokenAuthority(store).start()  # keys in the clear, no key-encryption key yet
+    Admin(store).rotate_key(algorithm="EdDSA", delay=60, kek=None)
+    kids = sorted(r.kid for r in store.list_keys())
+    caplog.clear()  # the lines of those two keys' events
+    _at_once([TokenAuthority(racer, kek=KEK).start for racer in racers])
+    sealed = [e for e in _key_events(store) if e.action == "key.seal"]
+    assert sorted(e.target for e in sealed) == kids
+    assert {e.actor for e in sealed} == {"token service"}
+    assert _logged_actions(caplog) == ["key.seal"] * len(kids)
 
 
 def test_a_scheduled_key_is_one_event_with_its_delay(store: SqlStore) -> None:
@@ -81,27 +110,25 @@ def test_a_scheduled_key_is_one_event_with_its_delay(store: SqlStore) -> None:
     assert dict(event.detail) == {"alg": "ES256", "delay": 600, "trigger": "schedule"}
 
 
-def test_a_retired_key_is_deleted_with_an_event_and_only_once(
-    store: SqlStore, caplog: pytest.LogCaptureFixture
+def test_replicas_racing_to_retire_a_key_write_one_event(
+    store: SqlStore, racers: list[SqlStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bearer_grpc.audit")
     clock = FrozenClock(float(int(time.time())))
     settings = ServiceSettings()
-    authority = TokenAuthority(store, settings, clock=clock)
-    authority.start()
+    TokenAuthority(store, settings, clock=clock).start()
     [old] = store.list_keys()
     new = Admin(store, clock=clock).rotate_key(algorithm="ES256", delay=0, kek=None)
-    other = TokenAuthority(store, settings, clock=clock)  # a replica sharing the store
-    other.start()
-    authority.sync()  # both rings hold both keys
+    replicas = [TokenAuthority(racer, settings, clock=clock) for racer in racers]
+    for replica in replicas:
+        replica.start()  # every ring holds both keys
 
     clock.now = new.not_before + settings.key_retention - 1  # the old key still published
-    assert authority.housekeeping() == 0
+    _at_once([replica.housekeeping for replica in replicas])
     assert [e.action for e in _key_events(store)] == ["key.rotate", "key.rotate"]
 
     clock.now += 1
-    assert authority.housekeeping() >= 1
-    assert other.housekeeping() == 0  # already deleted: no second event
+    _at_once([replica.housekeeping for replica in replicas])
     assert [r.kid for r in store.list_keys()] == [new.kid]
     retired = _key_events(store)[0]
     assert (retired.actor, retired.action, retired.target) == (
@@ -110,25 +137,8 @@ def test_a_retired_key_is_deleted_with_an_event_and_only_once(
         old.kid,
     )
     assert dict(retired.detail) == {"alg": old.alg}
+    assert [e.action for e in _key_events(store)].count("key.retire") == 1
     assert _logged_actions(caplog).count("key.retire") == 1
-
-
-def test_sealing_keys_left_in_the_clear_is_one_event_per_key(
-    store: SqlStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="bearer_grpc.audit")
-    TokenAuthority(store).start()  # keys in the clear, no key-encryption key yet
-    Admin(store).rotate_key(algorithm="EdDSA", delay=60, kek=None)
-    kids = {r.kid for r in store.list_keys()}
-    caplog.clear()  # the lines of those two keys' events
-
-    TokenAuthority(store, kek=KEK).start()
-    TokenAuthority(store, kek=KEK).start()  # nothing left to seal: no more events
-
-    sealed = [e for e in _key_events(store) if e.action == "key.seal"]
-    assert {e.target for e in sealed} == kids and len(sealed) == len(kids)
-    assert {e.actor for e in sealed} == {"token service"}
-    assert _logged_actions(caplog) == ["key.seal"] * len(kids)
 
 
 def test_a_cli_rotation_that_seals_names_the_cli(store: SqlStore) -> None:
